@@ -1,0 +1,11 @@
+"""adgen: math expression -> tested torch.autograd.Function module.
+
+`__init__` only re-exports; each stage lives in its own module
+(parse, derive, printer, render, write) and `api` chains them.
+"""
+
+from .api import emit, plan_emit, render
+from .errors import AdgenError
+from .render import RenderedOp
+
+__all__ = ["AdgenError", "RenderedOp", "emit", "plan_emit", "render"]

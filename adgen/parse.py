@@ -1,0 +1,262 @@
+"""Stage 1: expression text -> sympy expression.
+
+The text is data. It goes through Python's `ast` parser and a whitelist of node
+types; nothing from it is ever passed to `eval`, `sympify` or `parse_expr`.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import string
+from dataclasses import dataclass
+
+import sympy
+
+from .errors import InputError, caret_line
+
+MAX_LENGTH = 10_000  # characters; ast.parse itself fails badly on huge inputs
+MAX_DEPTH = 100  # nesting of parentheses, calls and operators
+MAX_CONSTANT_EXPONENT = 1024  # 2**(10**100) would make sympy compute forever
+
+# The one table of functions an expression may call: name -> (sympy function, arity).
+FUNCTIONS: dict[str, tuple[type[sympy.Function], int]] = {
+    "sin": (sympy.sin, 1),
+    "cos": (sympy.cos, 1),
+    "tan": (sympy.tan, 1),
+    "asin": (sympy.asin, 1),
+    "acos": (sympy.acos, 1),
+    "atan": (sympy.atan, 1),
+    "atan2": (sympy.atan2, 2),
+    "sinh": (sympy.sinh, 1),
+    "cosh": (sympy.cosh, 1),
+    "tanh": (sympy.tanh, 1),
+    "asinh": (sympy.asinh, 1),
+    "acosh": (sympy.acosh, 1),
+    "atanh": (sympy.atanh, 1),
+    "exp": (sympy.exp, 1),
+    "log": (sympy.log, 1),
+    "sqrt": (sympy.sqrt, 1),
+    "abs": (sympy.Abs, 1),
+    "Abs": (sympy.Abs, 1),
+    "erf": (sympy.erf, 1),
+    "erfc": (sympy.erfc, 1),
+    "loggamma": (sympy.loggamma, 1),
+    "lgamma": (sympy.loggamma, 1),
+}
+
+# Uncalled names that are constants; every other uncalled name is a symbol,
+# whatever sympy would make of it (beta, gamma, N, S, Q, I ...).
+CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi, "e": sympy.E, "E": sympy.E}
+
+_ALLOWED_CHARACTERS = frozenset(
+    string.ascii_letters + string.digits + " \t\n" + "+-*/().,_<>=!"
+)
+_BINARY_OPERATORS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_NODE_DESCRIPTIONS = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "subscripts",
+    ast.Lambda: "lambda",
+    ast.Compare: "comparisons",
+    ast.BoolOp: "'and'/'or'",
+    ast.IfExp: "conditional expressions",
+    ast.NamedExpr: "':='",
+    ast.Starred: "starred arguments",
+    ast.Tuple: "tuples",
+    ast.List: "lists",
+    ast.Dict: "dicts",
+    ast.Set: "sets",
+    ast.ListComp: "comprehensions",
+    ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions",
+    ast.GeneratorExp: "generator expressions",
+    ast.JoinedStr: "f-strings",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.Slice: "slices",
+}
+
+
+@dataclass(frozen=True)
+class ParsedExpression:
+    """A user's expression, checked and converted to sympy."""
+
+    text: str  # "x*exp(-alpha*x**2)*cos(y)": the user's text, whitespace collapsed
+    expr: sympy.Expr  # x*exp(-alpha*x**2)*cos(y) as a sympy tree
+    names: tuple[str, ...]  # ("x", "alpha", "y"): symbols in order of first appearance
+    call_name: str | None  # "sin" for "sin(x)": the whole expression is one call of names
+
+
+def parse_expression(text: str) -> ParsedExpression:
+    """Parse `text` into a sympy expression, or raise InputError saying where it is wrong."""
+    _check_characters(text)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as error:
+        column = _syntax_error_column(text.strip(), error)
+        reason = error.msg if "limit" not in error.msg else "number has too many digits"
+        raise InputError(
+            f"invalid syntax at column {column + 1} ({reason})",
+            caret_line(text.strip(), column),
+        ) from None
+    except (MemoryError, RecursionError, ValueError):
+        raise InputError("expression is too deeply nested or too large") from None
+    converter = _Converter(text.strip())
+    expr = converter.convert(tree.body, depth=0)
+    if not isinstance(expr, sympy.Expr):
+        raise InputError("expression does not evaluate to a number")
+    return ParsedExpression(
+        text=" ".join(text.split()),
+        expr=expr,
+        names=tuple(converter.names),
+        call_name=_call_name(tree.body),
+    )
+
+
+def _check_characters(text: str) -> None:
+    if not text.strip():
+        raise InputError("empty expression")
+    if len(text) > MAX_LENGTH:
+        raise InputError(
+            f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}"
+        )
+    depth = 0
+    for column, char in enumerate(text):
+        if char not in _ALLOWED_CHARACTERS:
+            what = "non-ASCII character" if ord(char) > 127 else "character"
+            raise InputError(
+                f"{what} {char!r} is not allowed at column {column + 1}",
+                caret_line(text, column),
+            )
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth > MAX_DEPTH:
+            raise InputError(
+                f"parentheses nest more than {MAX_DEPTH} deep at column {column + 1}",
+                caret_line(text, column),
+            )
+
+
+def _syntax_error_column(text: str, error: SyntaxError) -> int:
+    lines = text.split("\n")
+    line = max(1, min(error.lineno or 1, len(lines)))
+    offset = max(1, error.offset or 1)
+    column = sum(len(previous) + 1 for previous in lines[: line - 1]) + offset - 1
+    return min(column, len(text) - 1) if text else 0
+
+
+def _call_name(node: ast.expr) -> str | None:
+    """The function's name when the expression is `f(a, b)` with plain names as arguments."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.args
+        and all(isinstance(arg, ast.Name) for arg in node.args)
+    ):
+        return node.func.id.lower()
+    return None
+
+
+class _Converter:
+    """Walks a whitelisted `ast` tree and builds the sympy expression."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.line_starts = [0]
+        for line in text.split("\n")[:-1]:
+            self.line_starts.append(self.line_starts[-1] + len(line) + 1)
+        self.names: list[str] = []
+
+    def error(self, message: str, node: ast.AST) -> InputError:
+        column = self.line_starts[node.lineno - 1] + node.col_offset
+        return InputError(
+            f"{message} at column {column + 1}", caret_line(self.text, column)
+        )
+
+    def convert(self, node: ast.AST, depth: int) -> sympy.Basic:
+        if depth > MAX_DEPTH:
+            raise self.error(f"expression nests more than {MAX_DEPTH} deep", node)
+        method = getattr(self, f"_convert_{type(node).__name__}", None)
+        if method is None:
+            what = _NODE_DESCRIPTIONS.get(type(node), f"'{type(node).__name__}'")
+            raise self.error(f"{what} not allowed", node)
+        return method(node, depth + 1)
+
+    def _convert_Constant(self, node: ast.Constant, depth: int) -> sympy.Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"constant {value!r} not allowed", node)
+        if isinstance(value, int):
+            return sympy.Integer(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.error("number out of range", node)
+        # Exact decimal value: 0.1 stays 1/10, so derivatives keep exact coefficients.
+        return sympy.Rational(repr(value))
+
+    def _convert_Name(self, node: ast.Name, depth: int) -> sympy.Expr:
+        name = node.id
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if name.startswith("_"):
+            raise self.error(f"name {name!r} not allowed (names may not start with '_')", node)
+        if name in FUNCTIONS:
+            raise self.error(f"function {name!r} must be called, as in {name}(x)", node)
+        if name not in self.names:
+            self.names.append(name)
+        return sympy.Symbol(name, real=True)
+
+    def _convert_UnaryOp(self, node: ast.UnaryOp, depth: int) -> sympy.Expr:
+        operand = self.convert(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return -operand
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise self.error(f"operator {type(node.op).__name__!r} not allowed", node)
+
+    def _convert_BinOp(self, node: ast.BinOp, depth: int) -> sympy.Expr:
+        operation = _BINARY_OPERATORS.get(type(node.op))
+        if operation is None:
+            symbol = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@"}.get(
+                type(node.op), type(node.op).__name__
+            )
+            raise self.error(f"operator {symbol!r} not allowed", node)
+        left = self.convert(node.left, depth)
+        right = self.convert(node.right, depth)
+        if isinstance(node.op, ast.Pow) and left.is_number and right.is_number:
+            if abs(right) > MAX_CONSTANT_EXPONENT:
+                raise self.error("constant power too large", node)
+        if isinstance(node.op, ast.Div) and right == 0:
+            raise self.error("division by zero", node)
+        result = operation(left, right)
+        if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise self.error("expression is undefined (division by zero or infinity)", node)
+        return result
+
+    def _convert_Call(self, node: ast.Call, depth: int) -> sympy.Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.error("only named functions can be called", node)
+        name = node.func.id
+        if name not in FUNCTIONS:
+            close = difflib.get_close_matches(name, FUNCTIONS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise self.error(f"unknown function {name!r}{hint}", node)
+        if node.keywords:
+            raise self.error(f"keyword arguments not allowed in {name}()", node)
+        function, arity = FUNCTIONS[name]
+        if len(node.args) != arity:
+            raise self.error(
+                f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, "
+                f"got {len(node.args)}",
+                node,
+            )
+        args = [self.convert(arg, depth) for arg in node.args]
+        result = function(*args)
+        if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise self.error(f"{name}() is undefined here", node)
+        return result

@@ -1,0 +1,149 @@
+"""Stage 3a: sympy expression -> torch source text.
+
+Only this module knows torch's names. It builds on sympy's TorchPrinter and fixes
+what a code generator for autograd needs: numeric constants print as Python floats
+(so they follow the tensor's dtype and device), integer powers stay integers,
+and every function maps through one table.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import sympy
+from sympy.printing.precedence import precedence
+
+from .errors import InputError
+
+
+def _import_torch_printer() -> type:
+    # sympy.printing.pytorch imports torch at import time, only to read its
+    # version. The generator must not load torch (it costs a second and is not
+    # needed), so hide it for the duration of that import.
+    if "torch" in sys.modules:
+        from sympy.printing.pytorch import TorchPrinter
+    else:
+        sys.modules["torch"] = None  # type: ignore[assignment]
+        try:
+            from sympy.printing.pytorch import TorchPrinter
+        finally:
+            del sys.modules["torch"]
+    return TorchPrinter
+
+
+TorchPrinter = _import_torch_printer()
+
+# The one table of known functions: sympy class -> torch function.
+TORCH_FUNCTIONS: dict[type, str] = {
+    sympy.sin: "torch.sin",
+    sympy.cos: "torch.cos",
+    sympy.tan: "torch.tan",
+    sympy.asin: "torch.asin",
+    sympy.acos: "torch.acos",
+    sympy.atan: "torch.atan",
+    sympy.atan2: "torch.atan2",
+    sympy.sinh: "torch.sinh",
+    sympy.cosh: "torch.cosh",
+    sympy.tanh: "torch.tanh",
+    sympy.asinh: "torch.asinh",
+    sympy.acosh: "torch.acosh",
+    sympy.atanh: "torch.atanh",
+    sympy.exp: "torch.exp",
+    sympy.log: "torch.log",
+    sympy.Abs: "torch.abs",
+    sympy.sign: "torch.sign",
+    sympy.erf: "torch.erf",
+    sympy.erfc: "torch.erfc",
+    sympy.loggamma: "torch.lgamma",
+}
+
+
+class AdgenTorchPrinter(TorchPrinter):
+    """TorchPrinter with Python-float constants and adgen's function table."""
+
+    mapping = TORCH_FUNCTIONS
+
+    def _print_Function(self, expr: sympy.Function) -> str:
+        torch_name = self.mapping.get(type(expr))
+        if torch_name is None:
+            raise InputError(f"no torch function for {type(expr).__name__}() in {expr}")
+        args = ", ".join(self._print(arg) for arg in expr.args)
+        return f"{torch_name}({args})"
+
+    _print_Application = _print_Function
+
+    def _print_polygamma(self, expr: sympy.Function) -> str:
+        order, arg = expr.args
+        if order == 0:
+            return f"torch.special.digamma({self._print(arg)})"
+        return f"torch.special.polygamma({int(order)}, {self._print(arg)})"
+
+    def _print_constant(self, expr: sympy.Expr) -> str:
+        value = expr.evalf(20)
+        if not value.is_real:
+            raise InputError(f"constant {expr} is not a real number")
+        number = float(value)
+        if not math.isfinite(number):
+            raise InputError(f"constant {expr} does not fit a float")
+        return repr(number)
+
+    # Every numeric constant prints as a Python float literal: torch.sqrt(2) or
+    # torch.tensor(...) would fail or pin the dtype and device.
+    _print_Integer = _print_constant
+    _print_Rational = _print_constant
+    _print_Float = _print_constant
+    _print_NumberSymbol = _print_constant
+    _print_Exp1 = _print_constant
+    _print_Pi = _print_constant
+    _print_Zero = _print_constant
+    _print_One = _print_constant
+    _print_NegativeOne = _print_constant
+    _print_Half = _print_constant
+
+    def _print(self, expr, **kwargs) -> str:
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:
+            return self._print_constant(expr)  # sqrt(2), log(3)/2 ...
+        return super()._print(expr, **kwargs)
+
+    def parenthesize(self, item, level, strict=False) -> str:
+        # A positive float literal never needs parentheses; sympy would wrap
+        # rationals such as 1/2 because of how it prints them.
+        if isinstance(item, sympy.Expr) and item.is_number and item.is_positive:
+            return self._print(item)
+        return super().parenthesize(item, level, strict)
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        # Fold irrational constant factors into one literal: pi/2*x -> 1.57...*x.
+        coefficient, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
+        if coefficient.is_number and not coefficient.is_Rational and rest != 1:
+            sign = "-" if coefficient.is_negative else ""
+            factor = self._print_constant(abs(coefficient))
+            return f"{sign}{factor}*{self.parenthesize(rest, precedence(expr))}"
+        return super()._print_Mul(expr)
+
+    def _print_Pow(self, expr: sympy.Pow) -> str:
+        base, exponent = expr.args
+        if exponent == sympy.S.Half:
+            return f"torch.sqrt({self._print(base)})"
+        if exponent == -sympy.S.Half:
+            return f"torch.rsqrt({self._print(base)})"
+        if exponent == -1:
+            return f"1.0 / {self.parenthesize(base, precedence(expr))}"
+        if base == sympy.E:
+            return f"torch.exp({self._print(exponent)})"
+        # Integer exponents stay integers: pow with an int is exact and cheaper.
+        if exponent.is_Integer:
+            power = str(int(exponent))
+            power = f"({power})" if int(exponent) < 0 else power
+        else:
+            power = self.parenthesize(exponent, precedence(expr), strict=True)
+        return f"{self.parenthesize(base, precedence(expr), strict=True)}**{power}"
+
+
+_PRINTER = AdgenTorchPrinter({"fully_qualified_modules": True})
+
+
+def torch_code(expr: sympy.Expr) -> str:
+    """Python source for `expr` in torch operations, e.g. `torch.sin(x)**2`."""
+    return _PRINTER.doprint(expr)

@@ -1,0 +1,163 @@
+"""Parser: accepted expressions become the expected sympy trees; everything else
+is rejected with InputError, without executing anything."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adgen.errors import InputError
+from adgen.parse import FUNCTIONS, parse_expression
+
+x, y, z = (sympy.Symbol(n, real=True) for n in "xyz")
+
+
+def sym(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, real=True)
+
+
+ACCEPTED = [
+    ("sin(x)", sympy.sin(x)),
+    ("x*exp(-alpha*x**2)*cos(y)", x * sympy.exp(-sym("alpha") * x**2) * sympy.cos(y)),
+    ("-x", -x),
+    ("+x", x),
+    ("x - y / 2", x - y / 2),
+    ("x**-2", x**-2),
+    ("2**x", 2**x),
+    ("0.1*x", sympy.Rational(1, 10) * x),
+    ("1e-3*x", sympy.Rational(1, 1000) * x),
+    ("x**2.0", x**2),
+    ("pi*x", sympy.pi * x),
+    ("e**x", sympy.exp(x)),
+    ("E*x", sympy.E * x),
+    ("abs(x) + Abs(y)", sympy.Abs(x) + sympy.Abs(y)),
+    ("lgamma(x) + loggamma(y)", sympy.loggamma(x) + sympy.loggamma(y)),
+    ("atan2(y, x)", sympy.atan2(y, x)),
+    ("sqrt(x)", sympy.sqrt(x)),
+    ("erf(x) + erfc(x)", sympy.erf(x) + sympy.erfc(x)),
+    ("(x\n + y)", x + y),
+    # Names sympy treats specially are plain symbols unless called.
+    ("beta + gamma + N + S + Q + I", sym("beta") + sym("gamma") + sym("N") + sym("S") + sym("Q") + sym("I")),
+    ("lambda_ * x", sym("lambda_") * x),
+]
+
+
+@pytest.mark.parametrize("text, expected", ACCEPTED)
+def test_accepted(text: str, expected: sympy.Expr) -> None:
+    assert parse_expression(text).expr == expected
+
+
+def test_names_in_order_of_first_appearance() -> None:
+    parsed = parse_expression("y*sin(x) + alpha*y + z")
+    assert parsed.names == ("y", "x", "alpha", "z")
+
+
+@pytest.mark.parametrize(
+    "text, call_name",
+    [("sin(x)", "sin"), ("atan2(y, x)", "atan2"), ("Abs(x)", "abs"), ("sin(2*x)", None), ("x", None), ("sin(x)+1", None)],
+)
+def test_call_name(text: str, call_name: str | None) -> None:
+    assert parse_expression(text).call_name == call_name
+
+
+def test_every_listed_function_parses() -> None:
+    for name, (_, arity) in FUNCTIONS.items():
+        args = ", ".join(["x", "y"][:arity])
+        assert parse_expression(f"{name}({args})").expr.has(x)
+
+
+REJECTED = [
+    # (text, words the message must contain)
+    ("__import__('os').system('touch PWNED')", "not allowed"),
+    ("().__class__.__base__", "not allowed"),
+    ("x.real", "not allowed"),
+    ("x[0]", "not allowed"),
+    ("lambda: 1", "not allowed"),
+    ("[i for i in x]", "not allowed"),
+    ("f'{x}'", "not allowed"),
+    ("(y := 2)", "not allowed"),
+    ("sin(*x)", "not allowed"),
+    ("sin(x=1)", "keyword arguments"),
+    ("x if y else z", "not allowed"),
+    ("x < y", "not allowed"),
+    ("x and y", "not allowed"),
+    ("x // y", "'//'"),
+    ("x % y", "'%'"),
+    ("x @ y", "not allowed"),
+    ("sine(x)", "unknown function 'sine'; did you mean sin"),
+    ("sin(x, y)", "takes 1 argument"),
+    ("atan2(x)", "takes 2 arguments"),
+    ("sin", "must be called"),
+    ("_x + 1", "may not start with '_'"),
+    ("__builtins__", "may not start with '_'"),
+    ("x +", "invalid syntax"),
+    ("", "empty expression"),
+    ("   ", "empty expression"),
+    ("x # comment", "'#' is not allowed at column 3"),
+    ("x\x00", "not allowed at column 2"),
+    ("ﬁ + 1", "non-ASCII character"),
+    ("x**True", "not allowed"),
+    ("1j*x", "not allowed"),
+    ("1/0", "division by zero"),
+    ("log(0)*x", "undefined"),
+    ("2**(10**100)", "constant power too large"),
+    ("1e999*x", "out of range"),
+    ("(" * 150 + "x" + ")" * 150, "nest more than"),
+    ("-" * 5000 + "x", "nest"),
+    ("x" * 20000, "limit"),
+    ("1" * 5000, "too many digits"),
+]
+
+
+@pytest.mark.parametrize("text, message", REJECTED, ids=[f"reject-{i}" for i in range(len(REJECTED))])
+def test_rejected(text: str, message: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as error:
+        parse_expression(text)
+    assert message in error.value.message
+    assert "\n" not in error.value.message
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_error_points_at_the_column() -> None:
+    with pytest.raises(InputError) as error:
+        parse_expression("x + sine(y)")
+    assert "column 5" in error.value.message
+    assert error.value.detail.splitlines() == ["  x + sine(y)", "      ^"]
+
+
+_leaves = st.sampled_from(["x", "y", "alpha", "2", "0.5", "pi"])
+
+
+def _tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    unary = st.tuples(st.sampled_from(sorted(n for n, (_, a) in FUNCTIONS.items() if a == 1)), children)
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children)
+    return st.one_of(
+        unary.map(lambda t: f"{t[0]}({t[1]})"),
+        binary.map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+        children.map(lambda c: f"-({c})"),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(_leaves, _tree, max_leaves=8))
+def test_random_expression_trees_parse_or_fail_cleanly(text: str) -> None:
+    try:
+        parsed = parse_expression(text)
+    except InputError as error:
+        assert "\n" not in error.message
+    else:
+        assert isinstance(parsed.expr, sympy.Expr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_random_text_parses_or_fails_cleanly(text: str) -> None:
+    try:
+        parse_expression(text)
+    except InputError as error:
+        assert "\n" not in error.message
