@@ -173,10 +173,10 @@ class _Converter:
             self.line_starts.append(self.line_starts[-1] + len(line) + 1)
         self.names: list[str] = []
 
-    def error(self, message: str, node: ast.AST) -> InputError:
+    def error(self, message: str, node: ast.AST, hint: str = "") -> InputError:
         column = self.line_starts[node.lineno - 1] + node.col_offset
         return InputError(
-            f"{message} at column {column + 1}", caret_line(self.text, column)
+            f"{message} at column {column + 1}{hint}", caret_line(self.text, column)
         )
 
     def convert(self, node: ast.AST, depth: int) -> sympy.Basic:
@@ -233,10 +233,7 @@ class _Converter:
                 raise self.error("constant power too large", node)
         if isinstance(node.op, ast.Div) and right == 0:
             raise self.error("division by zero", node)
-        result = operation(left, right)
-        if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            raise self.error("expression is undefined (division by zero or infinity)", node)
-        return result
+        return self._checked(operation(left, right), node)
 
     def _convert_Call(self, node: ast.Call, depth: int) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
@@ -245,7 +242,7 @@ class _Converter:
         if name not in FUNCTIONS:
             close = difflib.get_close_matches(name, FUNCTIONS, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise self.error(f"unknown function {name!r}{hint}", node)
+            raise self.error(f"unknown function {name!r}", node, hint)
         if node.keywords:
             raise self.error(f"keyword arguments not allowed in {name}()", node)
         function, arity = FUNCTIONS[name]
@@ -256,7 +253,11 @@ class _Converter:
                 node,
             )
         args = [self.convert(arg, depth) for arg in node.args]
-        result = function(*args)
+        return self._checked(function(*args), node)
+
+    def _checked(self, result: sympy.Expr, node: ast.AST) -> sympy.Expr:
         if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            raise self.error(f"{name}() is undefined here", node)
+            raise self.error("expression is undefined here (a pole or infinity)", node)
+        if result.has(sympy.I):
+            raise self.error("expression is complex here (ops are real-valued)", node)
         return result

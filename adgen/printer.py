@@ -100,6 +100,7 @@ class AdgenTorchPrinter(TorchPrinter):
     _print_One = _print_constant
     _print_NegativeOne = _print_constant
     _print_Half = _print_constant
+    _print_ImaginaryUnit = _print_constant  # raises: ops are real
 
     def _print(self, expr, **kwargs) -> str:
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:

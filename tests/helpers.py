@@ -1,0 +1,38 @@
+"""Shared helpers for the project's tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from adgen.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def emit(out: Path, expression: str, *options: str) -> int:
+    """Run `adgen emit` in-process."""
+    return main(["emit", "-o", str(out), *options, "--", expression])
+
+
+def load_module(path: Path) -> ModuleType:
+    """Import a generated module by path, under a unique name."""
+    spec = importlib.util.spec_from_file_location(f"generated_{path.stem}_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_pytest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run pytest in a fresh process (generated tests must stand on their own)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
