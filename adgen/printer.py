@@ -59,17 +59,54 @@ TORCH_FUNCTIONS: dict[type, str] = {
 }
 
 
+# Functions of parameters alone (Python floats, not tensors) use the math module.
+MATH_FUNCTIONS: dict[type, str] = {
+    sympy.sin: "math.sin",
+    sympy.cos: "math.cos",
+    sympy.tan: "math.tan",
+    sympy.asin: "math.asin",
+    sympy.acos: "math.acos",
+    sympy.atan: "math.atan",
+    sympy.atan2: "math.atan2",
+    sympy.sinh: "math.sinh",
+    sympy.cosh: "math.cosh",
+    sympy.tanh: "math.tanh",
+    sympy.asinh: "math.asinh",
+    sympy.acosh: "math.acosh",
+    sympy.atanh: "math.atanh",
+    sympy.exp: "math.exp",
+    sympy.log: "math.log",
+    sympy.Abs: "abs",
+    sympy.erf: "math.erf",
+    sympy.erfc: "math.erfc",
+    sympy.loggamma: "math.lgamma",
+}
+
+
 class AdgenTorchPrinter(TorchPrinter):
-    """TorchPrinter with Python-float constants and adgen's function table."""
+    """TorchPrinter with Python-float constants and adgen's function table.
+
+    `scalars` names the symbols that are Python floats at run time (the op's
+    parameters): functions of those alone print with `math`, since torch
+    functions take tensors only.
+    """
 
     mapping = TORCH_FUNCTIONS
 
+    def __init__(self, scalars: frozenset[str] = frozenset()) -> None:
+        super().__init__({"fully_qualified_modules": True})
+        self.scalars = scalars
+
+    def _of_scalars_only(self, expr: sympy.Expr) -> bool:
+        return {s.name for s in expr.free_symbols} <= self.scalars
+
     def _print_Function(self, expr: sympy.Function) -> str:
-        torch_name = self.mapping.get(type(expr))
-        if torch_name is None:
+        table = MATH_FUNCTIONS if self._of_scalars_only(expr) else self.mapping
+        function_name = table.get(type(expr))
+        if function_name is None:
             raise InputError(f"no torch function for {type(expr).__name__}() in {expr}")
         args = ", ".join(self._print(arg) for arg in expr.args)
-        return f"{torch_name}({args})"
+        return f"{function_name}({args})"
 
     _print_Application = _print_Function
 
@@ -125,9 +162,12 @@ class AdgenTorchPrinter(TorchPrinter):
 
     def _print_Pow(self, expr: sympy.Pow) -> str:
         base, exponent = expr.args
-        if exponent == sympy.S.Half:
+        if self._of_scalars_only(expr):
+            if exponent == sympy.S.Half:
+                return f"math.sqrt({self._print(base)})"
+        elif exponent == sympy.S.Half:
             return f"torch.sqrt({self._print(base)})"
-        if exponent == -sympy.S.Half:
+        elif exponent == -sympy.S.Half:
             return f"torch.rsqrt({self._print(base)})"
         if exponent == -1:
             return f"1.0 / {self.parenthesize(base, precedence(expr))}"
@@ -142,9 +182,7 @@ class AdgenTorchPrinter(TorchPrinter):
         return f"{self.parenthesize(base, precedence(expr), strict=True)}**{power}"
 
 
-_PRINTER = AdgenTorchPrinter({"fully_qualified_modules": True})
-
-
-def torch_code(expr: sympy.Expr) -> str:
-    """Python source for `expr` in torch operations, e.g. `torch.sin(x)**2`."""
-    return _PRINTER.doprint(expr)
+def torch_code(expr: sympy.Expr, scalars: frozenset[str] = frozenset()) -> str:
+    """Python source for `expr` in torch operations, e.g. `torch.sin(x)**2`;
+    `scalars` names the symbols that are Python floats, not tensors."""
+    return AdgenTorchPrinter(scalars).doprint(expr)

@@ -66,9 +66,10 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
     inputs = model.inputs
     params = [p.name for p in model.params]
     multi = len(inputs) > 1
-    forward = _print_kernel(model.forward)
-    backward = _print_kernel(model.backward)
-    double_backward = _print_kernel(model.double_backward)
+    scalars = frozenset(params)
+    forward = _print_kernel(model.forward, scalars)
+    backward = _print_kernel(model.backward, scalars)
+    double_backward = _print_kernel(model.double_backward, scalars)
     uses_broadcast_new = False
 
     # Outputs of a Function's forward must be new tensors of the full broadcast
@@ -85,11 +86,13 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
     forward_outputs = (
         new_tensor(forward.outputs[0], model.forward.outputs[0], model.forward, inputs),
     )
-    backward_outputs = tuple(
-        new_tensor(code, expr, model.backward, ("grad",))
-        for code, expr in zip(backward.outputs, model.backward.outputs)
-    )
     gradient_names = [f"grad_{n}" for n in inputs]
+    backward_assignments = [
+        f"{target} = {new_tensor(code, expr, model.backward, ('grad',))}"
+        for target, code, expr in zip(
+            gradient_names, backward.outputs, model.backward.outputs
+        )
+    ]
     needs = [f"ctx.needs_input_grad[{i}]" for i in range(len(inputs) + 1)]
 
     def reduced(code: str, like: str) -> str:
@@ -112,8 +115,15 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
         for i, (code, like) in enumerate(zip(double_backward.outputs, wrt))
     ] + ["None"] * len(params)
 
+    kernels = (forward, backward, double_backward)
+    uses_math = any(
+        "math." in code
+        for kernel in kernels
+        for code in kernel.statements + tuple(c for c in kernel.outputs if c)
+    )
     return {
         "header": header,
+        "uses_math": uses_math,
         "docstring": _docstring(model),
         "name": model.name,
         "cls": model.class_name,
@@ -128,9 +138,8 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
         "unpack_inputs": _unpack(list(inputs)),
         "input_list": ", ".join(inputs),
         "forward": _PrintedKernel(forward.arguments, forward.statements, forward_outputs),
-        "backward": _PrintedKernel(
-            backward.arguments, backward.statements, backward_outputs
-        ),
+        "backward": backward,
+        "backward_assignments": backward_assignments,
         "double_backward": double_backward,
         "gradient_targets": ", ".join(gradient_names),
         "backward_call": ", ".join(["grad", *inputs, *params]),
@@ -161,6 +170,7 @@ def _test_context(
     # Broadcasting case: inputs get shapes (2, 1), (3,), (1, 3), () ... so every
     # pair broadcasts and some input is smaller than the output.
     broadcast_shapes = ["(2, 1)", "(3,)", "(2, 3)", "()", "(1, 3)", "(1,)"]
+    reference = torch_code(model.expr, frozenset(p.name for p in model.params))
     return {
         "header": header,
         "name": model.name,
@@ -180,15 +190,28 @@ def _test_context(
         "reference_signature": ", ".join(
             list(inputs) + [f"{p.name}" for p in model.params]
         ),
-        "reference_expression": torch_code(model.expr),
+        "reference_expression": reference,
+        "uses_math": "math." in reference,
+        "reference_inputs": ", ".join(inputs),
     }
 
 
-def _print_kernel(kernel: Kernel) -> _PrintedKernel:
+def _print_kernel(kernel: Kernel, params: frozenset[str]) -> _PrintedKernel:
+    # Parameters are Python floats, and so is every temporary computed from
+    # parameters alone: the printer writes `math` functions for those.
+    scalars = set(params)
+    statements = []
+    for name, value in kernel.temporaries:
+        statements.append(f"{name} = {torch_code(value, frozenset(scalars))}")
+        if {s.name for s in value.free_symbols} <= scalars:
+            scalars.add(name)
     return _PrintedKernel(
         arguments=", ".join(kernel.arguments),
-        statements=tuple(f"{name} = {torch_code(value)}" for name, value in kernel.temporaries),
-        outputs=tuple(None if out == 0 else torch_code(out) for out in kernel.outputs),
+        statements=tuple(statements),
+        outputs=tuple(
+            None if out == 0 else torch_code(out, frozenset(scalars))
+            for out in kernel.outputs
+        ),
     )
 
 
