@@ -132,7 +132,7 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
         "multi_input": multi,
         "uses_broadcast_new": uses_broadcast_new,
         "params": params,
-        "param_tuple": "".join(f"{p}, " for p in params),
+        "param_tuple": f"{params[0]}," if len(params) == 1 else ", ".join(params),
         "unpack_params": _unpack(params),
         "unpack_all": _unpack(list(inputs) + params),
         "unpack_inputs": _unpack(list(inputs)),
