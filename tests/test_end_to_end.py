@@ -140,3 +140,23 @@ def test_generated_tests_pass(ops_dir: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "passed" in summary and "failed" not in summary
     print(f"generated tests for {len(CORPUS)} ops: {summary}")
+
+
+def test_generated_tests_run_inside_a_package_and_from_anywhere(tmp_path: Path) -> None:
+    """`pytest ops/` with ops a package, run from its parent and from elsewhere,
+    and the op importable as `from ops.sin import sin`."""
+    ops = tmp_path / "project" / "ops"
+    assert emit(ops, "sin(x)") == 0
+    (ops / "__init__.py").write_text("")
+    assert run_pytest("ops", cwd=tmp_path / "project").returncode == 0
+    assert run_pytest(str(ops), cwd=tmp_path).returncode == 0
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import torch; from ops.sin import sin; "
+         "x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True); print(sin(x).item())"],
+        cwd=tmp_path / "project", capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == pytest.approx(math.sin(0.5), rel=1e-15)
