@@ -35,20 +35,47 @@ class Kernel:
 
 
 @dataclass(frozen=True)
+class FunctionSpec:
+    """One torch.autograd.Function of the emitted family.
+
+    Its backward (and jvp) is either a call of another Function of the family,
+    which keeps the result differentiable by exact formulas, or a plain kernel of
+    differentiable torch ops at the last level.
+    """
+
+    class_name: str  # "WaveBackward"
+    summary: str  # "(grad, x, y) -> grad·∂f/∂x, grad·∂f/∂y"
+    tensor_args: tuple[str, ...]  # ("grad", "x", "y")
+    outputs: tuple[str, ...]  # ("grad_x", "grad_y")
+    output_shape_of: tuple[str, ...]  # ("grad",): args whose broadcast shape each output has
+    tangent_suffix: str  # "_t": the tangent of argument x is named x_t in jvp
+    forward: Kernel  # (grad, x, y, alpha) -> (grad_x, grad_y)
+    backward_call: str | None  # "WaveBackward": backward returns that Function's outputs
+    backward: Kernel | None  # plain kernel when backward_call is None
+    jvp_call: str | None  # "WaveJvp": jvp returns that Function's output
+    jvp: Kernel | None  # plain kernel when jvp_call is None
+
+    def grad_names(self) -> tuple[str, ...]:
+        """Names of the gradients backward receives, one per output."""
+        return _grad_names(self.outputs, self.tensor_args)
+
+    def tangent_names(self) -> tuple[str, ...]:
+        """Names of the tangents jvp receives, one per tensor argument."""
+        return tuple(a + self.tangent_suffix for a in self.tensor_args)
+
+
+@dataclass(frozen=True)
 class OpModel:
     """Everything the renderer needs to write one op's module and test."""
 
     name: str  # "wave": module and public function
-    class_name: str  # "Wave": the autograd.Function; its derivative is "WaveBackward"
+    class_name: str  # "Wave": the op's autograd.Function
     text: str  # "x*exp(-alpha*x**2)*cos(y)": the user's expression
     expr: sympy.Expr  # the same, parsed
     inputs: tuple[str, ...]  # ("x", "y"): tensor inputs, in call order
     params: tuple[Param, ...]  # (Param("alpha", 0.5),)
     gradient: tuple[sympy.Expr, ...]  # (df/dx, df/dy)
-    hessian: tuple[tuple[sympy.Expr, ...], ...]  # ((d2f/dx2, d2f/dxdy), (..., d2f/dy2))
-    forward: Kernel  # (x, y, alpha) -> (f,)
-    backward: Kernel  # (grad, x, y, alpha) -> (grad*df/dx, grad*df/dy)
-    double_backward: Kernel  # (grad, x, y, gg_x, gg_y, alpha) -> (d/dgrad, d/dx, d/dy)
+    functions: tuple[FunctionSpec, ...]  # Wave, WaveBackward, WaveJvp, ...: the op first
 
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -63,16 +90,6 @@ _IMPORTED_BY_GENERATED_CODE = frozenset(
 def camel_case(name: str) -> str:
     """`h_sin` -> `HSin`, `wave` -> `Wave`."""
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
-def grad_grad_name(input_name: str) -> str:
-    """Name of the incoming gradient for output `grad_x` of the backward Function."""
-    return f"grad_grad_{input_name}"
-
-
-def double_backward_name(argument: str) -> str:
-    """Name of the double backward's gradient with respect to `grad` or input `x`."""
-    return f"d_{argument}"
 
 
 def check_name(name: str) -> None:
@@ -96,39 +113,55 @@ def build_model(
     inputs: tuple[str, ...] | None = None,
     params: tuple[Param, ...] = (),
 ) -> OpModel:
-    """Derive gradient and Hessian of `parsed` and lay out every kernel of the op."""
+    """Derive the op's family of Functions and the kernels of each."""
     check_name(name)
     class_name = camel_case(name)
     inputs = _resolve_inputs(parsed, inputs, params)
-    _check_argument_names(inputs, params, class_name)
-
-    symbols = {s.name: s for s in parsed.expr.free_symbols}
-    x = [symbols.get(n, sympy.Symbol(n, real=True)) for n in inputs]
-    f = parsed.expr
-    gradient = tuple(_derivative(f, xi) for xi in x)
-    hessian = tuple(tuple(_derivative(gi, xj) for xj in x) for gi in gradient)
-
-    names = set(inputs) | {p.name for p in params}
-    grad = _symbol("grad")
-    grad_grads = [_symbol(grad_grad_name(n)) for n in inputs]
     param_names = tuple(p.name for p in params)
+    f = parsed.expr
+    gradient = tuple(_derivative(f, _symbol(n)) for n in inputs)
 
-    forward = _kernel(inputs + param_names, [f], names)
-    backward = _kernel(
-        ("grad",) + inputs + param_names, [grad * gi for gi in gradient], names
+    # The family. Every Function has a backward and a jvp; those that return
+    # another Function's output stay exactly differentiable one more time, in
+    # either mode. PyTorch differentiates a custom Function only through what it
+    # returns: a jvp written in plain ops gives silent zeros under an outer
+    # forward-mode level (pytorch#197867), while plain ops in backward are fine.
+    # So jvp chains reach one level deeper than backward: every mix of three
+    # reverse and forward levels is exact.
+    #
+    #   Op            backward -> Backward      jvp -> Jvp
+    #   Backward      backward:  plain          jvp -> BackwardJvp
+    #   Jvp           backward:  plain          jvp -> JvpJvp
+    #   BackwardJvp   backward:  plain          jvp:   plain
+    #   JvpJvp        backward:  plain          jvp:   plain
+    op = _Formula(f"{class_name}", inputs, ("out",), (f,), inputs, "_t")
+    backward = op.vjp_formula(f"{class_name}Backward", ("grad",))
+    jvp = op.jvp_formula(f"{class_name}Jvp", inputs)
+    backward_jvp = backward.jvp_formula(f"{class_name}BackwardJvp", ("grad",))
+    jvp_jvp = jvp.jvp_formula(f"{class_name}JvpJvp", inputs)
+
+    taken = set(inputs) | set(param_names)
+    functions = (
+        op.spec(param_names, taken, backward_call=backward, jvp_call=jvp),
+        backward.spec(param_names, taken, jvp_call=backward_jvp),
+        jvp.spec(param_names, taken, jvp_call=jvp_jvp),
+        backward_jvp.spec(param_names, taken),
+        jvp_jvp.spec(param_names, taken),
     )
-    # Double backward: the backward Function maps (grad, x...) to grad*df/dx_i, so
-    # the gradient it receives for output i is grad_grad_i and it returns
-    #   d/dgrad = sum_i grad_grad_i df/dx_i
-    #   d/dx_j  = grad * sum_i grad_grad_i d2f/dx_i dx_j
-    double_backward = _kernel(
-        ("grad",) + inputs + tuple(s.name for s in grad_grads) + param_names,
-        [sum((gg * gi for gg, gi in zip(grad_grads, gradient)), sympy.S.Zero)]
-        + [
-            grad * sum((gg * hessian[i][j] for i, gg in enumerate(grad_grads)), sympy.S.Zero)
-            for j in range(len(x))
-        ],
-        names,
+    _check_argument_names(inputs, params, functions)
+    summaries = {
+        op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
+        f"{sympy.sstr(f)}",
+        backward.class_name: f"({', '.join(backward.args)}) -> "
+        + ", ".join(f"grad·∂f/∂{n}" for n in inputs),
+        jvp.class_name: f"({', '.join(jvp.args)}) -> "
+        + " + ".join(f"∂f/∂{n}·{n}_t" for n in inputs),
+        backward_jvp.class_name: f"the jvp of {backward.class_name}",
+        jvp_jvp.class_name: f"the jvp of {jvp.class_name}",
+    }
+    functions = tuple(
+        FunctionSpec(**{**spec.__dict__, "summary": summaries[spec.class_name]})
+        for spec in functions
     )
     return OpModel(
         name=name,
@@ -138,11 +171,109 @@ def build_model(
         inputs=inputs,
         params=params,
         gradient=gradient,
-        hessian=hessian,
-        forward=forward,
-        backward=backward,
-        double_backward=double_backward,
+        functions=functions,
     )
+
+
+@dataclass(frozen=True)
+class _Formula:
+    """A Function's outputs as sympy expressions of its tensor arguments."""
+
+    class_name: str  # "WaveBackward"
+    args: tuple[str, ...]  # ("grad", "x", "y")
+    outputs: tuple[str, ...]  # ("grad_x", "grad_y")
+    values: tuple[sympy.Expr, ...]  # (grad*df/dx, grad*df/dy)
+    shape_of: tuple[str, ...]  # ("grad",)
+    tangent_suffix: str  # "_t"
+
+    def vjp_values(self, grads: tuple[str, ...]) -> list[sympy.Expr]:
+        """For each argument a: sum over outputs o of grad_o * d(value_o)/da."""
+        return [
+            _sum(_symbol(g) * _derivative(v, _symbol(a)) for g, v in zip(grads, self.values))
+            for a in self.args
+        ]
+
+    def jvp_values(self) -> list[sympy.Expr]:
+        """For each output o: sum over arguments a of d(value_o)/da * a_tangent."""
+        return [
+            _sum(
+                _derivative(v, _symbol(a)) * _symbol(a + self.tangent_suffix)
+                for a in self.args
+            )
+            for v in self.values
+        ]
+
+    def grad_names(self) -> tuple[str, ...]:
+        return _grad_names(self.outputs, self.args)
+
+    def vjp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
+        """The Function computing this one's backward (the same tangent naming)."""
+        grads = self.grad_names()
+        return _Formula(
+            class_name,
+            grads + self.args,
+            tuple(f"grad_{a}" for a in self.args),
+            tuple(self.vjp_values(grads)),
+            shape_of,
+            self.tangent_suffix,
+        )
+
+    def jvp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
+        """The Function computing this one's jvp; its own tangents take the next suffix."""
+        tangents = tuple(a + self.tangent_suffix for a in self.args)
+        return _Formula(
+            class_name,
+            self.args + tangents,
+            tuple(o + self.tangent_suffix for o in self.outputs),
+            tuple(self.jvp_values()),
+            shape_of,
+            _NEXT_SUFFIX[self.tangent_suffix],
+        )
+
+    def spec(
+        self,
+        params: tuple[str, ...],
+        taken: set[str],
+        backward_call: _Formula | None = None,
+        jvp_call: _Formula | None = None,
+    ) -> FunctionSpec:
+        grads = self.grad_names()
+        tangents = tuple(a + self.tangent_suffix for a in self.args)
+        return FunctionSpec(
+            class_name=self.class_name,
+            summary="",
+            tensor_args=self.args,
+            outputs=self.outputs,
+            output_shape_of=self.shape_of,
+            tangent_suffix=self.tangent_suffix,
+            forward=_kernel(self.args + params, list(self.values), taken),
+            backward_call=backward_call.class_name if backward_call else None,
+            backward=None
+            if backward_call
+            else _kernel(self.args + grads + params, self.vjp_values(grads), taken),
+            jvp_call=jvp_call.class_name if jvp_call else None,
+            jvp=None
+            if jvp_call
+            else _kernel(self.args + tangents + params, self.jvp_values(), taken),
+        )
+
+
+_NEXT_SUFFIX = {"_t": "_u", "_u": "_v", "_v": "_w"}
+
+
+def _grad_names(outputs: tuple[str, ...], args: tuple[str, ...]) -> tuple[str, ...]:
+    """`grad` for a Function's single output, else `grad_<output>` for each."""
+    if len(outputs) == 1 and "grad" not in args:
+        return ("grad",)
+    return tuple(f"grad_{o}" for o in outputs)
+
+
+def _params_suffix(param_names: tuple[str, ...]) -> str:
+    return "; " + ", ".join(param_names) if param_names else ""
+
+
+def _sum(terms) -> sympy.Expr:
+    return sympy.Add(*terms)
 
 
 def _symbol(name: str) -> sympy.Symbol:
@@ -199,14 +330,17 @@ def _resolve_inputs(
 
 
 def _check_argument_names(
-    inputs: tuple[str, ...], params: tuple[Param, ...], class_name: str
+    inputs: tuple[str, ...], params: tuple[Param, ...], functions: tuple[FunctionSpec, ...]
 ) -> None:
+    user = inputs + tuple(p.name for p in params)
     generated = set(_RESERVED)
-    generated |= {class_name, f"{class_name}Backward"}
-    generated |= {grad_grad_name(n) for n in inputs}
-    generated |= {double_backward_name(n) for n in ("grad",) + inputs}
-    generated |= {f"grad_{n}" for n in inputs}
-    for name in inputs + tuple(p.name for p in params):
+    for spec in functions:
+        generated.add(spec.class_name)
+        generated |= set(spec.tensor_args) - set(inputs)  # the inputs are the user's own
+        generated |= set(spec.outputs) | set(spec.grad_names()) | set(spec.tangent_names())
+        generated |= {f"d_{a}" for a in spec.tensor_args}  # plain backward's results
+        generated |= {o + spec.tangent_suffix for o in spec.outputs}  # plain jvp's results
+    for name in user:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
             raise InputError(f"{name!r} is not a valid input or parameter name")
         if name in generated:

@@ -15,7 +15,7 @@ import black
 import jinja2
 import sympy
 
-from .derive import Kernel, OpModel, double_backward_name, grad_grad_name
+from .derive import FunctionSpec, Kernel, OpModel
 from .domain import PARAM_TEST_VALUE, Domain
 from .printer import torch_code
 
@@ -63,104 +63,147 @@ def render_op(
 
 
 def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
-    inputs = model.inputs
     params = [p.name for p in model.params]
-    multi = len(inputs) > 1
-    scalars = frozenset(params)
-    forward = _print_kernel(model.forward, scalars)
-    backward = _print_kernel(model.backward, scalars)
-    double_backward = _print_kernel(model.double_backward, scalars)
-    uses_broadcast_new = False
-
-    # Outputs of a Function's forward must be new tensors of the full broadcast
-    # shape, also where the formula is a constant or a bare argument.
-    def new_tensor(
-        code: str | None, expr: sympy.Expr, kernel: Kernel, shape_of: tuple[str, ...]
-    ) -> str:
-        nonlocal uses_broadcast_new
-        if expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel):
-            uses_broadcast_new = True
-            return f"_broadcast_new({code or '0.0'}, {', '.join(shape_of)})"
-        return code or "0.0"
-
-    forward_outputs = (
-        new_tensor(forward.outputs[0], model.forward.outputs[0], model.forward, inputs),
-    )
-    gradient_names = [f"grad_{n}" for n in inputs]
-    backward_assignments = [
-        f"{target} = {new_tensor(code, expr, model.backward, ('grad',))}"
-        for target, code, expr in zip(
-            gradient_names, backward.outputs, model.backward.outputs
-        )
-    ]
-    needs = [f"ctx.needs_input_grad[{i}]" for i in range(len(inputs) + 1)]
-
-    def reduced(code: str, like: str) -> str:
-        return f"_sum_to({code}, {like})" if multi else code
-
-    op_backward_returns = [
-        f"{reduced(g, n)} if {needs[i]} else None"
-        for i, (g, n) in enumerate(zip(gradient_names, inputs))
-    ] + ["None"] * len(params)
-    wrt = ("grad",) + inputs
-    double_backward_assignments = [
-        f"{double_backward_name(like)} = {code}"
-        for code, like in zip(double_backward.outputs, wrt)
-        if code is not None
-    ]
-    double_backward_returns = [
-        "None"
-        if code is None
-        else f"{reduced(double_backward_name(like), like)} if {needs[i]} else None"
-        for i, (code, like) in enumerate(zip(double_backward.outputs, wrt))
-    ] + ["None"] * len(params)
-
-    kernels = (forward, backward, double_backward)
-    uses_math = any(
-        "math." in code
-        for kernel in kernels
-        for code in kernel.statements + tuple(c for c in kernel.outputs if c)
-    )
+    printer = _ClassPrinter(model, frozenset(params))
+    classes = [printer.function_class(spec) for spec in model.functions]
+    op = model.functions[0]
+    public_call = ", ".join(list(model.inputs) + [f"float({p})" for p in params])
     return {
         "header": header,
-        "uses_math": uses_math,
         "docstring": _docstring(model),
+        "uses_math": printer.uses_math,
+        "uses_sum_to": printer.uses_sum_to,
+        "uses_broadcast_new": printer.uses_broadcast_new,
+        "classes": classes,
+        "compile_twin": f"_{op.class_name}ForCompile",
+        "compile_backward_lines": printer.function_class(op, call="forward")["backward_lines"],
+        "op_class": op.class_name,
         "name": model.name,
-        "cls": model.class_name,
         "math": _math(model.expr),
-        "signature": _math_signature(model),
-        "multi_input": multi,
-        "uses_broadcast_new": uses_broadcast_new,
-        "params": params,
-        "param_tuple": f"{params[0]}," if len(params) == 1 else ", ".join(params),
-        "unpack_params": _unpack(params),
-        "unpack_all": _unpack(list(inputs) + params),
-        "unpack_inputs": _unpack(list(inputs)),
-        "input_list": ", ".join(inputs),
-        "forward": _PrintedKernel(forward.arguments, forward.statements, forward_outputs),
-        "backward": backward,
-        "backward_assignments": backward_assignments,
-        "double_backward": double_backward,
-        "gradient_targets": ", ".join(gradient_names),
-        "backward_call": ", ".join(["grad", *inputs, *params]),
-        "backward_signature": ", ".join(["grad", *inputs]),
-        "backward_math": ", ".join(f"grad·∂f/∂{n}" for n in inputs),
-        "backward_unpack_all": _unpack(["grad", *inputs, *params]),
-        "grad_grad_list": ", ".join(grad_grad_name(n) for n in inputs),
-        "op_backward_returns": op_backward_returns,
-        "double_backward_returns": double_backward_returns,
-        "double_backward_assignments": double_backward_assignments,
-        "double_backward_wrt": ", ".join(wrt),
         "public_signature": _public_signature(model),
-        "public_call": ", ".join(
-            list(inputs) + [f"float({p})" for p in params]
-        ),
+        "public_call": public_call,
         "param_docs": [
             f"`{p.name}` is a float parameter, not differentiated"
             + (f" (default {p.default!r})." if p.default is not None else ".")
             for p in model.params
         ],
     }
+
+
+class _ClassPrinter:
+    """Turns each FunctionSpec into the prepared strings of one class."""
+
+    def __init__(self, model: OpModel, params: frozenset[str]) -> None:
+        self.model = model
+        self.params = params
+        self.by_name = {spec.class_name: spec for spec in model.functions}
+        self.uses_math = False
+        self.uses_sum_to = False
+        self.uses_broadcast_new = False
+
+    def function_class(self, spec: FunctionSpec, call: str = "apply") -> dict[str, object]:
+        """Strings for one class; `call="forward"` runs a backward Function's
+        formulas as plain ops instead of applying it (for torch.compile)."""
+        params = sorted(self.params, key=[p.name for p in self.model.params].index)
+        all_args = list(spec.tensor_args) + params
+        saved = ", ".join(spec.tensor_args)
+        restore = [f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"]
+        if params:
+            restore.append(f"{_unpack(params)} = ctx.params")
+        return {
+            "name": spec.class_name,
+            "summary": _docstring_safe(spec.summary),
+            "forward_args": ", ".join(all_args),
+            "forward_lines": self.forward_lines(spec),
+            "unpack_inputs": f"{_unpack(all_args)} = inputs",
+            "saved": saved,
+            "params": _param_tuple(params),
+            "backward_args": ", ".join(["ctx", *spec.grad_names()]),
+            "backward_lines": restore + self.backward_lines(spec, call),
+            "jvp_args": ", ".join(["ctx", *spec.tangent_names()] + (["*_"] if params else [])),
+            "jvp_lines": restore + self.jvp_lines(spec),
+        }
+
+    def forward_lines(self, spec: FunctionSpec) -> list[str]:
+        kernel = self.printed(spec.forward)
+        results = [
+            self.new_tensor(code, expr, spec.forward, spec.output_shape_of)
+            for code, expr in zip(kernel.outputs, spec.forward.outputs)
+        ]
+        if len(results) == 1:
+            return list(kernel.statements) + [f"return {results[0]}"]
+        assignments = [f"{o} = {r}" for o, r in zip(spec.outputs, results)]
+        return list(kernel.statements) + assignments + [f"return {', '.join(spec.outputs)}"]
+
+    def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
+        params = [p.name for p in self.model.params]
+        if spec.backward_call is not None:
+            target = self.by_name[spec.backward_call]
+            args = ", ".join(list(target.tensor_args) + params)
+            call = f"{target.class_name}.{method}({args})"
+            lines = [f"{_unpack_result(list(target.outputs))} = {call}"]
+            results: list[str | None] = list(target.outputs)
+        else:
+            assert spec.backward is not None
+            kernel = self.printed(spec.backward)
+            lines = list(kernel.statements)
+            results = []
+            for arg, code in zip(spec.tensor_args, kernel.outputs):
+                if code is None:  # zero: no gradient
+                    results.append(None)
+                else:
+                    lines.append(f"d_{arg} = {code}")
+                    results.append(f"d_{arg}")
+        returns = []
+        for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
+            if result is None:
+                returns.append("None")
+                continue
+            returns.append(
+                f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
+            )
+        returns += ["None"] * len(params)
+        return lines + ["return (" + ", ".join(returns) + ",)"]
+
+    def jvp_lines(self, spec: FunctionSpec) -> list[str]:
+        params = [p.name for p in self.model.params]
+        if spec.jvp_call is not None:
+            target = self.by_name[spec.jvp_call]
+            args = ", ".join(list(target.tensor_args) + params)
+            return [f"return {target.class_name}.apply({args})"]
+        assert spec.jvp is not None
+        kernel = self.printed(spec.jvp)
+        results = [
+            self.new_tensor(code, expr, spec.jvp, spec.output_shape_of)
+            for code, expr in zip(kernel.outputs, spec.jvp.outputs)
+        ]
+        if len(results) == 1:
+            return list(kernel.statements) + [f"return {results[0]}"]
+        names = [o + spec.tangent_suffix for o in spec.outputs]
+        assignments = [f"{n} = {r}" for n, r in zip(names, results)]
+        return list(kernel.statements) + assignments + [f"return {', '.join(names)}"]
+
+    def printed(self, kernel: Kernel) -> _PrintedKernel:
+        printed = _print_kernel(kernel, self.params)
+        codes = printed.statements + tuple(c for c in printed.outputs if c)
+        self.uses_math |= any("math." in code for code in codes)
+        return printed
+
+    def sum_to(self, code: str, like: str) -> str:
+        if len(self.model.inputs) == 1:
+            return code  # one input: every tensor has its shape
+        self.uses_sum_to = True
+        return f"_sum_to({code}, {like})"
+
+    def new_tensor(
+        self, code: str | None, expr: sympy.Expr, kernel: Kernel, shape_of: tuple[str, ...]
+    ) -> str:
+        """A Function's outputs must be new tensors of the full broadcast shape,
+        also where the formula is a constant or a bare argument."""
+        if expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel):
+            self.uses_broadcast_new = True
+            return f"_broadcast_new({code or '0.0'}, {', '.join(shape_of)})"
+        return code or "0.0"
 
 
 def _test_context(
@@ -242,6 +285,15 @@ def _public_signature(model: OpModel) -> str:
 
 def _unpack(names: list[str]) -> str:
     return f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+
+
+def _unpack_result(names: list[str]) -> str:
+    """Target of `... = F.apply(...)`: a Function with one output returns a tensor."""
+    return names[0] if len(names) == 1 else ", ".join(names)
+
+
+def _param_tuple(params: list[str]) -> str:
+    return f"({params[0]},)" if len(params) == 1 else f"({', '.join(params)})"
 
 
 def _math(expr: sympy.Expr) -> str:

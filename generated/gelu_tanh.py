@@ -11,11 +11,7 @@ import torch
 
 
 class GeluTanh(torch.autograd.Function):
-    """gelu_tanh(x) = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-
-    Saves only its inputs for backward; the gradient is computed by
-    GeluTanhBackward, whose own backward gives exact second derivatives.
-    """
+    """gelu_tanh(x) = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2"""
 
     generate_vmap_rule = True
 
@@ -27,6 +23,7 @@ class GeluTanh(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         (x,) = inputs
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -34,13 +31,14 @@ class GeluTanh(torch.autograd.Function):
         grad_x = GeluTanhBackward.apply(grad, x)
         return (grad_x if ctx.needs_input_grad[0] else None,)
 
+    @staticmethod
+    def jvp(ctx, x_t):
+        (x,) = ctx.saved_tensors
+        return GeluTanhJvp.apply(x, x_t)
+
 
 class GeluTanhBackward(torch.autograd.Function):
-    """(grad, x) -> grad·∂f/∂x
-
-    The backward of GeluTanh as a Function of its own, so that its derivatives
-    (the double backward) are exact formulas rather than autograd of this code.
-    """
+    """(grad, x) -> grad·∂f/∂x"""
 
     generate_vmap_rule = True
 
@@ -48,20 +46,18 @@ class GeluTanhBackward(torch.autograd.Function):
     def forward(grad, x):
         t0 = 0.7978845608028654
         t1 = torch.tanh(t0 * (0.044715 * x**3 + x))
-        grad_x = grad * (
+        return grad * (
             0.5 * t0 * x * (1.0 - t1**2) * (0.134145 * x**2 + 1.0) + 0.5 * t1 + 0.5
         )
-        return grad_x
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         grad, x = inputs
         ctx.save_for_backward(grad, x)
+        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        # Plain differentiable torch ops: third and higher derivatives come from
-        # autograd through these formulas.
         grad, x = ctx.saved_tensors
         t0 = 0.7978845608028654
         t1 = torch.tanh(t0 * (0.044715 * x**3 + x))
@@ -70,7 +66,6 @@ class GeluTanhBackward(torch.autograd.Function):
         t4 = 1.0 - t1**2
         t5 = t0 * t4
         t6 = t3 * t5
-        # Gradients with respect to the inputs of forward: grad, x.
         d_grad = grad_grad_x * (0.5 * t1 + 0.5 * t6 * x + 0.5)
         d_x = (
             grad
@@ -82,11 +77,289 @@ class GeluTanhBackward(torch.autograd.Function):
             d_x if ctx.needs_input_grad[1] else None,
         )
 
+    @staticmethod
+    def jvp(ctx, grad_t, x_t):
+        grad, x = ctx.saved_tensors
+        return GeluTanhBackwardJvp.apply(grad, x, grad_t, x_t)
+
+
+class GeluTanhJvp(torch.autograd.Function):
+    """(x, x_t) -> ∂f/∂x·x_t"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t):
+        t0 = 0.7978845608028654
+        t1 = torch.tanh(t0 * (0.044715 * x**3 + x))
+        return x_t * (
+            0.5 * t0 * x * (1.0 - t1**2) * (0.134145 * x**2 + 1.0) + 0.5 * t1 + 0.5
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t = inputs
+        ctx.save_for_backward(x, x_t)
+        ctx.save_for_forward(x, x_t)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t = ctx.saved_tensors
+        t0 = 0.134145 * x**2
+        t1 = 0.7978845608028654
+        t2 = torch.tanh(t1 * (0.044715 * x**3 + x))
+        t3 = 1.0 - t2**2
+        t4 = t1 * t3
+        t5 = t0 + 1.0
+        t6 = t4 * t5
+        d_x = grad * x_t * (t0 * t4 - 0.6366197723675814 * t2 * t3 * t5**2 * x + t6)
+        d_x_t = grad * (0.5 * t2 + 0.5 * t6 * x + 0.5)
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_u, x_t_u):
+        x, x_t = ctx.saved_tensors
+        return GeluTanhJvpJvp.apply(x, x_t, x_u, x_t_u)
+
+
+class GeluTanhBackwardJvp(torch.autograd.Function):
+    """the jvp of GeluTanhBackward"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, x, grad_t, x_t):
+        t0 = 0.7978845608028654
+        t1 = torch.tanh(t0 * (0.044715 * x**3 + x))
+        t2 = 0.134145 * x**2
+        t3 = t2 + 1.0
+        t4 = 1.0 - t1**2
+        t5 = t0 * t4
+        t6 = t3 * t5
+        return grad * x_t * (
+            -0.6366197723675814 * t1 * t3**2 * t4 * x + t2 * t5 + t6
+        ) + grad_t * (0.5 * t1 + 0.5 * t6 * x + 0.5)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad, x, grad_t, x_t = inputs
+        ctx.save_for_backward(grad, x, grad_t, x_t)
+        ctx.save_for_forward(grad, x, grad_t, x_t)
+
+    @staticmethod
+    def backward(ctx, grad_grad_x_t):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = x**2
+        t1 = 0.134145 * t0
+        t2 = 1.4142135623730951
+        t3 = 0.5641895835477563
+        t4 = t2 * t3
+        t5 = torch.tanh(t4 * (0.044715 * x**3 + x))
+        t6 = t5**2
+        t7 = 1.0 - t6
+        t8 = t4 * t7
+        t9 = t1 + 1.0
+        t10 = t8 * t9
+        t11 = 0.3183098861837907 * (t5 * t7)
+        t12 = t11 * t9**2
+        t13 = 2.0 * x
+        t14 = t1 * t8 + t10 - t12 * t13
+        t15 = grad_grad_x_t * t14
+        t16 = 0.17958712212516656
+        t17 = t9**3
+        d_grad = t15 * x_t
+        d_x = grad_grad_x_t * (
+            grad
+            * x_t
+            * (
+                -1.60974 * t0 * t11 * t9
+                - 6.0 * t12
+                - t13 * t16 * t17 * t2 * t7**2
+                + 4.0 * t16 * t17 * t2 * t6 * t7 * x
+                + 0.53658 * t2 * t3 * t7 * x
+            )
+            + grad_t * t14
+        )
+        d_grad_t = grad_grad_x_t * (0.5 * t10 * x + 0.5 * t5 + 0.5)
+        d_x_t = grad * t15
+        return (
+            d_grad if ctx.needs_input_grad[0] else None,
+            d_x if ctx.needs_input_grad[1] else None,
+            d_grad_t if ctx.needs_input_grad[2] else None,
+            d_x_t if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = 1.4142135623730951
+        t1 = 0.5641895835477563
+        t2 = t0 * t1
+        t3 = torch.tanh(t2 * (0.044715 * x**3 + x))
+        t4 = x**2
+        t5 = 0.134145 * t4
+        t6 = t5 + 1.0
+        t7 = t3**2
+        t8 = 1.0 - t7
+        t9 = t2 * t8
+        t10 = t6 * t9
+        t11 = 0.3183098861837907 * (t3 * t8)
+        t12 = t11 * t6**2
+        t13 = 2.0 * x
+        t14 = t10 - t12 * t13 + t5 * t9
+        t15 = 0.17958712212516656
+        t16 = t6**3
+        return (
+            grad * t14 * x_t_u
+            + grad_t_u * (0.5 * t10 * x + 0.5 * t3 + 0.5)
+            + grad_u * t14 * x_t
+            + x_u
+            * (
+                grad
+                * x_t
+                * (
+                    0.53658 * t0 * t1 * t8 * x
+                    - t0 * t13 * t15 * t16 * t8**2
+                    + 4.0 * t0 * t15 * t16 * t7 * t8 * x
+                    - 1.60974 * t11 * t4 * t6
+                    - 6.0 * t12
+                )
+                + grad_t * t14
+            )
+        )
+
+
+class GeluTanhJvpJvp(torch.autograd.Function):
+    """the jvp of GeluTanhJvp"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t, x_u, x_t_u):
+        t0 = 0.7978845608028654
+        t1 = torch.tanh(t0 * (0.044715 * x**3 + x))
+        t2 = 0.134145 * x**2
+        t3 = t2 + 1.0
+        t4 = 1.0 - t1**2
+        t5 = t0 * t4
+        t6 = t3 * t5
+        return x_t * x_u * (
+            -0.6366197723675814 * t1 * t3**2 * t4 * x + t2 * t5 + t6
+        ) + x_t_u * (0.5 * t1 + 0.5 * t6 * x + 0.5)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t, x_u, x_t_u = inputs
+        ctx.save_for_backward(x, x_t, x_u, x_t_u)
+        ctx.save_for_forward(x, x_t, x_u, x_t_u)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = x**2
+        t1 = 0.134145 * t0
+        t2 = 1.4142135623730951
+        t3 = 0.5641895835477563
+        t4 = t2 * t3
+        t5 = torch.tanh(t4 * (0.044715 * x**3 + x))
+        t6 = t5**2
+        t7 = 1.0 - t6
+        t8 = t4 * t7
+        t9 = t1 + 1.0
+        t10 = t8 * t9
+        t11 = 0.3183098861837907 * (t5 * t7)
+        t12 = t11 * t9**2
+        t13 = 2.0 * x
+        t14 = t1 * t8 + t10 - t12 * t13
+        t15 = 0.17958712212516656
+        t16 = t9**3
+        t17 = grad * t14
+        d_x = grad * (
+            t14 * x_t_u
+            + x_t
+            * x_u
+            * (
+                -1.60974 * t0 * t11 * t9
+                - 6.0 * t12
+                - t13 * t15 * t16 * t2 * t7**2
+                + 4.0 * t15 * t16 * t2 * t6 * t7 * x
+                + 0.53658 * t2 * t3 * t7 * x
+            )
+        )
+        d_x_t = t17 * x_u
+        d_x_u = t17 * x_t
+        d_x_t_u = grad * (0.5 * t10 * x + 0.5 * t5 + 0.5)
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x_u if ctx.needs_input_grad[2] else None,
+            d_x_t_u if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = 1.4142135623730951
+        t1 = 0.5641895835477563
+        t2 = t0 * t1
+        t3 = torch.tanh(t2 * (0.044715 * x**3 + x))
+        t4 = x**2
+        t5 = 0.134145 * t4
+        t6 = t5 + 1.0
+        t7 = t3**2
+        t8 = 1.0 - t7
+        t9 = t2 * t8
+        t10 = t6 * t9
+        t11 = 0.3183098861837907 * (t3 * t8)
+        t12 = t11 * t6**2
+        t13 = 2.0 * x
+        t14 = t10 - t12 * t13 + t5 * t9
+        t15 = 0.17958712212516656
+        t16 = t6**3
+        return (
+            t14 * x_t * x_u_v
+            + t14 * x_t_v * x_u
+            + x_t_u_v * (0.5 * t10 * x + 0.5 * t3 + 0.5)
+            + x_v
+            * (
+                t14 * x_t_u
+                + x_t
+                * x_u
+                * (
+                    0.53658 * t0 * t1 * t8 * x
+                    - t0 * t13 * t15 * t16 * t8**2
+                    + 4.0 * t0 * t15 * t16 * t7 * t8 * x
+                    - 1.60974 * t11 * t4 * t6
+                    - 6.0 * t12
+                )
+            )
+        )
+
+
+class _GeluTanhForCompile(torch.autograd.Function):
+    """GeluTanh for torch.compile, which rejects Functions that define jvp."""
+
+    forward = staticmethod(GeluTanh.forward)
+    setup_context = staticmethod(GeluTanh.setup_context)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # The backward formulas as plain ops: torch.compile traces through them.
+        (x,) = ctx.saved_tensors
+        grad_x = GeluTanhBackward.forward(grad, x)
+        return (grad_x if ctx.needs_input_grad[0] else None,)
+
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     """x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
 
-    Differentiable to any order in reverse mode (`torch.autograd.grad` with
-    `create_graph=True`), under `torch.func.vmap`, and with broadcasting inputs.
+    Exact first, second and third derivatives in any mix of reverse mode
+    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
+    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
+    broadcasting inputs.
     """
-    return GeluTanh.apply(x)
+    function = _GeluTanhForCompile if torch.compiler.is_compiling() else GeluTanh
+    return function.apply(x)

@@ -11,11 +11,7 @@ import torch
 
 
 class Mish(torch.autograd.Function):
-    """mish(x) = x*tanh(log(exp(x) + 1))
-
-    Saves only its inputs for backward; the gradient is computed by
-    MishBackward, whose own backward gives exact second derivatives.
-    """
+    """mish(x) = x*tanh(log(exp(x) + 1))"""
 
     generate_vmap_rule = True
 
@@ -27,6 +23,7 @@ class Mish(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         (x,) = inputs
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -34,13 +31,14 @@ class Mish(torch.autograd.Function):
         grad_x = MishBackward.apply(grad, x)
         return (grad_x if ctx.needs_input_grad[0] else None,)
 
+    @staticmethod
+    def jvp(ctx, x_t):
+        (x,) = ctx.saved_tensors
+        return MishJvp.apply(x, x_t)
+
 
 class MishBackward(torch.autograd.Function):
-    """(grad, x) -> grad·∂f/∂x
-
-    The backward of Mish as a Function of its own, so that its derivatives
-    (the double backward) are exact formulas rather than autograd of this code.
-    """
+    """(grad, x) -> grad·∂f/∂x"""
 
     generate_vmap_rule = True
 
@@ -49,18 +47,16 @@ class MishBackward(torch.autograd.Function):
         t0 = torch.exp(x)
         t1 = t0 + 1.0
         t2 = torch.tanh(torch.log(t1))
-        grad_x = grad * (t0 * x * (1.0 - t2**2) / t1 + t2)
-        return grad_x
+        return grad * (t0 * x * (1.0 - t2**2) / t1 + t2)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         grad, x = inputs
         ctx.save_for_backward(grad, x)
+        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        # Plain differentiable torch ops: third and higher derivatives come from
-        # autograd through these formulas.
         grad, x = ctx.saved_tensors
         t0 = torch.exp(x)
         t1 = t0 + 1.0
@@ -71,7 +67,6 @@ class MishBackward(torch.autograd.Function):
         t6 = t4 * t5
         t7 = 2.0 * x
         t8 = torch.exp(t7) / t1**2
-        # Gradients with respect to the inputs of forward: grad, x.
         d_grad = grad_grad_x * (t2 + t6)
         d_x = grad * grad_grad_x * (-t2 * t3 * t7 * t8 + 2.0 * t3 * t5 - t4 * t8 + t6)
         return (
@@ -79,11 +74,315 @@ class MishBackward(torch.autograd.Function):
             d_x if ctx.needs_input_grad[1] else None,
         )
 
+    @staticmethod
+    def jvp(ctx, grad_t, x_t):
+        grad, x = ctx.saved_tensors
+        return MishBackwardJvp.apply(grad, x, grad_t, x_t)
+
+
+class MishJvp(torch.autograd.Function):
+    """(x, x_t) -> ∂f/∂x·x_t"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t):
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        return x_t * (t0 * x * (1.0 - t2**2) / t1 + t2)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t = inputs
+        ctx.save_for_backward(x, x_t)
+        ctx.save_for_forward(x, x_t)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t = ctx.saved_tensors
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        t3 = 1.0 - t2**2
+        t4 = t0 * t3 / t1
+        t5 = t4 * x
+        t6 = 2.0 * x
+        t7 = t3 * torch.exp(t6) / t1**2
+        d_x = grad * x_t * (-t2 * t6 * t7 + 2.0 * t4 + t5 - t7 * x)
+        d_x_t = grad * (t2 + t5)
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_u, x_t_u):
+        x, x_t = ctx.saved_tensors
+        return MishJvpJvp.apply(x, x_t, x_u, x_t_u)
+
+
+class MishBackwardJvp(torch.autograd.Function):
+    """the jvp of MishBackward"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, x, grad_t, x_t):
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        t3 = 1.0 - t2**2
+        t4 = t3 * x
+        t5 = t0 / t1
+        t6 = t4 * t5
+        t7 = 2.0 * x
+        t8 = torch.exp(t7) / t1**2
+        return grad * x_t * (
+            -t2 * t3 * t7 * t8 + 2.0 * t3 * t5 - t4 * t8 + t6
+        ) + grad_t * (t2 + t6)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad, x, grad_t, x_t = inputs
+        ctx.save_for_backward(grad, x, grad_t, x_t)
+        ctx.save_for_forward(grad, x, grad_t, x_t)
+
+    @staticmethod
+    def backward(ctx, grad_grad_x_t):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = 1.0 / t1
+        t3 = torch.tanh(torch.log(t1))
+        t4 = t3**2
+        t5 = 1.0 - t4
+        t6 = t0 * t2 * t5
+        t7 = t6 * x
+        t8 = 2.0 * x
+        t9 = torch.exp(t8) / t1**2
+        t10 = t5 * t9 * x
+        t11 = t5 * t9
+        t12 = t11 * t3
+        t13 = -t10 - t12 * t8 + 2.0 * t6 + t7
+        t14 = grad_grad_x_t * t13
+        t15 = 3.0 * x
+        t16 = torch.exp(t15)
+        t17 = t1 ** (-3)
+        d_grad = t14 * x_t
+        d_x = grad_grad_x_t * (
+            grad
+            * x_t
+            * (
+                t0 * t2 * t5 * x
+                + 3.0 * t0 * t2 * t5
+                - 6.0 * t10 * t3
+                - t11 * t15
+                - 3.0 * t11
+                - 6.0 * t12
+                + 6.0 * t16 * t17 * t3 * t5 * x
+                + 4.0 * t16 * t17 * t4 * t5 * x
+                - t16 * t17 * t5**2 * t8
+                + 2.0 * t16 * t17 * t5 * x
+            )
+            + grad_t * t13
+        )
+        d_grad_t = grad_grad_x_t * (t3 + t7)
+        d_x_t = grad * t14
+        return (
+            d_grad if ctx.needs_input_grad[0] else None,
+            d_x if ctx.needs_input_grad[1] else None,
+            d_grad_t if ctx.needs_input_grad[2] else None,
+            d_x_t if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        t3 = t2**2
+        t4 = 1.0 - t3
+        t5 = t4 * x
+        t6 = 1.0 / t1
+        t7 = t0 * t6
+        t8 = t5 * t7
+        t9 = 2.0 * x
+        t10 = torch.exp(t9) / t1**2
+        t11 = t10 * t5
+        t12 = t10 * t4
+        t13 = t12 * t2
+        t14 = -t11 - t13 * t9 + 2.0 * t4 * t7 + t8
+        t15 = 3.0 * x
+        t16 = torch.exp(t15)
+        t17 = t1 ** (-3)
+        return (
+            grad * t14 * x_t_u
+            + grad_t_u * (t2 + t8)
+            + grad_u * t14 * x_t
+            + x_u
+            * (
+                grad
+                * x_t
+                * (
+                    t0 * t4 * t6 * x
+                    + 3.0 * t0 * t4 * t6
+                    - 6.0 * t11 * t2
+                    - t12 * t15
+                    - 3.0 * t12
+                    - 6.0 * t13
+                    + 6.0 * t16 * t17 * t2 * t4 * x
+                    + 4.0 * t16 * t17 * t3 * t4 * x
+                    - t16 * t17 * t4**2 * t9
+                    + 2.0 * t16 * t17 * t4 * x
+                )
+                + grad_t * t14
+            )
+        )
+
+
+class MishJvpJvp(torch.autograd.Function):
+    """the jvp of MishJvp"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t, x_u, x_t_u):
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        t3 = 1.0 - t2**2
+        t4 = t3 * x
+        t5 = t0 / t1
+        t6 = t4 * t5
+        t7 = 2.0 * x
+        t8 = torch.exp(t7) / t1**2
+        return x_t * x_u * (
+            -t2 * t3 * t7 * t8 + 2.0 * t3 * t5 - t4 * t8 + t6
+        ) + x_t_u * (t2 + t6)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t, x_u, x_t_u = inputs
+        ctx.save_for_backward(x, x_t, x_u, x_t_u)
+        ctx.save_for_forward(x, x_t, x_u, x_t_u)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = 1.0 / t1
+        t3 = torch.tanh(torch.log(t1))
+        t4 = t3**2
+        t5 = 1.0 - t4
+        t6 = t0 * t2 * t5
+        t7 = t6 * x
+        t8 = 2.0 * x
+        t9 = torch.exp(t8) / t1**2
+        t10 = t5 * t9 * x
+        t11 = t5 * t9
+        t12 = t11 * t3
+        t13 = -t10 - t12 * t8 + 2.0 * t6 + t7
+        t14 = 3.0 * x
+        t15 = torch.exp(t14)
+        t16 = t1 ** (-3)
+        t17 = grad * t13
+        d_x = grad * (
+            t13 * x_t_u
+            + x_t
+            * x_u
+            * (
+                t0 * t2 * t5 * x
+                + 3.0 * t0 * t2 * t5
+                - 6.0 * t10 * t3
+                - t11 * t14
+                - 3.0 * t11
+                - 6.0 * t12
+                + 6.0 * t15 * t16 * t3 * t5 * x
+                + 4.0 * t15 * t16 * t4 * t5 * x
+                - t15 * t16 * t5**2 * t8
+                + 2.0 * t15 * t16 * t5 * x
+            )
+        )
+        d_x_t = t17 * x_u
+        d_x_u = t17 * x_t
+        d_x_t_u = grad * (t3 + t7)
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x_u if ctx.needs_input_grad[2] else None,
+            d_x_t_u if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = torch.exp(x)
+        t1 = t0 + 1.0
+        t2 = torch.tanh(torch.log(t1))
+        t3 = t2**2
+        t4 = 1.0 - t3
+        t5 = t4 * x
+        t6 = 1.0 / t1
+        t7 = t0 * t6
+        t8 = t5 * t7
+        t9 = 2.0 * x
+        t10 = torch.exp(t9) / t1**2
+        t11 = t10 * t5
+        t12 = t10 * t4
+        t13 = t12 * t2
+        t14 = -t11 - t13 * t9 + 2.0 * t4 * t7 + t8
+        t15 = 3.0 * x
+        t16 = torch.exp(t15)
+        t17 = t1 ** (-3)
+        return (
+            t14 * x_t * x_u_v
+            + t14 * x_t_v * x_u
+            + x_t_u_v * (t2 + t8)
+            + x_v
+            * (
+                t14 * x_t_u
+                + x_t
+                * x_u
+                * (
+                    t0 * t4 * t6 * x
+                    + 3.0 * t0 * t4 * t6
+                    - 6.0 * t11 * t2
+                    - t12 * t15
+                    - 3.0 * t12
+                    - 6.0 * t13
+                    + 6.0 * t16 * t17 * t2 * t4 * x
+                    + 4.0 * t16 * t17 * t3 * t4 * x
+                    - t16 * t17 * t4**2 * t9
+                    + 2.0 * t16 * t17 * t4 * x
+                )
+            )
+        )
+
+
+class _MishForCompile(torch.autograd.Function):
+    """Mish for torch.compile, which rejects Functions that define jvp."""
+
+    forward = staticmethod(Mish.forward)
+    setup_context = staticmethod(Mish.setup_context)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # The backward formulas as plain ops: torch.compile traces through them.
+        (x,) = ctx.saved_tensors
+        grad_x = MishBackward.forward(grad, x)
+        return (grad_x if ctx.needs_input_grad[0] else None,)
+
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """x*tanh(log(exp(x) + 1))
 
-    Differentiable to any order in reverse mode (`torch.autograd.grad` with
-    `create_graph=True`), under `torch.func.vmap`, and with broadcasting inputs.
+    Exact first, second and third derivatives in any mix of reverse mode
+    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
+    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
+    broadcasting inputs.
     """
-    return Mish.apply(x)
+    function = _MishForCompile if torch.compiler.is_compiling() else Mish
+    return function.apply(x)

@@ -11,11 +11,7 @@ import torch
 
 
 class Sin(torch.autograd.Function):
-    """sin(x) = sin(x)
-
-    Saves only its inputs for backward; the gradient is computed by
-    SinBackward, whose own backward gives exact second derivatives.
-    """
+    """sin(x) = sin(x)"""
 
     generate_vmap_rule = True
 
@@ -27,6 +23,7 @@ class Sin(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         (x,) = inputs
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -34,32 +31,30 @@ class Sin(torch.autograd.Function):
         grad_x = SinBackward.apply(grad, x)
         return (grad_x if ctx.needs_input_grad[0] else None,)
 
+    @staticmethod
+    def jvp(ctx, x_t):
+        (x,) = ctx.saved_tensors
+        return SinJvp.apply(x, x_t)
+
 
 class SinBackward(torch.autograd.Function):
-    """(grad, x) -> grad·∂f/∂x
-
-    The backward of Sin as a Function of its own, so that its derivatives
-    (the double backward) are exact formulas rather than autograd of this code.
-    """
+    """(grad, x) -> grad·∂f/∂x"""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
-        grad_x = grad * torch.cos(x)
-        return grad_x
+        return grad * torch.cos(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         grad, x = inputs
         ctx.save_for_backward(grad, x)
+        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        # Plain differentiable torch ops: third and higher derivatives come from
-        # autograd through these formulas.
         grad, x = ctx.saved_tensors
-        # Gradients with respect to the inputs of forward: grad, x.
         d_grad = grad_grad_x * torch.cos(x)
         d_x = -grad * grad_grad_x * torch.sin(x)
         return (
@@ -67,11 +62,154 @@ class SinBackward(torch.autograd.Function):
             d_x if ctx.needs_input_grad[1] else None,
         )
 
+    @staticmethod
+    def jvp(ctx, grad_t, x_t):
+        grad, x = ctx.saved_tensors
+        return SinBackwardJvp.apply(grad, x, grad_t, x_t)
+
+
+class SinJvp(torch.autograd.Function):
+    """(x, x_t) -> ∂f/∂x·x_t"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t):
+        return x_t * torch.cos(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t = inputs
+        ctx.save_for_backward(x, x_t)
+        ctx.save_for_forward(x, x_t)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t = ctx.saved_tensors
+        d_x = -grad * x_t * torch.sin(x)
+        d_x_t = grad * torch.cos(x)
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_u, x_t_u):
+        x, x_t = ctx.saved_tensors
+        return SinJvpJvp.apply(x, x_t, x_u, x_t_u)
+
+
+class SinBackwardJvp(torch.autograd.Function):
+    """the jvp of SinBackward"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, x, grad_t, x_t):
+        return -grad * x_t * torch.sin(x) + grad_t * torch.cos(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad, x, grad_t, x_t = inputs
+        ctx.save_for_backward(grad, x, grad_t, x_t)
+        ctx.save_for_forward(grad, x, grad_t, x_t)
+
+    @staticmethod
+    def backward(ctx, grad_grad_x_t):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = torch.sin(x)
+        t1 = grad_grad_x_t * t0
+        t2 = torch.cos(x)
+        d_grad = -t1 * x_t
+        d_x = grad_grad_x_t * (-grad * t2 * x_t - grad_t * t0)
+        d_grad_t = grad_grad_x_t * t2
+        d_x_t = -grad * t1
+        return (
+            d_grad if ctx.needs_input_grad[0] else None,
+            d_x if ctx.needs_input_grad[1] else None,
+            d_grad_t if ctx.needs_input_grad[2] else None,
+            d_x_t if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
+        grad, x, grad_t, x_t = ctx.saved_tensors
+        t0 = torch.cos(x)
+        t1 = torch.sin(x)
+        return (
+            -grad * t1 * x_t_u
+            + grad_t_u * t0
+            - grad_u * t1 * x_t
+            + x_u * (-grad * t0 * x_t - grad_t * t1)
+        )
+
+
+class SinJvpJvp(torch.autograd.Function):
+    """the jvp of SinJvp"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, x_t, x_u, x_t_u):
+        return -x_t * x_u * torch.sin(x) + x_t_u * torch.cos(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, x_t, x_u, x_t_u = inputs
+        ctx.save_for_backward(x, x_t, x_u, x_t_u)
+        ctx.save_for_forward(x, x_t, x_u, x_t_u)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = torch.sin(x)
+        t1 = torch.cos(x)
+        t2 = grad * t0
+        d_x = grad * (-t0 * x_t_u - t1 * x_t * x_u)
+        d_x_t = -t2 * x_u
+        d_x_u = -t2 * x_t
+        d_x_t_u = grad * t1
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x_u if ctx.needs_input_grad[2] else None,
+            d_x_t_u if ctx.needs_input_grad[3] else None,
+        )
+
+    @staticmethod
+    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
+        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        t0 = torch.cos(x)
+        t1 = torch.sin(x)
+        return (
+            t0 * x_t_u_v
+            - t1 * x_t * x_u_v
+            - t1 * x_t_v * x_u
+            + x_v * (-t0 * x_t * x_u - t1 * x_t_u)
+        )
+
+
+class _SinForCompile(torch.autograd.Function):
+    """Sin for torch.compile, which rejects Functions that define jvp."""
+
+    forward = staticmethod(Sin.forward)
+    setup_context = staticmethod(Sin.setup_context)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # The backward formulas as plain ops: torch.compile traces through them.
+        (x,) = ctx.saved_tensors
+        grad_x = SinBackward.forward(grad, x)
+        return (grad_x if ctx.needs_input_grad[0] else None,)
+
 
 def sin(x: torch.Tensor) -> torch.Tensor:
     """sin(x)
 
-    Differentiable to any order in reverse mode (`torch.autograd.grad` with
-    `create_graph=True`), under `torch.func.vmap`, and with broadcasting inputs.
+    Exact first, second and third derivatives in any mix of reverse mode
+    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
+    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
+    broadcasting inputs.
     """
-    return Sin.apply(x)
+    function = _SinForCompile if torch.compiler.is_compiling() else Sin
+    return function.apply(x)

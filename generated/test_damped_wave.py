@@ -9,8 +9,10 @@ gradcheck and gradgradcheck. Set ADGEN_TEST_DEVICE=cuda to run them on a GPU.
 """
 
 import importlib.util
+import itertools
 import os
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -41,6 +43,7 @@ def _load_module(relative_path):
     path = pathlib.Path(__file__).resolve().parent / relative_path
     spec = importlib.util.spec_from_file_location("adgen_generated_damped_wave", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # torch.compile looks modules up by name
     spec.loader.exec_module(module)
     return module
 
@@ -132,11 +135,88 @@ def test_derivatives_match_autograd_of_the_expression(order):
 
 
 def test_gradcheck():
-    assert torch.autograd.gradcheck(apply_op, make_inputs(SHAPES))
+    assert torch.autograd.gradcheck(
+        apply_op, make_inputs(SHAPES), check_forward_ad=True, check_batched_grad=True
+    )
 
 
 def test_gradgradcheck():
-    assert torch.autograd.gradgradcheck(apply_op, make_inputs(SHAPES))
+    assert torch.autograd.gradgradcheck(
+        apply_op,
+        make_inputs(SHAPES),
+        check_fwd_over_rev=True,
+        check_rev_over_rev=True,
+        check_batched_grad=True,
+    )
+
+
+def flatten(tree):
+    if isinstance(tree, (tuple, list)):
+        return [leaf for branch in tree for leaf in flatten(branch)]
+    return [tree]
+
+
+JACOBIANS = {"fwd": torch.func.jacfwd, "rev": torch.func.jacrev}
+MODE_MIXES = [
+    modes for order in (1, 2, 3) for modes in itertools.product(JACOBIANS, repeat=order)
+]
+
+
+@pytest.mark.parametrize("modes", MODE_MIXES, ids="-".join)
+def test_jacobians_in_every_mix_of_modes(modes):
+    """jacfwd/jacrev nested up to three deep (jacfwd(jacfwd(jacfwd)) included)
+    equal the same transforms of the plain expression."""
+    inputs = [t.detach() for t in make_inputs({name: (3,) for name in SHAPES})]
+    argnums = tuple(range(len(inputs)))
+
+    def nest(function):
+        for mode in reversed(modes):
+            function = JACOBIANS[mode](function, argnums=argnums)
+        return function
+
+    assert_all_close(
+        flatten(nest(apply_op)(*inputs)), flatten(nest(apply_reference)(*inputs))
+    )
+
+
+def test_forward_mode_dual_tensors():
+    import torch.autograd.forward_ad as fwAD
+
+    inputs = [t.detach() for t in make_inputs(SHAPES)]
+    tangents = random_like(inputs, seed=5)
+    results = []
+    for function in (apply_op, apply_reference):
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(x, t) for x, t in zip(inputs, tangents)]
+            primal, tangent = fwAD.unpack_dual(function(*duals))
+            results.append([primal, tangent])
+    assert_all_close(*results)
+
+
+def test_jvp_of_jvp():
+    inputs = [t.detach() for t in make_inputs(SHAPES)]
+    tangents = random_like(inputs, seed=5)
+    others = random_like(inputs, seed=6)
+
+    def second(function):
+        def first(*xs):
+            return torch.func.jvp(function, tuple(xs), tuple(tangents))[1]
+
+        return torch.func.jvp(first, tuple(inputs), tuple(others))[1]
+
+    assert_all_close([second(apply_op)], [second(apply_reference)])
+
+
+def test_torch_compile_fullgraph():
+    if not hasattr(torch, "compile") or not torch._dynamo.is_dynamo_supported():
+        pytest.skip("torch.compile is not supported on this platform")
+    torch._dynamo.reset()
+    compiled = torch.compile(apply_op, fullgraph=True)
+    inputs = make_inputs(SHAPES)
+    grad_output = random_like([apply_op(*inputs)], seed=1)[0]
+    expected = [apply_op(*inputs)] + grads(apply_op(*inputs), inputs, grad_output)
+    output = compiled(*inputs)
+    assert_all_close([output] + grads(output, inputs, grad_output), expected)
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])

@@ -28,52 +28,85 @@ EXPRESSIONS = ["sin(x)", "x*exp(-alpha*x**2)*cos(y)", "atan2(y, x)*z", "log(1 + 
 
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
-def test_gradient_and_hessian_match_sympy(text: str) -> None:
+def test_gradient_matches_sympy(text: str) -> None:
     parsed = parse_expression(text)
     params = (Param("alpha", 0.5),) if "alpha" in parsed.names else ()
     model = build_model(parsed, "op", params=params)
-    symbols = [sympy.Symbol(n, real=True) for n in model.inputs]
-    f = parsed.expr
-    for i, xi in enumerate(symbols):
-        expected = sympy.diff(f, xi).replace(sympy.DiracDelta, lambda *a: 0)
-        assert same(model.gradient[i], expected)
-        for j, xj in enumerate(symbols):
-            expected2 = sympy.diff(f, xi, xj).replace(sympy.DiracDelta, lambda *a: 0)
-            assert same(model.hessian[i][j], expected2)
+    for name, derivative in zip(model.inputs, model.gradient):
+        expected = sympy.diff(parsed.expr, sympy.Symbol(name, real=True))
+        assert same(derivative, expected.replace(sympy.DiracDelta, lambda *a: 0))
+
+
+def values(kernel: Kernel) -> list[sympy.Expr]:
+    return expand(kernel)
+
+
+def d(expr: sympy.Expr, name: str) -> sympy.Expr:
+    """Derivative almost everywhere, as adgen (and PyTorch) take it."""
+    return sympy.diff(expr, sympy.Symbol(name, real=True)).replace(sympy.DiracDelta, lambda *a: 0)
+
+
+def vjp(spec, forward: list[sympy.Expr]) -> list[sympy.Expr]:
+    grads = [sympy.Symbol(g, real=True) for g in spec.grad_names()]
+    return [
+        sum((g * d(v, a) for g, v in zip(grads, forward)), sympy.S.Zero) for a in spec.tensor_args
+    ]
+
+
+def jvp(spec, forward: list[sympy.Expr]) -> list[sympy.Expr]:
+    return [
+        sum(
+            (d(v, a) * sympy.Symbol(t, real=True)
+             for a, t in zip(spec.tensor_args, spec.tangent_names())),
+            sympy.S.Zero,
+        )
+        for v in forward
+    ]
 
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
-def test_kernels_compute_their_formulas(text: str) -> None:
+def test_every_function_differentiates_the_one_before(text: str) -> None:
+    """The op computes f; each backward (jvp), whether a plain kernel or a call of
+    the next Function, computes the vjp (jvp) of its Function's forward."""
     parsed = parse_expression(text)
     params = (Param("alpha", None),) if "alpha" in parsed.names else ()
     model = build_model(parsed, "op", params=params)
-    grad = sympy.Symbol("grad", real=True)
-    gg = [sympy.Symbol(f"grad_grad_{n}", real=True) for n in model.inputs]
-    (value,) = expand(model.forward)
-    assert same(value, parsed.expr)
-    for got, derivative in zip(expand(model.backward), model.gradient):
-        assert same(got, grad * derivative)
-    d_grad, *d_inputs = expand(model.double_backward)
-    assert same(d_grad, sum(g * d for g, d in zip(gg, model.gradient)))
-    for j, got in enumerate(d_inputs):
-        row = sum(gg[i] * model.hessian[i][j] for i in range(len(gg)))
-        assert same(got, grad * row)
+    specs = {spec.class_name: spec for spec in model.functions}
+    assert [s.class_name for s in model.functions] == ["Op", "OpBackward", "OpJvp", "OpBackwardJvp", "OpJvpJvp"]
+    assert same(values(specs["Op"].forward)[0], parsed.expr)
+    for spec in model.functions:
+        forward = values(spec.forward)
+        if spec.backward_call:
+            computed = values(specs[spec.backward_call].forward)
+        else:
+            computed = values(spec.backward)
+        for got, expected in zip(computed, vjp(spec, forward), strict=True):
+            assert same(got, expected), (spec.class_name, "backward")
+        computed = values(specs[spec.jvp_call].forward) if spec.jvp_call else values(spec.jvp)
+        for got, expected in zip(computed, jvp(spec, forward), strict=True):
+            assert same(got, expected), (spec.class_name, "jvp")
 
 
 def test_cse_shares_work() -> None:
     model = build_model(parse_expression("exp(sin(x))*exp(sin(x))**2 + sin(x)"), "op")
-    assert model.backward.temporaries, "repeated subexpressions should become temporaries"
+    assert model.functions[1].forward.temporaries, "repeated subexpressions should become temporaries"
 
 
 def test_abs_second_derivative_is_zero_almost_everywhere() -> None:
     model = build_model(parse_expression("abs(x)"), "op")
-    assert model.hessian == ((0,),)
+    backward = model.functions[1]
+    d_grad, d_x = backward.backward.outputs
+    assert d_x == 0
 
 
 def test_temporaries_avoid_user_names() -> None:
     model = build_model(parse_expression("t0*sin(t1) + sin(t1)**2*t0"), "op")
-    names = {n for n, _ in model.backward.temporaries} | {n for n, _ in model.double_backward.temporaries}
-    assert not names & {"t0", "t1"}
+    names = set()
+    for spec in model.functions:
+        for kernel in (spec.forward, spec.backward, spec.jvp):
+            if kernel is not None:
+                names |= {n for n, _ in kernel.temporaries}
+    assert names and not names & {"t0", "t1"}
 
 
 @pytest.mark.parametrize("name, camel", [("sin", "Sin"), ("h_sin", "HSin"), ("wave", "Wave"), ("gelu_tanh2", "GeluTanh2")])
@@ -100,6 +133,9 @@ def test_explicit_inputs_order_and_unused_input() -> None:
         ("ctx + x", None, (), "used by the generated code"),
         ("Op*x", None, (), "used by the generated code"),
         ("grad_x*x", None, (), "used by the generated code"),
+        ("x_t*x", None, (), "used by the generated code"),
+        ("d_x + x", None, (), "used by the generated code"),
+        ("OpJvpJvp*x", None, (), "used by the generated code"),
     ],
 )
 def test_bad_inputs_and_params(text, inputs, params, message) -> None:
