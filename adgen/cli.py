@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         name=args.name,
         out=args.out,
         inputs=_split_inputs(args.inputs),
-        params=dict(_parse_param(p) for p in args.param),
+        params=_parse_params(args.param),
         domains={d.name: (d.low, d.high) for d in map(parse_domain, args.domain)},
         tests_dir=args.tests_dir,
     )
@@ -98,6 +98,16 @@ def _split_inputs(text: str | None) -> list[str] | None:
     if not all(names):
         raise InputError(f"`--inputs` expects names separated by commas, got {text!r}")
     return names
+
+
+def _parse_params(texts: list[str]) -> dict[str, float | None]:
+    params: dict[str, float | None] = {}
+    for text in texts:
+        name, default = _parse_param(text)
+        if name in params:
+            raise InputError(f"--param {name!r} is given twice")
+        params[name] = default
+    return params
 
 
 def _parse_param(text: str) -> tuple[str, float | None]:

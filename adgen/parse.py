@@ -17,6 +17,7 @@ from .errors import InputError, caret_line
 
 MAX_LENGTH = 10_000  # characters; ast.parse itself fails badly on huge inputs
 MAX_DEPTH = 100  # nesting of parentheses, calls and operators
+MAX_OPERATIONS = 300  # operators and calls; third derivatives grow fast
 MAX_CONSTANT_EXPONENT = 1024  # 2**(10**100) would make sympy compute forever
 
 # The one table of functions an expression may call: name -> (sympy function, arity).
@@ -84,6 +85,20 @@ _NODE_DESCRIPTIONS = {
 }
 
 
+_COUNTED = (ast.BinOp, ast.UnaryOp, ast.Call)
+_CHAINED = (ast.Add, ast.Sub, ast.Mult, ast.Div)
+
+
+def _is_chain(node: ast.AST, op: ast.operator) -> bool:
+    """Whether `node` continues a chain of + and - (or * and /) that `op` belongs to."""
+    if not isinstance(node, ast.BinOp):
+        return False
+    additive = (ast.Add, ast.Sub)
+    multiplicative = (ast.Mult, ast.Div)
+    family = additive if isinstance(op, additive) else multiplicative
+    return isinstance(node.op, family)
+
+
 @dataclass(frozen=True)
 class ParsedExpression:
     """A user's expression, checked and converted to sympy."""
@@ -108,6 +123,12 @@ def parse_expression(text: str) -> ParsedExpression:
         ) from None
     except (MemoryError, RecursionError, ValueError):
         raise InputError("expression is too deeply nested or too large") from None
+    operations = sum(1 for node in ast.walk(tree) if isinstance(node, _COUNTED))
+    if operations > MAX_OPERATIONS:
+        raise InputError(
+            f"expression has {operations} operations; the limit is {MAX_OPERATIONS} "
+            "(its third derivatives would take too long to generate)"
+        )
     converter = _Converter(text.strip())
     expr = converter.convert(tree.body, depth=0)
     if not isinstance(expr, sympy.Expr):
@@ -226,6 +247,8 @@ class _Converter:
                 type(node.op), type(node.op).__name__
             )
             raise self.error(f"operator {symbol!r} not allowed", node)
+        if isinstance(node.op, _CHAINED) and _is_chain(node.left, node.op):
+            return self._convert_chain(node, depth)
         left = self.convert(node.left, depth)
         right = self.convert(node.right, depth)
         if isinstance(node.op, ast.Pow) and left.is_number and right.is_number:
@@ -234,6 +257,22 @@ class _Converter:
         if isinstance(node.op, ast.Div) and right == 0:
             raise self.error("division by zero", node)
         return self._checked(operation(left, right), node)
+
+    def _convert_chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
+        """`a + b - c + ...` without one level of nesting per term: a long sum or
+        product is flat in meaning, and Python's parser makes it left-deep."""
+        links: list[ast.BinOp] = []
+        head: ast.expr = node
+        while isinstance(head, ast.BinOp) and _is_chain(head, node.op):
+            links.append(head)
+            head = head.left
+        result = self.convert(head, depth)
+        for link in reversed(links):
+            right = self.convert(link.right, depth)
+            if isinstance(link.op, ast.Div) and right == 0:
+                raise self.error("division by zero", link)
+            result = self._checked(_BINARY_OPERATORS[type(link.op)](result, right), link)
+        return result
 
     def _convert_Call(self, node: ast.Call, depth: int) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
