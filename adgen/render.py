@@ -218,7 +218,7 @@ def _test_context(
         "header": header,
         "name": model.name,
         "multi_input": len(inputs) > 1,
-        "module_path": module_path,
+        "module_path": repr(module_path),  # a folder name may hold quotes
         "module_alias": f"adgen_generated_{model.name}",
         "param_values": [
             f"{p.name!r}: {PARAM_TEST_VALUE if p.default is None else p.default!r}"

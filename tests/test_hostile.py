@@ -120,3 +120,12 @@ def test_emitted_fuzz_ops_pass_their_own_tests(text: str, tmp_path_factory: pyte
         return
     result = run_pytest(str(out), "-x", "-k", "not compile")
     assert result.returncode == 0, f"{text}: {result.stdout[-3000:]}"
+
+
+def test_folder_names_cannot_inject_code(tmp_path: Path) -> None:
+    out = tmp_path / 'ops"); open("PWNED", "w"); ("'
+    tests = tmp_path / "te\\sts'"
+    assert main(["emit", "sin(x)", "-o", str(out), "--tests-dir", str(tests)]) == 0
+    result = run_pytest(str(tests), "-x", "-k", "derivatives", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert not (tmp_path / "PWNED").exists()
