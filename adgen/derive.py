@@ -15,6 +15,7 @@ import sympy
 
 from .errors import InputError
 from .parse import ParsedExpression
+from .stable import guard_branches, stabilize
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,11 @@ class OpModel:
     name: str  # "wave": module and public function
     class_name: str  # "Wave": the op's autograd.Function
     text: str  # "x*exp(-alpha*x**2)*cos(y)": the user's expression
-    expr: sympy.Expr  # the same, parsed
+    expr: sympy.Expr  # the same, parsed, with naive spellings made stable
     inputs: tuple[str, ...]  # ("x", "y"): tensor inputs, in call order
     params: tuple[Param, ...]  # (Param("alpha", 0.5),)
     gradient: tuple[sympy.Expr, ...]  # (df/dx, df/dy)
+    reference: sympy.Expr  # the user's formula as written, where() guarded: the tests' oracle
     functions: tuple[FunctionSpec, ...]  # Wave, WaveBackward, WaveJvp, ...: the op first
 
 
@@ -120,7 +122,7 @@ def build_model(
     class_name = camel_case(name)
     inputs = _resolve_inputs(parsed, inputs, params)
     param_names = tuple(p.name for p in params)
-    f = parsed.expr
+    f = stabilize(parsed.expr)
     gradient = tuple(_derivative(f, _symbol(n)) for n in inputs)
 
     # The family. Every Function has a backward and a jvp; those that return
@@ -173,6 +175,7 @@ def build_model(
         inputs=inputs,
         params=params,
         gradient=gradient,
+        reference=guard_branches(parsed.expr),
         functions=functions,
     )
 
@@ -250,13 +253,22 @@ class _Formula:
             tangent_suffix=self.tangent_suffix,
             forward=_kernel(self.args + params, list(self.values), taken),
             backward_call=backward_call.class_name if backward_call else None,
+            # Plain kernels are differentiated again by autograd: guard where().
             backward=None
             if backward_call
-            else _kernel(self.args + grads + params, self.vjp_values(grads), taken),
+            else _kernel(
+                self.args + grads + params,
+                [guard_branches(v) for v in self.vjp_values(grads)],
+                taken,
+            ),
             jvp_call=jvp_call.class_name if jvp_call else None,
             jvp=None
             if jvp_call
-            else _kernel(self.args + tangents + params, self.jvp_values(), taken),
+            else _kernel(
+                self.args + tangents + params,
+                [guard_branches(v) for v in self.jvp_values()],
+                taken,
+            ),
         )
 
 
@@ -286,7 +298,10 @@ def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     # Like PyTorch, differentiate almost everywhere: the derivative of sign(x)
     # (and so the second derivative of abs(x)) is zero, not a Dirac delta.
     result = sympy.diff(expr, variable)
-    return result.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    result = result.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    # factor_terms regroups a*b*c - a*b*d as a*b*(c - d), the shape in which the
+    # stable rewrites find differences like sigmoid(-x) - sigmoid(x).
+    return stabilize(sympy.factor_terms(result))
 
 
 def _kernel(
@@ -296,11 +311,20 @@ def _kernel(
     temporaries = sympy.numbered_symbols(
         "t", cls=sympy.Symbol, real=True, exclude=[_symbol(n) for n in taken_names]
     )
+    outputs = [_evaluate_constants(o) for o in outputs]
     replacements, reduced = sympy.cse(outputs, symbols=temporaries, order="canonical")
     return Kernel(
         arguments=arguments,
         temporaries=tuple((str(symbol), value) for symbol, value in replacements),
         outputs=tuple(reduced),
+    )
+
+
+def _evaluate_constants(expr: sympy.Expr) -> sympy.Expr:
+    """sqrt(2)/sqrt(pi) -> 0.797...: one literal, not a temporary of its own."""
+    return expr.replace(
+        lambda e: e.is_number and not e.is_Atom and e.is_real is True,
+        lambda e: sympy.Float(e.evalf(20), 17),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import InputError
+from .functions import elementary, log1p
 
 # Tried in order; the first on which the expression and its gradient are real
 # and finite at every probe point wins.
@@ -19,12 +20,16 @@ CANDIDATE_INTERVALS: tuple[tuple[float, float], ...] = (
     (-2.0, 2.0),
     (-0.9, 0.9),
     (0.1, 2.0),
+    (0.1, 0.9),
     (1.1, 3.0),
 )
-PROBE_POINTS = 9  # per input; spaced over the interval, endpoints and centre included
+# Values beyond this at a probe point mean a singularity nearby (1/(x - 0.3)):
+# the test's random points could land on it, so the interval is not used.
+LARGEST_PROBED_VALUE = 1e6
+PROBE_POINTS = 17  # per input; spaced over the interval, endpoints and centre included
 # Value of a --param without default in the generated test.
 PARAM_TEST_VALUE = 0.75
-_STRIDES = (1, 2, 4, 5, 7, 8)  # coprime with PROBE_POINTS: each walk visits every point
+_STRIDES = (1, 3, 5, 7, 9, 11)  # coprime with PROBE_POINTS: each walk visits every point
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,32 @@ def probe_values(domain: Domain, input_index: int) -> list[float]:
     ]
 
 
+def _poles(formulas: tuple[sympy.Expr, ...], name: str, params: dict[str, float]) -> list[float]:
+    """Real points where a formula divides by zero or takes log(0), found exactly
+    for the common case of a polynomial in one input (1/(x - 0.3), log(1 - x))."""
+    symbol = sympy.Symbol(name, real=True)
+    substitutions = {sympy.Symbol(n, real=True): v for n, v in params.items()}
+    bases = set()
+    for formula in formulas:
+        for node in sympy.preorder_traversal(formula):
+            if node.is_Pow and node.exp.is_negative:
+                bases.add(node.base)
+            elif isinstance(node, sympy.log):
+                bases.add(node.args[0])
+            elif isinstance(node, log1p):
+                bases.add(node.args[0] + 1)
+    poles = []
+    for base in bases:
+        base = base.subs(substitutions)
+        if base.free_symbols != {symbol} or not base.is_polynomial(symbol):
+            continue
+        polynomial = sympy.Poly(base, symbol)
+        if polynomial.degree() > 8:
+            continue
+        poles += [float(root) for root in polynomial.real_roots()]
+    return poles
+
+
 def _well_defined(
     expr: sympy.Expr,
     gradient: tuple[sympy.Expr, ...],
@@ -103,6 +134,14 @@ def _well_defined(
     domains: dict[str, Domain],
     param_values: dict[str, float],
 ) -> bool:
+    expr = elementary(expr)  # sympy evaluates its own functions, not sigmoid ...
+    gradient = tuple(elementary(g) for g in gradient)
+    for name in inputs:
+        domain = domains[name]
+        margin = 0.05 * (domain.high - domain.low)
+        for pole in _poles((expr, *gradient), name, param_values):
+            if domain.low - margin <= pole <= domain.high + margin:
+                return False
     symbols = {s.name: s for s in expr.free_symbols}
     columns = [probe_values(domains[n], i) for i, n in enumerate(inputs)]
     for point in zip(*columns):
@@ -116,5 +155,7 @@ def _well_defined(
             except (ArithmeticError, ValueError):  # mpmath raises on 1/0
                 return False
             if not (number.is_number and number.is_real and number.is_finite):
+                return False
+            if abs(number) > LARGEST_PROBED_VALUE:
                 return False
     return True

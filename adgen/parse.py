@@ -9,10 +9,12 @@ from __future__ import annotations
 import ast
 import difflib
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
 
+from . import functions
 from .errors import InputError, caret_line
 
 MAX_LENGTH = 10_000  # characters; ast.parse itself fails badly on huge inputs
@@ -21,7 +23,7 @@ MAX_OPERATIONS = 300  # operators and calls; third derivatives grow fast
 MAX_CONSTANT_EXPONENT = 1024  # 2**(10**100) would make sympy compute forever
 
 # The one table of functions an expression may call: name -> (sympy function, arity).
-FUNCTIONS: dict[str, tuple[type[sympy.Function], int]] = {
+FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], int]] = {
     "sin": (sympy.sin, 1),
     "cos": (sympy.cos, 1),
     "tan": (sympy.tan, 1),
@@ -41,9 +43,30 @@ FUNCTIONS: dict[str, tuple[type[sympy.Function], int]] = {
     "abs": (sympy.Abs, 1),
     "Abs": (sympy.Abs, 1),
     "erf": (sympy.erf, 1),
-    "erfc": (sympy.erfc, 1),
+    "erfc": (functions.erfc, 1),  # ours: sympy rewrites erfc(-x) as 2 - erfc(x)
     "loggamma": (sympy.loggamma, 1),
     "lgamma": (sympy.loggamma, 1),
+    # The stable vocabulary (see functions.py): torch's stable kernels.
+    "sigmoid": (functions.sigmoid, 1),
+    "softplus": (functions.softplus, 1),
+    "relu": (functions.relu, 1),
+    "log1p": (functions.log1p, 1),
+    "expm1": (functions.expm1, 1),
+    "logaddexp": (functions.logaddexp, 2),
+    "xlogy": (functions.xlogy, 2),
+    "hypot": (functions.hypot, 2),
+    "erfinv": (sympy.erfinv, 1),
+    "digamma": (sympy.digamma, 1),
+    "sign": (sympy.sign, 1),
+    "heaviside": (lambda x: sympy.Heaviside(x, 0), 1),  # step(0) = 0, as relu'(0)
+    "Heaviside": (lambda x: sympy.Heaviside(x, 0), 1),
+    "max": (sympy.Max, 2),
+    "Max": (sympy.Max, 2),
+    "maximum": (sympy.Max, 2),
+    "min": (sympy.Min, 2),
+    "Min": (sympy.Min, 2),
+    "minimum": (sympy.Min, 2),
+    "where": (lambda c, a, b: sympy.Piecewise((a, c), (b, True)), 3),
 }
 
 # Uncalled names that are constants; every other uncalled name is a symbol,
@@ -60,11 +83,19 @@ _BINARY_OPERATORS = {
     ast.Div: lambda a, b: a / b,
     ast.Pow: lambda a, b: a**b,
 }
+_COMPARISONS = {
+    ast.Lt: sympy.StrictLessThan,
+    ast.LtE: sympy.LessThan,
+    ast.Gt: sympy.StrictGreaterThan,
+    ast.GtE: sympy.GreaterThan,
+    ast.Eq: sympy.Eq,
+    ast.NotEq: sympy.Ne,
+}
 _NODE_DESCRIPTIONS = {
     ast.Attribute: "attribute access",
     ast.Subscript: "subscripts",
     ast.Lambda: "lambda",
-    ast.Compare: "comparisons",
+    ast.Compare: "comparisons (outside the condition of where())",
     ast.BoolOp: "'and'/'or'",
     ast.IfExp: "conditional expressions",
     ast.NamedExpr: "':='",
@@ -217,8 +248,12 @@ class _Converter:
             return sympy.Integer(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise self.error("number out of range", node)
-        # Exact decimal value: 0.1 stays 1/10, so derivatives keep exact coefficients.
-        return sympy.Rational(repr(value))
+        if value.is_integer():
+            return sympy.Integer(int(value))  # x**2.0 is x**2
+        # A float stays a float: as an exact rational, 0.044715 would turn into
+        # coefficients like 8943/200000 whose expansions multiply tiny values by
+        # 1e-10 first and underflow in float32.
+        return sympy.Float(repr(value), 17)
 
     def _convert_Name(self, node: ast.Name, depth: int) -> sympy.Expr:
         name = node.id
@@ -291,8 +326,29 @@ class _Converter:
                 f"got {len(node.args)}",
                 node,
             )
-        args = [self.convert(arg, depth) for arg in node.args]
+        if name == "where":
+            condition = self._condition(node.args[0], depth)
+            args = [condition] + [self.convert(arg, depth) for arg in node.args[1:]]
+        else:
+            args = [self.convert(arg, depth) for arg in node.args]
         return self._checked(function(*args), node)
+
+    def _condition(self, node: ast.AST, depth: int) -> sympy.Basic:
+        """The first argument of where(): a comparison such as `x > 0` or `0 < x <= 1`."""
+        if not isinstance(node, ast.Compare):
+            raise self.error("where() needs a comparison as its condition", node)
+        operands = [self.convert(node.left, depth)]
+        operands += [self.convert(right, depth) for right in node.comparators]
+        parts = []
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            relation = _COMPARISONS.get(type(op))
+            if relation is None:
+                raise self.error("only < <= > >= == != compare in where()", node)
+            parts.append(relation(left, right))
+        condition = sympy.And(*parts)
+        if condition in (sympy.true, sympy.false):
+            raise self.error("the condition of where() is constant", node)
+        return condition
 
     def _checked(self, result: sympy.Expr, node: ast.AST) -> sympy.Expr:
         if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):

@@ -14,6 +14,7 @@ import sys
 import sympy
 from sympy.printing.precedence import precedence
 
+from . import functions
 from .errors import InputError
 
 
@@ -56,7 +57,20 @@ TORCH_FUNCTIONS: dict[type, str] = {
     sympy.erf: "torch.erf",
     sympy.erfc: "torch.erfc",
     sympy.loggamma: "torch.lgamma",
+    sympy.erfinv: "torch.erfinv",
+    functions.erfc: "torch.erfc",
+    functions.sigmoid: "torch.sigmoid",
+    functions.softplus: "torch.nn.functional.softplus",
+    functions.relu: "torch.relu",
+    functions.log1p: "torch.log1p",
+    functions.expm1: "torch.expm1",
+    functions.logaddexp: "torch.logaddexp",
+    functions.xlogy: "torch.special.xlogy",
+    functions.hypot: "torch.hypot",
 }
+# Functions whose torch kernel takes tensors only: a constant argument is
+# written another way (see _print_two_tensor_function).
+_TENSOR_ONLY_BINARY = (functions.logaddexp, functions.hypot, sympy.atan2)
 
 
 # Functions of parameters alone (Python floats, not tensors) use the math module.
@@ -79,6 +93,7 @@ MATH_FUNCTIONS: dict[type, str] = {
     sympy.Abs: "abs",
     sympy.erf: "math.erf",
     sympy.erfc: "math.erfc",
+    functions.erfc: "math.erfc",
     sympy.loggamma: "math.lgamma",
 }
 
@@ -101,12 +116,96 @@ class AdgenTorchPrinter(TorchPrinter):
         return {s.name for s in expr.free_symbols} <= self.scalars
 
     def _print_Function(self, expr: sympy.Function) -> str:
-        table = MATH_FUNCTIONS if self._of_scalars_only(expr) else self.mapping
-        function_name = table.get(type(expr))
-        if function_name is None:
-            raise InputError(f"no torch function for {type(expr).__name__}() in {expr}")
+        if self._of_scalars_only(expr):
+            if type(expr) in MATH_FUNCTIONS:
+                args = ", ".join(self._print(arg) for arg in expr.args)
+                return f"{MATH_FUNCTIONS[type(expr)]}({args})"
+            # No math twin (sigmoid of a parameter, say): compute it in float64.
+            args = ", ".join(
+                f"torch.tensor({self._print(arg)}, dtype=torch.float64)" for arg in expr.args
+            )
+            return f"{self._torch_name(expr)}({args})"
+        if isinstance(expr, _TENSOR_ONLY_BINARY) and any(
+            self._of_scalars_only(arg) for arg in expr.args
+        ):
+            return self._print_two_tensor_function(expr)
         args = ", ".join(self._print(arg) for arg in expr.args)
-        return f"{function_name}({args})"
+        return f"{self._torch_name(expr)}({args})"
+
+    def _torch_name(self, expr: sympy.Function) -> str:
+        name = self.mapping.get(type(expr))
+        if name is None:
+            raise InputError(f"no torch function for {type(expr).__name__}() in {expr}")
+        return name
+
+    def _print_two_tensor_function(self, expr: sympy.Function) -> str:
+        """torch.logaddexp, hypot and atan2 take two tensors: with a constant or a
+        parameter on one side, write the same value in ops that take numbers."""
+        a, b = expr.args
+        if isinstance(expr, functions.logaddexp):
+            tensor, number = (a, b) if self._of_scalars_only(b) else (b, a)
+            return self._print(number + functions.softplus(tensor - number))
+        if isinstance(expr, functions.hypot):
+            return self._print(sympy.sqrt(a**2 + b**2, evaluate=False))
+        y, x = (self._print(a), self._print(b))
+        like = b if self._of_scalars_only(a) else a
+        wrap = f"torch.full_like({self._print(like)}, {{}})"
+        y = wrap.format(y) if self._of_scalars_only(a) else y
+        x = wrap.format(x) if self._of_scalars_only(b) else x
+        return f"torch.atan2({y}, {x})"
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        """where(cond, a, b) chains; the last branch's condition is always true."""
+        *branches, (otherwise, condition) = expr.args
+        if condition != sympy.true:
+            raise InputError(f"piecewise expression without a default branch: {expr}")
+        code = self._print(otherwise)
+        for value, cond in reversed(branches):
+            code = f"torch.where({self._print(cond)}, {self._print(value)}, {code})"
+        return code
+
+    def _print_guarded(self, expr: functions.guarded) -> str:
+        value, safe, condition = expr.args
+        return f"torch.where({self._print(condition)}, {self._print(value)}, {self._print(safe)})"
+
+    def _print_Relational(self, expr: sympy.core.relational.Relational) -> str:
+        left = self.parenthesize(expr.lhs, precedence(expr))
+        right = self.parenthesize(expr.rhs, precedence(expr))
+        return f"{left} {expr.rel_op} {right}"
+
+    def _print_And(self, expr: sympy.And) -> str:
+        return " & ".join(f"({self._print(arg)})" for arg in expr.args)
+
+    def _print_Or(self, expr: sympy.Or) -> str:
+        return " | ".join(f"({self._print(arg)})" for arg in expr.args)
+
+    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
+        x = expr.args[0]
+        at_zero = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+        if at_zero == 0:
+            return f"torch.sign(torch.relu({self._print(x)}))"
+        if at_zero == 1:
+            return f"(1.0 - torch.sign(torch.relu({self._print(-x)})))"
+        if at_zero == sympy.S.Half:
+            return f"(0.5 * torch.sign({self._print(x)}) + 0.5)"
+        raise InputError(f"unsupported value at zero in {expr}")
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        return self._print_extremum(expr, "maximum", "min")
+
+    def _print_Min(self, expr: sympy.Min) -> str:
+        return self._print_extremum(expr, "minimum", "max")
+
+    def _print_extremum(self, expr: sympy.Expr, function: str, clamp_bound: str) -> str:
+        # Max(0, x) -> torch.clamp(x, min=0.0): torch.max(0, x) would fail.
+        numbers = [a for a in expr.args if self._of_scalars_only(a)]
+        tensors = [a for a in expr.args if not self._of_scalars_only(a)]
+        code = self._print(tensors[0])
+        for other in tensors[1:]:
+            code = f"torch.{function}({code}, {self._print(other)})"
+        for number in numbers:
+            code = f"torch.clamp({code}, {clamp_bound}={self._print(number)})"
+        return code
 
     _print_Application = _print_Function
 
@@ -157,7 +256,8 @@ class AdgenTorchPrinter(TorchPrinter):
         if coefficient.is_number and not coefficient.is_Rational and rest != 1:
             sign = "-" if coefficient.is_negative else ""
             factor = self._print_constant(abs(coefficient))
-            return f"{sign}{factor}*{self.parenthesize(rest, precedence(expr))}"
+            rest_code = self.parenthesize(rest, precedence(expr), strict=True)
+            return f"{sign}{factor}*{rest_code}"
         return super()._print_Mul(expr)
 
     def _print_Pow(self, expr: sympy.Pow) -> str:

@@ -213,7 +213,7 @@ def _test_context(
     # Broadcasting case: inputs get shapes (2, 1), (3,), (1, 3), () ... so every
     # pair broadcasts and some input is smaller than the output.
     broadcast_shapes = ["(2, 1)", "(3,)", "(2, 3)", "()", "(1, 3)", "(1,)"]
-    reference = torch_code(model.expr, frozenset(p.name for p in model.params))
+    reference = torch_code(model.reference, frozenset(p.name for p in model.params))
     return {
         "header": header,
         "name": model.name,

@@ -127,7 +127,7 @@ def test_parse_error_shows_caret(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert emit(tmp_path, "x + sine(y)", "--name", "op") == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "adgen: error: unknown function 'sine' at column 5; did you mean sin, sinh, asin?",
+        "adgen: error: unknown function 'sine' at column 5; did you mean sin, sinh, sign?",
         "  x + sine(y)",
         "      ^",
     ]

@@ -10,6 +10,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adgen import functions
 from adgen.errors import InputError
 from adgen.parse import FUNCTIONS, parse_expression
 
@@ -28,8 +29,8 @@ ACCEPTED = [
     ("x - y / 2", x - y / 2),
     ("x**-2", x**-2),
     ("2**x", 2**x),
-    ("0.1*x", sympy.Rational(1, 10) * x),
-    ("1e-3*x", sympy.Rational(1, 1000) * x),
+    ("0.1*x", sympy.Float("0.1", 17) * x),
+    ("1e-3*x", sympy.Float("1e-3", 17) * x),
     ("x**2.0", x**2),
     ("pi*x", sympy.pi * x),
     ("e**x", sympy.exp(x)),
@@ -38,7 +39,7 @@ ACCEPTED = [
     ("lgamma(x) + loggamma(y)", sympy.loggamma(x) + sympy.loggamma(y)),
     ("atan2(y, x)", sympy.atan2(y, x)),
     ("sqrt(x)", sympy.sqrt(x)),
-    ("erf(x) + erfc(x)", sympy.erf(x) + sympy.erfc(x)),
+    ("erf(x) + erfc(x)", sympy.erf(x) + functions.erfc(x)),
     ("(x\n + y)", x + y),
     # Names sympy treats specially are plain symbols unless called.
     ("beta + gamma + N + S + Q + I", sym("beta") + sym("gamma") + sym("N") + sym("S") + sym("Q") + sym("I")),
@@ -66,8 +67,35 @@ def test_call_name(text: str, call_name: str | None) -> None:
 
 def test_every_listed_function_parses() -> None:
     for name, (_, arity) in FUNCTIONS.items():
-        args = ", ".join(["x", "y"][:arity])
+        args = "x > y, x, y" if name == "where" else ", ".join(["x", "y"][:arity])
         assert parse_expression(f"{name}({args})").expr.has(x)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("where(x > 0, x, 2*x)", sympy.Piecewise((x, x > 0), (2 * x, True))),
+        ("where(0 < x <= 1, x, y)", sympy.Piecewise((x, sympy.And(x > 0, x <= 1)), (y, True))),
+        ("max(x, 0)", sympy.Max(x, 0)),
+        ("minimum(x, y)", sympy.Min(x, y)),
+    ],
+)
+def test_conditions(text: str, expected: sympy.Expr) -> None:
+    assert parse_expression(text).expr == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("where(x, 1, 2)", "needs a comparison"),
+        ("where(1 > 0, x, y)", "constant"),
+        ("x > 0", "comparisons (outside the condition of where())"),
+        ("where(x > 0, x > 1, y)", "comparisons"),
+    ],
+)
+def test_bad_conditions(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_expression(text)
 
 
 REJECTED = [

@@ -8,7 +8,7 @@ import sympy
 
 from adgen.errors import InputError
 from adgen.parse import parse_expression
-from adgen.printer import TORCH_FUNCTIONS, torch_code
+from adgen.printer import torch_code
 
 x = sympy.Symbol("x", real=True)
 
@@ -54,13 +54,47 @@ def test_derivative_functions() -> None:
     assert torch_code(sympy.sign(x)) == "torch.sign(x)"
 
 
-def test_every_parser_function_has_a_torch_name() -> None:
+def test_every_parser_function_prints() -> None:
     from adgen.parse import FUNCTIONS
 
-    for function, _ in FUNCTIONS.values():
-        if function is sympy.sqrt:
-            continue  # sqrt is a power in sympy
-        assert function in TORCH_FUNCTIONS
+    for name, (_, arity) in FUNCTIONS.items():
+        args = "x > y, x, y" if name == "where" else ", ".join(["x", "y"][:arity])
+        code = torch_code(parse_expression(f"{name}({args})").expr)
+        assert code.startswith(("torch.", "(")), (name, code)
+
+
+VOCABULARY = [
+    ("sigmoid(x)", "torch.sigmoid(x)"),
+    ("softplus(x)", "torch.nn.functional.softplus(x)"),
+    ("relu(x)", "torch.relu(x)"),
+    ("log1p(x) + expm1(x)", "torch.expm1(x) + torch.log1p(x)"),
+    ("logaddexp(x, y)", "torch.logaddexp(x, y)"),
+    ("logaddexp(x, 2)", "torch.nn.functional.softplus(x - 2.0) + 2.0"),
+    ("xlogy(x, y)", "torch.special.xlogy(x, y)"),
+    ("hypot(x, y)", "torch.hypot(x, y)"),
+    ("hypot(x, 3)", "torch.sqrt(x**2 + 9.0)"),
+    ("atan2(2, x)", "torch.atan2(torch.full_like(x, 2.0), x)"),
+    ("erfinv(x)", "torch.erfinv(x)"),
+    ("digamma(x)", "torch.special.digamma(x)"),
+    ("where(x > 0, x, 2*x)", "torch.where(x > 0.0, x, 2.0*x)"),
+    ("where(0 < x <= 1, x, y)", "torch.where((x <= 1.0) & (x > 0.0), x, y)"),
+    ("max(x, 0)", "torch.clamp(x, min=0.0)"),
+    ("min(x, y)", "torch.minimum(x, y)"),
+    ("heaviside(x)", "torch.sign(torch.relu(x))"),
+    ("sign(x)", "torch.sign(x)"),
+]
+
+
+@pytest.mark.parametrize("text, code", VOCABULARY)
+def test_vocabulary(text: str, code: str) -> None:
+    assert torch_code(parse_expression(text).expr) == code
+
+
+def test_functions_of_parameters_use_math() -> None:
+    expr = parse_expression("x*log(alpha) + sigmoid(alpha)").expr
+    assert torch_code(expr, frozenset({"alpha"})) == (
+        "x*math.log(alpha) + torch.sigmoid(torch.tensor(alpha, dtype=torch.float64))"
+    )
 
 
 def test_unsupported_construct_is_named() -> None:

@@ -1,0 +1,165 @@
+"""The stable vocabulary: sympy functions that sympy lacks, each with a derivative
+written in a numerically stable form (sigmoid' = sigmoid(x)*sigmoid(-x),
+softplus' = sigmoid, logaddexp' = sigmoid of the difference ...).
+
+The parser maps user names onto these, derive differentiates them, the printer
+maps them onto torch's stable kernels.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.codegen.cfunctions import expm1, log1p
+
+__all__ = [
+    "erfc",
+    "guarded",
+    "expm1",
+    "hypot",
+    "log1p",
+    "logaddexp",
+    "relu",
+    "sigmoid",
+    "softplus",
+    "xlogy",
+]
+
+
+class sigmoid(sympy.Function):
+    """1/(1 + exp(-x))"""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        x = self.args[0]
+        return sigmoid(x) * sigmoid(-x)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        return sympy.S.Half if x.is_zero else None
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return 1 / (1 + sympy.exp(-x))
+
+
+class softplus(sympy.Function):
+    """log(1 + exp(x))"""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sigmoid(self.args[0])
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return sympy.log(1 + sympy.exp(x))
+
+
+class relu(sympy.Function):
+    """max(x, 0); its derivative at 0 is 0, as in PyTorch."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Heaviside(self.args[0], 0)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return sympy.Max(x, 0)
+
+
+class logaddexp(sympy.Function):
+    """log(exp(a) + exp(b))"""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        a, b = self.args
+        return sigmoid(a - b) if argindex == 1 else sigmoid(b - a)
+
+    def _eval_is_real(self) -> bool | None:
+        return all(arg.is_real for arg in self.args) or None
+
+    def _eval_rewrite_as_exp(self, a: sympy.Expr, b: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
+
+
+class xlogy(sympy.Function):
+    """x*log(y), and 0 where x is 0."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        x, y = self.args
+        return sympy.log(y) if argindex == 1 else x / y
+
+    def _eval_is_real(self) -> bool | None:
+        x, y = self.args
+        return (x.is_real and y.is_positive) or None
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, y: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return x * sympy.log(y)
+
+
+class hypot(sympy.Function):
+    """sqrt(x**2 + y**2) without overflow or underflow in between."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return self.args[argindex - 1] / hypot(*self.args)
+
+    def _eval_is_real(self) -> bool | None:
+        return all(arg.is_real for arg in self.args) or None
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, y: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return sympy.sqrt(x**2 + y**2)
+
+
+class erfc(sympy.Function):
+    """1 - erf(x), kept as written: sympy's own erfc turns erfc(-x) into
+    2 - erfc(x), the cancellation this function exists to avoid."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        x = self.args[0]
+        return -2 * sympy.exp(-(x**2)) / sympy.sqrt(sympy.pi)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _eval_rewrite_as_exp(self, x: sympy.Expr, **kwargs: object) -> sympy.Expr:
+        return sympy.erfc(x)
+
+
+class guarded(sympy.Function):
+    """guarded(x, safe, condition): x where condition holds, else safe. An opaque
+    where(): sympy would fold sqrt(where(c, x, 1)) into where(c, sqrt(x), 1),
+    which is the NaN-gradient trap the guard exists to avoid."""
+
+    nargs = 3
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+_OURS = (sigmoid, softplus, relu, logaddexp, xlogy, hypot, erfc)
+
+
+def elementary(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` in sympy's own functions only, for evaluation by sympy/mpmath."""
+    expr = expr.replace(lambda e: isinstance(e, guarded), lambda e: e.args[0])
+    expr = expr.replace(
+        lambda e: isinstance(e, _OURS), lambda e: e._eval_rewrite_as_exp(*e.args)
+    )
+    return expr.replace(
+        lambda e: isinstance(e, (log1p, expm1)), lambda e: e.expand(func=True)
+    )
