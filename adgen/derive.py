@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import InputError
+from .functions import sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -300,8 +301,11 @@ def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     result = sympy.diff(expr, variable)
     result = result.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
     # factor_terms regroups a*b*c - a*b*d as a*b*(c - d), the shape in which the
-    # stable rewrites find differences like sigmoid(-x) - sigmoid(x).
-    return stabilize(sympy.factor_terms(result))
+    # stable rewrites find sigmoid(-x) - sigmoid(x). It costs more than the
+    # derivative itself, so only where a sigmoid can take part.
+    if result.has(sigmoid):
+        result = sympy.factor_terms(result)
+    return stabilize(result)
 
 
 def _kernel(
