@@ -7,6 +7,7 @@ shared through `sympy.cse`. No `simplify()`: its running time is unbounded.
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from dataclasses import dataclass
@@ -165,8 +166,7 @@ def build_model(
         jvp_jvp.class_name: f"the jvp of {jvp.class_name}",
     }
     functions = tuple(
-        FunctionSpec(**{**spec.__dict__, "summary": summaries[spec.class_name]})
-        for spec in functions
+        dataclasses.replace(spec, summary=summaries[spec.class_name]) for spec in functions
     )
     return OpModel(
         name=name,

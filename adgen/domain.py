@@ -120,11 +120,21 @@ def _poles(formulas: tuple[sympy.Expr, ...], name: str, params: dict[str, float]
         base = base.subs(substitutions)
         if base.free_symbols != {symbol} or not base.is_polynomial(symbol):
             continue
-        polynomial = sympy.Poly(base, symbol)
-        if polynomial.degree() > 8:
-            continue
-        poles += [float(root) for root in polynomial.real_roots()]
+        poles += _real_roots(base, symbol)
     return poles
+
+
+def _real_roots(polynomial: sympy.Expr, symbol: sympy.Symbol) -> list[float]:
+    """Real roots of a polynomial of low degree, numerically (coefficients such as
+    pi defeat sympy's exact root isolation)."""
+    try:
+        poly = sympy.Poly(polynomial.evalf(20), symbol)
+        if poly.degree() > 8:
+            return []
+        roots = poly.nroots(n=15)
+    except (sympy.PolynomialError, NotImplementedError, ValueError, TypeError):
+        return []
+    return [float(sympy.re(r)) for r in roots if abs(sympy.im(r)) < 1e-12]
 
 
 def _well_defined(

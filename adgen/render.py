@@ -34,7 +34,6 @@ class RenderedOp:
 
 @dataclass(frozen=True)
 class _PrintedKernel:
-    arguments: str  # "grad, x, alpha"
     statements: tuple[str, ...]  # ("t0 = torch.cos(x)",)
     outputs: tuple[str | None, ...]  # ("grad*t0",); None where the output is zero
 
@@ -63,11 +62,16 @@ def render_op(
 
 
 def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
-    params = [p.name for p in model.params]
-    printer = _ClassPrinter(model, frozenset(params))
+    printer = _ClassPrinter(model)
     classes = [printer.function_class(spec) for spec in model.functions]
     op = model.functions[0]
+    params = printer.param_names
     public_call = ", ".join(list(model.inputs) + [f"float({p})" for p in params])
+    # The twin for torch.compile runs the backward Function's formulas as plain
+    # ops (`.forward` instead of `.apply`).
+    compile_backward_lines = printer.restore_lines(op) + printer.backward_lines(
+        op, method="forward"
+    )
     return {
         "header": header,
         "docstring": _docstring(model),
@@ -76,7 +80,7 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
         "uses_broadcast_new": printer.uses_broadcast_new,
         "classes": classes,
         "compile_twin": f"_{op.class_name}ForCompile",
-        "compile_backward_lines": printer.function_class(op, call="forward")["backward_lines"],
+        "compile_backward_lines": compile_backward_lines,
         "op_class": op.class_name,
         "name": model.name,
         "math": _math(model.expr),
@@ -93,36 +97,39 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
 class _ClassPrinter:
     """Turns each FunctionSpec into the prepared strings of one class."""
 
-    def __init__(self, model: OpModel, params: frozenset[str]) -> None:
+    def __init__(self, model: OpModel) -> None:
         self.model = model
-        self.params = params
+        self.param_names = [p.name for p in model.params]
+        self.scalars = frozenset(self.param_names)  # Python floats at run time
         self.by_name = {spec.class_name: spec for spec in model.functions}
         self.uses_math = False
         self.uses_sum_to = False
         self.uses_broadcast_new = False
 
-    def function_class(self, spec: FunctionSpec, call: str = "apply") -> dict[str, object]:
-        """Strings for one class; `call="forward"` runs a backward Function's
-        formulas as plain ops instead of applying it (for torch.compile)."""
-        params = sorted(self.params, key=[p.name for p in self.model.params].index)
+    def function_class(self, spec: FunctionSpec) -> dict[str, object]:
+        """The prepared strings of one class."""
+        params = self.param_names
         all_args = list(spec.tensor_args) + params
-        saved = ", ".join(spec.tensor_args)
-        restore = [f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"]
-        if params:
-            restore.append(f"{_unpack(params)} = ctx.params")
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
             "forward_args": ", ".join(all_args),
             "forward_lines": self.forward_lines(spec),
             "unpack_inputs": f"{_unpack(all_args)} = inputs",
-            "saved": saved,
+            "saved": ", ".join(spec.tensor_args),
             "params": _param_tuple(params),
             "backward_args": ", ".join(["ctx", *spec.grad_names()]),
-            "backward_lines": restore + self.backward_lines(spec, call),
+            "backward_lines": self.restore_lines(spec) + self.backward_lines(spec),
             "jvp_args": ", ".join(["ctx", *spec.tangent_names()] + (["*_"] if params else [])),
-            "jvp_lines": restore + self.jvp_lines(spec),
+            "jvp_lines": self.restore_lines(spec) + self.jvp_lines(spec),
         }
+
+    def restore_lines(self, spec: FunctionSpec) -> list[str]:
+        """Unpack what setup_context saved, at the start of backward and jvp."""
+        lines = [f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"]
+        if self.param_names:
+            lines.append(f"{_unpack(self.param_names)} = ctx.params")
+        return lines
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
         kernel = self.printed(spec.forward)
@@ -136,7 +143,7 @@ class _ClassPrinter:
         return list(kernel.statements) + assignments + [f"return {', '.join(spec.outputs)}"]
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
-        params = [p.name for p in self.model.params]
+        params = self.param_names
         if spec.backward_call is not None:
             target = self.by_name[spec.backward_call]
             args = ", ".join(list(target.tensor_args) + params)
@@ -166,7 +173,7 @@ class _ClassPrinter:
         return lines + ["return (" + ", ".join(returns) + ",)"]
 
     def jvp_lines(self, spec: FunctionSpec) -> list[str]:
-        params = [p.name for p in self.model.params]
+        params = self.param_names
         if spec.jvp_call is not None:
             target = self.by_name[spec.jvp_call]
             args = ", ".join(list(target.tensor_args) + params)
@@ -184,7 +191,7 @@ class _ClassPrinter:
         return list(kernel.statements) + assignments + [f"return {', '.join(names)}"]
 
     def printed(self, kernel: Kernel) -> _PrintedKernel:
-        printed = _print_kernel(kernel, self.params)
+        printed = _print_kernel(kernel, self.scalars)
         codes = printed.statements + tuple(c for c in printed.outputs if c)
         self.uses_math |= any("math." in code for code in codes)
         return printed
@@ -214,6 +221,9 @@ def _test_context(
     # pair broadcasts and some input is smaller than the output.
     broadcast_shapes = ["(2, 1)", "(3,)", "(2, 3)", "()", "(1, 3)", "(1,)"]
     reference = torch_code(model.reference, frozenset(p.name for p in model.params))
+    if not {s.name for s in model.reference.free_symbols} & set(inputs):
+        # A constant (x - x): still a tensor of the inputs' shape, like the op's.
+        reference = f"torch.zeros_like({inputs[0]}) + {reference}"
     return {
         "header": header,
         "name": model.name,
@@ -249,7 +259,6 @@ def _print_kernel(kernel: Kernel, params: frozenset[str]) -> _PrintedKernel:
         if {s.name for s in value.free_symbols} <= scalars:
             scalars.add(name)
     return _PrintedKernel(
-        arguments=", ".join(kernel.arguments),
         statements=tuple(statements),
         outputs=tuple(
             None if out == 0 else torch_code(out, frozenset(scalars))

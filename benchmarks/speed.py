@@ -75,7 +75,7 @@ def main() -> None:
             if native is not None:
                 candidates["native"] = native
             times = {key: [] for key in candidates}
-            for key, function in candidates.items():
+            for function in candidates.values():
                 fwd_bwd_seconds(function, x)  # warm up
             for _ in range(args.repeat):
                 for key, function in candidates.items():  # interleaved

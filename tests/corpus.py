@@ -59,4 +59,7 @@ CORPUS: list[tuple[str, str, tuple[str, ...]]] = [
     ("huber", "where(abs(x) <= delta, 0.5*x**2, delta*(abs(x) - 0.5*delta))", ("--param", "delta=1.0")),
     ("sqrt_or_linear", "where(x > 0, sqrt(x), 0.5*x)", ("--domain", "x=-2:2")),
     ("clipped", "min(max(x, -1), 1)*y", ()),
+    # Found by fuzzing: constants, with and without declared inputs.
+    ("zero", "x - x", ()),
+    ("constant_of_two", "2.5", ("--inputs", "x,y")),
 ]

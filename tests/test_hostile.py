@@ -129,3 +129,9 @@ def test_folder_names_cannot_inject_code(tmp_path: Path) -> None:
     result = run_pytest(str(tests), "-x", "-k", "derivatives", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:]
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("text", ["acos((x)+(pi))", "(x)-(x)", "log(x - pi)", "1/(x**2 - E)"])
+def test_fuzz_findings_emit_cleanly(text: str, tmp_path: Path) -> None:
+    """Once internal errors (exit 3) or broken generated tests, found by hypothesis."""
+    assert main(["emit", "--name", "op", "-o", str(tmp_path), "--", text]) == 0
