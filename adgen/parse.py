@@ -331,7 +331,12 @@ class _Converter:
             args = [condition] + [self.convert(arg, depth) for arg in node.args[1:]]
         else:
             args = [self.convert(arg, depth) for arg in node.args]
-        return self._checked(function(*args), node)
+        try:
+            result = function(*args)
+        except (ValueError, ArithmeticError):  # sympy evaluates erfinv(2.5) at once
+            constant = ast.get_source_segment(self.text, node) or name
+            raise self.error(f"constant {constant} is not a real number", node) from None
+        return self._checked(result, node)
 
     def _condition(self, node: ast.AST, depth: int) -> sympy.Basic:
         """The first argument of where(): a comparison such as `x > 0` or `0 < x <= 1`."""
@@ -355,4 +360,11 @@ class _Converter:
             raise self.error("expression is undefined here (a pole or infinity)", node)
         if result.has(sympy.I):
             raise self.error("expression is complex here (ops are real-valued)", node)
+        if result.is_number:  # a constant such as erfinv(2.5): is it a real number?
+            try:
+                value = functions.elementary(result).evalf(20)
+            except (ValueError, ArithmeticError):
+                value = sympy.nan
+            if not (value.is_real and value.is_finite):
+                raise self.error(f"constant {result} is not a real number", node)
         return result

@@ -135,3 +135,9 @@ def test_folder_names_cannot_inject_code(tmp_path: Path) -> None:
 def test_fuzz_findings_emit_cleanly(text: str, tmp_path: Path) -> None:
     """Once internal errors (exit 3) or broken generated tests, found by hypothesis."""
     assert main(["emit", "--name", "op", "-o", str(tmp_path), "--", text]) == 0
+
+
+def test_constant_outside_its_domain_is_an_input_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Found by hypothesis: erfinv(2.5) made mpmath raise inside the generator."""
+    assert main(["emit", "--name", "op", "-o", str(tmp_path), "erfinv(2.5)*x"]) == 2
+    assert "constant erfinv(2.5) is not a real number" in capsys.readouterr().err
