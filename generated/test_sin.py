@@ -178,6 +178,8 @@ def test_forward_mode_dual_tensors():
         with fwAD.dual_level():
             duals = [fwAD.make_dual(x, t) for x, t in zip(inputs, tangents)]
             primal, tangent = fwAD.unpack_dual(function(*duals))
+            if tangent is None:  # the output does not depend on the inputs
+                tangent = torch.zeros_like(primal)
             results.append([primal, tangent])
     assert_all_close(*results)
 
