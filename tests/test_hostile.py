@@ -3,6 +3,10 @@ bounded time, one line of error, exit code 2, nothing written, nothing executed.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,3 +145,22 @@ def test_constant_outside_its_domain_is_an_input_error(capsys: pytest.CaptureFix
     """Found by hypothesis: erfinv(2.5) made mpmath raise inside the generator."""
     assert main(["emit", "--name", "op", "-o", str(tmp_path), "erfinv(2.5)*x"]) == 2
     assert "constant erfinv(2.5) is not a real number" in capsys.readouterr().err
+
+
+def test_attacks_stay_within_bounded_memory(tmp_path: Path) -> None:
+    """All attacks in one fresh process: peak memory stays far below the machine's."""
+    script = (
+        "import json, resource, sys\n"
+        "from adgen.cli import main\n"
+        "for text in json.loads(sys.stdin.read()):\n"
+        "    assert main(['emit', '--name', 'op', '-o', 'out', '--', text]) == 2\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(ATTACKS), capture_output=True,
+        text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mib = int(result.stdout.split()[-1]) / 1024
+    assert peak_mib < 400, f"peak memory {peak_mib:.0f} MiB"
+    assert not (tmp_path / "PWNED").exists()
