@@ -132,15 +132,22 @@ class _ClassPrinter:
         return lines
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
-        kernel = self.printed(spec.forward)
+        return self.new_tensor_lines(spec, spec.forward, list(spec.outputs))
+
+    def new_tensor_lines(
+        self, spec: FunctionSpec, kernel: Kernel, names: list[str]
+    ) -> list[str]:
+        """A kernel whose results are new tensors of the outputs' shape (forward,
+        and a plain jvp): one result is returned directly, several by name."""
+        printed = self.printed(kernel)
         results = [
-            self.new_tensor(code, expr, spec.forward, spec.output_shape_of)
-            for code, expr in zip(kernel.outputs, spec.forward.outputs)
+            self.new_tensor(code, expr, kernel, spec.output_shape_of)
+            for code, expr in zip(printed.outputs, kernel.outputs)
         ]
         if len(results) == 1:
-            return list(kernel.statements) + [f"return {results[0]}"]
-        assignments = [f"{o} = {r}" for o, r in zip(spec.outputs, results)]
-        return list(kernel.statements) + assignments + [f"return {', '.join(spec.outputs)}"]
+            return list(printed.statements) + [f"return {results[0]}"]
+        assignments = [f"{n} = {r}" for n, r in zip(names, results)]
+        return list(printed.statements) + assignments + [f"return {', '.join(names)}"]
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
         params = self.param_names
@@ -179,16 +186,8 @@ class _ClassPrinter:
             args = ", ".join(list(target.tensor_args) + params)
             return [f"return {target.class_name}.apply({args})"]
         assert spec.jvp is not None
-        kernel = self.printed(spec.jvp)
-        results = [
-            self.new_tensor(code, expr, spec.jvp, spec.output_shape_of)
-            for code, expr in zip(kernel.outputs, spec.jvp.outputs)
-        ]
-        if len(results) == 1:
-            return list(kernel.statements) + [f"return {results[0]}"]
         names = [o + spec.tangent_suffix for o in spec.outputs]
-        assignments = [f"{n} = {r}" for n, r in zip(names, results)]
-        return list(kernel.statements) + assignments + [f"return {', '.join(names)}"]
+        return self.new_tensor_lines(spec, spec.jvp, names)
 
     def printed(self, kernel: Kernel) -> _PrintedKernel:
         printed = _print_kernel(kernel, self.scalars)

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from hypothesis import strategies as st
+
 from adgen.cli import main
+from adgen.parse import FUNCTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,3 +39,20 @@ def run_pytest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
         text=True,
         timeout=900,
     )
+
+
+def expression_trees(leaves: list[str], max_leaves: int) -> st.SearchStrategy[str]:
+    """Random expressions: leaves combined by one-argument functions, the binary
+    operators and unary minus."""
+    unary_functions = sorted(n for n, (_, arity) in FUNCTIONS.items() if arity == 1)
+
+    def extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        unary = st.tuples(st.sampled_from(unary_functions), children)
+        binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children)
+        return st.one_of(
+            unary.map(lambda t: f"{t[0]}({t[1]})"),
+            binary.map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+            children.map(lambda c: f"-({c})"),
+        )
+
+    return st.recursive(st.sampled_from(leaves), extend, max_leaves=max_leaves)

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adgen.cli import main
-from adgen.parse import FUNCTIONS
-from tests.helpers import run_pytest
+from tests.helpers import expression_trees, run_pytest
+
+LEAVES = ["x", "y", "1", "2.5", "pi"]
 
 ATTACKS = [
     "__import__('os').system('touch PWNED')",
@@ -92,20 +93,8 @@ def test_unsafe_names_are_rejected(argv, message, tmp_path: Path, capsys: pytest
     assert not (tmp_path / "out").exists()
 
 
-_leaves = st.sampled_from(["x", "y", "1", "2.5", "pi"])
-
-
-def _tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    unary = st.tuples(st.sampled_from(sorted(n for n, (_, a) in FUNCTIONS.items() if a == 1)), children)
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children)
-    return st.one_of(
-        unary.map(lambda t: f"{t[0]}({t[1]})"),
-        binary.map(lambda t: f"({t[0]}){t[1]}({t[2]})"),
-    )
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(st.recursive(_leaves, _tree, max_leaves=4), st.text(max_size=30)))
+@given(text=st.one_of(expression_trees(LEAVES, max_leaves=4), st.text(max_size=30)))
 def test_cli_never_crashes(text: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = tmp_path_factory.mktemp("fuzz")
     code = main(["emit", "--name", "op", "-o", str(out), "--", text])
@@ -115,7 +104,7 @@ def test_cli_never_crashes(text: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.recursive(_leaves, _tree, max_leaves=3).filter(lambda t: "x" in t))
+@given(text=expression_trees(LEAVES, max_leaves=3).filter(lambda t: "x" in t))
 def test_emitted_fuzz_ops_pass_their_own_tests(text: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = tmp_path_factory.mktemp("fuzzop")
     if main(["emit", "--name", "op", "-o", str(out), "--", text]) != 0:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from adgen import functions
 from adgen.errors import InputError
 from adgen.parse import FUNCTIONS, parse_expression
+from tests.helpers import expression_trees
 
 x, y, z = (sympy.Symbol(n, real=True) for n in "xyz")
 
@@ -160,21 +161,8 @@ def test_error_points_at_the_column() -> None:
     assert error.value.detail.splitlines() == ["  x + sine(y)", "      ^"]
 
 
-_leaves = st.sampled_from(["x", "y", "alpha", "2", "0.5", "pi"])
-
-
-def _tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    unary = st.tuples(st.sampled_from(sorted(n for n, (_, a) in FUNCTIONS.items() if a == 1)), children)
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children)
-    return st.one_of(
-        unary.map(lambda t: f"{t[0]}({t[1]})"),
-        binary.map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
-        children.map(lambda c: f"-({c})"),
-    )
-
-
 @settings(max_examples=150, deadline=None)
-@given(st.recursive(_leaves, _tree, max_leaves=8))
+@given(expression_trees(["x", "y", "alpha", "2", "0.5", "pi"], max_leaves=8))
 def test_random_expression_trees_parse_or_fail_cleanly(text: str) -> None:
     try:
         parsed = parse_expression(text)
