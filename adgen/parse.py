@@ -285,13 +285,16 @@ class _Converter:
         if isinstance(node.op, _CHAINED) and _is_chain(node.left, node.op):
             return self._convert_chain(node, depth)
         left = self.convert(node.left, depth)
-        right = self.convert(node.right, depth)
+        return self._combine(node, left, self.convert(node.right, depth))
+
+    def _combine(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
+        """left `node.op` right, refusing what sympy cannot or should not compute."""
         if isinstance(node.op, ast.Pow) and left.is_number and right.is_number:
             if abs(right) > MAX_CONSTANT_EXPONENT:
                 raise self.error("constant power too large", node)
         if isinstance(node.op, ast.Div) and right == 0:
             raise self.error("division by zero", node)
-        return self._checked(operation(left, right), node)
+        return self._checked(_BINARY_OPERATORS[type(node.op)](left, right), node)
 
     def _convert_chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         """`a + b - c + ...` without one level of nesting per term: a long sum or
@@ -303,10 +306,7 @@ class _Converter:
             head = head.left
         result = self.convert(head, depth)
         for link in reversed(links):
-            right = self.convert(link.right, depth)
-            if isinstance(link.op, ast.Div) and right == 0:
-                raise self.error("division by zero", link)
-            result = self._checked(_BINARY_OPERATORS[type(link.op)](result, right), link)
+            result = self._combine(link, result, self.convert(link.right, depth))
         return result
 
     def _convert_Call(self, node: ast.Call, depth: int) -> sympy.Expr:
