@@ -203,14 +203,17 @@ class _Formula:
         """For each output o: sum over arguments a of d(value_o)/da * a_tangent."""
         return [
             _sum(
-                _derivative(v, _symbol(a)) * _symbol(a + self.tangent_suffix)
-                for a in self.args
+                _derivative(v, _symbol(a)) * _symbol(t)
+                for a, t in zip(self.args, self.tangent_names())
             )
             for v in self.values
         ]
 
     def grad_names(self) -> tuple[str, ...]:
         return _grad_names(self.outputs, self.args)
+
+    def tangent_names(self) -> tuple[str, ...]:
+        return tuple(a + self.tangent_suffix for a in self.args)
 
     def vjp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's backward (the same tangent naming)."""
@@ -226,10 +229,9 @@ class _Formula:
 
     def jvp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's jvp; its own tangents take the next suffix."""
-        tangents = tuple(a + self.tangent_suffix for a in self.args)
         return _Formula(
             class_name,
-            self.args + tangents,
+            self.args + self.tangent_names(),
             tuple(o + self.tangent_suffix for o in self.outputs),
             tuple(self.jvp_values()),
             shape_of,
@@ -244,7 +246,7 @@ class _Formula:
         jvp_call: _Formula | None = None,
     ) -> FunctionSpec:
         grads = self.grad_names()
-        tangents = tuple(a + self.tangent_suffix for a in self.args)
+        tangents = self.tangent_names()
         return FunctionSpec(
             class_name=self.class_name,
             summary="",
