@@ -4,8 +4,19 @@
 (parse, derive, printer, render, write) and `api` chains them.
 """
 
-from .api import emit, plan_emit, render
+from .api import emit, load, plan_emit, render
+from .build import build, check, plan_build
 from .errors import AdgenError
 from .render import RenderedOp
 
-__all__ = ["AdgenError", "RenderedOp", "emit", "plan_emit", "render"]
+__all__ = [
+    "AdgenError",
+    "RenderedOp",
+    "build",
+    "check",
+    "emit",
+    "load",
+    "plan_build",
+    "plan_emit",
+    "render",
+]

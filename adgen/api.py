@@ -1,14 +1,19 @@
 """The Python API: the whole pipeline (parse -> derive -> render -> write) behind
-two functions, `emit` (files) and `render` (text)."""
+`emit` (files), `render` (text) and `load` (the op, in memory)."""
 
 from __future__ import annotations
 
+import linecache
+import math
 import os
 import shlex
+import sys
+import types
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, choose_domains
@@ -36,8 +41,12 @@ def plan_emit(
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
+    regenerate: str | None = None,
 ) -> Plan:
-    """Run the pipeline up to the text of both files, writing nothing."""
+    """Run the pipeline up to the text of both files, writing nothing.
+
+    `regenerate` is the command the header names for regenerating the files
+    (default: the equivalent `adgen emit` line)."""
     parsed = parse_expression(expr)
     if name is None:
         if parsed.call_name is None:
@@ -61,7 +70,7 @@ def plan_emit(
     test_dir = Path(tests_dir) if tests_dir is not None else out_dir
     module_path = out_dir / f"{name}.py"
     test_path = test_dir / f"test_{name}.py"
-    command = regenerate_command(
+    command = regenerate or regenerate_command(
         parsed.text, name, inputs, param_list, given, out_dir, tests_dir
     )
     relative = Path(
@@ -119,6 +128,36 @@ def render(
     return RenderedOp(module_source=plan.module.content, test_source=plan.test.content)
 
 
+def load(
+    expr: str,
+    *,
+    name: str | None = None,
+    inputs: Sequence[str] | None = None,
+    params: Mapping[str, float | None] | None = None,
+    domains: Mapping[str, tuple[float, float]] | None = None,
+) -> Callable[..., Any]:
+    """The op's public function, built in memory (for notebooks and scripts).
+
+    The code run is the rendered module, the same text `emit` would write;
+    `expr` itself is only ever parsed, never executed.
+
+    >>> mish = load("x*tanh(softplus(x))", name="mish")
+    >>> y = mish(torch.randn(3, requires_grad=True))
+    """
+    plan = plan_emit(expr, name=name, inputs=inputs, params=params, domains=domains)
+    name = plan.module.path.stem
+    source = plan.module.content
+    filename = f"<adgen.load {name}>"
+    # A real module, known to linecache and sys.modules, so that tracebacks,
+    # inspect.getsource and pickling by qualified name work as for a file.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"adgen.loaded.{name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - rendered code
+    sys.modules[module.__name__] = module
+    return getattr(module, name)
+
+
 def regenerate_command(
     text: str,
     name: str,
@@ -159,6 +198,6 @@ def _float_or_none(name: str, value: float | None) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise InputError(f"--param {name}: default must be a number, got {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise InputError(f"--param {name}: default must be finite, got {value!r}")
     return number

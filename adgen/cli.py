@@ -4,16 +4,20 @@ one line on stderr and an exit code, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .api import plan_emit
+from .build import carry_out, describe, plan_build
 from .domain import parse_domain
 from .errors import AdgenError, InputError
-from .write import write_files
+from .write import Difference, differences, write_files
 
 EXIT_OK = 0
+EXIT_STALE = 1  # --check / check: the files on disk are not what adgen would write
 EXIT_INTERNAL = 3  # a bug in adgen, not in the input
 
 
@@ -43,7 +47,34 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--domain", action="append", default=[], metavar="NAME=LO:HI", help="interval the generated test samples NAME from (repeatable)")
     emit.add_argument("--tests-dir", metavar="DIR", help="folder for test_NAME.py (default: the --out folder)")
     emit.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
+    _add_check_options(emit, "write nothing; exit 1 if NAME.py or test_NAME.py is missing, stale or edited by hand")
+
+    build = commands.add_parser(
+        "build",
+        help="regenerate every op of the spec file and the package's __init__.py",
+        description=(
+            "Regenerate every op listed in adgen.toml or pyproject.toml [tool.adgen], "
+            "write the package's __init__.py and remove the generated files of ops "
+            "dropped from the spec. Files adgen did not generate are never touched."
+        ),
+    )
+    build.add_argument("--config", metavar="FILE", help="the spec file (default: adgen.toml or pyproject.toml here)")
+    build.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
+    _add_check_options(build, "write nothing; exit 1 if any file would change (same as `adgen check`)")
+
+    check = commands.add_parser(
+        "check",
+        help="exit 1 if the spec's generated files are stale, missing or edited by hand",
+        description="Regenerate in memory and compare; exit 0 when every file is fresh, 1 otherwise (for CI and pre-commit).",
+    )
+    check.add_argument("--config", metavar="FILE", help="the spec file (default: adgen.toml or pyproject.toml here)")
+    check.add_argument("--diff", action="store_true", help="also print a unified diff of each changed file")
     return parser
+
+
+def _add_check_options(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--check", action="store_true", help=text)
+    parser.add_argument("--diff", action="store_true", help="with --check: print a unified diff of each changed file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,9 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.command != "emit":
-        build_parser().print_help(sys.stderr)
-        return InputError.exit_code
+    if args.command == "emit":
+        return _emit(args)
+    if args.command in ("build", "check"):
+        return _build(args, check_only=args.command == "check" or args.check)
+    build_parser().print_help(sys.stderr)
+    return InputError.exit_code
+
+
+def _emit(args: argparse.Namespace) -> int:
     plan = plan_emit(
         args.expression,
         name=args.name,
@@ -84,11 +121,69 @@ def _run(args: argparse.Namespace) -> int:
     )
     for warning in plan.warnings:
         print(f"adgen: warning: {warning}", file=sys.stderr)
-    written = write_files([plan.module, plan.test], force=args.force)
-    for planned in (plan.module, plan.test):
+    files = [plan.module, plan.test]
+    if args.check:
+        found = differences(files)
+        lines = [f"{d.path}: {d.reason}" for d in found]
+        return _report(found, lines, args.diff, "rerun without --check")
+    written = write_files(files, force=args.force)
+    for planned in files:
         state = "wrote" if planned.path in written else "unchanged"
         print(f"{state} {planned.path}")
     return EXIT_OK
+
+
+def _build(args: argparse.Namespace, check_only: bool) -> int:
+    plan = plan_build(args.config)
+    root = plan.project.config.resolve().parent
+    for warning in plan.warnings:
+        print(f"adgen: warning: {plan.project.label}: {warning}", file=sys.stderr)
+    files = list(plan.files)
+    found = differences(files, list(plan.removals))
+    if check_only:
+        return _report(found, describe(found, root), args.diff, "run `adgen build`")
+    result = carry_out(plan, force=args.force)
+    for planned in files:
+        state = "wrote" if planned.path in result.written else "unchanged"
+        print(f"{state} {_shown(planned.path, root)}")
+    for path in result.removed:
+        print(f"removed {_shown(path, root)}")
+    return EXIT_OK
+
+
+def _report(found: list[Difference], lines: list[str], show_diff: bool, fix: str) -> int:
+    """Print what --check found; the exit code says whether anything would change."""
+    if not found:
+        print("adgen: generated files are up to date")
+        return EXIT_OK
+    for difference, line in zip(found, lines):
+        print(line)
+        if show_diff:
+            sys.stdout.writelines(_unified_diff(difference))
+    count = f"{len(found)} file" + ("s" if len(found) > 1 else "")
+    print(f"adgen: {count} would change; {fix}")
+    return EXIT_STALE
+
+
+def _unified_diff(difference: Difference) -> list[str]:
+    try:
+        current = difference.path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        current = ""
+    lines = difflib.unified_diff(
+        current.splitlines(True),
+        (difference.expected or "").splitlines(True),
+        fromfile=f"{difference.path} (on disk)",
+        tofile=f"{difference.path} (fresh)",
+    )
+    return [line if line.endswith("\n") else line + "\n" for line in lines]
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _split_inputs(text: str | None) -> list[str] | None:

@@ -359,3 +359,15 @@ def _render(template: str, context: dict[str, object]) -> str:
     formatted = black.format_str(source, mode=black.Mode())
     compile(formatted, template.removesuffix(".j2"), "exec")
     return formatted
+
+
+def render_package(names: list[str], header: list[str]) -> str:
+    """The `__init__.py` of a built package: re-exports each op's public function."""
+    return _render(
+        "package.py.j2",
+        {
+            "header": [GENERATED_MARKER + " @generated", *map(_one_line, header)],
+            "names": names,
+            "quoted_names": ", ".join(f'"{name}"' for name in names),
+        },
+    )
