@@ -138,10 +138,11 @@ def _built_files(project: Project, command: str) -> list[Path]:
 
 def describe(differences_found: Sequence[Difference], root: Path) -> list[str]:
     """One line per difference, paths relative to the project folder."""
-    return [f"{_relative(d.path, root)}: {d.reason}" for d in differences_found]
+    return [f"{relative_to(d.path, root)}: {d.reason}" for d in differences_found]
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to(path: Path, root: Path) -> str:
+    """`path` as shown to the user: relative to the project folder when inside it."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

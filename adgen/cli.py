@@ -8,10 +8,9 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .api import plan_emit
-from .build import carry_out, describe, plan_build
+from .build import carry_out, describe, plan_build, relative_to
 from .domain import parse_domain
 from .errors import AdgenError, InputError
 from .write import Difference, differences, write_files
@@ -145,9 +144,9 @@ def _build(args: argparse.Namespace, check_only: bool) -> int:
     result = carry_out(plan, force=args.force)
     for planned in files:
         state = "wrote" if planned.path in result.written else "unchanged"
-        print(f"{state} {_shown(planned.path, root)}")
+        print(f"{state} {relative_to(planned.path, root)}")
     for path in result.removed:
-        print(f"removed {_shown(path, root)}")
+        print(f"removed {relative_to(path, root)}")
     return EXIT_OK
 
 
@@ -177,13 +176,6 @@ def _unified_diff(difference: Difference) -> list[str]:
         tofile=f"{difference.path} (fresh)",
     )
     return [line if line.endswith("\n") else line + "\n" for line in lines]
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _split_inputs(text: str | None) -> list[str] | None:
