@@ -1,0 +1,99 @@
+"""The scripts in examples/ run in smoke mode and print sensible results.
+
+Each runs in a subprocess, as a user would run it, with the repository root on
+PYTHONPATH so the checkout's adgen is the one imported."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(script: str, *args: str, cwd: Path, smoke_env: bool = False) -> str:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), env.get("PYTHONPATH")])
+    )
+    env.pop("ADGEN_EXAMPLES_SMOKE", None)
+    if smoke_env:
+        env["ADGEN_EXAMPLES_SMOKE"] = "1"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def number_after(label: str, text: str) -> float:
+    match = re.search(re.escape(label) + r"\s*([-+0-9.eE]+)", text)
+    assert match, f"no {label!r} in output:\n{text}"
+    return float(match.group(1))
+
+
+def test_pinn_poisson_smoke(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "pinn.png"
+    out = run_example("pinn_poisson.py", "--smoke", "--plot", str(plot), cwd=tmp_path)
+
+    assert "activation: mish(x) = x*tanh(log(1 + exp(x))), from adgen.load" in out
+    # u_xx (second derivative) and the loss gradient (third) match autograd of
+    # the composite in float64.
+    assert number_after("u_xx", out) < 1e-10
+    assert number_after("loss gradient", out) < 1e-10
+    # Training works: the loss falls by well over 10x and u is near sin(pi x).
+    initial = number_after("initial loss", out)
+    final = number_after("final loss", out)
+    assert final < initial / 10, out
+    assert number_after("max |u - sin(pi x)| on 1001 points:", out) < 0.5
+    assert re.search(r"time: 150 steps in [0-9.]+ s", out)
+
+    assert f"plot: {plot}" in out
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not (tmp_path / "pinn_poisson.png").exists()  # --plot was honoured
+
+
+def test_pinn_poisson_default_plot_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = run_example("pinn_poisson.py", "--steps", "3", cwd=tmp_path, smoke_env=True)
+    assert "plot: pinn_poisson.png" in out
+    assert (tmp_path / "pinn_poisson.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_mlp_activation_smoke(tmp_path):
+    # The environment variable is the other way to ask for smoke mode.
+    out = run_example("mlp_activation.py", cwd=tmp_path, smoke_env=True)
+
+    assert "data: 512 x 8 -> 1, MLP 8-32-32-1, batch 128, Adam, 3 epochs" in out
+    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.e+-]+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == [1, 2, 3], out
+    for _, generated, composite, rel in rows:
+        # Same weights, same batches: the curves agree to float32 rounding.
+        assert abs(float(generated) - float(composite)) <= 1e-5 * float(composite)
+        assert float(rel) < 1e-5
+    assert float(rows[-1][1]) < float(rows[0][1])  # it learns
+
+    assert "time per epoch, median (s)" in out
+    # mish saves only its input; the composite also keeps tanh(softplus(x)).
+    match = re.search(
+        r"saved by the 2 activations \(KiB\)\s+(\d+)\s+(\d+)\s+([0-9.]+)", out
+    )
+    assert match, out
+    generated_kib, composite_kib = int(match.group(1)), int(match.group(2))
+    assert generated_kib == 32  # 2 layers x 128 x 32 float32 inputs
+    assert composite_kib == 2 * generated_kib
+    assert "saved in one step, total (KiB)" in out
