@@ -11,10 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("torch")
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
@@ -46,7 +42,6 @@ def number_after(label: str, text: str) -> float:
 
 
 def test_pinn_poisson_smoke(tmp_path):
-    pytest.importorskip("matplotlib")
     plot = tmp_path / "pinn.png"
     out = run_example("pinn_poisson.py", "--smoke", "--plot", str(plot), cwd=tmp_path)
 
@@ -68,7 +63,6 @@ def test_pinn_poisson_smoke(tmp_path):
 
 
 def test_pinn_poisson_default_plot_path(tmp_path):
-    pytest.importorskip("matplotlib")
     out = run_example("pinn_poisson.py", "--steps", "3", cwd=tmp_path, smoke_env=True)
     assert "plot: pinn_poisson.png" in out
     assert (tmp_path / "pinn_poisson.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -79,7 +73,7 @@ def test_mlp_activation_smoke(tmp_path):
     out = run_example("mlp_activation.py", cwd=tmp_path, smoke_env=True)
 
     assert "data: 512 x 8 -> 1, MLP 8-32-32-1, batch 128, Adam, 3 epochs" in out
-    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.e+-]+)$", out, re.M)
+    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.e+-]+)$", out, re.MULTILINE)
     assert [int(r[0]) for r in rows] == [1, 2, 3], out
     for _, generated, composite, rel in rows:
         # Same weights, same batches: the curves agree to float32 rounding.
