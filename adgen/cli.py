@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from .api import plan_emit
 from .domain import parse_domain
 from .errors import AdgenError, InputError
+from .render import SAVE_POLICIES
 from .write import write_files
 
 EXIT_OK = 0
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--param", action="append", default=[], metavar="NAME[=DEFAULT]", help="a float parameter, keyword-only, not differentiated (repeatable)")
     emit.add_argument("--domain", action="append", default=[], metavar="NAME=LO:HI", help="interval the generated test samples NAME from (repeatable)")
     emit.add_argument("--tests-dir", metavar="DIR", help="folder for test_NAME.py (default: the --out folder)")
+    emit.add_argument("--save", choices=SAVE_POLICIES, default="inputs", help="what forward keeps for backward: the inputs (least memory) or also the derivatives (faster first-order backward)")
+    emit.add_argument("--fuse", action="store_true", help="run the kernels under torch.compile (compiled on first use; eager with a warning where it fails)")
     emit.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
     return parser
 
@@ -81,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         params=_parse_params(args.param),
         domains={d.name: (d.low, d.high) for d in map(parse_domain, args.domain)},
         tests_dir=args.tests_dir,
+        save=args.save,
+        fuse=args.fuse,
     )
     for warning in plan.warnings:
         print(f"adgen: warning: {warning}", file=sys.stderr)

@@ -181,6 +181,15 @@ def build_model(
     )
 
 
+def value_and_gradient_kernel(model: OpModel) -> Kernel:
+    """The op's value and its gradient (without the incoming grad) in one kernel,
+    sharing subexpressions: what `--save intermediates` computes in forward so
+    that a first-order backward is one multiplication per input."""
+    param_names = tuple(p.name for p in model.params)
+    taken = set(model.inputs) | set(param_names)
+    return _kernel(model.inputs + param_names, [model.expr, *model.gradient], taken)
+
+
 @dataclass(frozen=True)
 class _Formula:
     """A Function's outputs as sympy expressions of its tensor arguments."""

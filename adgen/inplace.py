@@ -60,7 +60,6 @@ _IN_PLACE_METHODS: dict[type, str] = {
 }
 # Powers with a method of their own (cheaper and exact, like the printer's).
 _POWER_METHODS: dict[sympy.Expr, str] = {
-    sympy.Integer(2): "square",
     sympy.Integer(-1): "reciprocal",
     sympy.S.Half: "sqrt",
     -sympy.S.Half: "rsqrt",
@@ -170,7 +169,7 @@ class _Lowering:
         if method is not None and not self.is_scalar(expr.args[0]):
             argument = self.lower(expr.args[0])
             if argument.owned:
-                return _Code(f"{argument.text}.{method}_()", True, argument.inputs)
+                return _Code(f"{_operand(argument.text)}.{method}_()", True, argument.inputs)
             return _Code(f"{TORCH_FUNCTIONS[type(expr)]}({argument.text})", True, argument.inputs)
         # Everything else (where, clamp, softplus, atan2, ...) allocates its result.
         return _Code(_operand(self.fallback(expr)), True, self.depends_on(expr))
@@ -184,6 +183,8 @@ class _Lowering:
     def lower_power(self, base: sympy.Expr, exponent: sympy.Expr) -> _Code:
         value = self.lower(base)
         method = _POWER_METHODS.get(exponent)
+        if exponent == 2 and not value.owned:
+            method = "square"  # square_ has no vmap batching rule: pow_(2) below
         if method is None:
             argument = str(int(exponent)) if exponent.is_Integer else self.scalar(exponent)
             method, argument = "pow", argument
@@ -197,8 +198,11 @@ class _Lowering:
         most inputs, preferably a buffer to take over, else one that allocates."""
 
         def rank(term: sympy.Expr) -> tuple[int, int]:
+            _, factors = self.split_product(term)
             if term.is_Symbol:
                 preference = 2 if term.name in self.reusable else 0
+            elif len(factors) == 1 and factors[0].is_Symbol:
+                preference = 0  # c*x: absorbed by another term as add_(x, alpha=c)
             else:
                 preference = 1
             return (len(self.depends_on(term)), preference)
@@ -227,11 +231,11 @@ class _Lowering:
             constant = sympy.Add(*constants)
             if code.owned:
                 if constant.could_extract_minus_sign():
-                    text = f"{code.text}.sub_({self.scalar(-constant)})"
+                    text = f"{_operand(code.text)}.sub_({self.scalar(-constant)})"
                 else:
-                    text = f"{code.text}.add_({self.scalar(constant)})"
+                    text = f"{_operand(code.text)}.add_({self.scalar(constant)})"
             else:
-                text = f"({code.text} + {self.scalar(constant)})"
+                text = _binary(code.text, "+", self.scalar(constant))
             code = _Code(text, True, code.inputs)
         return code
 
@@ -239,31 +243,37 @@ class _Lowering:
         inputs = code.inputs | self.depends_on(term)
         coefficient, factors = self.split_product(term)
         in_place = code.owned and inputs == code.inputs
-        if in_place and len(factors) == 2 and not any(_is_divisor(f) for f in factors):
-            # acc + c*a*b in one pass
-            a, b = (self.lower(f).text for f in factors)
-            value = "" if coefficient == 1 else f", value={self.scalar(coefficient)}"
-            return _Code(f"{code.text}.addcmul_({a}, {b}{value})", True, inputs)
+        if in_place and len(factors) == 2 and coefficient not in (1, -1):
+            # acc + c*a*b: the constant rides on add_ (addcmul_ would save a pass
+            # but has no vmap batching rule)
+            product = self.lower(sympy.Mul(*factors)).text
+            alpha = self.scalar(coefficient)
+            return _Code(f"{_operand(code.text)}.add_({product}, alpha={alpha})", True, inputs)
         if len(factors) == 1:
             operand = self.lower(factors[0]).text
             if coefficient == -1:
                 if in_place:
-                    return _Code(f"{code.text}.sub_({operand})", True, inputs)
-                return _Code(f"({code.text} - {_operand(operand)})", True, inputs)
+                    return _Code(f"{_operand(code.text)}.sub_({operand})", True, inputs)
+                return _Code(_binary(code.text, "-", operand), True, inputs)
             if in_place and coefficient != 1:
                 alpha = self.scalar(coefficient)
-                return _Code(f"{code.text}.add_({operand}, alpha={alpha})", True, inputs)
+                return _Code(f"{_operand(code.text)}.add_({operand}, alpha={alpha})", True, inputs)
+        if coefficient.is_number and coefficient.is_negative:
+            operand = self.lower(-term).text
+            if in_place:
+                return _Code(f"{_operand(code.text)}.sub_({operand})", True, inputs)
+            return _Code(_binary(code.text, "-", operand), True, inputs)
         operand = self.lower(term).text
         if in_place:
-            return _Code(f"{code.text}.add_({operand})", True, inputs)
-        return _Code(f"({code.text} + {_operand(operand)})", True, inputs)
+            return _Code(f"{_operand(code.text)}.add_({operand})", True, inputs)
+        return _Code(_binary(code.text, "+", operand), True, inputs)
 
     def split_product(self, term: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Expr]]:
         """c*a*b -> (c, [a, b]) with c a number or a product of parameters."""
         factors = list(term.args) if term.is_Mul else [term]
         coefficient = sympy.Mul(*[f for f in factors if self.is_scalar(f)])
-        if coefficient.is_Float and float(coefficient) == 1.0:
-            coefficient = sympy.S.One  # 1.0*x: nothing to multiply
+        if coefficient.is_Float and abs(float(coefficient)) == 1.0:
+            coefficient = sympy.Integer(int(coefficient))  # 1.0*x: nothing to multiply
         return coefficient, [f for f in factors if not self.is_scalar(f)]
 
     def lower_mul(self, expr: sympy.Expr) -> _Code:
@@ -274,12 +284,12 @@ class _Lowering:
         rest.remove(first)
         code = self.combine(first, rest, self.mul_factor)
         if coefficient == -1:
-            return _Code(f"{code.text}.neg_()" if code.owned else f"(-{_operand(code.text)})", True, code.inputs)
+            return _Code(f"{_operand(code.text)}.neg_()" if code.owned else f"-{_operand(code.text)}", True, code.inputs)
         if coefficient != 1:
             number = self.scalar(coefficient)
             if code.owned:
-                return _Code(f"{code.text}.mul_({number})", True, code.inputs)
-            return _Code(f"({_operand(number)} * {_operand(code.text)})", True, code.inputs)
+                return _Code(f"{_operand(code.text)}.mul_({number})", True, code.inputs)
+            return _Code(_binary(number, "*", code.text), True, code.inputs)
         return code
 
     def mul_factor(self, code: _Code, factor: sympy.Expr) -> _Code:
@@ -288,16 +298,40 @@ class _Lowering:
         if _is_divisor(factor):
             operand = self.lower(factor.args[0]).text
             if in_place:
-                return _Code(f"{code.text}.div_({operand})", True, inputs)
-            return _Code(f"({code.text} / {_operand(operand)})", True, inputs)
+                return _Code(f"{_operand(code.text)}.div_({operand})", True, inputs)
+            return _Code(_binary(code.text, "/", operand), True, inputs)
         operand = self.lower(factor).text
         if in_place:
-            return _Code(f"{code.text}.mul_({operand})", True, inputs)
-        return _Code(f"({code.text} * {_operand(operand)})", True, inputs)
+            return _Code(f"{_operand(code.text)}.mul_({operand})", True, inputs)
+        return _Code(_binary(code.text, "*", operand), True, inputs)
 
 
 def _is_divisor(factor: sympy.Expr) -> bool:
     return factor.is_Pow and factor.args[1] == -1
+
+
+def _binary(left: str, operator: str, right: str) -> str:
+    """`left op right`, parenthesizing an operand only where Python needs it or
+    where dropping the parentheses would change the order of evaluation."""
+    if operator in "*/" and _top_level_operators(left) & set("+-"):
+        left = f"({left})"
+    wrap_right = {"+": "+-", "-": "+-", "*": "+-/", "/": "+-*/"}[operator]
+    if _top_level_operators(right) & set(wrap_right):
+        right = f"({right})"
+    return f"{left} {operator} {right}"
+
+
+def _top_level_operators(text: str) -> set[str]:
+    found = set()
+    depth = 0
+    for position, char in enumerate(text):
+        depth += char in "(["
+        depth -= char in ")]"
+        if depth == 0 and char in "+-*/" and position > 0 and text[position - 1] in " ":
+            found.add(char)
+        elif depth == 0 and char == "-" and position == 0:
+            found.add("u")  # unary minus binds tighter than * but not than **
+    return found
 
 
 def _operand(text: str) -> str:

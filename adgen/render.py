@@ -15,7 +15,7 @@ import black
 import jinja2
 import sympy
 
-from .derive import FunctionSpec, Kernel, OpModel
+from .derive import FunctionSpec, Kernel, OpModel, value_and_gradient_kernel
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
 from .printer import torch_code
@@ -34,6 +34,17 @@ class RenderedOp:
 
 
 @dataclass(frozen=True)
+class EmitOptions:
+    """How the emitted kernels trade memory, time and dependencies."""
+
+    save: str = "inputs"  # "inputs" | "intermediates": what forward keeps for backward
+    fuse: bool = False  # True: forward kernels run under torch.compile(dynamic=True)
+
+
+SAVE_POLICIES = ("inputs", "intermediates")
+
+
+@dataclass(frozen=True)
 class _PrintedKernel:
     statements: tuple[str, ...]  # ("t0 = torch.cos(x)",)
     outputs: tuple[str | None, ...]  # ("grad*t0",); None where the output is zero
@@ -44,6 +55,7 @@ def render_op(
     domains: tuple[Domain, ...],
     command: str,
     module_path_from_tests: str,
+    options: EmitOptions = EmitOptions(),
 ) -> RenderedOp:
     """Render `model` to module and test source.
 
@@ -55,26 +67,32 @@ def render_op(
         f"Expression: {_one_line(model.text)}",
         f"Regenerate: {_one_line(command)}",
     ]
-    module = _render("module.py.j2", _module_context(model, header))
+    module = _render("module.py.j2", _module_context(model, header, options))
     test = _render(
         "test_module.py.j2", _test_context(model, domains, header, module_path_from_tests)
     )
     return RenderedOp(module_source=module, test_source=test)
 
 
-def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
-    printer = _ClassPrinter(model)
+def _module_context(
+    model: OpModel, header: list[str], options: EmitOptions
+) -> dict[str, object]:
+    printer = _ClassPrinter(model, options)
     classes = [printer.function_class(spec) for spec in model.functions]
     op = model.functions[0]
     params = printer.param_names
     public_call = ", ".join(list(model.inputs) + [f"float({p})" for p in params])
     # The twin for torch.compile runs the backward Function's formulas as plain
     # ops (`.forward` instead of `.apply`).
-    compile_backward_lines = printer.restore_lines(op) + printer.backward_lines(
+    compile_backward_lines = printer.backward_restore_lines(op) + printer.backward_lines(
         op, method="forward"
     )
     return {
         "header": header,
+        "kernels": printer.kernels,
+        "uses_fused": options.fuse,
+        "compile_backward_args": classes[0]["backward_args"],
+        "apply_suffix": "[0]" if options.save == "intermediates" else "",
         "docstring": _docstring(model),
         "uses_math": printer.uses_math,
         "uses_sum_to": printer.uses_sum_to,
@@ -98,8 +116,10 @@ def _module_context(model: OpModel, header: list[str]) -> dict[str, object]:
 class _ClassPrinter:
     """Turns each FunctionSpec into the prepared strings of one class."""
 
-    def __init__(self, model: OpModel) -> None:
+    def __init__(self, model: OpModel, options: EmitOptions = EmitOptions()) -> None:
         self.model = model
+        self.options = options
+        self.kernels: list[dict[str, object]] = []  # module-level kernels under --fuse
         self.param_names = [p.name for p in model.params]
         self.scalars = frozenset(self.param_names)  # Python floats at run time
         self.by_name = {spec.class_name: spec for spec in model.functions}
@@ -111,19 +131,58 @@ class _ClassPrinter:
         """The prepared strings of one class."""
         params = self.param_names
         all_args = list(spec.tensor_args) + params
+        saved = ", ".join(spec.tensor_args)
+        setup = [f"{_unpack(all_args)} = inputs"]
+        if self.saves_gradient(spec):
+            derivatives = self.saved_derivatives()
+            setup += [
+                f"_, {', '.join(derivatives)} = output",
+                f"ctx.mark_non_differentiable({', '.join(derivatives)})",
+                f"ctx.save_for_backward({saved}, {', '.join(derivatives)})",
+            ]
+        else:
+            setup.append(f"ctx.save_for_backward({saved})")
+        setup.append(f"ctx.save_for_forward({saved})")
+        if params:
+            setup.append(f"ctx.params = {_param_tuple(params)}")
+        forward_lines = self.forward_lines(spec)
+        if self.options.fuse:
+            kernel = f"_{self.model.name}{_snake(spec.class_name[len(self.model.class_name):])}"
+            self.kernels.append(
+                {"name": kernel, "args": ", ".join(all_args), "lines": forward_lines}
+            )
+            forward_lines = [f"return {kernel}({', '.join(all_args)})"]
+        grad_names = list(spec.grad_names())
+        if self.saves_gradient(spec):
+            grad_names.append("*_")  # the saved derivatives are not differentiable
+        jvp_lines = self.restore_lines(spec) + self.jvp_lines(spec)
+        if self.saves_gradient(spec):
+            jvp_lines[-1] += ", " + ", ".join(["None"] * len(self.saved_derivatives()))
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
             "forward_args": ", ".join(all_args),
-            "forward_lines": self.forward_lines(spec),
-            "unpack_inputs": f"{_unpack(all_args)} = inputs",
-            "saved": ", ".join(spec.tensor_args),
-            "params": _param_tuple(params),
-            "backward_args": ", ".join(["ctx", *spec.grad_names()]),
-            "backward_lines": self.restore_lines(spec) + self.backward_lines(spec),
+            "forward_lines": forward_lines,
+            "setup_lines": setup,
+            "backward_args": ", ".join(["ctx", *grad_names]),
+            "backward_lines": self.backward_restore_lines(spec) + self.backward_lines(spec),
             "jvp_args": ", ".join(["ctx", *spec.tangent_names()] + (["*_"] if params else [])),
-            "jvp_lines": self.restore_lines(spec) + self.jvp_lines(spec),
+            "jvp_lines": jvp_lines,
         }
+
+    def saves_gradient(self, spec: FunctionSpec) -> bool:
+        """--save intermediates: the op's forward also returns its derivatives."""
+        return self.options.save == "intermediates" and spec is self.model.functions[0]
+
+    def saved_derivatives(self) -> list[str]:
+        return [f"d_{n}" for n in self.model.inputs]
+
+    def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
+        lines = self.restore_lines(spec)
+        if self.saves_gradient(spec):
+            names = list(spec.tensor_args) + self.saved_derivatives()
+            lines[0] = f"{_unpack(names)} = ctx.saved_tensors"
+        return lines
 
     def restore_lines(self, spec: FunctionSpec) -> list[str]:
         """Unpack what setup_context saved, at the start of backward and jvp."""
@@ -134,6 +193,10 @@ class _ClassPrinter:
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
         # forward runs without autograd recording: its kernel may reuse buffers.
+        if self.saves_gradient(spec):
+            kernel = value_and_gradient_kernel(self.model)
+            names = list(spec.outputs) + self.saved_derivatives()
+            return self.new_tensor_lines(spec, kernel, names, in_place=True)
         return self.new_tensor_lines(spec, spec.forward, list(spec.outputs), in_place=True)
 
     def new_tensor_lines(
@@ -159,6 +222,16 @@ class _ClassPrinter:
             call = f"{target.class_name}.{method}({args})"
             lines = [f"{_unpack_result(list(target.outputs))} = {call}"]
             results: list[str | None] = list(target.outputs)
+            if self.saves_gradient(spec):
+                # Grad mode is on in backward only under create_graph: then go
+                # through the exact, differentiable Backward Function.
+                first_order = [
+                    f"{o} = grad * {d}"
+                    for o, d in zip(target.outputs, self.saved_derivatives())
+                ]
+                lines = ["if torch.is_grad_enabled():", *_indent(lines), "else:"]
+                lines += ["    # first order: the derivatives forward saved"]
+                lines += _indent(first_order)
         else:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
@@ -295,6 +368,15 @@ def _public_signature(model: OpModel) -> str:
             default = "" if p.default is None else f" = {p.default!r}"
             parts.append(f"{p.name}: float{default}")
     return ", ".join(parts)
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
+
+
+def _snake(camel: str) -> str:
+    """`BackwardJvp` -> `_backward_jvp`."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
 
 
 def _unpack(names: list[str]) -> str:
