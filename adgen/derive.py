@@ -8,6 +8,7 @@ shared through `sympy.cse`. No `simplify()`: its running time is unbounded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import keyword
 import re
 from dataclasses import dataclass
@@ -306,6 +307,7 @@ def _symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
+@functools.lru_cache(maxsize=4096)  # the family asks for the same derivative up to 4 times
 def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     # Like PyTorch, differentiate almost everywhere: the derivative of sign(x)
     # (and so the second derivative of abs(x)) is zero, not a Dirac delta.
