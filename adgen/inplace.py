@@ -229,13 +229,12 @@ class _Lowering:
         code = self.combine(first, rest, self.add_term)
         if constants:
             constant = sympy.Add(*constants)
+            negative = constant.could_extract_minus_sign()
+            number = self.scalar(-constant if negative else constant)
             if code.owned:
-                if constant.could_extract_minus_sign():
-                    text = f"{_operand(code.text)}.sub_({self.scalar(-constant)})"
-                else:
-                    text = f"{_operand(code.text)}.add_({self.scalar(constant)})"
+                text = f"{_operand(code.text)}.{'sub_' if negative else 'add_'}({number})"
             else:
-                text = _binary(code.text, "+", self.scalar(constant))
+                text = _binary(code.text, "-" if negative else "+", number)
             code = _Code(text, True, code.inputs)
         return code
 
