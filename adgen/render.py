@@ -237,20 +237,25 @@ class _ClassPrinter:
             kernel = self.printed(spec.backward)
             lines = list(kernel.statements)
             results = []
-            for arg, code in zip(spec.tensor_args, kernel.outputs):
+            for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
                     results.append(None)
                 else:
-                    lines.append(f"d_{arg} = {code}")
+                    # Skip the formulas of gradients nobody asked for (the grad
+                    # argument's, in a plain double backward).
+                    needed = f"ctx.needs_input_grad[{index}]"
+                    lines.append(f"d_{arg} = {code} if {needed} else None")
                     results.append(f"d_{arg}")
         returns = []
         for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
             if result is None:
                 returns.append("None")
-                continue
-            returns.append(
-                f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
-            )
+            elif spec.backward_call is None:  # already None where not needed
+                returns.append(self.sum_to(result, arg))
+            else:
+                returns.append(
+                    f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
+                )
         returns += ["None"] * len(params)
         return lines + ["return (" + ", ".join(returns) + ",)"]
 
