@@ -30,7 +30,8 @@ def run(checkout: Path, args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "adgen", "emit", "-o", out, *args], check=True, capture_output=True, env=env)
+        # cwd: `python -m` puts the current folder first on sys.path
+        subprocess.run([sys.executable, "-m", "adgen", "emit", "-o", out, *args], check=True, capture_output=True, env=env, cwd=out)
         return time.perf_counter() - start
 
 
