@@ -139,7 +139,12 @@ class _Lowering:
             for name, count in occurrences.items()
             if count == 1 and name in self.owned_temporaries and last_use[name] == index
         }
-        return self.lower(value)
+        code = self.lower(value)
+        # 1.0*t0 is t0, a name still in use: a new name needs a buffer of its own.
+        # (A bare name is returned as it is; it stays alive to the end.)
+        if not code.owned and not value.is_Symbol:
+            code = _Code(f"{code.text}.clone()", True, code.inputs)
+        return code
 
     # -- one expression -------------------------------------------------------
 

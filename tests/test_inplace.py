@@ -39,6 +39,12 @@ def test_dead_temporary_is_taken_over_and_live_one_is_not() -> None:
     assert printed.outputs == ("t0.mul_(t1).mul_(x)", "t1")
 
 
+def test_a_value_equal_to_a_live_temporary_gets_its_own_buffer() -> None:
+    # 1.0*t0 is t0: returning t0 itself would let the second output's t0.mul_(x) change it.
+    kernel = _kernel(("x",), [("t0", sympy.sin(x))], [sympy.Float(1.0) * t0, t0 * x])
+    assert print_in_place(kernel, frozenset()).outputs == ("t0.clone()", "t0.mul_(x)")
+
+
 def test_temporary_used_twice_in_a_statement_is_not_overwritten() -> None:
     kernel = _kernel(("x",), [("t0", sympy.sin(x))], [sympy.exp(t0) + t0])
     (output,) = print_in_place(kernel, frozenset()).outputs
