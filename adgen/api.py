@@ -19,7 +19,7 @@ from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, choose_domains
 from .errors import InputError
 from .parse import parse_expression
-from .render import RenderedOp, render_op
+from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_op
 from .write import PlannedFile, write_files
 
 
@@ -41,6 +41,8 @@ def plan_emit(
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
+    save: str = "inputs",
+    fuse: bool = False,
     regenerate: str | None = None,
 ) -> Plan:
     """Run the pipeline up to the text of both files, writing nothing.
@@ -55,6 +57,9 @@ def plan_emit(
             )
         name = parsed.call_name
     check_name(name)
+    if save not in SAVE_POLICIES:
+        raise InputError(f"`--save` expects one of {', '.join(SAVE_POLICIES)}, got {save!r}")
+    options = EmitOptions(save=save, fuse=fuse)
     param_list = tuple(Param(n, _float_or_none(n, v)) for n, v in (params or {}).items())
     model = build_model(
         parsed, name, tuple(inputs) if inputs is not None else None, param_list
@@ -71,12 +76,12 @@ def plan_emit(
     module_path = out_dir / f"{name}.py"
     test_path = test_dir / f"test_{name}.py"
     command = regenerate or regenerate_command(
-        parsed.text, name, inputs, param_list, given, out_dir, tests_dir
+        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options
     )
     relative = Path(
         os.path.relpath(module_path.resolve(), test_path.parent.resolve())
     ).as_posix()
-    rendered = render_op(model, chosen, command, relative)
+    rendered = render_op(model, chosen, command, relative, options)
     return Plan(
         module=PlannedFile(module_path, rendered.module_source),
         test=PlannedFile(test_path, rendered.test_source),
@@ -94,6 +99,8 @@ def emit(
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
+    save: str = "inputs",
+    fuse: bool = False,
 ) -> list[Path]:
     """Write `out/NAME.py` and `tests_dir/test_NAME.py` for `expr`; return the paths
     whose content changed.
@@ -108,6 +115,8 @@ def emit(
         params=params,
         domains=domains,
         tests_dir=tests_dir,
+        save=save,
+        fuse=fuse,
     )
     for warning in plan.warnings:
         warnings.warn(warning, stacklevel=2)
@@ -121,10 +130,14 @@ def render(
     inputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
+    save: str = "inputs",
+    fuse: bool = False,
 ) -> RenderedOp:
     """The module and test source for `expr`, without writing files (the test
     expects the module beside it)."""
-    plan = plan_emit(expr, name=name, inputs=inputs, params=params, domains=domains)
+    plan = plan_emit(
+        expr, name=name, inputs=inputs, params=params, domains=domains, save=save, fuse=fuse
+    )
     return RenderedOp(module_source=plan.module.content, test_source=plan.test.content)
 
 
@@ -135,6 +148,8 @@ def load(
     inputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
+    save: str = "inputs",
+    fuse: bool = False,
 ) -> Callable[..., Any]:
     """The op's public function, built in memory (for notebooks and scripts).
 
@@ -144,7 +159,9 @@ def load(
     >>> mish = load("x*tanh(softplus(x))", name="mish")
     >>> y = mish(torch.randn(3, requires_grad=True))
     """
-    plan = plan_emit(expr, name=name, inputs=inputs, params=params, domains=domains)
+    plan = plan_emit(
+        expr, name=name, inputs=inputs, params=params, domains=domains, save=save, fuse=fuse
+    )
     name = plan.module.path.stem
     source = plan.module.content
     filename = f"<adgen.load {name}>"
@@ -166,6 +183,7 @@ def regenerate_command(
     domains: Sequence[Domain],
     out: Path,
     tests_dir: str | os.PathLike[str] | None,
+    options: EmitOptions = EmitOptions(),
 ) -> str:
     """The canonical `adgen emit` line for these options. Folders appear as given
     when relative; absolute ones are reduced to their last part, so that output
@@ -180,6 +198,10 @@ def regenerate_command(
     words += ["-o", _portable(out)]
     if tests_dir is not None:
         words += ["--tests-dir", _portable(Path(tests_dir))]
+    if options.save != EmitOptions.save:
+        words += ["--save", options.save]
+    if options.fuse:
+        words.append("--fuse")
     if text.startswith("-"):
         words.append("--")
     return " ".join(shlex.quote(w) for w in words + [text])

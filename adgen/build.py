@@ -70,6 +70,8 @@ def plan_build(
                 params=dict(op.params),
                 domains={name: (low, high) for name, low, high in op.domains},
                 tests_dir=project.tests,
+                save=op.save,
+                fuse=op.fuse,
                 regenerate=f"{command} (op {op.name!r} of {project.label})",
             )
         except AdgenError as error:

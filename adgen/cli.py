@@ -13,6 +13,7 @@ from .api import plan_emit
 from .build import carry_out, describe, plan_build, relative_to
 from .domain import parse_domain
 from .errors import AdgenError, InputError
+from .render import SAVE_POLICIES
 from .write import Difference, differences, write_files
 
 EXIT_OK = 0
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--param", action="append", default=[], metavar="NAME[=DEFAULT]", help="a float parameter, keyword-only, not differentiated (repeatable)")
     emit.add_argument("--domain", action="append", default=[], metavar="NAME=LO:HI", help="interval the generated test samples NAME from (repeatable)")
     emit.add_argument("--tests-dir", metavar="DIR", help="folder for test_NAME.py (default: the --out folder)")
+    emit.add_argument("--save", choices=SAVE_POLICIES, default="inputs", help="what forward keeps for backward: the inputs (least memory) or also the derivatives (faster first-order backward)")
+    emit.add_argument("--fuse", action="store_true", help="run the kernels under torch.compile (compiled on first use; eager with a warning where it fails)")
     emit.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
     _add_check_options(emit, "write nothing; exit 1 if NAME.py or test_NAME.py is missing, stale or edited by hand")
 
@@ -117,6 +120,8 @@ def _emit(args: argparse.Namespace) -> int:
         params=_parse_params(args.param),
         domains={d.name: (d.low, d.high) for d in map(parse_domain, args.domain)},
         tests_dir=args.tests_dir,
+        save=args.save,
+        fuse=args.fuse,
     )
     for warning in plan.warnings:
         print(f"adgen: warning: {warning}", file=sys.stderr)

@@ -8,6 +8,7 @@ shared through `sympy.cse`. No `simplify()`: its running time is unbounded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import keyword
 import re
 from dataclasses import dataclass
@@ -181,6 +182,15 @@ def build_model(
     )
 
 
+def value_and_gradient_kernel(model: OpModel) -> Kernel:
+    """The op's value and its gradient (without the incoming grad) in one kernel,
+    sharing subexpressions: what `--save intermediates` computes in forward so
+    that a first-order backward is one multiplication per input."""
+    param_names = tuple(p.name for p in model.params)
+    taken = set(model.inputs) | set(param_names)
+    return _kernel(model.inputs + param_names, [model.expr, *model.gradient], taken)
+
+
 @dataclass(frozen=True)
 class _Formula:
     """A Function's outputs as sympy expressions of its tensor arguments."""
@@ -297,6 +307,7 @@ def _symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
+@functools.lru_cache(maxsize=4096)  # the family asks for the same derivative up to 4 times
 def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     # Like PyTorch, differentiate almost everywhere: the derivative of sign(x)
     # (and so the second derivative of abs(x)) is zero, not a Dirac delta.

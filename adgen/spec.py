@@ -9,6 +9,8 @@ top level) or from `[tool.adgen]` in `pyproject.toml`.
     inputs = ["x", "y"]
     params = { alpha = 0.5 }
     domain = { x = [-2.0, 2.0] }
+    save = "intermediates"   # optional, as `adgen emit --save`
+    fuse = true              # optional, as `adgen emit --fuse`
 
 Only the shape of the file is checked here; what the values mean (a valid
 expression, a domain naming an input ...) is checked by the pipeline, and its
@@ -33,7 +35,7 @@ else:  # pragma: no cover - Python 3.10
 SPEC_FILE = "adgen.toml"
 PYPROJECT = "pyproject.toml"
 _TOP_KEYS = ("out", "tests", "ops")
-_OP_KEYS = ("expr", "inputs", "params", "domain")
+_OP_KEYS = ("expr", "inputs", "params", "domain", "save", "fuse")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class OpEntry:
     inputs: tuple[str, ...] | None  # ("x", "y"); None: order of appearance
     params: tuple[tuple[str, float | None], ...]  # (("alpha", 0.5),)
     domains: tuple[tuple[str, float, float], ...]  # (("x", -2.0, 2.0),)
+    save: str  # "inputs" or "intermediates", as `adgen emit --save`
+    fuse: bool  # True: kernels under torch.compile, as `adgen emit --fuse`
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,20 @@ def _op_entry(name: str, table: Any, where: str) -> OpEntry:
         isinstance(inputs, list) and inputs and all(isinstance(n, str) for n in inputs)
     ):
         raise InputError(f'{here}: \'inputs\' must be a list of names, e.g. ["x", "y"]')
+    save = table.get("save", "inputs")
+    if not isinstance(save, str):
+        raise InputError(f"{here}: 'save' must be a string such as \"intermediates\"")
+    fuse = table.get("fuse", False)
+    if not isinstance(fuse, bool):
+        raise InputError(f"{here}: 'fuse' must be true or false, got {fuse!r}")
     return OpEntry(
         name=name,
         expr=expr,
         inputs=None if inputs is None else tuple(inputs),
         params=_params(table.get("params", {}), here),
         domains=_domains(table.get("domain", {}), here),
+        save=save,
+        fuse=fuse,
     )
 
 

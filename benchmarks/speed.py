@@ -1,8 +1,17 @@
-"""Forward+backward time and saved-for-backward bytes of emitted ops against the
-baselines: autograd of the eager composite and PyTorch's native op. Prints ratios
-(medians of interleaved runs in one process; lower is better for the emitted op).
+"""Forward+backward time, double-backward time and saved-for-backward bytes of
+emitted ops against the baselines: autograd of the eager composite, torch.compile
+of the composite, and PyTorch's native op. Prints ratios (medians of interleaved
+runs in one process; lower is better for the emitted op).
 
-    python benchmarks/speed.py [--size 2000000] [--repeat 9]
+    python benchmarks/speed.py [--size 2000000] [--repeat 9] [--no-compile] [--ops gelu_tanh,mish]
+
+Columns, all forward+backward unless said otherwise, as ratios to the eager composite:
+  eager      the emitted op as emitted by default (`--save inputs`)
+  interm     emitted with `--save intermediates`
+  fuse       emitted with `--fuse` (kernels under torch.compile)
+  compiled   torch.compile of the composite
+  native     PyTorch's own op, where there is one
+  2nd        grad of grad (create_graph): emitted eager / composite
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -29,65 +39,111 @@ OPS = [
     ("mish", "x*tanh(log(1 + exp(x)))", lambda x: x * torch.tanh(torch.log(1 + torch.exp(x))), F.mish),
     ("silu", "x/(1 + exp(-x))", lambda x: x / (1 + torch.exp(-x)), F.silu),
     ("damped", "exp(-x**2/2)*sin(3*x)", lambda x: torch.exp(-x**2 / 2) * torch.sin(3 * x), None),
+    ("mix2", "x*y + sin(x)*exp(y)", lambda x, y: x * y + torch.sin(x) * torch.exp(y), None),
 ]
+MODES = {"eager": {}, "interm": {"save": "intermediates"}, "fuse": {"fuse": True}}
 
 
 def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec = importlib.util.spec_from_file_location(f"bench_{path.parent.name}_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # torch.compile looks modules up by name
     spec.loader.exec_module(module)
     return module
 
 
-def fwd_bwd_seconds(function, x: torch.Tensor) -> float:
+def fwd_bwd(function, xs: list[torch.Tensor]) -> float:
     start = time.perf_counter()
-    function(x).backward(torch.ones_like(x))
+    out = function(*xs)
+    out.backward(torch.ones_like(out))
     return time.perf_counter() - start
 
 
-def saved_bytes(function, x: torch.Tensor) -> int:
+def double_backward(function, xs: list[torch.Tensor]) -> float:
+    start = time.perf_counter()
+    grads = torch.autograd.grad(function(*xs).sum(), xs, create_graph=True)
+    torch.autograd.grad(sum(g.sum() for g in grads), xs)
+    return time.perf_counter() - start
+
+
+def saved_bytes(function, xs: list[torch.Tensor]) -> int:
+    """Bytes autograd keeps for backward, each storage counted once (the
+    composite saves `x` for several of its ops, but holds it only once)."""
     total = 0
+    seen: set[int] = set()
 
     def pack(tensor):
         nonlocal total
-        total += tensor.numel() * tensor.element_size()
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        function(x)
+        function(*xs)
     return total
+
+
+def medians(candidates: dict, measure, xs: list[torch.Tensor], repeat: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {key: [] for key in candidates}
+    for function in candidates.values():
+        measure(function, xs)  # warm up (and compile)
+        measure(function, xs)
+    for _ in range(repeat):
+        for key, function in candidates.items():  # interleaved
+            for x in xs:
+                x.grad = None
+            times[key].append(measure(function, xs))
+    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--no-compile", action="store_true", help="skip --fuse and the compiled composite")
+    parser.add_argument("--ops", help="comma-separated subset of " + ",".join(o[0] for o in OPS))
     args = parser.parse_args()
+    wanted = set(args.ops.split(",")) if args.ops else {o[0] for o in OPS}
+    modes = {k: v for k, v in MODES.items() if not (args.no_compile and v.get("fuse"))}
     torch.manual_seed(0)
-    x = torch.randn(args.size, requires_grad=True)
-    print(f"float32, {args.size} elements, forward+backward, median of {args.repeat}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'op':<10} {'emitted ms':>10} {'/composite':>11} {'/native':>8} {'saved: emitted':>15} {'composite':>10}")
-    with tempfile.TemporaryDirectory() as out:
+    print(
+        f"float32, {args.size} elements, median of {args.repeat}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print("fwd+bwd ms of the eager composite, then ratios to it; saved bytes in multiples of all inputs' bytes")
+    header = f"{'op':<10} {'composite':>9} {'eager':>6} {'interm':>6} {'fuse':>6} {'compiled':>8} {'native':>6} {'2nd':>5}   saved: {'eager':>5} {'interm':>6} {'comp.':>5}"
+    print(header)
+    with tempfile.TemporaryDirectory() as root:
         for name, expression, composite, native in OPS:
-            emit(expression, name=name, out=out)
-            op = getattr(load(Path(out) / f"{name}.py"), name)
-            candidates = {"op": op, "composite": composite}
+            if name not in wanted:
+                continue
+            ops = {}
+            for mode, options in modes.items():
+                out = Path(root) / mode
+                emit(expression, name=name, out=out, **options)
+                ops[mode] = getattr(load(out / f"{name}.py"), name)
+            arity = composite.__code__.co_argcount
+            xs = [torch.randn(args.size, requires_grad=True) for _ in range(arity)]
+            candidates = {"composite": composite, **ops}
+            if not args.no_compile:
+                candidates["compiled"] = torch.compile(composite)
             if native is not None:
                 candidates["native"] = native
-            times = {key: [] for key in candidates}
-            for function in candidates.values():
-                fwd_bwd_seconds(function, x)  # warm up
-            for _ in range(args.repeat):
-                for key, function in candidates.items():  # interleaved
-                    x.grad = None
-                    times[key].append(fwd_bwd_seconds(function, x))
-            median = {key: statistics.median(v) for key, v in times.items()}
-            native_ratio = f"{median['op'] / median['native']:.2f}" if "native" in median else "-"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                first = medians(candidates, fwd_bwd, xs, args.repeat)
+            second = medians({"composite": composite, "eager": ops["eager"]}, double_backward, xs, args.repeat)
+            base = first["composite"]
+            cell = lambda key: f"{first[key] / base:.2f}" if key in first else "-"  # noqa: E731
+            input_bytes = sum(x.numel() * x.element_size() for x in xs)
+            saved = {k: saved_bytes(f, xs) / input_bytes for k, f in [("eager", ops["eager"]), ("interm", ops["interm"]), ("composite", composite)]}
             print(
-                f"{name:<10} {median['op'] * 1e3:>10.1f} {median['op'] / median['composite']:>11.2f} {native_ratio:>8} "
-                f"{saved_bytes(op, x) / x.numel() / 4:>13.1f}x {saved_bytes(composite, x) / x.numel() / 4:>9.1f}x"
+                f"{name:<10} {base * 1e3:>9.1f} {cell('eager'):>6} {cell('interm'):>6} {cell('fuse'):>6} "
+                f"{cell('compiled'):>8} {cell('native'):>6} {second['eager'] / second['composite']:>5.2f}   "
+                f"saved: {saved['eager']:>4.1f}x {saved['interm']:>5.1f}x {saved['composite']:>4.1f}x"
             )
-    print("saved: bytes kept for backward, in multiples of the input's size")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ class BentIdentity(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x + 0.5 * torch.sqrt(x**2 + 1.0) - 0.5
+        return x.square().add_(1.0).sqrt_().mul_(0.5).add_(x).sub_(0.5)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +44,7 @@ class BentIdentityBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * (0.5 * x / torch.sqrt(x**2 + 1.0) + 1.0)
+        return x.square().add_(1.0).rsqrt_().mul_(x).mul_(0.5).add_(1.0) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -58,11 +58,15 @@ class BentIdentityBackward(torch.autograd.Function):
         t0 = x**2
         t1 = t0 + 1.0
         t2 = torch.rsqrt(t1)
-        d_grad = grad_grad_x * (0.5 * t2 * x + 1.0)
-        d_x = grad * grad_grad_x * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+        d_grad = grad_grad_x * (0.5 * t2 * x + 1.0) if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad * grad_grad_x * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -78,7 +82,7 @@ class BentIdentityJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * (0.5 * x / torch.sqrt(x**2 + 1.0) + 1.0)
+        return x.square().add_(1.0).rsqrt_().mul_(x).mul_(0.5).add_(1.0) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -92,11 +96,15 @@ class BentIdentityJvp(torch.autograd.Function):
         t0 = x**2
         t1 = t0 + 1.0
         t2 = torch.rsqrt(t1)
-        d_x = grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
-        d_x_t = grad * (0.5 * t2 * x + 1.0)
+        d_x = (
+            grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * (0.5 * t2 * x + 1.0) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -112,11 +120,12 @@ class BentIdentityBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = x**2
+        t0 = x.square()
         t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        return grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2) + grad_t * (
-            0.5 * t2 * x + 1.0
+        t2 = t1.rsqrt()
+        return (
+            t0.mul_(t1.pow_(-1.5)).mul_(-0.5).add_(t2, alpha=0.5) * grad * x_t
+            + (t2 * x).mul_(0.5).add_(1.0) * grad_t
         )
 
     @staticmethod
@@ -134,17 +143,22 @@ class BentIdentityBackwardJvp(torch.autograd.Function):
         t3 = t1 ** (-1.5)
         t4 = -0.5 * t0 * t3 + 0.5 * t2
         t5 = grad_grad_x_t * t4
-        d_grad = t5 * x_t
-        d_x = grad_grad_x_t * (
-            grad * x_t * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5) + grad_t * t4
+        d_grad = t5 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (grad * x_t * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5) + grad_t * t4)
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (0.5 * t2 * x + 1.0)
-        d_x_t = grad * t5
+        d_grad_t = (
+            grad_grad_x_t * (0.5 * t2 * x + 1.0) if ctx.needs_input_grad[2] else None
+        )
+        d_x_t = grad * t5 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -170,11 +184,12 @@ class BentIdentityJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = x**2
+        t0 = x.square()
         t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        return x_t * x_u * (-0.5 * t0 / t1**1.5 + 0.5 * t2) + x_t_u * (
-            0.5 * t2 * x + 1.0
+        t2 = t1.rsqrt()
+        return (
+            t0.mul_(t1.pow_(-1.5)).mul_(-0.5).add_(t2, alpha=0.5) * x_t * x_u
+            + (t2 * x).mul_(0.5).add_(1.0) * x_t_u
         )
 
     @staticmethod
@@ -192,15 +207,19 @@ class BentIdentityJvpJvp(torch.autograd.Function):
         t3 = t1 ** (-1.5)
         t4 = -0.5 * t0 * t3 + 0.5 * t2
         t5 = grad * t4
-        d_x = grad * (t4 * x_t_u + x_t * x_u * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5))
-        d_x_t = t5 * x_u
-        d_x_u = t5 * x_t
-        d_x_t_u = grad * (0.5 * t2 * x + 1.0)
+        d_x = (
+            grad * (t4 * x_t_u + x_t * x_u * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5))
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (0.5 * t2 * x + 1.0) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

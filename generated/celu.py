@@ -50,7 +50,7 @@ class CeluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, alpha):
-        return grad * torch.where(x > 0.0, 1.0, torch.exp(x / alpha))
+        return torch.where(x > 0.0, 1.0, torch.exp(x / alpha)) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -66,11 +66,17 @@ class CeluBackward(torch.autograd.Function):
         t0 = x > 0.0
         t1 = 1.0 / alpha
         t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        d_grad = grad_grad_x * torch.where(t0, 1.0, t2)
-        d_x = grad * grad_grad_x * torch.where(t0, 0.0, t1 * t2)
+        d_grad = (
+            grad_grad_x * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[0] else None
+        )
+        d_x = (
+            grad * grad_grad_x * torch.where(t0, 0.0, t1 * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -88,7 +94,7 @@ class CeluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, alpha):
-        return x_t * torch.where(x > 0.0, 1.0, torch.exp(x / alpha))
+        return torch.where(x > 0.0, 1.0, torch.exp(x / alpha)) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -104,11 +110,15 @@ class CeluJvp(torch.autograd.Function):
         t0 = x > 0.0
         t1 = 1.0 / alpha
         t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        d_x = grad * x_t * torch.where(t0, 0.0, t1 * t2)
-        d_x_t = grad * torch.where(t0, 1.0, t2)
+        d_x = (
+            grad * x_t * torch.where(t0, 0.0, t1 * t2)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -128,9 +138,10 @@ class CeluBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t, alpha):
         t0 = x > 0.0
         t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * x)
-        return grad * x_t * torch.where(t0, 0.0, t1 * t2) + grad_t * torch.where(
-            t0, 1.0, t2
+        t2 = (t1 * x).exp_()
+        return (
+            torch.where(t0, 0.0, t1 * t2) * grad * x_t
+            + torch.where(t0, 1.0, t2) * grad_t
         )
 
     @staticmethod
@@ -149,17 +160,24 @@ class CeluBackwardJvp(torch.autograd.Function):
         t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
         t3 = torch.where(t0, 0.0, t1 * t2)
         t4 = grad_grad_x_t * t3
-        d_grad = t4 * x_t
-        d_x = grad_grad_x_t * (
-            grad * x_t * torch.where(t0, 0.0, t2 / alpha**2) + grad_t * t3
+        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (grad * x_t * torch.where(t0, 0.0, t2 / alpha**2) + grad_t * t3)
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * torch.where(t0, 1.0, t2)
-        d_x_t = grad * t4
+        d_grad_t = (
+            grad_grad_x_t * torch.where(t0, 1.0, t2)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -188,9 +206,9 @@ class CeluJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u, alpha):
         t0 = x > 0.0
         t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * x)
-        return x_t * x_u * torch.where(t0, 0.0, t1 * t2) + x_t_u * torch.where(
-            t0, 1.0, t2
+        t2 = (t1 * x).exp_()
+        return (
+            torch.where(t0, 0.0, t1 * t2) * x_t * x_u + torch.where(t0, 1.0, t2) * x_t_u
         )
 
     @staticmethod
@@ -209,15 +227,19 @@ class CeluJvpJvp(torch.autograd.Function):
         t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
         t3 = torch.where(t0, 0.0, t1 * t2)
         t4 = grad * t3
-        d_x = grad * (t3 * x_t_u + x_t * x_u * torch.where(t0, 0.0, t2 / alpha**2))
-        d_x_t = t4 * x_u
-        d_x_u = t4 * x_t
-        d_x_t_u = grad * torch.where(t0, 1.0, t2)
+        d_x = (
+            grad * (t3 * x_t_u + x_t * x_u * torch.where(t0, 0.0, t2 / alpha**2))
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t4 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t4 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

@@ -13,7 +13,7 @@ import torch
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad.shape == like.shape:
+    if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
 
@@ -25,7 +25,7 @@ class DampedWave(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, alpha):
-        return x * torch.exp(-alpha * x**2) * torch.cos(y)
+        return (torch.cos(y) * x).mul_(x.square().mul_(-alpha).exp_())
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -60,10 +60,10 @@ class DampedWaveBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, y, alpha):
         t0 = torch.cos(y)
-        t1 = alpha * x**2
-        t2 = torch.exp(-t1)
-        grad_x = grad * (-2.0 * t0 * t1 * t2 + t0 * t2)
-        grad_y = -grad * t2 * x * torch.sin(y)
+        t1 = x.square().mul_(alpha)
+        t2 = (-t1).exp_()
+        grad_x = (t0 * t2).sub_((t1 * t0).mul_(t2).mul_(2.0)) * grad
+        grad_y = (t2 * grad * torch.sin(y)).mul_(x).neg_()
         return grad_x, grad_y
 
     @staticmethod
@@ -86,15 +86,22 @@ class DampedWaveBackward(torch.autograd.Function):
         t6 = 2.0 * t0
         t7 = grad * t2
         t8 = grad * grad_grad_x
-        d_grad = grad_grad_x * (t1 * t4 - t5 * t6) - t2 * t3
-        d_x = grad_grad_y * (t6 * t7 - t7) + t8 * (
-            4.0 * alpha**2 * t5 * x**3 - 6.0 * alpha * t5 * x
+        d_grad = (
+            grad_grad_x * (t1 * t4 - t5 * t6) - t2 * t3
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_y = -grad * t3 * t5 + t8 * (t2 * t6 - t2)
+        d_x = (
+            grad_grad_y * (t6 * t7 - t7)
+            + t8 * (4.0 * alpha**2 * t5 * x**3 - 6.0 * alpha * t5 * x)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_y = -grad * t3 * t5 + t8 * (t2 * t6 - t2) if ctx.needs_input_grad[2] else None
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[2] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
             None,
         )
 
@@ -112,10 +119,12 @@ class DampedWaveJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, x_t, y_t, alpha):
-        t0 = alpha * x**2
-        t1 = torch.exp(-t0)
+        t0 = x.square().mul_(alpha)
+        t1 = (-t0).exp_()
         t2 = torch.cos(y)
-        return -t1 * x * y_t * torch.sin(y) + x_t * (-2.0 * t0 * t1 * t2 + t1 * t2)
+        return (t1 * t2).sub_((t0 * t2).mul_(t1).mul_(2.0)) * x_t - (
+            torch.sin(y) * t1
+        ).mul_(x) * y_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -136,17 +145,24 @@ class DampedWaveJvp(torch.autograd.Function):
         t5 = torch.cos(y)
         t6 = t1 * t5
         t7 = t6 * x
-        d_x = grad * (
-            t3 * t4 - t3 + x_t * (4.0 * alpha**2 * t6 * x**3 - 6.0 * alpha * t7)
+        d_x = (
+            grad
+            * (t3 * t4 - t3 + x_t * (4.0 * alpha**2 * t6 * x**3 - 6.0 * alpha * t7))
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_y = grad * (-t7 * y_t + x_t * (t2 * t4 - t2))
-        d_x_t = grad * (t1 * t5 - t4 * t6)
-        d_y_t = -grad * t2 * x
+        d_y = (
+            grad * (-t7 * y_t + x_t * (t2 * t4 - t2))
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_x_t = grad * (t1 * t5 - t4 * t6) if ctx.needs_input_grad[2] else None
+        d_y_t = -grad * t2 * x if ctx.needs_input_grad[3] else None
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[3] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
             None,
         )
 
@@ -165,20 +181,22 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, y, grad_t, x_t, y_t, alpha):
         t0 = torch.cos(y)
-        t1 = alpha * x**2
-        t2 = torch.exp(-t1)
+        t1 = x.square().mul_(alpha)
+        t2 = (-t1).exp_()
         t3 = t0 * t2
-        t4 = 2.0 * t1
-        t5 = t2 * torch.sin(y)
+        t4 = t1.mul_(2.0)
+        t5 = torch.sin(y) * t2
         t6 = grad * y_t
         t7 = t3 * x
-        t8 = grad * t5
+        t8 = t5 * grad
         grad_x_t = (
-            grad * x_t * (4.0 * alpha**2 * t3 * x**3 - 6.0 * alpha * t7)
-            + grad_t * (t0 * t2 - t3 * t4)
-            + t6 * (t4 * t5 - t5)
+            (t5 * t4).sub_(t5) * t6
+            + (t0 * t2).sub_(t3 * t4) * grad_t
+            + (t3 * x.pow(3)).mul_(4.0 * alpha**2).add_(t7, alpha=-6.0 * alpha)
+            * grad
+            * x_t
         )
-        grad_y_t = -grad_t * t5 * x - t6 * t7 + x_t * (t4 * t8 - t8)
+        grad_y_t = (t8 * t4).sub_(t8) * x_t - t6 * t7 - (t5 * grad_t).mul_(x)
         return grad_x_t, grad_y_t
 
     @staticmethod
@@ -217,33 +235,55 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
         t22 = grad * t4
         t23 = t4 * t8 - t4
         t24 = grad * grad_grad_x_t
-        d_grad = grad_grad_x_t * (t13 * x_t + t9 * y_t) + grad_grad_y_t * (
-            -t5 * y_t + t9 * x_t
+        d_grad = (
+            grad_grad_x_t * (t13 * x_t + t9 * y_t)
+            + grad_grad_y_t * (-t5 * y_t + t9 * x_t)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x = grad_grad_x_t * (
-            grad_t * t13
-            + t15 * t19
-            + t20 * (-8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t11 * t3 - t10 * t4)
-        ) + grad_grad_y_t * (
-            t14 * t8
-            - t14
-            + t16 * t8
-            - t16
-            + x_t * (6.0 * alpha * grad * t3 * t6 * x - t17 * t18)
+        d_x = (
+            grad_grad_x_t
+            * (
+                grad_t * t13
+                + t15 * t19
+                + t20
+                * (-8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t11 * t3 - t10 * t4)
+            )
+            + grad_grad_y_t
+            * (
+                t14 * t8
+                - t14
+                + t16 * t8
+                - t16
+                + x_t * (6.0 * alpha * grad * t3 * t6 * x - t17 * t18)
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_y = grad_grad_x_t * (grad_t * t9 + t15 * t23 + t19 * t20) + grad_grad_y_t * (
-            -grad_t * t5 + t15 * t21 + x_t * (t22 * t8 - t22)
+        d_y = (
+            grad_grad_x_t * (grad_t * t9 + t15 * t23 + t19 * t20)
+            + grad_grad_y_t * (-grad_t * t5 + t15 * t21 + x_t * (t22 * t8 - t22))
+            if ctx.needs_input_grad[2]
+            else None
         )
-        d_grad_t = -grad_grad_x_t * t23 - grad_grad_y_t * t21
-        d_x_t = grad_grad_y_t * (t17 * t8 - t17) + t13 * t24
-        d_y_t = -grad_grad_y_t * t22 * x + t24 * t9
+        d_grad_t = (
+            -grad_grad_x_t * t23 - grad_grad_y_t * t21
+            if ctx.needs_input_grad[3]
+            else None
+        )
+        d_x_t = (
+            grad_grad_y_t * (t17 * t8 - t17) + t13 * t24
+            if ctx.needs_input_grad[4]
+            else None
+        )
+        d_y_t = -grad_grad_y_t * t22 * x + t24 * t9 if ctx.needs_input_grad[5] else None
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_grad_t, grad_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[5] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_grad_t, grad_t),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
             None,
         )
 
@@ -314,20 +354,24 @@ class DampedWaveJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha):
-        t0 = alpha * x**2
-        t1 = torch.exp(-t0)
-        t2 = t1 * torch.sin(y)
+        t0 = x.square().mul_(alpha)
+        t1 = (-t0).exp_()
+        t2 = torch.sin(y) * t1
         t3 = torch.cos(y)
         t4 = t1 * t3
-        t5 = 2.0 * t0
+        t5 = t0.mul_(2.0)
         t6 = t4 * x
         t7 = t2 * y_t
         return (
-            -t2 * x * y_t_u
-            + x_t_u * (t1 * t3 - t4 * t5)
-            + x_u
-            * (t5 * t7 - t7 + x_t * (4.0 * alpha**2 * t4 * x**3 - 6.0 * alpha * t6))
-            + y_u * (-t6 * y_t + x_t * (t2 * t5 - t2))
+            (
+                t7 * t5
+                + (t4 * x.pow(3)).mul_(4.0 * alpha**2).add_(t6, alpha=-6.0 * alpha)
+                * x_t
+            ).sub_(t7)
+            * x_u
+            + (t1 * t3).sub_(t4 * t5) * x_t_u
+            + ((t2 * t5).sub_(t2) * x_t - t6 * y_t) * y_u
+            - (t2 * y_t_u).mul_(x)
         )
 
     @staticmethod
@@ -363,34 +407,44 @@ class DampedWaveJvpJvp(torch.autograd.Function):
         t19 = t8 * x
         t20 = t4 * t6 - t4
         t21 = t6 * t8 - t8
-        d_x = grad * (
-            t13 * x_t_u
-            + t16 * y_u
-            + t5 * t6
-            - t5
-            + x_u
+        d_x = (
+            grad
             * (
-                -t15 * t17
-                + t18 * t9
-                + x_t * (-8.0 * alpha**3 * t8 * x**4 + 24.0 * t1 * t11 * t3 * t7 - t10)
+                t13 * x_t_u
+                + t16 * y_u
+                + t5 * t6
+                - t5
+                + x_u
+                * (
+                    -t15 * t17
+                    + t18 * t9
+                    + x_t
+                    * (-8.0 * alpha**3 * t8 * x**4 + 24.0 * t1 * t11 * t3 * t7 - t10)
+                )
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_y = grad * (t16 * x_u - t19 * y_t_u + t20 * x_t_u + y_u * (t18 + t21 * x_t))
-        d_x_t = grad * (t13 * x_u + t20 * y_u)
-        d_y_t = grad * (-t19 * y_u + t20 * x_u)
-        d_x_u = grad * (t13 * x_t + t17 * t6 - t17)
-        d_y_u = grad * (-t14 * x + t20 * x_t)
-        d_x_t_u = -grad * t21
-        d_y_t_u = -grad * t4 * x
+        d_y = (
+            grad * (t16 * x_u - t19 * y_t_u + t20 * x_t_u + y_u * (t18 + t21 * x_t))
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_x_t = grad * (t13 * x_u + t20 * y_u) if ctx.needs_input_grad[2] else None
+        d_y_t = grad * (-t19 * y_u + t20 * x_u) if ctx.needs_input_grad[3] else None
+        d_x_u = grad * (t13 * x_t + t17 * t6 - t17) if ctx.needs_input_grad[4] else None
+        d_y_u = grad * (-t14 * x + t20 * x_t) if ctx.needs_input_grad[5] else None
+        d_x_t_u = -grad * t21 if ctx.needs_input_grad[6] else None
+        d_y_t_u = -grad * t4 * x if ctx.needs_input_grad[7] else None
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_x_u, x_u) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_y_u, y_u) if ctx.needs_input_grad[5] else None,
-            _sum_to(d_x_t_u, x_t_u) if ctx.needs_input_grad[6] else None,
-            _sum_to(d_y_t_u, y_t_u) if ctx.needs_input_grad[7] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
+            _sum_to(d_x_u, x_u),
+            _sum_to(d_y_u, y_u),
+            _sum_to(d_x_t_u, x_t_u),
+            _sum_to(d_y_t_u, y_t_u),
             None,
         )
 

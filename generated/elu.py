@@ -50,7 +50,7 @@ class EluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, alpha):
-        return grad * torch.where(x > 0.0, 1.0, alpha * torch.exp(x))
+        return torch.where(x > 0.0, 1.0, alpha * torch.exp(x)) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -65,11 +65,17 @@ class EluBackward(torch.autograd.Function):
         (alpha,) = ctx.params
         t0 = x > 0.0
         t1 = alpha * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        d_grad = grad_grad_x * torch.where(t0, 1.0, t1)
-        d_x = grad * grad_grad_x * torch.where(t0, 0.0, t1)
+        d_grad = (
+            grad_grad_x * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[0] else None
+        )
+        d_x = (
+            grad * grad_grad_x * torch.where(t0, 0.0, t1)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -87,7 +93,7 @@ class EluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, alpha):
-        return x_t * torch.where(x > 0.0, 1.0, alpha * torch.exp(x))
+        return torch.where(x > 0.0, 1.0, alpha * torch.exp(x)) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -102,11 +108,11 @@ class EluJvp(torch.autograd.Function):
         (alpha,) = ctx.params
         t0 = x > 0.0
         t1 = alpha * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        d_x = grad * x_t * torch.where(t0, 0.0, t1)
-        d_x_t = grad * torch.where(t0, 1.0, t1)
+        d_x = grad * x_t * torch.where(t0, 0.0, t1) if ctx.needs_input_grad[0] else None
+        d_x_t = grad * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -125,8 +131,8 @@ class EluBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t, alpha):
         t0 = x > 0.0
-        t1 = alpha * torch.exp(x)
-        return grad * x_t * torch.where(t0, 0.0, t1) + grad_t * torch.where(t0, 1.0, t1)
+        t1 = torch.exp(x).mul_(alpha)
+        return torch.where(t0, 0.0, t1) * grad * x_t + torch.where(t0, 1.0, t1) * grad_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -143,15 +149,23 @@ class EluBackwardJvp(torch.autograd.Function):
         t1 = alpha * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = torch.where(t0, 0.0, t1)
         t3 = t2 * x_t
-        d_grad = grad_grad_x_t * t3
-        d_x = grad_grad_x_t * (grad * t3 + grad_t * t2)
-        d_grad_t = grad_grad_x_t * torch.where(t0, 1.0, t1)
-        d_x_t = grad * grad_grad_x_t * t2
+        d_grad = grad_grad_x_t * t3 if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t * (grad * t3 + grad_t * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = (
+            grad_grad_x_t * torch.where(t0, 1.0, t1)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t = grad * grad_grad_x_t * t2 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -179,8 +193,8 @@ class EluJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, alpha):
         t0 = x > 0.0
-        t1 = alpha * torch.exp(x)
-        return x_t * x_u * torch.where(t0, 0.0, t1) + x_t_u * torch.where(t0, 1.0, t1)
+        t1 = torch.exp(x).mul_(alpha)
+        return torch.where(t0, 0.0, t1) * x_t * x_u + torch.where(t0, 1.0, t1) * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -197,15 +211,15 @@ class EluJvpJvp(torch.autograd.Function):
         t1 = alpha * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = torch.where(t0, 0.0, t1)
         t3 = t2 * x_u
-        d_x = grad * (t2 * x_t_u + t3 * x_t)
-        d_x_t = grad * t3
-        d_x_u = grad * t2 * x_t
-        d_x_t_u = grad * torch.where(t0, 1.0, t1)
+        d_x = grad * (t2 * x_t_u + t3 * x_t) if ctx.needs_input_grad[0] else None
+        d_x_t = grad * t3 if ctx.needs_input_grad[1] else None
+        d_x_u = grad * t2 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

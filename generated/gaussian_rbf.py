@@ -17,7 +17,7 @@ class GaussianRbf(torch.autograd.Function):
 
     @staticmethod
     def forward(x, center, width):
-        return torch.exp(-0.5 * (-center + x) ** 2 / width**2)
+        return (x - center).pow_(2).mul_(-0.5 / width**2).exp_()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -53,7 +53,9 @@ class GaussianRbfBackward(torch.autograd.Function):
     def forward(grad, x, center, width):
         t0 = 0.5 / width**2
         return (
-            -grad * t0 * (-2.0 * center + 2.0 * x) * torch.exp(-t0 * (-center + x) ** 2)
+            ((2.0 * x).sub_(2.0 * center) * grad)
+            .mul_((x - center).pow_(2).mul_(-t0).exp_())
+            .mul_(-t0)
         )
 
     @staticmethod
@@ -71,11 +73,15 @@ class GaussianRbfBackward(torch.autograd.Function):
         t1 = 0.5 * t0
         t2 = torch.exp(-t1 * (-center + x) ** 2)
         t3 = -2.0 * center + 2.0 * x
-        d_grad = -grad_grad_x * t1 * t2 * t3
-        d_x = grad_grad_x * (-grad * t0 * t2 + 0.25 * grad * t2 * t3**2 / width**4)
+        d_grad = -grad_grad_x * t1 * t2 * t3 if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x * (-grad * t0 * t2 + 0.25 * grad * t2 * t3**2 / width**4)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
             None,
         )
@@ -96,7 +102,9 @@ class GaussianRbfJvp(torch.autograd.Function):
     def forward(x, x_t, center, width):
         t0 = 0.5 / width**2
         return (
-            -t0 * x_t * (-2.0 * center + 2.0 * x) * torch.exp(-t0 * (-center + x) ** 2)
+            ((2.0 * x).sub_(2.0 * center) * x_t)
+            .mul_((x - center).pow_(2).mul_(-t0).exp_())
+            .mul_(-t0)
         )
 
     @staticmethod
@@ -114,11 +122,15 @@ class GaussianRbfJvp(torch.autograd.Function):
         t1 = 0.5 * t0
         t2 = torch.exp(-t1 * (-center + x) ** 2)
         t3 = -2.0 * center + 2.0 * x
-        d_x = grad * (-t0 * t2 * x_t + 0.25 * t2 * t3**2 * x_t / width**4)
-        d_x_t = -grad * t1 * t2 * t3
+        d_x = (
+            grad * (-t0 * t2 * x_t + 0.25 * t2 * t3**2 * x_t / width**4)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = -grad * t1 * t2 * t3 if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
             None,
         )
@@ -139,11 +151,11 @@ class GaussianRbfBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t, center, width):
         t0 = width ** (-2)
         t1 = 0.5 * t0
-        t2 = torch.exp(-t1 * (-center + x) ** 2)
-        t3 = -2.0 * center + 2.0 * x
-        return -grad_t * t1 * t2 * t3 + x_t * (
-            -grad * t0 * t2 + 0.25 * grad * t2 * t3**2 / width**4
-        )
+        t2 = (x - center).pow_(2).mul_(-t1).exp_()
+        t3 = (2.0 * x).sub_(2.0 * center)
+        return (grad * t2).mul_(-t0).add_(
+            (t3.square() * grad).mul_(t2).mul_(0.25 / width**4)
+        ) * x_t + (grad_t * t2).mul_(t3).mul_(-t1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -165,24 +177,37 @@ class GaussianRbfBackwardJvp(torch.autograd.Function):
         t6 = t1 * t3
         t7 = 0.25 * t6
         t8 = 0.5 * t4
-        d_grad = grad_grad_x_t * x_t * (0.25 * t1 * t3 * t5 - t2)
-        d_x = grad_grad_x_t * (
-            -grad_t * t2
-            + grad_t * t5 * t7
-            + x_t
-            * (
-                -0.125 * grad * t1 * t4**3 / width**6
-                + grad * t6 * t8
-                + grad * t7 * (-8.0 * center + 8.0 * x)
-            )
+        d_grad = (
+            grad_grad_x_t * x_t * (0.25 * t1 * t3 * t5 - t2)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_grad_t = -grad_grad_x_t * t2 * t8
-        d_x_t = grad_grad_x_t * (0.25 * grad * t1 * t3 * t5 - grad * t2)
+        d_x = (
+            grad_grad_x_t
+            * (
+                -grad_t * t2
+                + grad_t * t5 * t7
+                + x_t
+                * (
+                    -0.125 * grad * t1 * t4**3 / width**6
+                    + grad * t6 * t8
+                    + grad * t7 * (-8.0 * center + 8.0 * x)
+                )
+            )
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = -grad_grad_x_t * t2 * t8 if ctx.needs_input_grad[2] else None
+        d_x_t = (
+            grad_grad_x_t * (0.25 * grad * t1 * t3 * t5 - grad * t2)
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
             None,
         )
@@ -227,11 +252,11 @@ class GaussianRbfJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u, center, width):
         t0 = width ** (-2)
         t1 = 0.5 * t0
-        t2 = torch.exp(-t1 * (-center + x) ** 2)
-        t3 = -2.0 * center + 2.0 * x
-        return -t1 * t2 * t3 * x_t_u + x_u * (
-            -t0 * t2 * x_t + 0.25 * t2 * t3**2 * x_t / width**4
-        )
+        t2 = (x - center).pow_(2).mul_(-t1).exp_()
+        t3 = (2.0 * x).sub_(2.0 * center)
+        return (t2 * x_t).mul_(-t0).add_(
+            (t3.square() * x_t).mul_(t2).mul_(0.25 / width**4)
+        ) * x_u + (t2 * x_t_u).mul_(t3).mul_(-t1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -253,24 +278,35 @@ class GaussianRbfJvpJvp(torch.autograd.Function):
         t6 = t1 * t5
         t7 = 0.25 * t6
         t8 = 0.5 * t3
-        d_x = grad * (
-            -t2 * x_t_u
-            + t4 * t7 * x_t_u
-            + x_u
+        d_x = (
+            grad
             * (
-                -0.125 * t1 * t3**3 * x_t / width**6
-                + t6 * t8 * x_t
-                + t7 * x_t * (-8.0 * center + 8.0 * x)
+                -t2 * x_t_u
+                + t4 * t7 * x_t_u
+                + x_u
+                * (
+                    -0.125 * t1 * t3**3 * x_t / width**6
+                    + t6 * t8 * x_t
+                    + t7 * x_t * (-8.0 * center + 8.0 * x)
+                )
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = grad * x_u * (0.25 * t1 * t4 * t5 - t2)
-        d_x_u = grad * (0.25 * t1 * t4 * t5 * x_t - t2 * x_t)
-        d_x_t_u = -grad * t2 * t8
+        d_x_t = (
+            grad * x_u * (0.25 * t1 * t4 * t5 - t2) if ctx.needs_input_grad[1] else None
+        )
+        d_x_u = (
+            grad * (0.25 * t1 * t4 * t5 * x_t - t2 * x_t)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t_u = -grad * t2 * t8 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
             None,
         )

@@ -17,7 +17,7 @@ class Gelu(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return 0.5 * x * torch.erfc(-0.7071067811865476 * x)
+        return (-0.7071067811865476 * x).erfc_().mul_(x).mul_(0.5)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,10 +44,9 @@ class GeluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * (
-            0.3989422804014327 * x * torch.exp(-0.5 * x**2)
-            + 0.5 * torch.erfc(-0.7071067811865476 * x)
-        )
+        return (-0.7071067811865476 * x).erfc_().mul_(0.5).add_(
+            x.square().mul_(-0.5).exp_().mul_(x), alpha=0.3989422804014327
+        ) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -61,11 +60,19 @@ class GeluBackward(torch.autograd.Function):
         t0 = x**2
         t1 = torch.exp(-0.5 * t0)
         t2 = 0.3989422804014327 * t1
-        d_grad = grad_grad_x * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
-        d_x = grad * grad_grad_x * (-t0 * t2 + 0.7978845608028654 * t1)
+        d_grad = (
+            grad_grad_x * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x = (
+            grad * grad_grad_x * (-t0 * t2 + 0.7978845608028654 * t1)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -81,10 +88,9 @@ class GeluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * (
-            0.3989422804014327 * x * torch.exp(-0.5 * x**2)
-            + 0.5 * torch.erfc(-0.7071067811865476 * x)
-        )
+        return (-0.7071067811865476 * x).erfc_().mul_(0.5).add_(
+            x.square().mul_(-0.5).exp_().mul_(x), alpha=0.3989422804014327
+        ) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -98,11 +104,19 @@ class GeluJvp(torch.autograd.Function):
         t0 = x**2
         t1 = torch.exp(-0.5 * t0)
         t2 = 0.3989422804014327 * t1
-        d_x = grad * x_t * (-t0 * t2 + 0.7978845608028654 * t1)
-        d_x_t = grad * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+        d_x = (
+            grad * x_t * (-t0 * t2 + 0.7978845608028654 * t1)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = (
+            grad * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -118,11 +132,12 @@ class GeluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = x**2
-        t1 = torch.exp(-0.5 * t0)
+        t0 = x.square()
+        t1 = (-0.5 * t0).exp_()
         t2 = 0.3989422804014327 * t1
-        return grad * x_t * (-t0 * t2 + 0.7978845608028654 * t1) + grad_t * (
-            t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x)
+        return (
+            t0.mul_(t2).neg_().add_(t1, alpha=0.7978845608028654) * grad * x_t
+            + (-0.7071067811865476 * x).erfc_().mul_(0.5).add_(t2 * x) * grad_t
         )
 
     @staticmethod
@@ -139,17 +154,24 @@ class GeluBackwardJvp(torch.autograd.Function):
         t2 = 0.3989422804014327 * t1
         t3 = -t0 * t2 + 0.7978845608028654 * t1
         t4 = grad_grad_x_t * t3
-        d_grad = t4 * x_t
-        d_x = grad_grad_x_t * (
-            grad * x_t * (-1.5957691216057308 * t1 * x + t2 * x**3) + grad_t * t3
+        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (grad * x_t * (-1.5957691216057308 * t1 * x + t2 * x**3) + grad_t * t3)
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
-        d_x_t = grad * t4
+        d_grad_t = (
+            grad_grad_x_t * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -175,11 +197,12 @@ class GeluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = x**2
-        t1 = torch.exp(-0.5 * t0)
+        t0 = x.square()
+        t1 = (-0.5 * t0).exp_()
         t2 = 0.3989422804014327 * t1
-        return x_t * x_u * (-t0 * t2 + 0.7978845608028654 * t1) + x_t_u * (
-            t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x)
+        return (
+            t0.mul_(t2).neg_().add_(t1, alpha=0.7978845608028654) * x_t * x_u
+            + (-0.7071067811865476 * x).erfc_().mul_(0.5).add_(t2 * x) * x_t_u
         )
 
     @staticmethod
@@ -196,17 +219,23 @@ class GeluJvpJvp(torch.autograd.Function):
         t2 = 0.3989422804014327 * t1
         t3 = -t0 * t2 + 0.7978845608028654 * t1
         t4 = grad * t3
-        d_x = grad * (
-            t3 * x_t_u + x_t * x_u * (-1.5957691216057308 * t1 * x + t2 * x**3)
+        d_x = (
+            grad * (t3 * x_t_u + x_t * x_u * (-1.5957691216057308 * t1 * x + t2 * x**3))
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t4 * x_u
-        d_x_u = t4 * x_t
-        d_x_t_u = grad * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+        d_x_t = t4 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t4 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = (
+            grad * (t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x))
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

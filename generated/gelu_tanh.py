@@ -18,7 +18,11 @@ class GeluTanh(torch.autograd.Function):
     @staticmethod
     def forward(x):
         return (
-            1.0 * x * torch.sigmoid(0.07135481627260025 * x**3 + 1.5957691216057308 * x)
+            x.pow(3)
+            .mul_(0.07135481627260025)
+            .add_(x, alpha=1.5957691216057308)
+            .sigmoid_()
+            .mul_(x)
         )
 
     @staticmethod
@@ -46,14 +50,12 @@ class GeluTanhBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        t0 = x**2
+        t0 = x.square()
         t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
+        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
         return (
-            grad
-            * (t1 * (0.134145 * t0 + 1.0) * torch.sigmoid(-t2) + 1.0)
-            * torch.sigmoid(t2)
-        )
+            t1.mul_(t0.mul_(0.134145).add_(1.0)).mul_((-t2).sigmoid_()).add_(1.0) * grad
+        ).mul_(torch.sigmoid(t2))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -73,7 +75,7 @@ class GeluTanhBackward(torch.autograd.Function):
         t6 = torch.sigmoid(t3)
         t7 = grad_grad_x * t6
         t8 = 0.26829 * t0 + 2.0
-        d_grad = t5 * t7
+        d_grad = t5 * t7 if ctx.needs_input_grad[0] else None
         d_x = (
             grad
             * t4
@@ -84,10 +86,12 @@ class GeluTanhBackward(torch.autograd.Function):
                 + 0.7978845608028654 * t5 * t8
                 + 1.5957691216057308
             )
+            if ctx.needs_input_grad[1]
+            else None
         )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -103,14 +107,12 @@ class GeluTanhJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        t0 = x**2
+        t0 = x.square()
         t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
+        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
         return (
-            x_t
-            * (t1 * (0.134145 * t0 + 1.0) * torch.sigmoid(-t2) + 1.0)
-            * torch.sigmoid(t2)
-        )
+            t1.mul_(t0.mul_(0.134145).add_(1.0)).mul_((-t2).sigmoid_()).add_(1.0) * x_t
+        ).mul_(torch.sigmoid(t2))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -140,11 +142,13 @@ class GeluTanhJvp(torch.autograd.Function):
                 + 0.7978845608028654 * t5 * t7
                 + 1.5957691216057308
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t7 * t8
+        d_x_t = t7 * t8 if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -160,27 +164,21 @@ class GeluTanhBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = x**2
+        t0 = x.square()
         t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
+        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
         t3 = torch.sigmoid(t2)
-        t4 = 0.134145 * t0 + 1.0
-        t5 = torch.sigmoid(-t2)
-        t6 = t1 * t4 * t5 + 1.0
-        t7 = 0.26829 * t0 + 2.0
-        return (
-            grad
-            * t3
-            * t5
-            * x_t
-            * (
-                0.6421933464534022 * t0
-                - 1.2732395447351628 * t3 * t4 * t7 * x
-                + 0.7978845608028654 * t6 * t7
-                + 1.5957691216057308
-            )
-            + grad_t * t3 * t6
-        )
+        t4 = (0.134145 * t0).add_(1.0)
+        t5 = t2.neg_().sigmoid_()
+        t6 = t1.mul_(t4).mul_(t5).add_(1.0)
+        t7 = (0.26829 * t0).add_(2.0)
+        return (t5 * grad * x_t).mul_(t3).mul_(
+            (t6 * t7)
+            .mul_(0.7978845608028654)
+            .add_(t0, alpha=0.6421933464534022)
+            .sub_(t4.mul_(t3).mul_(t7).mul_(x).mul_(1.2732395447351628))
+            .add_(1.5957691216057308)
+        ) + (grad_t * t3).mul_(t6)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -211,30 +209,35 @@ class GeluTanhBackwardJvp(torch.autograd.Function):
         t17 = grad * x_t
         t18 = t13 * t17
         t19 = t1 * t10
-        d_grad = t16 * x_t
-        d_x = t15 * (
-            grad_t * t12
-            + grad_t * t9
-            - t10 * t18 * t8
-            + t17
+        d_grad = t16 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            t15
             * (
-                -1.0158981749478555 * t10 * t5 * t7**2 * x
-                - t11
-                + 0.7978845608028654 * t12 * t4 * t7
-                - 0.6831948749139936 * t19 * t2
-                - 0.3415974374569968 * t19 * t7
-                + 0.42812889763560147 * t6 * x
-                + 1.2843866929068044 * x
+                grad_t * t12
+                + grad_t * t9
+                - t10 * t18 * t8
+                + t17
+                * (
+                    -1.0158981749478555 * t10 * t5 * t7**2 * x
+                    - t11
+                    + 0.7978845608028654 * t12 * t4 * t7
+                    - 0.6831948749139936 * t19 * t2
+                    - 0.3415974374569968 * t19 * t7
+                    + 0.42812889763560147 * t6 * x
+                    + 1.2843866929068044 * x
+                )
+                + t18 * t4 * t8
             )
-            + t18 * t4 * t8
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = t14 * t6
-        d_x_t = grad * t16
+        d_grad_t = t14 * t6 if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t16 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -291,27 +294,21 @@ class GeluTanhJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = x**2
+        t0 = x.square()
         t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
+        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
         t3 = torch.sigmoid(t2)
-        t4 = 0.134145 * t0 + 1.0
-        t5 = torch.sigmoid(-t2)
-        t6 = t1 * t4 * t5 + 1.0
-        t7 = 0.26829 * t0 + 2.0
-        return (
-            t3
-            * t5
-            * x_t
-            * x_u
-            * (
-                0.6421933464534022 * t0
-                - 1.2732395447351628 * t3 * t4 * t7 * x
-                + 0.7978845608028654 * t6 * t7
-                + 1.5957691216057308
-            )
-            + t3 * t6 * x_t_u
-        )
+        t4 = (0.134145 * t0).add_(1.0)
+        t5 = t2.neg_().sigmoid_()
+        t6 = t1.mul_(t4).mul_(t5).add_(1.0)
+        t7 = (0.26829 * t0).add_(2.0)
+        return (t5 * x_t * x_u).mul_(t3).mul_(
+            (t6 * t7)
+            .mul_(0.7978845608028654)
+            .add_(t0, alpha=0.6421933464534022)
+            .sub_(t4.mul_(t3).mul_(t7).mul_(x).mul_(1.2732395447351628))
+            .add_(1.5957691216057308)
+        ) + (t3 * x_t_u).mul_(t6)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -342,30 +339,35 @@ class GeluTanhJvpJvp(torch.autograd.Function):
         t17 = grad * t10
         t18 = t17 * t4
         t19 = t13 * t18
-        d_x = t18 * (
-            -t10 * t15 * t8
-            + t12 * x_t_u
-            + t14
+        d_x = (
+            t18
             * (
-                -1.0158981749478555 * t10 * t5 * t7**2 * x
-                - t11
-                + 0.7978845608028654 * t12 * t4 * t7
-                - 0.6831948749139936 * t16 * t2
-                - 0.3415974374569968 * t16 * t7
-                + 0.42812889763560147 * t6 * x
-                + 1.2843866929068044 * x
+                -t10 * t15 * t8
+                + t12 * x_t_u
+                + t14
+                * (
+                    -1.0158981749478555 * t10 * t5 * t7**2 * x
+                    - t11
+                    + 0.7978845608028654 * t12 * t4 * t7
+                    - 0.6831948749139936 * t16 * t2
+                    - 0.3415974374569968 * t16 * t7
+                    + 0.42812889763560147 * t6 * x
+                    + 1.2843866929068044 * x
+                )
+                + t15 * t4 * t8
+                + t9 * x_t_u
             )
-            + t15 * t4 * t8
-            + t9 * x_t_u
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t19 * x_u
-        d_x_u = t19 * x_t
-        d_x_t_u = t17 * t6
+        d_x_t = t19 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t19 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = t17 * t6 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

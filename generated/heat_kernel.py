@@ -13,7 +13,7 @@ import torch
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad.shape == like.shape:
+    if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
 
@@ -26,7 +26,11 @@ class HeatKernel(torch.autograd.Function):
     @staticmethod
     def forward(x, t, k):
         return (
-            0.28209479177387814 * torch.exp(-0.25 * x**2 / (k * t)) / torch.sqrt(k * t)
+            (x.square() / t)
+            .mul_(-0.25 / k)
+            .exp_()
+            .mul_((k * t).rsqrt_())
+            .mul_(0.28209479177387814)
         )
 
     @staticmethod
@@ -62,13 +66,16 @@ class HeatKernelBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, t, k):
         t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = torch.rsqrt(k * t)
-        t3 = x**2
-        t4 = torch.exp(-0.25 * t0 * t1 * t3)
-        t5 = 0.14104739588693907 * t1 * t2 * t4
-        grad_x = -grad * t0 * t5 * x
-        grad_t = grad * (-t5 + 0.07052369794346953 * t0 * t2 * t3 * t4 / t**2)
+        t1 = t.reciprocal()
+        t2 = (k * t).rsqrt_()
+        t3 = x.square()
+        t4 = (t1 * t3).mul_(-0.25 * t0).exp_()
+        t5 = (t4 * t1).mul_(t2).mul_(0.14104739588693907)
+        grad_x = (t5 * grad).mul_(x).mul_(-t0)
+        grad_t = (
+            t4.mul_(t2).mul_(t3).mul_(t.pow(-2)).mul_(0.07052369794346953 * t0).sub_(t5)
+            * grad
+        )
         return grad_x, grad_t
 
     @staticmethod
@@ -102,19 +109,31 @@ class HeatKernelBackward(torch.autograd.Function):
         d_grad = (
             grad_grad_t * (0.07052369794346953 * t0 * t2 * t3 * t5 * t9 - t7)
             - grad_grad_x * t8 * x
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x = grad_grad_x * (
-            0.07052369794346953 * grad * t10 * t2 * t3 * t5 * t9 - grad * t8
-        ) + t16 * (t12 - t15)
-        d_t = grad_grad_x * (grad * t12 - grad * t15) + t16 * (
-            t11
-            - 0.21157109383040862 * t13 * t4 * t6
-            + 0.017630924485867384 * t14 * x**4 / t**4
+        d_x = (
+            grad_grad_x
+            * (0.07052369794346953 * grad * t10 * t2 * t3 * t5 * t9 - grad * t8)
+            + t16 * (t12 - t15)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_t = (
+            grad_grad_x * (grad * t12 - grad * t15)
+            + t16
+            * (
+                t11
+                - 0.21157109383040862 * t13 * t4 * t6
+                + 0.017630924485867384 * t14 * x**4 / t**4
+            )
+            if ctx.needs_input_grad[2]
+            else None
         )
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_t, t) if ctx.needs_input_grad[2] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_t, t),
             None,
         )
 
@@ -133,14 +152,14 @@ class HeatKernelJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, t, x_t, t_t, k):
         t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = torch.rsqrt(k * t)
-        t3 = x**2
-        t4 = torch.exp(-0.25 * t0 * t1 * t3)
-        t5 = 0.14104739588693907 * t1 * t2 * t4
-        return -t0 * t5 * x * x_t + t_t * (
-            -t5 + 0.07052369794346953 * t0 * t2 * t3 * t4 / t**2
-        )
+        t1 = t.reciprocal()
+        t2 = (k * t).rsqrt_()
+        t3 = x.square()
+        t4 = (t1 * t3).mul_(-0.25 * t0).exp_()
+        t5 = (t4 * t1).mul_(t2).mul_(0.14104739588693907)
+        return t4.mul_(t2).mul_(t3).mul_(t.pow(-2)).mul_(0.07052369794346953 * t0).sub_(
+            t5
+        ) * t_t + (t5 * x_t).mul_(x).mul_(-t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -169,22 +188,34 @@ class HeatKernelJvp(torch.autograd.Function):
         t13 = t0 * t12 * x
         t14 = t ** (-3)
         t15 = 0.03526184897173477 * t14 * t9 * x**3
-        d_x = grad * (
-            0.07052369794346953 * t10 * t4 * t9 * x_t - t8 * x_t + t_t * (t13 - t15)
+        d_x = (
+            grad
+            * (0.07052369794346953 * t10 * t4 * t9 * x_t - t8 * x_t + t_t * (t13 - t15))
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_t = grad * (
-            t13 * x_t
-            - t15 * x_t
-            + t_t
-            * (-t0 * t11 * t14 * t4 + t12 + 0.017630924485867384 * t9 * x**4 / t**4)
+        d_t = (
+            grad
+            * (
+                t13 * x_t
+                - t15 * x_t
+                + t_t
+                * (-t0 * t11 * t14 * t4 + t12 + 0.017630924485867384 * t9 * x**4 / t**4)
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_x_t = -grad * t8 * x
-        d_t_t = grad * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
+        d_x_t = -grad * t8 * x if ctx.needs_input_grad[2] else None
+        d_t_t = (
+            grad * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_t, t) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_t_t, t_t) if ctx.needs_input_grad[3] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_t, t),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_t_t, t_t),
             None,
         )
 
@@ -203,36 +234,42 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, t, grad_t, x_t, t_t, k):
         t0 = 1.0 / k
-        t1 = 1.0 / t
+        t1 = t.reciprocal()
         t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
+        t3 = (k * t).rsqrt_()
+        t4 = x.square()
+        t5 = (t2 * t4).mul_(-0.25).exp_()
+        t6 = t5 * t3
         t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
+        t8 = t7 * t2
         t9 = k ** (-2)
-        t10 = t ** (-2)
-        t11 = 0.21157109383040862 * t10 * t6
-        t12 = t0 * t11 * x
-        t13 = t ** (-3)
-        t14 = t6 * t9
-        t15 = 0.03526184897173477 * t13 * t14 * x**3
+        t10 = t.pow(-2)
+        t11 = (t6 * t10).mul_(0.21157109383040862)
+        t12 = (t11 * x).mul_(t0)
+        t13 = t.pow(-3)
+        t14 = t9 * t6
+        t15 = (t14 * t13).mul_(x.pow(3)).mul_(0.03526184897173477)
         grad_x_t = (
-            -grad_t * t8 * x
-            + t_t * (grad * t12 - grad * t15)
-            + x_t * (0.07052369794346953 * grad * t10 * t3 * t4 * t5 * t9 - grad * t8)
+            (t12 * grad).sub_(t15 * grad) * t_t
+            + (t8 * grad)
+            .neg_()
+            .add_(
+                (t5 * grad).mul_(t10).mul_(t3).mul_(t4).mul_(0.07052369794346953 * t9)
+            )
+            * x_t
+            - (t8 * grad_t).mul_(x)
         )
         grad_t_t = (
-            grad
+            t11.add_(
+                t14.mul_(t.pow(-4)).mul_(x.pow(4)).mul_(0.017630924485867384)
+            ).add_(t6.mul_(t13).mul_(t4).mul_(-0.21157109383040862 * t0))
+            * grad
             * t_t
-            * (
-                -0.21157109383040862 * t0 * t13 * t4 * t6
-                + t11
-                + 0.017630924485867384 * t14 * x**4 / t**4
-            )
-            + grad * x_t * (t12 - t15)
-            + grad_t * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
+            + t7.mul_(t1)
+            .neg_()
+            .add_(t5.mul_(t10).mul_(t3).mul_(t4).mul_(0.07052369794346953 * t0))
+            * grad_t
+            + t12.sub_(t15) * grad * x_t
         )
         return grad_x_t, grad_t_t
 
@@ -287,55 +324,78 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
         t37 = 0.17630924485867383 * t15 * t21 * t3 * t5 * t9 - t34 - t36
         t38 = grad * t_t
         t39 = grad * grad_grad_t_t
-        d_grad = grad_grad_t_t * (t20 * x_t + t26 * t_t) + grad_grad_x_t * (
-            t20 * t_t + x_t * (0.07052369794346953 * t10 * t3 * t4 * t5 * t9 - t8)
+        d_grad = (
+            grad_grad_t_t * (t20 * x_t + t26 * t_t)
+            + grad_grad_x_t
+            * (t20 * t_t + x_t * (0.07052369794346953 * t10 * t3 * t4 * t5 * t9 - t8))
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x = grad_grad_t_t * (
-            grad_t * t20 + t32 * (t13 + t29 - t30) + t37 * t38
-        ) + grad_grad_x_t * (
-            0.07052369794346953 * grad_t * t10 * t22 * t4
-            - grad_t * t8
-            + t31 * t_t
-            + x_t * (grad * t12 * t9 * x - grad * t18 * t27)
+        d_x = (
+            grad_grad_t_t * (grad_t * t20 + t32 * (t13 + t29 - t30) + t37 * t38)
+            + grad_grad_x_t
+            * (
+                0.07052369794346953 * grad_t * t10 * t22 * t4
+                - grad_t * t8
+                + t31 * t_t
+                + x_t * (grad * t12 * t9 * x - grad * t18 * t27)
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_t = grad_grad_t_t * (
-            grad_t * t26
-            + t32 * t37
-            + t38
+        d_t = (
+            grad_grad_t_t
             * (
-                0.7933916018640322 * t0 * t21 * t3 * t4 * t5
-                - 0.13223193364400537 * t22 * t23 * t35
-                - t33
-                + 0.004407731121466846 * t27 * t3 * t5 * x**6 / t**6
+                grad_t * t26
+                + t32 * t37
+                + t38
+                * (
+                    0.7933916018640322 * t0 * t21 * t3 * t4 * t5
+                    - 0.13223193364400537 * t22 * t23 * t35
+                    - t33
+                    + 0.004407731121466846 * t27 * t3 * t5 * x**6 / t**6
+                )
             )
-        ) + grad_grad_x_t * (
-            grad_t * t14
-            - grad_t * t19
-            + t31 * x_t
-            + t_t
+            + grad_grad_x_t
             * (
-                0.17630924485867383 * grad * t15 * t21 * t3 * t5 * t9
-                - grad * t34
-                - grad * t36
+                grad_t * t14
+                - grad_t * t19
+                + t31 * x_t
+                + t_t
+                * (
+                    0.17630924485867383 * grad * t15 * t21 * t3 * t5 * t9
+                    - grad * t34
+                    - grad * t36
+                )
             )
+            if ctx.needs_input_grad[2]
+            else None
         )
         d_grad_t = (
             grad_grad_t_t * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
             - grad_grad_x_t * t8 * x
+            if ctx.needs_input_grad[3]
+            else None
         )
         d_x_t = (
             grad_grad_x_t
             * (0.07052369794346953 * grad * t10 * t3 * t4 * t5 * t9 - grad * t8)
             + t20 * t39
+            if ctx.needs_input_grad[4]
+            else None
         )
-        d_t_t = grad_grad_x_t * (grad * t14 - grad * t19) + t26 * t39
+        d_t_t = (
+            grad_grad_x_t * (grad * t14 - grad * t19) + t26 * t39
+            if ctx.needs_input_grad[5]
+            else None
+        )
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_t, t) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_grad_t, grad_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_t_t, t_t) if ctx.needs_input_grad[5] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_t, t),
+            _sum_to(d_grad_t, grad_t),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_t_t, t_t),
             None,
         )
 
@@ -436,43 +496,39 @@ class HeatKernelJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k):
-        t0 = 1.0 / t
-        t1 = torch.rsqrt(k * t)
+        t0 = t.reciprocal()
+        t1 = (k * t).rsqrt_()
         t2 = 1.0 / k
-        t3 = x**2
+        t3 = x.square()
         t4 = t2 * t3
-        t5 = torch.exp(-0.25 * t0 * t4)
-        t6 = t1 * t5
-        t7 = 0.14104739588693907 * t0 * t6
+        t5 = (t0 * t4).mul_(-0.25).exp_()
+        t6 = t5 * t1
+        t7 = (t6 * t0).mul_(0.14104739588693907)
         t8 = t2 * x
-        t9 = t ** (-2)
+        t9 = t.pow(-2)
         t10 = k ** (-2)
         t11 = t6 * t9
         t12 = 0.21157109383040862 * t11
         t13 = t12 * t8
-        t14 = t ** (-3)
+        t14 = t.pow(-3)
         t15 = t10 * t6
-        t16 = 0.03526184897173477 * t14 * t15 * x**3
+        t16 = (t15 * t14).mul_(x.pow(3)).mul_(0.03526184897173477)
         return (
-            -t7 * t8 * x_t_u
-            + t_t_u * (0.07052369794346953 * t1 * t2 * t3 * t5 * t9 - t7)
-            + t_u
-            * (
+            (
                 t13 * x_t
-                - t16 * x_t
-                + t_t
-                * (
-                    t12
-                    - 0.21157109383040862 * t14 * t4 * t6
-                    + 0.017630924485867384 * t15 * x**4 / t**4
-                )
+                + t12.add_(
+                    t15.mul_(t.pow(-4)).mul_(x.pow(4)).mul_(0.017630924485867384)
+                ).sub_(t6.mul_(t14).mul_(t4).mul_(0.21157109383040862))
+                * t_t
+            ).sub_(t16 * x_t)
+            * t_u
+            + t5.mul_(t1).mul_(t3).mul_(t9).mul_(0.07052369794346953 * t2).sub_(t7)
+            * t_t_u
+            + ((t13 - t16) * t_t + (t7 * x_t).mul_(-t2)).add_(
+                (t11 * x_t).mul_(t3).mul_(0.07052369794346953 * t10)
             )
-            + x_u
-            * (
-                0.07052369794346953 * t10 * t11 * t3 * x_t
-                - t2 * t7 * x_t
-                + t_t * (t13 - t16)
-            )
+            * x_u
+            - (t7 * x_t_u).mul_(t8)
         )
 
     @staticmethod
@@ -529,50 +585,75 @@ class HeatKernelJvpJvp(torch.autograd.Function):
             + t_t * (0.17630924485867383 * t17 * t26 * t3 * t5 * t9 - t33 - t35)
         )
         t37 = -t0 * t30 * t4 + t14 + t28 * t9
-        d_x = grad * (
-            t12 * x_t_u
-            + t23 * t_t_u
-            + t36 * t_u
-            - t8 * x_t_u
-            + x_u
-            * (t14 * t9 * x * x_t - t17 * t21 * t24 * x_t + t_t * (t15 + t29 - t31))
-        )
-        d_t = grad * (
-            t16 * x_t_u
-            - t22 * x_t_u
-            + t36 * x_u
-            + t37 * t_t_u
-            + t_u
+        d_x = (
+            grad
             * (
-                0.17630924485867383 * t18 * t27 * x_t
-                - t33 * x_t
-                - t35 * x_t
-                + t_t
+                t12 * x_t_u
+                + t23 * t_t_u
+                + t36 * t_u
+                - t8 * x_t_u
+                + x_u
+                * (t14 * t9 * x * x_t - t17 * t21 * t24 * x_t + t_t * (t15 + t29 - t31))
+            )
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_t = (
+            grad
+            * (
+                t16 * x_t_u
+                - t22 * x_t_u
+                + t36 * x_u
+                + t37 * t_t_u
+                + t_u
                 * (
-                    0.7933916018640322 * t0 * t26 * t3 * t4 * t5
-                    - 0.13223193364400537 * t25 * t34 * t6 * t9
-                    - t32
-                    + 0.004407731121466846 * t24 * t3 * t5 * x**6 / t**6
+                    0.17630924485867383 * t18 * t27 * x_t
+                    - t33 * x_t
+                    - t35 * x_t
+                    + t_t
+                    * (
+                        0.7933916018640322 * t0 * t26 * t3 * t4 * t5
+                        - 0.13223193364400537 * t25 * t34 * t6 * t9
+                        - t32
+                        + 0.004407731121466846 * t24 * t3 * t5 * x**6 / t**6
+                    )
                 )
             )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_x_t = grad * (
-            t23 * t_u + x_u * (0.07052369794346953 * t11 * t3 * t4 * t5 * t9 - t8)
+        d_x_t = (
+            grad
+            * (t23 * t_u + x_u * (0.07052369794346953 * t11 * t3 * t4 * t5 * t9 - t8))
+            if ctx.needs_input_grad[2]
+            else None
         )
-        d_t_t = grad * (t23 * x_u + t37 * t_u)
-        d_x_u = grad * (t12 * x_t + t23 * t_t - t8 * x_t)
-        d_t_u = grad * (t16 * x_t - t22 * x_t + t37 * t_t)
-        d_x_t_u = -grad * t8 * x
-        d_t_t_u = grad * (0.07052369794346953 * t0 * t11 * t3 * t4 * t5 - t1 * t7)
+        d_t_t = grad * (t23 * x_u + t37 * t_u) if ctx.needs_input_grad[3] else None
+        d_x_u = (
+            grad * (t12 * x_t + t23 * t_t - t8 * x_t)
+            if ctx.needs_input_grad[4]
+            else None
+        )
+        d_t_u = (
+            grad * (t16 * x_t - t22 * x_t + t37 * t_t)
+            if ctx.needs_input_grad[5]
+            else None
+        )
+        d_x_t_u = -grad * t8 * x if ctx.needs_input_grad[6] else None
+        d_t_t_u = (
+            grad * (0.07052369794346953 * t0 * t11 * t3 * t4 * t5 - t1 * t7)
+            if ctx.needs_input_grad[7]
+            else None
+        )
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_t, t) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_t_t, t_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_x_u, x_u) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_t_u, t_u) if ctx.needs_input_grad[5] else None,
-            _sum_to(d_x_t_u, x_t_u) if ctx.needs_input_grad[6] else None,
-            _sum_to(d_t_t_u, t_t_u) if ctx.needs_input_grad[7] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_t, t),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_t_t, t_t),
+            _sum_to(d_x_u, x_u),
+            _sum_to(d_t_u, t_u),
+            _sum_to(d_x_t_u, x_t_u),
+            _sum_to(d_t_t_u, t_t_u),
             None,
         )
 

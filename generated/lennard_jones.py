@@ -17,7 +17,12 @@ class LennardJones(torch.autograd.Function):
 
     @staticmethod
     def forward(r, epsilon, sigma):
-        return 4.0 * epsilon * (-(sigma**6) / r**6 + sigma**12 / r**12)
+        return (
+            r.pow(-12)
+            .mul_(sigma**12)
+            .add_(r.pow(-6), alpha=-(sigma**6))
+            .mul_(4.0 * epsilon)
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,7 +56,10 @@ class LennardJonesBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, epsilon, sigma):
-        return 4.0 * epsilon * grad * (6.0 * sigma**6 / r**7 - 12.0 * sigma**12 / r**13)
+        return (
+            r.pow(-13).mul_(-12.0 * sigma**12).add_(r.pow(-7), alpha=6.0 * sigma**6)
+            * grad
+        ).mul_(4.0 * epsilon)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -67,11 +75,19 @@ class LennardJonesBackward(torch.autograd.Function):
         t0 = sigma**12
         t1 = sigma**6
         t2 = 4.0 * epsilon * grad_grad_r
-        d_grad = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-        d_r = grad * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+        d_grad = (
+            t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_r = (
+            grad * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_r if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_r,
             None,
             None,
         )
@@ -90,7 +106,10 @@ class LennardJonesJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, epsilon, sigma):
-        return 4.0 * epsilon * r_t * (6.0 * sigma**6 / r**7 - 12.0 * sigma**12 / r**13)
+        return (
+            r.pow(-13).mul_(-12.0 * sigma**12).add_(r.pow(-7), alpha=6.0 * sigma**6)
+            * r_t
+        ).mul_(4.0 * epsilon)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -106,11 +125,19 @@ class LennardJonesJvp(torch.autograd.Function):
         t0 = sigma**12
         t1 = sigma**6
         t2 = 4.0 * epsilon * grad
-        d_r = r_t * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-        d_r_t = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+        d_r = (
+            r_t * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_r_t = (
+            t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_r if ctx.needs_input_grad[0] else None,
-            d_r_t if ctx.needs_input_grad[1] else None,
+            d_r,
+            d_r_t,
             None,
             None,
         )
@@ -132,9 +159,13 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
         t0 = sigma**12
         t1 = sigma**6
         t2 = 4.0 * epsilon
-        return grad * r_t * t2 * (
-            -42.0 * t1 / r**8 + 156.0 * t0 / r**14
-        ) + grad_t * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+        return (
+            r.pow(-8).mul_(-42.0 * t1).add_(r.pow(-14), alpha=156.0 * t0) * grad * r_t
+        ).mul_(t2) + (
+            r.pow(-13).mul_(-12.0 * t0).add_(r.pow(-7), alpha=6.0 * t1) * grad_t
+        ).mul_(
+            t2
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -152,17 +183,27 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
         t2 = 4.0 * epsilon
         t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
         t4 = grad_grad_r_t * t3
-        d_grad = r_t * t4
-        d_r = grad_grad_r_t * (
-            grad * r_t * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15) + grad_t * t3
+        d_grad = r_t * t4 if ctx.needs_input_grad[0] else None
+        d_r = (
+            grad_grad_r_t
+            * (
+                grad * r_t * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
+                + grad_t * t3
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_r_t * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-        d_r_t = grad * t4
+        d_grad_t = (
+            grad_grad_r_t * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_r_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_r if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_r_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_r,
+            d_grad_t,
+            d_r_t,
             None,
             None,
         )
@@ -197,9 +238,13 @@ class LennardJonesJvpJvp(torch.autograd.Function):
         t0 = sigma**12
         t1 = sigma**6
         t2 = 4.0 * epsilon
-        return r_t * r_u * t2 * (
-            -42.0 * t1 / r**8 + 156.0 * t0 / r**14
-        ) + r_t_u * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+        return (
+            r.pow(-8).mul_(-42.0 * t1).add_(r.pow(-14), alpha=156.0 * t0) * r_t * r_u
+        ).mul_(t2) + (
+            r.pow(-13).mul_(-12.0 * t0).add_(r.pow(-7), alpha=6.0 * t1) * r_t_u
+        ).mul_(
+            t2
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -217,17 +262,24 @@ class LennardJonesJvpJvp(torch.autograd.Function):
         t2 = 4.0 * epsilon
         t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
         t4 = grad * t3
-        d_r = grad * (
-            r_t * r_u * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15) + r_t_u * t3
+        d_r = (
+            grad
+            * (r_t * r_u * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15) + r_t_u * t3)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_r_t = r_u * t4
-        d_r_u = r_t * t4
-        d_r_t_u = grad * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+        d_r_t = r_u * t4 if ctx.needs_input_grad[1] else None
+        d_r_u = r_t * t4 if ctx.needs_input_grad[2] else None
+        d_r_t_u = (
+            grad * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            d_r if ctx.needs_input_grad[0] else None,
-            d_r_t if ctx.needs_input_grad[1] else None,
-            d_r_u if ctx.needs_input_grad[2] else None,
-            d_r_t_u if ctx.needs_input_grad[3] else None,
+            d_r,
+            d_r_t,
+            d_r_u,
+            d_r_t_u,
             None,
             None,
         )

@@ -17,7 +17,7 @@ class LogCosh(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x + torch.nn.functional.softplus(-2.0 * x) - 0.6931471805599453
+        return torch.nn.functional.softplus(-2.0 * x).add_(x).sub_(0.6931471805599453)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +44,7 @@ class LogCoshBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * torch.tanh(x)
+        return torch.tanh(x) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -56,11 +56,15 @@ class LogCoshBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x):
         grad, x = ctx.saved_tensors
         t0 = 2.0 * x
-        d_grad = grad_grad_x * torch.tanh(x)
-        d_x = 4.0 * grad * grad_grad_x * torch.sigmoid(-t0) * torch.sigmoid(t0)
+        d_grad = grad_grad_x * torch.tanh(x) if ctx.needs_input_grad[0] else None
+        d_x = (
+            4.0 * grad * grad_grad_x * torch.sigmoid(-t0) * torch.sigmoid(t0)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -76,7 +80,7 @@ class LogCoshJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * torch.tanh(x)
+        return torch.tanh(x) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -88,11 +92,15 @@ class LogCoshJvp(torch.autograd.Function):
     def backward(ctx, grad):
         x, x_t = ctx.saved_tensors
         t0 = 2.0 * x
-        d_x = 4.0 * grad * x_t * torch.sigmoid(-t0) * torch.sigmoid(t0)
-        d_x_t = grad * torch.tanh(x)
+        d_x = (
+            4.0 * grad * x_t * torch.sigmoid(-t0) * torch.sigmoid(t0)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * torch.tanh(x) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -109,9 +117,9 @@ class LogCoshBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         t0 = 2.0 * x
-        return 4.0 * grad * x_t * torch.sigmoid(-t0) * torch.sigmoid(
-            t0
-        ) + grad_t * torch.tanh(x)
+        return (torch.sigmoid(t0) * grad * x_t).mul_((-t0).sigmoid_()).mul_(
+            4.0
+        ) + torch.tanh(x) * grad_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -128,15 +136,19 @@ class LogCoshBackwardJvp(torch.autograd.Function):
         t3 = 4.0 * t1 * t2
         t4 = grad_grad_x_t * t3
         t5 = 8.0 * grad * x_t
-        d_grad = t4 * x_t
-        d_x = grad_grad_x_t * (grad_t * t3 + t1**2 * t2 * t5 - t1 * t2**2 * t5)
-        d_grad_t = grad_grad_x_t * torch.tanh(x)
-        d_x_t = grad * t4
+        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t * (grad_t * t3 + t1**2 * t2 * t5 - t1 * t2**2 * t5)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = grad_grad_x_t * torch.tanh(x) if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -163,9 +175,9 @@ class LogCoshJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         t0 = 2.0 * x
-        return 4.0 * x_t * x_u * torch.sigmoid(-t0) * torch.sigmoid(
-            t0
-        ) + x_t_u * torch.tanh(x)
+        return (torch.sigmoid(t0) * x_t * x_u).mul_((-t0).sigmoid_()).mul_(
+            4.0
+        ) + torch.tanh(x) * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -182,15 +194,19 @@ class LogCoshJvpJvp(torch.autograd.Function):
         t3 = 4.0 * t1 * t2
         t4 = 8.0 * x_t * x_u
         t5 = grad * t3
-        d_x = grad * (t1**2 * t2 * t4 - t1 * t2**2 * t4 + t3 * x_t_u)
-        d_x_t = t5 * x_u
-        d_x_u = t5 * x_t
-        d_x_t_u = grad * torch.tanh(x)
+        d_x = (
+            grad * (t1**2 * t2 * t4 - t1 * t2**2 * t4 + t3 * x_t_u)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * torch.tanh(x) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ class Logsigmoid(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return -torch.nn.functional.softplus(-x)
+        return torch.nn.functional.softplus(-x).neg_()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +44,7 @@ class LogsigmoidBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * torch.sigmoid(-x)
+        return (-x).sigmoid_() * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -56,11 +56,11 @@ class LogsigmoidBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x):
         grad, x = ctx.saved_tensors
         t0 = grad_grad_x * torch.sigmoid(-x)
-        d_grad = t0
-        d_x = -grad * t0 * torch.sigmoid(x)
+        d_grad = t0 if ctx.needs_input_grad[0] else None
+        d_x = -grad * t0 * torch.sigmoid(x) if ctx.needs_input_grad[1] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -76,7 +76,7 @@ class LogsigmoidJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * torch.sigmoid(-x)
+        return (-x).sigmoid_() * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -88,11 +88,11 @@ class LogsigmoidJvp(torch.autograd.Function):
     def backward(ctx, grad):
         x, x_t = ctx.saved_tensors
         t0 = grad * torch.sigmoid(-x)
-        d_x = -t0 * x_t * torch.sigmoid(x)
-        d_x_t = t0
+        d_x = -t0 * x_t * torch.sigmoid(x) if ctx.needs_input_grad[0] else None
+        d_x_t = t0 if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -108,8 +108,8 @@ class LogsigmoidBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = torch.sigmoid(-x)
-        return -grad * t0 * x_t * torch.sigmoid(x) + grad_t * t0
+        t0 = (-x).sigmoid_()
+        return (torch.sigmoid(x) * grad * x_t).mul_(t0).neg_() + grad_t * t0
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -124,15 +124,19 @@ class LogsigmoidBackwardJvp(torch.autograd.Function):
         t1 = torch.sigmoid(-x)
         t2 = grad_grad_x_t * t1
         t3 = t0 * t2
-        d_grad = -t3 * x_t
-        d_x = t3 * (grad * t0 * x_t - grad * t1 * x_t - grad_t)
-        d_grad_t = t2
-        d_x_t = -grad * t3
+        d_grad = -t3 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            t3 * (grad * t0 * x_t - grad * t1 * x_t - grad_t)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = t2 if ctx.needs_input_grad[2] else None
+        d_x_t = -grad * t3 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -156,8 +160,8 @@ class LogsigmoidJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = torch.sigmoid(-x)
-        return -t0 * x_t * x_u * torch.sigmoid(x) + t0 * x_t_u
+        t0 = (-x).sigmoid_()
+        return (torch.sigmoid(x) * x_t * x_u).mul_(t0).neg_() + t0 * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -172,15 +176,19 @@ class LogsigmoidJvpJvp(torch.autograd.Function):
         t1 = torch.sigmoid(-x)
         t2 = grad * t1
         t3 = t0 * t2
-        d_x = t3 * (t0 * x_t * x_u - t1 * x_t * x_u - x_t_u)
-        d_x_t = -t3 * x_u
-        d_x_u = -t3 * x_t
-        d_x_t_u = t2
+        d_x = (
+            t3 * (t0 * x_t * x_u - t1 * x_t * x_u - x_t_u)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = -t3 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = -t3 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = t2 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ class Mish(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x * torch.tanh(torch.nn.functional.softplus(x))
+        return torch.nn.functional.softplus(x).tanh_().mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -46,9 +46,14 @@ class MishBackward(torch.autograd.Function):
     def forward(grad, x):
         t0 = torch.nn.functional.softplus(x)
         t1 = 2.0 * t0
-        return grad * (
-            4.0 * x * torch.sigmoid(-t1) * torch.sigmoid(t1) * torch.sigmoid(x)
-            + torch.tanh(t0)
+        return (
+            torch.sigmoid(t1)
+            .mul_(x)
+            .mul_(torch.sigmoid(x))
+            .mul_((-t1).sigmoid_())
+            .mul_(4.0)
+            .add_(t0.tanh_())
+            * grad
         )
 
     @staticmethod
@@ -69,7 +74,7 @@ class MishBackward(torch.autograd.Function):
         t6 = torch.sigmoid(x)
         t7 = t6 * x
         t8 = 8.0 * t7
-        d_grad = grad_grad_x * (t1 + t5 * t7)
+        d_grad = grad_grad_x * (t1 + t5 * t7) if ctx.needs_input_grad[0] else None
         d_x = (
             grad
             * grad_grad_x
@@ -82,10 +87,12 @@ class MishBackward(torch.autograd.Function):
                 + t5
                 + 1.0
             )
+            if ctx.needs_input_grad[1]
+            else None
         )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -103,9 +110,14 @@ class MishJvp(torch.autograd.Function):
     def forward(x, x_t):
         t0 = torch.nn.functional.softplus(x)
         t1 = 2.0 * t0
-        return x_t * (
-            4.0 * x * torch.sigmoid(-t1) * torch.sigmoid(t1) * torch.sigmoid(x)
-            + torch.tanh(t0)
+        return (
+            torch.sigmoid(t1)
+            .mul_(x)
+            .mul_(torch.sigmoid(x))
+            .mul_((-t1).sigmoid_())
+            .mul_(4.0)
+            .add_(t0.tanh_())
+            * x_t
         )
 
     @staticmethod
@@ -138,11 +150,13 @@ class MishJvp(torch.autograd.Function):
                 + t6
                 + 1.0
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = grad * (t2 + t6 * t7)
+        d_x_t = grad * (t2 + t6 * t7) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -160,21 +174,22 @@ class MishBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t):
         t0 = torch.nn.functional.softplus(x)
         t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
+        t2 = t0.mul_(2.0)
+        t3 = (-t2).sigmoid_()
+        t4 = t2.sigmoid_()
+        t5 = (t3 * t4).mul_(4.0)
         t6 = torch.sigmoid(x)
         t7 = t6 * x
         t8 = 8.0 * t7
-        return grad * t6 * x_t * (
-            -(t1**2)
-            + t3**2 * t4 * t8
-            - t3 * t4**2 * t8
-            + t5 * x * torch.sigmoid(-x)
-            + t5
-            + 1.0
-        ) + grad_t * (t1 + t5 * t7)
+        return (t6 * grad * x_t).mul_(
+            t1.square()
+            .neg_()
+            .add_(t5)
+            .add_(t3.square().mul_(t4).mul_(t8))
+            .add_((-x).sigmoid_().mul_(t5).mul_(x))
+            .sub_(t4.square().mul_(t3).mul_(t8))
+            .add_(1.0)
+        ) + t7.mul_(t5).add_(t1) * grad_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -208,33 +223,38 @@ class MishBackwardJvp(torch.autograd.Function):
         t20 = 2.0 * t7 * t9
         t21 = t0**2 * x
         t22 = 8.0 * t21
-        d_grad = t1 * t19
-        d_x = t1 * (
-            grad * t19 * t9
-            + 2.0
-            * grad
-            * x_t
+        d_grad = t1 * t19 if ctx.needs_input_grad[0] else None
+        d_x = (
+            t1
             * (
-                -t0 * t20 * x
-                - t0 * t3 * t8
-                - 32.0 * t11 * t15 * t21
-                - t13
-                - t14 * t9
-                + t16
-                + t17 * t9
-                + t20
-                + t22 * t5**3 * t6
-                + t22 * t5 * t6**3
+                grad * t19 * t9
+                + 2.0
+                * grad
+                * x_t
+                * (
+                    -t0 * t20 * x
+                    - t0 * t3 * t8
+                    - 32.0 * t11 * t15 * t21
+                    - t13
+                    - t14 * t9
+                    + t16
+                    + t17 * t9
+                    + t20
+                    + t22 * t5**3 * t6
+                    + t22 * t5 * t6**3
+                )
+                + grad_t * t18
             )
-            + grad_t * t18
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (t0 * t10 + t3)
-        d_x_t = grad * t1 * t18
+        d_grad_t = grad_grad_x_t * (t0 * t10 + t3) if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t1 * t18 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -299,21 +319,22 @@ class MishJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u):
         t0 = torch.nn.functional.softplus(x)
         t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
+        t2 = t0.mul_(2.0)
+        t3 = (-t2).sigmoid_()
+        t4 = t2.sigmoid_()
+        t5 = (t3 * t4).mul_(4.0)
         t6 = torch.sigmoid(x)
         t7 = t6 * x
         t8 = 8.0 * t7
-        return t6 * x_t * x_u * (
-            -(t1**2)
-            + t3**2 * t4 * t8
-            - t3 * t4**2 * t8
-            + t5 * x * torch.sigmoid(-x)
-            + t5
-            + 1.0
-        ) + x_t_u * (t1 + t5 * t7)
+        return (t6 * x_t * x_u).mul_(
+            t1.square()
+            .neg_()
+            .add_(t5)
+            .add_(t3.square().mul_(t4).mul_(t8))
+            .add_((-x).sigmoid_().mul_(t5).mul_(x))
+            .sub_(t4.square().mul_(t3).mul_(t8))
+            .add_(1.0)
+        ) + t7.mul_(t5).add_(t1) * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -348,32 +369,37 @@ class MishJvpJvp(torch.autograd.Function):
         t21 = 8.0 * t20
         t22 = grad * t10
         t23 = t17 * t22
-        d_x = t22 * (
-            t17 * t18 * t7
-            + t17 * x_t_u
-            + 2.0
-            * t18
+        d_x = (
+            t22
             * (
-                -t1 * t10 * t6
-                - t10 * t19 * x
-                - t12
-                - t13 * t7
-                - 32.0 * t14 * t20 * t9
-                + t15
-                + t16 * t7
-                + t19
-                + t21 * t3**3 * t4
-                + t21 * t3 * t4**3
+                t17 * t18 * t7
+                + t17 * x_t_u
+                + 2.0
+                * t18
+                * (
+                    -t1 * t10 * t6
+                    - t10 * t19 * x
+                    - t12
+                    - t13 * t7
+                    - 32.0 * t14 * t20 * t9
+                    + t15
+                    + t16 * t7
+                    + t19
+                    + t21 * t3**3 * t4
+                    + t21 * t3 * t4**3
+                )
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t23 * x_u
-        d_x_u = t23 * x_t
-        d_x_t_u = grad * (t1 + t10 * t8)
+        d_x_t = t23 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t23 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (t1 + t10 * t8) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

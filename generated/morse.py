@@ -17,7 +17,7 @@ class Morse(torch.autograd.Function):
 
     @staticmethod
     def forward(r, depth, a, r0):
-        return depth * (1.0 - torch.exp(-a * (r - r0))) ** 2
+        return (r - r0).mul_(-a).exp_().neg_().add_(1.0).pow_(2).mul_(depth)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -52,8 +52,8 @@ class MorseBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, depth, a, r0):
-        t0 = torch.exp(-a * (r - r0))
-        return 2.0 * a * depth * grad * t0 * (1.0 - t0)
+        t0 = (r - r0).mul_(-a).exp_()
+        return ((-t0).add_(1.0) * grad).mul_(t0).mul_(2.0 * a * depth)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -71,13 +71,16 @@ class MorseBackward(torch.autograd.Function):
         t2 = torch.exp(-t1)
         t3 = t2 * (1.0 - t2)
         t4 = a**2
-        d_grad = a * grad_grad_r * t0 * t3
-        d_r = grad_grad_r * (
-            2.0 * depth * grad * t4 * torch.exp(-2.0 * t1) - grad * t0 * t3 * t4
+        d_grad = a * grad_grad_r * t0 * t3 if ctx.needs_input_grad[0] else None
+        d_r = (
+            grad_grad_r
+            * (2.0 * depth * grad * t4 * torch.exp(-2.0 * t1) - grad * t0 * t3 * t4)
+            if ctx.needs_input_grad[1]
+            else None
         )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_r if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_r,
             None,
             None,
             None,
@@ -97,8 +100,8 @@ class MorseJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, depth, a, r0):
-        t0 = torch.exp(-a * (r - r0))
-        return 2.0 * a * depth * r_t * t0 * (1.0 - t0)
+        t0 = (r - r0).mul_(-a).exp_()
+        return ((-t0).add_(1.0) * r_t).mul_(t0).mul_(2.0 * a * depth)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -116,13 +119,15 @@ class MorseJvp(torch.autograd.Function):
         t2 = 2.0 * depth
         t3 = torch.exp(-t1)
         t4 = t3 * (1.0 - t3)
-        d_r = grad * (
-            2.0 * depth * r_t * t0 * torch.exp(-2.0 * t1) - r_t * t0 * t2 * t4
+        d_r = (
+            grad * (2.0 * depth * r_t * t0 * torch.exp(-2.0 * t1) - r_t * t0 * t2 * t4)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_r_t = a * grad * t2 * t4
+        d_r_t = a * grad * t2 * t4 if ctx.needs_input_grad[1] else None
         return (
-            d_r if ctx.needs_input_grad[0] else None,
-            d_r_t if ctx.needs_input_grad[1] else None,
+            d_r,
+            d_r_t,
             None,
             None,
             None,
@@ -143,13 +148,13 @@ class MorseBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, r, grad_t, r_t, depth, a, r0):
         t0 = 2.0 * depth
-        t1 = a * (r - r0)
-        t2 = torch.exp(-t1)
-        t3 = t2 * (1.0 - t2)
+        t1 = (r - r0).mul_(a)
+        t2 = (-t1).exp_()
+        t3 = (-t2).add_(1.0).mul_(t2)
         t4 = a**2
-        return a * grad_t * t0 * t3 + r_t * (
-            2.0 * depth * grad * t4 * torch.exp(-2.0 * t1) - grad * t0 * t3 * t4
-        )
+        return (grad * t3).mul_(-t0 * t4).add_(
+            t1.mul_(-2.0).exp_() * grad, alpha=2.0 * depth * t4
+        ) * r_t + (grad_t * t3).mul_(a * t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -172,17 +177,28 @@ class MorseBackwardJvp(torch.autograd.Function):
         t7 = depth * t2
         t8 = a**3 * grad
         t9 = 2.0 * t5
-        d_grad = grad_grad_r_t * r_t * (2.0 * depth * t0 * t2 - t6)
-        d_r = grad_grad_r_t * (
-            grad_t * t3 * t7 - grad_t * t6 + r_t * (-6.0 * t7 * t8 + t8 * t9)
+        d_grad = (
+            grad_grad_r_t * r_t * (2.0 * depth * t0 * t2 - t6)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_grad_t = a * grad_grad_r_t * t9
-        d_r_t = grad_grad_r_t * (2.0 * depth * grad * t0 * t2 - grad * t6)
+        d_r = (
+            grad_grad_r_t
+            * (grad_t * t3 * t7 - grad_t * t6 + r_t * (-6.0 * t7 * t8 + t8 * t9))
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = a * grad_grad_r_t * t9 if ctx.needs_input_grad[2] else None
+        d_r_t = (
+            grad_grad_r_t * (2.0 * depth * grad * t0 * t2 - grad * t6)
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_r if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_r_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_r,
+            d_grad_t,
+            d_r_t,
             None,
             None,
             None,
@@ -218,13 +234,13 @@ class MorseJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, depth, a, r0):
         t0 = 2.0 * depth
-        t1 = a * (r - r0)
-        t2 = torch.exp(-t1)
-        t3 = t2 * (1.0 - t2)
+        t1 = (r - r0).mul_(a)
+        t2 = (-t1).exp_()
+        t3 = (-t2).add_(1.0).mul_(t2)
         t4 = a**2
-        return a * r_t_u * t0 * t3 + r_u * (
-            2.0 * depth * r_t * t4 * torch.exp(-2.0 * t1) - r_t * t0 * t3 * t4
-        )
+        return (r_t * t3).mul_(-t0 * t4).add_(
+            t1.mul_(-2.0).exp_() * r_t, alpha=2.0 * depth * t4
+        ) * r_u + (r_t_u * t3).mul_(a * t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -247,15 +263,27 @@ class MorseJvpJvp(torch.autograd.Function):
         t7 = t4 * t6
         t8 = a**3 * r_t
         t9 = 2.0 * t6
-        d_r = grad * (r_t_u * t2 * t4 - r_t_u * t7 + r_u * (-6.0 * t2 * t8 + t8 * t9))
-        d_r_t = grad * r_u * (2.0 * depth * t1 * t3 - t7)
-        d_r_u = grad * (2.0 * depth * r_t * t1 * t3 - r_t * t7)
-        d_r_t_u = a * grad * t9
+        d_r = (
+            grad * (r_t_u * t2 * t4 - r_t_u * t7 + r_u * (-6.0 * t2 * t8 + t8 * t9))
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_r_t = (
+            grad * r_u * (2.0 * depth * t1 * t3 - t7)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_r_u = (
+            grad * (2.0 * depth * r_t * t1 * t3 - r_t * t7)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_r_t_u = a * grad * t9 if ctx.needs_input_grad[3] else None
         return (
-            d_r if ctx.needs_input_grad[0] else None,
-            d_r_t if ctx.needs_input_grad[1] else None,
-            d_r_u if ctx.needs_input_grad[2] else None,
-            d_r_t_u if ctx.needs_input_grad[3] else None,
+            d_r,
+            d_r_t,
+            d_r_u,
+            d_r_t_u,
             None,
             None,
             None,

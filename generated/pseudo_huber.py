@@ -18,7 +18,7 @@ class PseudoHuber(torch.autograd.Function):
     @staticmethod
     def forward(x, delta):
         t0 = delta**2
-        return t0 * (torch.sqrt(1.0 + x**2 / t0) - 1.0)
+        return x.square().mul_(1.0 / t0).add_(1.0).sqrt_().sub_(1.0).mul_(t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,7 +51,7 @@ class PseudoHuberBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, delta):
-        return grad * x / torch.sqrt(1.0 + x**2 / delta**2)
+        return (x.square().mul_(delta ** (-2)).add_(1.0).rsqrt_() * grad).mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -67,11 +67,15 @@ class PseudoHuberBackward(torch.autograd.Function):
         t0 = x**2 / delta**2
         t1 = t0 + 1.0
         t2 = torch.rsqrt(t1)
-        d_grad = grad_grad_x * t2 * x
-        d_x = grad_grad_x * (-grad * t0 / t1**1.5 + grad * t2)
+        d_grad = grad_grad_x * t2 * x if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x * (-grad * t0 / t1**1.5 + grad * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -89,7 +93,7 @@ class PseudoHuberJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, delta):
-        return x * x_t / torch.sqrt(1.0 + x**2 / delta**2)
+        return (x.square().mul_(delta ** (-2)).add_(1.0).rsqrt_() * x_t).mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -105,11 +109,13 @@ class PseudoHuberJvp(torch.autograd.Function):
         t0 = x**2 / delta**2
         t1 = t0 + 1.0
         t2 = torch.rsqrt(t1)
-        d_x = grad * (-t0 * x_t / t1**1.5 + t2 * x_t)
-        d_x_t = grad * t2 * x
+        d_x = (
+            grad * (-t0 * x_t / t1**1.5 + t2 * x_t) if ctx.needs_input_grad[0] else None
+        )
+        d_x_t = grad * t2 * x if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -127,10 +133,12 @@ class PseudoHuberBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, delta):
-        t0 = x**2 / delta**2
+        t0 = x.square().mul_(delta ** (-2))
         t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        return grad_t * t2 * x + x_t * (-grad * t0 / t1**1.5 + grad * t2)
+        t2 = t1.rsqrt()
+        return (grad * t2).sub_((t0 * grad).mul_(t1.pow_(-1.5))) * x_t + (
+            grad_t * t2
+        ).mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -149,20 +157,27 @@ class PseudoHuberBackwardJvp(torch.autograd.Function):
         t3 = torch.rsqrt(t2)
         t4 = t2 ** (-1.5)
         t5 = t1 * t4
-        d_grad = grad_grad_x_t * x_t * (t3 - t5)
-        d_x = grad_grad_x_t * (
-            grad_t * t3
-            - grad_t * t5
-            + x_t
-            * (-3.0 * grad * t0 * t4 * x + 3.0 * grad * x**3 / (delta**4 * t2**2.5))
+        d_grad = grad_grad_x_t * x_t * (t3 - t5) if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (
+                grad_t * t3
+                - grad_t * t5
+                + x_t
+                * (-3.0 * grad * t0 * t4 * x + 3.0 * grad * x**3 / (delta**4 * t2**2.5))
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * t3 * x
-        d_x_t = grad_grad_x_t * (grad * t3 - grad * t5)
+        d_grad_t = grad_grad_x_t * t3 * x if ctx.needs_input_grad[2] else None
+        d_x_t = (
+            grad_grad_x_t * (grad * t3 - grad * t5) if ctx.needs_input_grad[3] else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -197,10 +212,12 @@ class PseudoHuberJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, delta):
-        t0 = x**2 / delta**2
+        t0 = x.square().mul_(delta ** (-2))
         t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        return t2 * x * x_t_u + x_u * (-t0 * x_t / t1**1.5 + t2 * x_t)
+        t2 = t1.rsqrt()
+        return (t2 * x_t).sub_((t0 * x_t).mul_(t1.pow_(-1.5))) * x_u + (
+            t2 * x_t_u
+        ).mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -219,19 +236,25 @@ class PseudoHuberJvpJvp(torch.autograd.Function):
         t3 = torch.rsqrt(t2)
         t4 = t2 ** (-1.5)
         t5 = t1 * t4
-        d_x = grad * (
-            t3 * x_t_u
-            - t5 * x_t_u
-            + x_u * (-3.0 * t0 * t4 * x * x_t + 3.0 * x**3 * x_t / (delta**4 * t2**2.5))
+        d_x = (
+            grad
+            * (
+                t3 * x_t_u
+                - t5 * x_t_u
+                + x_u
+                * (-3.0 * t0 * t4 * x * x_t + 3.0 * x**3 * x_t / (delta**4 * t2**2.5))
+            )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = grad * x_u * (t3 - t5)
-        d_x_u = grad * (t3 * x_t - t5 * x_t)
-        d_x_t_u = grad * t3 * x
+        d_x_t = grad * x_u * (t3 - t5) if ctx.needs_input_grad[1] else None
+        d_x_u = grad * (t3 * x_t - t5 * x_t) if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * t3 * x if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

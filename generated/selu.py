@@ -17,9 +17,9 @@ class Selu(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return 1.0507009873554805 * torch.where(
+        return torch.where(
             x > 0.0, x, 1.6732632423543772 * torch.exp(x) - 1.6732632423543772
-        )
+        ).mul_(1.0507009873554805)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -47,10 +47,8 @@ class SeluBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x):
         return (
-            1.0507009873554805
-            * grad
-            * torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x))
-        )
+            torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x)) * grad
+        ).mul_(1.0507009873554805)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -64,11 +62,11 @@ class SeluBackward(torch.autograd.Function):
         t0 = x > 0.0
         t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = 1.0507009873554805 * grad_grad_x
-        d_grad = t2 * torch.where(t0, 1.0, t1)
-        d_x = grad * t2 * torch.where(t0, 0.0, t1)
+        d_grad = t2 * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[0] else None
+        d_x = grad * t2 * torch.where(t0, 0.0, t1) if ctx.needs_input_grad[1] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -85,10 +83,8 @@ class SeluJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t):
         return (
-            1.0507009873554805
-            * x_t
-            * torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x))
-        )
+            torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x)) * x_t
+        ).mul_(1.0507009873554805)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -102,11 +98,11 @@ class SeluJvp(torch.autograd.Function):
         t0 = x > 0.0
         t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = 1.0507009873554805 * grad
-        d_x = t2 * x_t * torch.where(t0, 0.0, t1)
-        d_x_t = t2 * torch.where(t0, 1.0, t1)
+        d_x = t2 * x_t * torch.where(t0, 0.0, t1) if ctx.needs_input_grad[0] else None
+        d_x_t = t2 * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -123,10 +119,10 @@ class SeluBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(x)
-        return 1.0507009873554805 * grad * x_t * torch.where(
-            t0, 0.0, t1
-        ) + 1.0507009873554805 * grad_t * torch.where(t0, 1.0, t1)
+        t1 = torch.exp(x).mul_(1.6732632423543772)
+        return (torch.where(t0, 0.0, t1) * grad * x_t).mul_(1.0507009873554805) + (
+            torch.where(t0, 1.0, t1) * grad_t
+        ).mul_(1.0507009873554805)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -141,15 +137,23 @@ class SeluBackwardJvp(torch.autograd.Function):
         t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
         t3 = t2 * x_t
-        d_grad = grad_grad_x_t * t3
-        d_x = grad_grad_x_t * (grad * t3 + grad_t * t2)
-        d_grad_t = 1.0507009873554805 * grad_grad_x_t * torch.where(t0, 1.0, t1)
-        d_x_t = grad * grad_grad_x_t * t2
+        d_grad = grad_grad_x_t * t3 if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t * (grad * t3 + grad_t * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = (
+            1.0507009873554805 * grad_grad_x_t * torch.where(t0, 1.0, t1)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t = grad * grad_grad_x_t * t2 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -175,10 +179,10 @@ class SeluJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(x)
-        return 1.0507009873554805 * x_t * x_u * torch.where(
-            t0, 0.0, t1
-        ) + 1.0507009873554805 * x_t_u * torch.where(t0, 1.0, t1)
+        t1 = torch.exp(x).mul_(1.6732632423543772)
+        return (torch.where(t0, 0.0, t1) * x_t * x_u).mul_(1.0507009873554805) + (
+            torch.where(t0, 1.0, t1) * x_t_u
+        ).mul_(1.0507009873554805)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -193,15 +197,19 @@ class SeluJvpJvp(torch.autograd.Function):
         t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
         t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
         t3 = t2 * x_u
-        d_x = grad * (t2 * x_t_u + t3 * x_t)
-        d_x_t = grad * t3
-        d_x_u = grad * t2 * x_t
-        d_x_t_u = 1.0507009873554805 * grad * torch.where(t0, 1.0, t1)
+        d_x = grad * (t2 * x_t_u + t3 * x_t) if ctx.needs_input_grad[0] else None
+        d_x_t = grad * t3 if ctx.needs_input_grad[1] else None
+        d_x_u = grad * t2 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = (
+            1.0507009873554805 * grad * torch.where(t0, 1.0, t1)
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ class Silu(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x * torch.sigmoid(x)
+        return torch.sigmoid(x).mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +44,7 @@ class SiluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * (x * torch.sigmoid(-x) + 1.0) * torch.sigmoid(x)
+        return ((-x).sigmoid_().mul_(x).add_(1.0) * grad).mul_(torch.sigmoid(x))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -59,11 +59,11 @@ class SiluBackward(torch.autograd.Function):
         t1 = t0 * x
         t2 = torch.sigmoid(x)
         t3 = grad_grad_x * t2
-        d_grad = t3 * (t1 + 1.0)
-        d_x = grad * t0 * t3 * (t1 - t2 * x + 2.0)
+        d_grad = t3 * (t1 + 1.0) if ctx.needs_input_grad[0] else None
+        d_x = grad * t0 * t3 * (t1 - t2 * x + 2.0) if ctx.needs_input_grad[1] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -79,7 +79,7 @@ class SiluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * (x * torch.sigmoid(-x) + 1.0) * torch.sigmoid(x)
+        return ((-x).sigmoid_().mul_(x).add_(1.0) * x_t).mul_(torch.sigmoid(x))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -94,11 +94,11 @@ class SiluJvp(torch.autograd.Function):
         t1 = torch.sigmoid(x)
         t2 = t0 * x
         t3 = grad * t1
-        d_x = t0 * t3 * x_t * (-t1 * x + t2 + 2.0)
-        d_x_t = t3 * (t2 + 1.0)
+        d_x = t0 * t3 * x_t * (-t1 * x + t2 + 2.0) if ctx.needs_input_grad[0] else None
+        d_x_t = t3 * (t2 + 1.0) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -115,9 +115,11 @@ class SiluBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
+        t1 = (-x).sigmoid_()
         t2 = t1 * x
-        return grad * t0 * t1 * x_t * (-t0 * x + t2 + 2.0) + grad_t * t0 * (t2 + 1.0)
+        return (t1 * grad * x_t).mul_(t0).mul_((t0 * x).neg_().add_(t2).add_(2.0)) + (
+            (t2 + 1.0) * grad_t
+        ).mul_(t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -139,21 +141,26 @@ class SiluBackwardJvp(torch.autograd.Function):
         t8 = t3 + 1.0
         t9 = grad * x_t
         t10 = t4 * t9
-        d_grad = t7 * x_t
-        d_x = t6 * (
-            grad_t * t8
-            + grad_t * (1.0 - t1)
-            - t0 * t10
-            + t10 * t2
-            + t9 * (-2.0 * t0 * t3 - t0 + t2)
+        d_grad = t7 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            t6
+            * (
+                grad_t * t8
+                + grad_t * (1.0 - t1)
+                - t0 * t10
+                + t10 * t2
+                + t9 * (-2.0 * t0 * t3 - t0 + t2)
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = t5 * t8
-        d_x_t = grad * t7
+        d_grad_t = t5 * t8 if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t7 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -193,9 +200,11 @@ class SiluJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
+        t1 = (-x).sigmoid_()
         t2 = t1 * x
-        return t0 * t1 * x_t * x_u * (-t0 * x + t2 + 2.0) + t0 * x_t_u * (t2 + 1.0)
+        return (t1 * x_t * x_u).mul_(t0).mul_((t0 * x).neg_().add_(t2).add_(2.0)) + (
+            (t2 + 1.0) * x_t_u
+        ).mul_(t0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -217,21 +226,26 @@ class SiluJvpJvp(torch.autograd.Function):
         t8 = grad * t0
         t9 = t2 * t8
         t10 = t5 * t9
-        d_x = t9 * (
-            -t0 * t7
-            + t2 * t7
-            + t4 * x_t_u
-            + t6 * (-2.0 * t0 * t3 - t0 + t2)
-            + x_t_u * (1.0 - t1)
+        d_x = (
+            t9
+            * (
+                -t0 * t7
+                + t2 * t7
+                + t4 * x_t_u
+                + t6 * (-2.0 * t0 * t3 - t0 + t2)
+                + x_t_u * (1.0 - t1)
+            )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t10 * x_u
-        d_x_u = t10 * x_t
-        d_x_t_u = t4 * t8
+        d_x_t = t10 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t10 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = t4 * t8 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

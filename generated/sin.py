@@ -44,7 +44,7 @@ class SinBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return grad * torch.cos(x)
+        return torch.cos(x) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -55,11 +55,11 @@ class SinBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad_x):
         grad, x = ctx.saved_tensors
-        d_grad = grad_grad_x * torch.cos(x)
-        d_x = -grad * grad_grad_x * torch.sin(x)
+        d_grad = grad_grad_x * torch.cos(x) if ctx.needs_input_grad[0] else None
+        d_x = -grad * grad_grad_x * torch.sin(x) if ctx.needs_input_grad[1] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -75,7 +75,7 @@ class SinJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return x_t * torch.cos(x)
+        return torch.cos(x) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -86,11 +86,11 @@ class SinJvp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, x_t = ctx.saved_tensors
-        d_x = -grad * x_t * torch.sin(x)
-        d_x_t = grad * torch.cos(x)
+        d_x = -grad * x_t * torch.sin(x) if ctx.needs_input_grad[0] else None
+        d_x_t = grad * torch.cos(x) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -106,7 +106,7 @@ class SinBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        return -grad * x_t * torch.sin(x) + grad_t * torch.cos(x)
+        return (torch.sin(x) * grad * x_t).neg_() + torch.cos(x) * grad_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -120,15 +120,19 @@ class SinBackwardJvp(torch.autograd.Function):
         t0 = torch.sin(x)
         t1 = grad_grad_x_t * t0
         t2 = torch.cos(x)
-        d_grad = -t1 * x_t
-        d_x = grad_grad_x_t * (-grad * t2 * x_t - grad_t * t0)
-        d_grad_t = grad_grad_x_t * t2
-        d_x_t = -grad * t1
+        d_grad = -t1 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t * (-grad * t2 * x_t - grad_t * t0)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = grad_grad_x_t * t2 if ctx.needs_input_grad[2] else None
+        d_x_t = -grad * t1 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -151,7 +155,7 @@ class SinJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        return -x_t * x_u * torch.sin(x) + x_t_u * torch.cos(x)
+        return (torch.sin(x) * x_t * x_u).neg_() + torch.cos(x) * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -165,15 +169,15 @@ class SinJvpJvp(torch.autograd.Function):
         t0 = torch.sin(x)
         t1 = torch.cos(x)
         t2 = grad * t0
-        d_x = grad * (-t0 * x_t_u - t1 * x_t * x_u)
-        d_x_t = -t2 * x_u
-        d_x_u = -t2 * x_t
-        d_x_t_u = grad * t1
+        d_x = grad * (-t0 * x_t_u - t1 * x_t * x_u) if ctx.needs_input_grad[0] else None
+        d_x_t = -t2 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = -t2 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * t1 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

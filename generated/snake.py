@@ -17,7 +17,7 @@ class Snake(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha):
-        return x + torch.sin(alpha * x) ** 2 / alpha
+        return (alpha * x).sin_().pow_(2).mul_(1.0 / alpha).add_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,7 +51,7 @@ class SnakeBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, alpha):
         t0 = alpha * x
-        return grad * (2.0 * torch.sin(t0) * torch.cos(t0) + 1.0)
+        return torch.cos(t0).mul_(torch.sin(t0)).mul_(2.0).add_(1.0) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -67,11 +67,17 @@ class SnakeBackward(torch.autograd.Function):
         t0 = alpha * x
         t1 = torch.sin(t0)
         t2 = torch.cos(t0)
-        d_grad = grad_grad_x * (2.0 * t1 * t2 + 1.0)
-        d_x = grad * grad_grad_x * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
+        d_grad = (
+            grad_grad_x * (2.0 * t1 * t2 + 1.0) if ctx.needs_input_grad[0] else None
+        )
+        d_x = (
+            grad * grad_grad_x * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -90,7 +96,7 @@ class SnakeJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, alpha):
         t0 = alpha * x
-        return x_t * (2.0 * torch.sin(t0) * torch.cos(t0) + 1.0)
+        return torch.cos(t0).mul_(torch.sin(t0)).mul_(2.0).add_(1.0) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -106,11 +112,15 @@ class SnakeJvp(torch.autograd.Function):
         t0 = alpha * x
         t1 = torch.sin(t0)
         t2 = torch.cos(t0)
-        d_x = grad * x_t * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
-        d_x_t = grad * (2.0 * t1 * t2 + 1.0)
+        d_x = (
+            grad * x_t * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * (2.0 * t1 * t2 + 1.0) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -130,10 +140,13 @@ class SnakeBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t, alpha):
         t0 = alpha * x
         t1 = torch.sin(t0)
-        t2 = torch.cos(t0)
-        return grad * x_t * (
-            -2.0 * alpha * t1**2 + 2.0 * alpha * t2**2
-        ) + grad_t * (2.0 * t1 * t2 + 1.0)
+        t2 = t0.cos_()
+        return (
+            t1.square().mul_(-2.0 * alpha).add_(t2.square(), alpha=2.0 * alpha)
+            * grad
+            * x_t
+            + (t1 * t2).mul_(2.0).add_(1.0) * grad_t
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -152,15 +165,19 @@ class SnakeBackwardJvp(torch.autograd.Function):
         t3 = -2.0 * alpha * t1**2 + 2.0 * alpha * t2**2
         t4 = grad_grad_x_t * t3
         t5 = t1 * t2
-        d_grad = t4 * x_t
-        d_x = grad_grad_x_t * (-8.0 * alpha**2 * grad * t5 * x_t + grad_t * t3)
-        d_grad_t = grad_grad_x_t * (2.0 * t5 + 1.0)
-        d_x_t = grad * t4
+        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t * (-8.0 * alpha**2 * grad * t5 * x_t + grad_t * t3)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = grad_grad_x_t * (2.0 * t5 + 1.0) if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -190,9 +207,12 @@ class SnakeJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u, alpha):
         t0 = alpha * x
         t1 = torch.sin(t0)
-        t2 = torch.cos(t0)
-        return x_t * x_u * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2) + x_t_u * (
-            2.0 * t1 * t2 + 1.0
+        t2 = t0.cos_()
+        return (
+            t1.square().mul_(-2.0 * alpha).add_(t2.square(), alpha=2.0 * alpha)
+            * x_t
+            * x_u
+            + (t1 * t2).mul_(2.0).add_(1.0) * x_t_u
         )
 
     @staticmethod
@@ -212,15 +232,19 @@ class SnakeJvpJvp(torch.autograd.Function):
         t3 = t1 * t2
         t4 = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
         t5 = grad * t4
-        d_x = grad * (-8.0 * alpha**2 * t3 * x_t * x_u + t4 * x_t_u)
-        d_x_t = t5 * x_u
-        d_x_u = t5 * x_t
-        d_x_t_u = grad * (2.0 * t3 + 1.0)
+        d_x = (
+            grad * (-8.0 * alpha**2 * t3 * x_t * x_u + t4 * x_t_u)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (2.0 * t3 + 1.0) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

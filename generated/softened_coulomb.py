@@ -14,7 +14,7 @@ import torch
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad.shape == like.shape:
+    if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
 
@@ -26,7 +26,7 @@ class SoftenedCoulomb(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, q, eps):
-        return q / torch.sqrt(eps**2 + x**2 + y**2 + z**2)
+        return (x.square() + y.square() + z.square()).add_(eps**2).rsqrt_().mul_(q)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -62,10 +62,12 @@ class SoftenedCoulombBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, z, q, eps):
-        t0 = grad * q / (eps**2 + x**2 + y**2 + z**2) ** 1.5
-        grad_x = -t0 * x
-        grad_y = -t0 * y
-        grad_z = -t0 * z
+        t0 = (
+            (x.square() + y.square() + z.square()).add_(eps**2).pow_(-1.5) * grad
+        ).mul_(q)
+        grad_x = (t0 * x).neg_()
+        grad_y = (t0 * y).neg_()
+        grad_z = t0.mul_(z).neg_()
         return grad_x, grad_y, grad_z
 
     @staticmethod
@@ -92,15 +94,27 @@ class SoftenedCoulombBackward(torch.autograd.Function):
         t10 = -grad * t4
         t11 = t8 * y
         t12 = t8 * z
-        d_grad = -t4 * t5 - t4 * t6 - t4 * t7
-        d_x = grad_grad_x * (t0 * t8 + t10) + t6 * t9 + t7 * t9
-        d_y = grad_grad_y * (t1 * t8 + t10) + t11 * t5 + t11 * t7
-        d_z = grad_grad_z * (t10 + t2 * t8) + t12 * t5 + t12 * t6
+        d_grad = -t4 * t5 - t4 * t6 - t4 * t7 if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x * (t0 * t8 + t10) + t6 * t9 + t7 * t9
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_y = (
+            grad_grad_y * (t1 * t8 + t10) + t11 * t5 + t11 * t7
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_z = (
+            grad_grad_z * (t10 + t2 * t8) + t12 * t5 + t12 * t6
+            if ctx.needs_input_grad[3]
+            else None
+        )
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_z, z) if ctx.needs_input_grad[3] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_z, z),
             None,
             None,
         )
@@ -121,8 +135,8 @@ class SoftenedCoulombJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, q, eps):
-        t0 = q / (eps**2 + x**2 + y**2 + z**2) ** 1.5
-        return -t0 * x * x_t - t0 * y * y_t - t0 * z * z_t
+        t0 = (x.square() + y.square() + z.square()).add_(eps**2).pow_(-1.5).mul_(q)
+        return (t0 * x_t).mul_(x).neg_() - (t0 * y_t).mul_(y) - (t0 * z_t).mul_(z)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -147,19 +161,31 @@ class SoftenedCoulombJvp(torch.autograd.Function):
         t9 = t8 * z
         t10 = t5 * x_t
         t11 = grad * t4
-        d_x = grad * (t0 * t10 - t4 * x_t + t6 * t7 + t9 * x)
-        d_y = grad * (t1 * t6 + t10 * t7 - t4 * y_t + t9 * y)
-        d_z = grad * (t10 * x * z + t2 * t8 - t4 * z_t + t6 * y * z)
-        d_x_t = -t11 * x
-        d_y_t = -t11 * y
-        d_z_t = -t11 * z
+        d_x = (
+            grad * (t0 * t10 - t4 * x_t + t6 * t7 + t9 * x)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_y = (
+            grad * (t1 * t6 + t10 * t7 - t4 * y_t + t9 * y)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_z = (
+            grad * (t10 * x * z + t2 * t8 - t4 * z_t + t6 * y * z)
+            if ctx.needs_input_grad[2]
+            else None
+        )
+        d_x_t = -t11 * x if ctx.needs_input_grad[3] else None
+        d_y_t = -t11 * y if ctx.needs_input_grad[4] else None
+        d_z_t = -t11 * z if ctx.needs_input_grad[5] else None
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_z, z) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_z_t, z_t) if ctx.needs_input_grad[5] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_z, z),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
+            _sum_to(d_z_t, z_t),
             None,
             None,
         )
@@ -180,21 +206,26 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps):
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = grad_t * t4
-        t6 = 3.0 * grad * q / t3**2.5
+        t0 = x.square()
+        t1 = y.square()
+        t2 = z.square()
+        t3 = (t0 + t1 + t2).add_(eps**2)
+        t4 = t3.pow(-1.5).mul_(q)
+        t5 = t4 * grad_t
+        t6 = (t3.pow_(-2.5) * grad).mul_(3.0 * q)
         t7 = t6 * x
         t8 = t7 * y
         t9 = z * z_t
-        t10 = -grad * t4
+        t10 = (t4 * grad).neg_()
         t11 = t6 * y
-        grad_x_t = -t5 * x + t7 * t9 + t8 * y_t + x_t * (t0 * t6 + t10)
-        grad_y_t = t11 * t9 - t5 * y + t8 * x_t + y_t * (t1 * t6 + t10)
-        grad_z_t = t11 * y_t * z - t5 * z + t7 * x_t * z + z_t * (t10 + t2 * t6)
+        grad_x_t = t7 * t9 + t8 * y_t + (t6 * t0).add_(t10) * x_t - t5 * x
+        grad_y_t = t11 * t9 + t8 * x_t + (t6 * t1).add_(t10) * y_t - t5 * y
+        grad_z_t = (
+            t10.add_(t6.mul_(t2)) * z_t
+            - t5.mul_(z)
+            + (t11 * y_t).mul_(z)
+            + (t7 * x_t).mul_(z)
+        )
         return grad_x_t, grad_y_t, grad_z_t
 
     @staticmethod
@@ -259,6 +290,8 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
             grad_grad_x_t * (t6 * t7 + t6 * t8 + x_t * (t10 + t11))
             + grad_grad_y_t * (t12 * y + t13 * t8 + y_t * (t10 + t14))
             + grad_grad_z_t * (t12 * z + t15 * t5 + z_t * (t10 + t16))
+            if ctx.needs_input_grad[0]
+            else None
         )
         d_x = (
             grad_grad_x_t
@@ -272,6 +305,8 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
             )
             + grad_grad_y_t * (t21 * x_t - t23 * x_t + t26 + y_t * (-t17 - t20))
             + grad_grad_z_t * (t28 * x_t - t30 * x_t + t31 + z_t * (-t17 - t27))
+            if ctx.needs_input_grad[1]
+            else None
         )
         d_y = (
             grad_grad_x_t * (-t20 * y_t + t26 + t37 * y_t + x_t * (-t23 - t36))
@@ -285,6 +320,8 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
                 + y_t * (9.0 * grad * q * t4 * y - t18 * y**3)
             )
             + grad_grad_z_t * (t28 * y_t - t39 * y_t + t40 + z_t * (-t36 - t38))
+            if ctx.needs_input_grad[2]
+            else None
         )
         d_z = (
             grad_grad_x_t * (-t27 * z_t + t31 + t37 * z_t + x_t * (-t30 - t42))
@@ -299,20 +336,34 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
                 + t41
                 + z_t * (9.0 * grad * q * t4 * z - t18 * z**3)
             )
+            if ctx.needs_input_grad[3]
+            else None
         )
-        d_grad_t = -t43 * t9 - t44 * t9 - t45 * t9
-        d_x_t = grad_grad_x_t * (grad * t11 + t46) + t37 * t44 + t37 * t45
-        d_y_t = grad_grad_y_t * (grad * t14 + t46) + t21 * t43 + t21 * t45
-        d_z_t = grad_grad_z_t * (grad * t16 + t46) + t28 * t43 + t28 * t44
+        d_grad_t = -t43 * t9 - t44 * t9 - t45 * t9 if ctx.needs_input_grad[4] else None
+        d_x_t = (
+            grad_grad_x_t * (grad * t11 + t46) + t37 * t44 + t37 * t45
+            if ctx.needs_input_grad[5]
+            else None
+        )
+        d_y_t = (
+            grad_grad_y_t * (grad * t14 + t46) + t21 * t43 + t21 * t45
+            if ctx.needs_input_grad[6]
+            else None
+        )
+        d_z_t = (
+            grad_grad_z_t * (grad * t16 + t46) + t28 * t43 + t28 * t44
+            if ctx.needs_input_grad[7]
+            else None
+        )
         return (
-            _sum_to(d_grad, grad) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_x, x) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_z, z) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_grad_t, grad_t) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[5] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[6] else None,
-            _sum_to(d_z_t, z_t) if ctx.needs_input_grad[7] else None,
+            _sum_to(d_grad, grad),
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_z, z),
+            _sum_to(d_grad_t, grad_t),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
+            _sum_to(d_z_t, z_t),
             None,
             None,
         )
@@ -431,24 +482,24 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps):
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = 3.0 * q / t3**2.5
+        t0 = x.square()
+        t1 = y.square()
+        t2 = z.square()
+        t3 = (t0 + t1 + t2).add_(eps**2)
+        t4 = t3.pow(-1.5).mul_(q)
+        t5 = t3.pow_(-2.5).mul_(3.0 * q)
         t6 = t5 * y_t
         t7 = x * y
         t8 = t5 * z_t
         t9 = t8 * z
         t10 = t5 * x_t
         return (
-            -t4 * x * x_t_u
-            - t4 * y * y_t_u
-            - t4 * z * z_t_u
-            + x_u * (t0 * t10 - t4 * x_t + t6 * t7 + t9 * x)
-            + y_u * (t1 * t6 + t10 * t7 - t4 * y_t + t9 * y)
-            + z_u * (t10 * x * z + t2 * t8 - t4 * z_t + t6 * y * z)
+            (t10 * t0 + t6 * t7 + t9 * x).sub_(t4 * x_t) * x_u
+            + (t6 * t1 + t10 * t7 + t9 * y).sub_(t4 * y_t) * y_u
+            + (t8.mul_(t2) + (t10 * x).mul_(z) + (t6 * y).mul_(z)).sub_(t4 * z_t) * z_u
+            - (t4 * x_t_u).mul_(x)
+            - (t4 * y_t_u).mul_(y)
+            - (t4 * z_t_u).mul_(z)
         )
 
     @staticmethod
@@ -521,58 +572,118 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         t36 = t6 * z * z_t
         t37 = t6 * x * x_t
         t38 = grad * t4
-        d_x = grad * (
-            t10 * x_t_u
-            + t18 * y_u
-            + t22 * z_u
-            - t4 * x_t_u
-            + t7 * t9
-            + t8 * y_t_u
-            + x_u
-            * (9.0 * q * t5 * x * x_t - t12 * t21 - t14 * t17 - t16 * x**3 - t23 - t24)
+        d_x = (
+            grad
+            * (
+                t10 * x_t_u
+                + t18 * y_u
+                + t22 * z_u
+                - t4 * x_t_u
+                + t7 * t9
+                + t8 * y_t_u
+                + x_u
+                * (
+                    9.0 * q * t5 * x * x_t
+                    - t12 * t21
+                    - t14 * t17
+                    - t16 * x**3
+                    - t23
+                    - t24
+                )
+            )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_y = grad * (
-            t18 * x_u
-            + t25 * t9
-            + t26 * y_t_u
-            + t29 * z_u
-            - t4 * y_t_u
-            + t8 * x_t_u
-            + y_u
-            * (9.0 * q * t5 * y * y_t - t12 * t28 - t14 * y**3 - t15 * t16 - t24 - t30)
+        d_y = (
+            grad
+            * (
+                t18 * x_u
+                + t25 * t9
+                + t26 * y_t_u
+                + t29 * z_u
+                - t4 * y_t_u
+                + t8 * x_t_u
+                + y_u
+                * (
+                    9.0 * q * t5 * y * y_t
+                    - t12 * t28
+                    - t14 * y**3
+                    - t15 * t16
+                    - t24
+                    - t30
+                )
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_z = grad * (
-            t22 * x_u
-            + t29 * y_u
-            + t31 * x_t_u
-            + t32 * y_t_u
-            + t33 * z_t_u
-            - t4 * z_t_u
-            + z_u
-            * (9.0 * q * t5 * z * z_t - t12 * z**3 - t19 * t2 - t2 * t27 - t23 - t30)
+        d_z = (
+            grad
+            * (
+                t22 * x_u
+                + t29 * y_u
+                + t31 * x_t_u
+                + t32 * y_t_u
+                + t33 * z_t_u
+                - t4 * z_t_u
+                + z_u
+                * (
+                    9.0 * q * t5 * z * z_t
+                    - t12 * z**3
+                    - t19 * t2
+                    - t2 * t27
+                    - t23
+                    - t30
+                )
+            )
+            if ctx.needs_input_grad[2]
+            else None
         )
-        d_x_t = grad * (t31 * z_u + t8 * y_u + x_u * (t10 + t34))
-        d_y_t = grad * (t32 * z_u + t8 * x_u + y_u * (t26 + t34))
-        d_z_t = grad * (t31 * x_u + t32 * y_u + z_u * (t33 + t34))
-        d_x_u = grad * (t10 * x_t + t35 * x + t36 * x - t4 * x_t)
-        d_y_u = grad * (t26 * y_t + t36 * y + t37 * y - t4 * y_t)
-        d_z_u = grad * (t33 * z_t + t35 * z + t37 * z - t4 * z_t)
-        d_x_t_u = -t38 * x
-        d_y_t_u = -t38 * y
-        d_z_t_u = -t38 * z
+        d_x_t = (
+            grad * (t31 * z_u + t8 * y_u + x_u * (t10 + t34))
+            if ctx.needs_input_grad[3]
+            else None
+        )
+        d_y_t = (
+            grad * (t32 * z_u + t8 * x_u + y_u * (t26 + t34))
+            if ctx.needs_input_grad[4]
+            else None
+        )
+        d_z_t = (
+            grad * (t31 * x_u + t32 * y_u + z_u * (t33 + t34))
+            if ctx.needs_input_grad[5]
+            else None
+        )
+        d_x_u = (
+            grad * (t10 * x_t + t35 * x + t36 * x - t4 * x_t)
+            if ctx.needs_input_grad[6]
+            else None
+        )
+        d_y_u = (
+            grad * (t26 * y_t + t36 * y + t37 * y - t4 * y_t)
+            if ctx.needs_input_grad[7]
+            else None
+        )
+        d_z_u = (
+            grad * (t33 * z_t + t35 * z + t37 * z - t4 * z_t)
+            if ctx.needs_input_grad[8]
+            else None
+        )
+        d_x_t_u = -t38 * x if ctx.needs_input_grad[9] else None
+        d_y_t_u = -t38 * y if ctx.needs_input_grad[10] else None
+        d_z_t_u = -t38 * z if ctx.needs_input_grad[11] else None
         return (
-            _sum_to(d_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(d_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(d_z, z) if ctx.needs_input_grad[2] else None,
-            _sum_to(d_x_t, x_t) if ctx.needs_input_grad[3] else None,
-            _sum_to(d_y_t, y_t) if ctx.needs_input_grad[4] else None,
-            _sum_to(d_z_t, z_t) if ctx.needs_input_grad[5] else None,
-            _sum_to(d_x_u, x_u) if ctx.needs_input_grad[6] else None,
-            _sum_to(d_y_u, y_u) if ctx.needs_input_grad[7] else None,
-            _sum_to(d_z_u, z_u) if ctx.needs_input_grad[8] else None,
-            _sum_to(d_x_t_u, x_t_u) if ctx.needs_input_grad[9] else None,
-            _sum_to(d_y_t_u, y_t_u) if ctx.needs_input_grad[10] else None,
-            _sum_to(d_z_t_u, z_t_u) if ctx.needs_input_grad[11] else None,
+            _sum_to(d_x, x),
+            _sum_to(d_y, y),
+            _sum_to(d_z, z),
+            _sum_to(d_x_t, x_t),
+            _sum_to(d_y_t, y_t),
+            _sum_to(d_z_t, z_t),
+            _sum_to(d_x_u, x_u),
+            _sum_to(d_y_u, y_u),
+            _sum_to(d_z_u, z_u),
+            _sum_to(d_x_t_u, x_t_u),
+            _sum_to(d_y_t_u, y_t_u),
+            _sum_to(d_z_t_u, z_t_u),
             None,
             None,
         )

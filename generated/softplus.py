@@ -17,7 +17,7 @@ class Softplus(torch.autograd.Function):
 
     @staticmethod
     def forward(x, beta):
-        return torch.nn.functional.softplus(beta * x) / beta
+        return torch.nn.functional.softplus(beta * x).mul_(1.0 / beta)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -50,7 +50,7 @@ class SoftplusBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, beta):
-        return grad * torch.sigmoid(beta * x)
+        return (beta * x).sigmoid_() * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -65,11 +65,11 @@ class SoftplusBackward(torch.autograd.Function):
         (beta,) = ctx.params
         t0 = beta * x
         t1 = grad_grad_x * torch.sigmoid(t0)
-        d_grad = t1
-        d_x = beta * grad * t1 * torch.sigmoid(-t0)
+        d_grad = t1 if ctx.needs_input_grad[0] else None
+        d_x = beta * grad * t1 * torch.sigmoid(-t0) if ctx.needs_input_grad[1] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -87,7 +87,7 @@ class SoftplusJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, beta):
-        return x_t * torch.sigmoid(beta * x)
+        return (beta * x).sigmoid_() * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -102,11 +102,11 @@ class SoftplusJvp(torch.autograd.Function):
         (beta,) = ctx.params
         t0 = beta * x
         t1 = grad * torch.sigmoid(t0)
-        d_x = beta * t1 * x_t * torch.sigmoid(-t0)
-        d_x_t = t1
+        d_x = beta * t1 * x_t * torch.sigmoid(-t0) if ctx.needs_input_grad[0] else None
+        d_x_t = t1 if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -126,7 +126,7 @@ class SoftplusBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t, beta):
         t0 = beta * x
         t1 = torch.sigmoid(t0)
-        return beta * grad * t1 * x_t * torch.sigmoid(-t0) + grad_t * t1
+        return (t0.neg_().sigmoid_() * grad * x_t).mul_(t1).mul_(beta) + grad_t * t1
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -145,15 +145,19 @@ class SoftplusBackwardJvp(torch.autograd.Function):
         t3 = beta * torch.sigmoid(-t0)
         t4 = t2 * t3
         t5 = grad * x_t
-        d_grad = t4 * x_t
-        d_x = t4 * (-beta * t1 * t5 + grad_t + t3 * t5)
-        d_grad_t = t2
-        d_x_t = grad * t4
+        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            t4 * (-beta * t1 * t5 + grad_t + t3 * t5)
+            if ctx.needs_input_grad[1]
+            else None
+        )
+        d_grad_t = t2 if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -183,7 +187,7 @@ class SoftplusJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u, beta):
         t0 = beta * x
         t1 = torch.sigmoid(t0)
-        return beta * t1 * x_t * x_u * torch.sigmoid(-t0) + t1 * x_t_u
+        return (t0.neg_().sigmoid_() * x_t * x_u).mul_(t1).mul_(beta) + t1 * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -202,15 +206,19 @@ class SoftplusJvpJvp(torch.autograd.Function):
         t3 = torch.sigmoid(t0)
         t4 = grad * t3
         t5 = t1 * t4
-        d_x = t5 * (-beta * t2 * t3 + t1 * t2 + x_t_u)
-        d_x_t = t5 * x_u
-        d_x_u = t5 * x_t
-        d_x_t_u = t4
+        d_x = (
+            t5 * (-beta * t2 * t3 + t1 * t2 + x_t_u)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = t4 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

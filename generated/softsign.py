@@ -17,7 +17,7 @@ class Softsign(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x / (torch.abs(x) + 1.0)
+        return x / torch.abs(x).add_(1.0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,8 +44,8 @@ class SoftsignBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        t0 = torch.abs(x) + 1.0
-        return grad * (1.0 / t0 - x * torch.sign(x) / t0**2)
+        t0 = torch.abs(x).add_(1.0)
+        return t0.reciprocal().sub_(t0.pow(-2).mul_(x).mul_(torch.sign(x))) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -59,11 +59,15 @@ class SoftsignBackward(torch.autograd.Function):
         t0 = torch.abs(x) + 1.0
         t1 = torch.sign(x)
         t2 = t1 / t0**2
-        d_grad = grad_grad_x * (-t2 * x + 1.0 / t0)
-        d_x = grad * grad_grad_x * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3)
+        d_grad = grad_grad_x * (-t2 * x + 1.0 / t0) if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad * grad_grad_x * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -79,8 +83,8 @@ class SoftsignJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        t0 = torch.abs(x) + 1.0
-        return x_t * (1.0 / t0 - x * torch.sign(x) / t0**2)
+        t0 = torch.abs(x).add_(1.0)
+        return t0.reciprocal().sub_(t0.pow(-2).mul_(x).mul_(torch.sign(x))) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -94,11 +98,15 @@ class SoftsignJvp(torch.autograd.Function):
         t0 = torch.abs(x) + 1.0
         t1 = torch.sign(x)
         t2 = t1 / t0**2
-        d_x = grad * x_t * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3)
-        d_x_t = grad * (-t2 * x + 1.0 / t0)
+        d_x = (
+            grad * x_t * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * (-t2 * x + 1.0 / t0) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -114,11 +122,14 @@ class SoftsignBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = torch.abs(x) + 1.0
+        t0 = torch.abs(x).add_(1.0)
         t1 = torch.sign(x)
-        t2 = t1 / t0**2
-        return grad * x_t * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3) + grad_t * (
-            -t2 * x + 1.0 / t0
+        t2 = t0.pow(-2).mul_(t1)
+        return (
+            t0.pow(-3).mul_(x).mul_(t1.pow_(2)).mul_(2.0).add_(t2, alpha=-2.0)
+            * grad
+            * x_t
+            + t0.reciprocal().sub_(t2 * x) * grad_t
         )
 
     @staticmethod
@@ -137,17 +148,22 @@ class SoftsignBackwardJvp(torch.autograd.Function):
         t4 = t1**2
         t5 = -2.0 * t2 + 2.0 * t3 * t4 * x
         t6 = grad_grad_x_t * t5
-        d_grad = t6 * x_t
-        d_x = grad_grad_x_t * (
-            grad * x_t * (6.0 * t3 * t4 - 6.0 * t1**3 * x / t0**4) + grad_t * t5
+        d_grad = t6 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (grad * x_t * (6.0 * t3 * t4 - 6.0 * t1**3 * x / t0**4) + grad_t * t5)
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (-t2 * x + 1.0 / t0)
-        d_x_t = grad * t6
+        d_grad_t = (
+            grad_grad_x_t * (-t2 * x + 1.0 / t0) if ctx.needs_input_grad[2] else None
+        )
+        d_x_t = grad * t6 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -175,11 +191,14 @@ class SoftsignJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = torch.abs(x) + 1.0
+        t0 = torch.abs(x).add_(1.0)
         t1 = torch.sign(x)
-        t2 = t1 / t0**2
-        return x_t * x_u * (-2.0 * t2 + 2.0 * t1**2 * x / t0**3) + x_t_u * (
-            -t2 * x + 1.0 / t0
+        t2 = t0.pow(-2).mul_(t1)
+        return (
+            t0.pow(-3).mul_(x).mul_(t1.pow_(2)).mul_(2.0).add_(t2, alpha=-2.0)
+            * x_t
+            * x_u
+            + t0.reciprocal().sub_(t2 * x) * x_t_u
         )
 
     @staticmethod
@@ -198,17 +217,19 @@ class SoftsignJvpJvp(torch.autograd.Function):
         t4 = t1**2
         t5 = -2.0 * t2 + 2.0 * t3 * t4 * x
         t6 = grad * t5
-        d_x = grad * (
-            t5 * x_t_u + x_t * x_u * (6.0 * t3 * t4 - 6.0 * t1**3 * x / t0**4)
+        d_x = (
+            grad * (t5 * x_t_u + x_t * x_u * (6.0 * t3 * t4 - 6.0 * t1**3 * x / t0**4))
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t6 * x_u
-        d_x_u = t6 * x_t
-        d_x_t_u = grad * (-t2 * x + 1.0 / t0)
+        d_x_t = t6 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t6 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (-t2 * x + 1.0 / t0) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ class Squareplus(torch.autograd.Function):
 
     @staticmethod
     def forward(x, b):
-        return 0.5 * x + 0.5 * torch.sqrt(b + x**2)
+        return x.square().add_(b).sqrt_().mul_(0.5).add_(x, alpha=0.5)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -50,7 +50,7 @@ class SquareplusBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, b):
-        return grad * (0.5 * x / torch.sqrt(b + x**2) + 0.5)
+        return x.square().add_(b).rsqrt_().mul_(x).mul_(0.5).add_(0.5) * grad
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -66,11 +66,15 @@ class SquareplusBackward(torch.autograd.Function):
         t0 = x**2
         t1 = b + t0
         t2 = torch.rsqrt(t1)
-        d_grad = grad_grad_x * (0.5 * t2 * x + 0.5)
-        d_x = grad * grad_grad_x * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+        d_grad = grad_grad_x * (0.5 * t2 * x + 0.5) if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad * grad_grad_x * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -88,7 +92,7 @@ class SquareplusJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, b):
-        return x_t * (0.5 * x / torch.sqrt(b + x**2) + 0.5)
+        return x.square().add_(b).rsqrt_().mul_(x).mul_(0.5).add_(0.5) * x_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -104,11 +108,15 @@ class SquareplusJvp(torch.autograd.Function):
         t0 = x**2
         t1 = b + t0
         t2 = torch.rsqrt(t1)
-        d_x = grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
-        d_x_t = grad * (0.5 * t2 * x + 0.5)
+        d_x = (
+            grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = grad * (0.5 * t2 * x + 0.5) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -126,11 +134,12 @@ class SquareplusBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, b):
-        t0 = x**2
-        t1 = b + t0
-        t2 = torch.rsqrt(t1)
-        return grad * x_t * (-0.5 * t0 / t1**1.5 + 0.5 * t2) + grad_t * (
-            0.5 * t2 * x + 0.5
+        t0 = x.square()
+        t1 = t0 + b
+        t2 = t1.rsqrt()
+        return (
+            t0.mul_(t1.pow_(-1.5)).mul_(-0.5).add_(t2, alpha=0.5) * grad * x_t
+            + (t2 * x).mul_(0.5).add_(0.5) * grad_t
         )
 
     @staticmethod
@@ -150,17 +159,22 @@ class SquareplusBackwardJvp(torch.autograd.Function):
         t3 = t1 ** (-1.5)
         t4 = -0.5 * t0 * t3 + 0.5 * t2
         t5 = grad_grad_x_t * t4
-        d_grad = t5 * x_t
-        d_x = grad_grad_x_t * (
-            grad * x_t * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5) + grad_t * t4
+        d_grad = t5 * x_t if ctx.needs_input_grad[0] else None
+        d_x = (
+            grad_grad_x_t
+            * (grad * x_t * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5) + grad_t * t4)
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (0.5 * t2 * x + 0.5)
-        d_x_t = grad * t5
+        d_grad_t = (
+            grad_grad_x_t * (0.5 * t2 * x + 0.5) if ctx.needs_input_grad[2] else None
+        )
+        d_x_t = grad * t5 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -188,11 +202,12 @@ class SquareplusJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, b):
-        t0 = x**2
-        t1 = b + t0
-        t2 = torch.rsqrt(t1)
-        return x_t * x_u * (-0.5 * t0 / t1**1.5 + 0.5 * t2) + x_t_u * (
-            0.5 * t2 * x + 0.5
+        t0 = x.square()
+        t1 = t0 + b
+        t2 = t1.rsqrt()
+        return (
+            t0.mul_(t1.pow_(-1.5)).mul_(-0.5).add_(t2, alpha=0.5) * x_t * x_u
+            + (t2 * x).mul_(0.5).add_(0.5) * x_t_u
         )
 
     @staticmethod
@@ -212,15 +227,19 @@ class SquareplusJvpJvp(torch.autograd.Function):
         t3 = t1 ** (-1.5)
         t4 = -0.5 * t0 * t3 + 0.5 * t2
         t5 = grad * t4
-        d_x = grad * (t4 * x_t_u + x_t * x_u * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5))
-        d_x_t = t5 * x_u
-        d_x_u = t5 * x_t
-        d_x_t_u = grad * (0.5 * t2 * x + 0.5)
+        d_x = (
+            grad * (t4 * x_t_u + x_t * x_u * (-1.5 * t3 * x + 1.5 * x**3 / t1**2.5))
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (0.5 * t2 * x + 0.5) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

@@ -17,7 +17,7 @@ class TanhExp(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return x * torch.tanh(torch.exp(x))
+        return torch.exp(x).tanh_().mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -46,8 +46,14 @@ class TanhExpBackward(torch.autograd.Function):
     def forward(grad, x):
         t0 = torch.exp(x)
         t1 = 2.0 * t0
-        return grad * (
-            4.0 * t0 * x * torch.sigmoid(-t1) * torch.sigmoid(t1) + torch.tanh(t0)
+        return (
+            torch.sigmoid(t1)
+            .mul_(t0)
+            .mul_(x)
+            .mul_((-t1).sigmoid_())
+            .mul_(4.0)
+            .add_(torch.tanh(t0))
+            * grad
         )
 
     @staticmethod
@@ -67,16 +73,18 @@ class TanhExpBackward(torch.autograd.Function):
         t5 = 4.0 * t3 * t4
         t6 = t5 * x
         t7 = 8.0 * t0 * x
-        d_grad = grad_grad_x * (t0 * t6 + t1)
+        d_grad = grad_grad_x * (t0 * t6 + t1) if ctx.needs_input_grad[0] else None
         d_x = (
             grad
             * grad_grad_x
             * t0
             * (-(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0)
+            if ctx.needs_input_grad[1]
+            else None
         )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
         )
 
     @staticmethod
@@ -94,8 +102,14 @@ class TanhExpJvp(torch.autograd.Function):
     def forward(x, x_t):
         t0 = torch.exp(x)
         t1 = 2.0 * t0
-        return x_t * (
-            4.0 * t0 * x * torch.sigmoid(-t1) * torch.sigmoid(t1) + torch.tanh(t0)
+        return (
+            torch.sigmoid(t1)
+            .mul_(t0)
+            .mul_(x)
+            .mul_((-t1).sigmoid_())
+            .mul_(4.0)
+            .add_(torch.tanh(t0))
+            * x_t
         )
 
     @staticmethod
@@ -120,11 +134,13 @@ class TanhExpJvp(torch.autograd.Function):
             * t0
             * x_t
             * (-(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0)
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = grad * (t0 * t6 + t1)
+        d_x_t = grad * (t0 * t6 + t1) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
         )
 
     @staticmethod
@@ -143,14 +159,20 @@ class TanhExpBackwardJvp(torch.autograd.Function):
         t0 = torch.exp(x)
         t1 = torch.tanh(t0)
         t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
+        t3 = (-t2).sigmoid_()
+        t4 = t2.sigmoid_()
+        t5 = (t3 * t4).mul_(4.0)
         t6 = t5 * x
-        t7 = 8.0 * t0 * x
-        return grad * t0 * x_t * (
-            -(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0
-        ) + grad_t * (t0 * t6 + t1)
+        t7 = (t0 * x).mul_(8.0)
+        return (
+            t5.add_(t6)
+            .sub_(t1.square())
+            .add_(t3.square().mul_(t4).mul_(t7))
+            .sub_(t4.square().mul_(t3).mul_(t7))
+            .add_(1.0)
+            * grad
+            * x_t
+        ).mul_(t0) + (t0 * t6).add_(t1) * grad_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -180,31 +202,36 @@ class TanhExpBackwardJvp(torch.autograd.Function):
         t16 = grad_grad_x_t * t0
         t17 = x * torch.exp(2.0 * x)
         t18 = 8.0 * t17
-        d_grad = t15 * t16
-        d_x = t16 * (
-            grad * t15
-            + 2.0
-            * grad
-            * x_t
+        d_grad = t15 * t16 if ctx.needs_input_grad[0] else None
+        d_x = (
+            t16
             * (
-                -t0 * t1 * t6
-                - t10
-                - 32.0 * t11 * t17 * t8
-                + t12
-                + t13
-                + t18 * t3**3 * t4
-                + t18 * t3 * t4**3
-                + 2.0 * t5
+                grad * t15
+                + 2.0
+                * grad
+                * x_t
+                * (
+                    -t0 * t1 * t6
+                    - t10
+                    - 32.0 * t11 * t17 * t8
+                    + t12
+                    + t13
+                    + t18 * t3**3 * t4
+                    + t18 * t3 * t4**3
+                    + 2.0 * t5
+                )
+                + grad_t * t14
             )
-            + grad_t * t14
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = grad_grad_x_t * (t0 * t7 + t1)
-        d_x_t = grad * t14 * t16
+        d_grad_t = grad_grad_x_t * (t0 * t7 + t1) if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t14 * t16 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
         )
 
     @staticmethod
@@ -264,14 +291,20 @@ class TanhExpJvpJvp(torch.autograd.Function):
         t0 = torch.exp(x)
         t1 = torch.tanh(t0)
         t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
+        t3 = (-t2).sigmoid_()
+        t4 = t2.sigmoid_()
+        t5 = (t3 * t4).mul_(4.0)
         t6 = t5 * x
-        t7 = 8.0 * t0 * x
-        return t0 * x_t * x_u * (
-            -(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0
-        ) + x_t_u * (t0 * t6 + t1)
+        t7 = (t0 * x).mul_(8.0)
+        return (
+            t5.add_(t6)
+            .sub_(t1.square())
+            .add_(t3.square().mul_(t4).mul_(t7))
+            .sub_(t4.square().mul_(t3).mul_(t7))
+            .add_(1.0)
+            * x_t
+            * x_u
+        ).mul_(t0) + (t0 * t6).add_(t1) * x_t_u
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -302,30 +335,35 @@ class TanhExpJvpJvp(torch.autograd.Function):
         t17 = 8.0 * t16
         t18 = grad * t0
         t19 = t14 * t18
-        d_x = t18 * (
-            t14 * t15
-            + t14 * x_t_u
-            + 2.0
-            * t15
+        d_x = (
+            t18
             * (
-                -t0 * t1 * t6
-                - t10
-                - 32.0 * t11 * t16 * t8
-                + t12
-                + t13
-                + t17 * t3**3 * t4
-                + t17 * t3 * t4**3
-                + 2.0 * t5
+                t14 * t15
+                + t14 * x_t_u
+                + 2.0
+                * t15
+                * (
+                    -t0 * t1 * t6
+                    - t10
+                    - 32.0 * t11 * t16 * t8
+                    + t12
+                    + t13
+                    + t17 * t3**3 * t4
+                    + t17 * t3 * t4**3
+                    + 2.0 * t5
+                )
             )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t19 * x_u
-        d_x_u = t19 * x_t
-        d_x_t_u = grad * (t0 * t7 + t1)
+        d_x_t = t19 * x_u if ctx.needs_input_grad[1] else None
+        d_x_u = t19 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = grad * (t0 * t7 + t1) if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
         )
 
     @staticmethod

@@ -184,6 +184,19 @@ def test_adgen_toml_and_config_option(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "both adgen.toml and pyproject.toml" in capsys.readouterr().err
 
 
+def test_spec_save_and_fuse_keys_match_the_emit_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = 'out = "ops"\n[ops.bump]\nexpr = "exp(-x**2)"\nsave = "intermediates"\nfuse = true\n'
+    write_spec(tmp_path, spec, name="adgen.toml")
+    assert main(["build"]) == 0
+    built = (tmp_path / "ops/bump.py").read_text()
+    for save, fuse in [("intermediates", True), ("inputs", False)]:
+        rendered = adgen.render("exp(-x**2)", name="bump", save=save, fuse=fuse).module_source
+        same = [a == b or a.startswith("# Regenerate:") for a, b in zip(built.splitlines(), rendered.splitlines())]
+        identical = len(built.splitlines()) == len(rendered.splitlines()) and all(same)
+        assert identical == (save == "intermediates"), save
+
+
 def test_no_config_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write_spec(tmp_path, '[project]\nname = "x"\n')  # a pyproject without [tool.adgen]
@@ -211,6 +224,9 @@ BAD_SPECS = [
     ('out = "ops"\n[ops.Bad-Name]\nexpr = "x"\n', "adgen.toml: ops.Bad-Name:"),
     ('out = "ops"\n[ops.a]\nexpr = "x"\n[ops.b]\nexpr = "__import__(\'os\')"\n', "adgen.toml: ops.b:"),
     ('out = "ops"\n[ops.a\nexpr = "x"\n', "adgen.toml: not valid TOML"),
+    ('out = "ops"\n[ops.a]\nexpr = "x"\nsave = "all"\n', "adgen.toml: ops.a: `--save` expects one of"),
+    ('out = "ops"\n[ops.a]\nexpr = "x"\nsave = 1\n', "ops.a: 'save' must be a string"),
+    ('out = "ops"\n[ops.a]\nexpr = "x"\nfuse = "yes"\n', "ops.a: 'fuse' must be true or false"),
 ]
 
 

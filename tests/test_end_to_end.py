@@ -19,11 +19,8 @@ from tests.helpers import emit, load_module, run_pytest
 
 
 @pytest.fixture(scope="module")
-def ops_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ops")
-    for name, expression, options in CORPUS:
-        assert emit(out, expression, "--name", name, *options) == 0, name
-    return out
+def ops_dir(corpus_dir: Path) -> Path:
+    return corpus_dir  # emitted once per session (conftest.py)
 
 
 def test_corpus_is_large_enough() -> None:

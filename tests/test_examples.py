@@ -91,3 +91,12 @@ def test_mlp_activation_smoke(tmp_path):
     assert generated_kib == 32  # 2 layers x 128 x 32 float32 inputs
     assert composite_kib == 2 * generated_kib
     assert "saved in one step, total (KiB)" in out
+
+
+def test_mlp_activation_gelu_tanh_smoke(tmp_path):
+    out = run_example("mlp_activation.py", "--smoke", "--activation", "gelu_tanh", cwd=tmp_path)
+    assert "activation: gelu_tanh(x) = 0.5*x*(1 + tanh(" in out
+    match = re.search(r"saved by the 2 activations \(KiB\)\s+(\d+)\s+(\d+)", out)
+    assert match, out
+    # The composite keeps intermediates besides x; the generated op keeps x alone.
+    assert int(match.group(1)) == 32 and int(match.group(2)) > 2 * 32

@@ -17,7 +17,7 @@ class Swish(torch.autograd.Function):
 
     @staticmethod
     def forward(x, beta):
-        return x * torch.sigmoid(beta * x)
+        return (beta * x).sigmoid_().mul_(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,7 +51,7 @@ class SwishBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, beta):
         t0 = beta * x
-        return grad * (t0 * torch.sigmoid(-t0) + 1.0) * torch.sigmoid(t0)
+        return ((-t0).sigmoid_().mul_(t0).add_(1.0) * grad).mul_(torch.sigmoid(t0))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -69,11 +69,15 @@ class SwishBackward(torch.autograd.Function):
         t2 = t0 * t1
         t3 = torch.sigmoid(t0)
         t4 = grad_grad_x * t3
-        d_grad = t4 * (t2 + 1.0)
-        d_x = beta * grad * t1 * t4 * (-t0 * t3 + t2 + 2.0)
+        d_grad = t4 * (t2 + 1.0) if ctx.needs_input_grad[0] else None
+        d_x = (
+            beta * grad * t1 * t4 * (-t0 * t3 + t2 + 2.0)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
+            d_grad,
+            d_x,
             None,
         )
 
@@ -92,7 +96,7 @@ class SwishJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, beta):
         t0 = beta * x
-        return x_t * (t0 * torch.sigmoid(-t0) + 1.0) * torch.sigmoid(t0)
+        return ((-t0).sigmoid_().mul_(t0).add_(1.0) * x_t).mul_(torch.sigmoid(t0))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -110,11 +114,15 @@ class SwishJvp(torch.autograd.Function):
         t2 = t0 * t1
         t3 = torch.sigmoid(t0)
         t4 = grad * t3
-        d_x = beta * t1 * t4 * x_t * (-t0 * t3 + t2 + 2.0)
-        d_x_t = t4 * (t2 + 1.0)
+        d_x = (
+            beta * t1 * t4 * x_t * (-t0 * t3 + t2 + 2.0)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        d_x_t = t4 * (t2 + 1.0) if ctx.needs_input_grad[1] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
+            d_x,
+            d_x_t,
             None,
         )
 
@@ -134,11 +142,11 @@ class SwishBackwardJvp(torch.autograd.Function):
     def forward(grad, x, grad_t, x_t, beta):
         t0 = beta * x
         t1 = torch.sigmoid(t0)
-        t2 = torch.sigmoid(-t0)
+        t2 = (-t0).sigmoid_()
         t3 = t0 * t2
-        return beta * grad * t1 * t2 * x_t * (-t0 * t1 + t3 + 2.0) + grad_t * t1 * (
-            t3 + 1.0
-        )
+        return (t2 * grad * x_t).mul_(t1).mul_(
+            t0.mul_(t1).neg_().add_(t3).add_(2.0)
+        ).mul_(beta) + ((t3 + 1.0) * grad_t).mul_(t1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -164,21 +172,26 @@ class SwishBackwardJvp(torch.autograd.Function):
         t10 = grad * t6
         t11 = t10 * t5
         t12 = beta * t8
-        d_grad = t5 * t6 * t8
-        d_x = t12 * (
-            grad_t * t9
-            + grad_t * (1.0 - t4)
-            + t1 * t11
-            + t10 * (t1 - 2.0 * t2 * t3 - t3)
-            - t11 * t3
+        d_grad = t5 * t6 * t8 if ctx.needs_input_grad[0] else None
+        d_x = (
+            t12
+            * (
+                grad_t * t9
+                + grad_t * (1.0 - t4)
+                + t1 * t11
+                + t10 * (t1 - 2.0 * t2 * t3 - t3)
+                - t11 * t3
+            )
+            if ctx.needs_input_grad[1]
+            else None
         )
-        d_grad_t = t7 * t9
-        d_x_t = grad * t12 * t5
+        d_grad_t = t7 * t9 if ctx.needs_input_grad[2] else None
+        d_x_t = grad * t12 * t5 if ctx.needs_input_grad[3] else None
         return (
-            d_grad if ctx.needs_input_grad[0] else None,
-            d_x if ctx.needs_input_grad[1] else None,
-            d_grad_t if ctx.needs_input_grad[2] else None,
-            d_x_t if ctx.needs_input_grad[3] else None,
+            d_grad,
+            d_x,
+            d_grad_t,
+            d_x_t,
             None,
         )
 
@@ -223,11 +236,11 @@ class SwishJvpJvp(torch.autograd.Function):
     def forward(x, x_t, x_u, x_t_u, beta):
         t0 = beta * x
         t1 = torch.sigmoid(t0)
-        t2 = torch.sigmoid(-t0)
+        t2 = (-t0).sigmoid_()
         t3 = t0 * t2
-        return beta * t1 * t2 * x_t * x_u * (-t0 * t1 + t3 + 2.0) + t1 * x_t_u * (
-            t3 + 1.0
-        )
+        return (t2 * x_t * x_u).mul_(t1).mul_(
+            t0.mul_(t1).neg_().add_(t3).add_(2.0)
+        ).mul_(beta) + ((t3 + 1.0) * x_t_u).mul_(t1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -253,21 +266,26 @@ class SwishJvpJvp(torch.autograd.Function):
         t10 = grad * t4
         t11 = t1 * t10
         t12 = beta * t11
-        d_x = t12 * (
-            t1 * t9
-            + t3 * x_t_u
-            - t4 * t9
-            + t8 * (t1 - 2.0 * t2 * t4 - t4)
-            + x_t_u * (1.0 - t5)
+        d_x = (
+            t12
+            * (
+                t1 * t9
+                + t3 * x_t_u
+                - t4 * t9
+                + t8 * (t1 - 2.0 * t2 * t4 - t4)
+                + x_t_u * (1.0 - t5)
+            )
+            if ctx.needs_input_grad[0]
+            else None
         )
-        d_x_t = t11 * t6 * t7
-        d_x_u = t12 * t6 * x_t
-        d_x_t_u = t10 * t3
+        d_x_t = t11 * t6 * t7 if ctx.needs_input_grad[1] else None
+        d_x_u = t12 * t6 * x_t if ctx.needs_input_grad[2] else None
+        d_x_t_u = t10 * t3 if ctx.needs_input_grad[3] else None
         return (
-            d_x if ctx.needs_input_grad[0] else None,
-            d_x_t if ctx.needs_input_grad[1] else None,
-            d_x_u if ctx.needs_input_grad[2] else None,
-            d_x_t_u if ctx.needs_input_grad[3] else None,
+            d_x,
+            d_x_t,
+            d_x_u,
+            d_x_t_u,
             None,
         )
 

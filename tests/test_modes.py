@@ -1,0 +1,151 @@
+"""The emit options of issue #5: `--save inputs|intermediates` and `--fuse`.
+
+CI runs the generated tests of a representative subset of the corpus under each
+option; ADGEN_FULL_MODES=1 runs the whole corpus (minutes, mostly compiling)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import adgen
+from tests.corpus import CORPUS
+from tests.helpers import emit, load_module, run_pytest
+
+# Parameters, broadcasting, a constant and a zero derivative, where(), two
+# sigmoid-based activations.
+INTERMEDIATES_SUBSET = [
+    "sin", "wave", "mix2", "gelu_tanh", "mish_naive", "affine", "unused_input",
+    "clipped", "constant_of_two", "elu", "gauss3",
+]
+# Compiling costs seconds per kernel on a small CPU. identity: inductor reduces
+# its kernel to the input itself.
+FUSE_SUBSET = ["wave", "mix2", "identity"]
+FULL = bool(os.environ.get("ADGEN_FULL_MODES"))
+
+
+def _emit_corpus(out: Path, names: list[str] | None, *flags: str) -> Path:
+    for name, expression, options in CORPUS:
+        if names is None or name in names:
+            assert emit(out, expression, "--name", name, *options, *flags) == 0, name
+    return out
+
+
+def _saved_bytes(function, *inputs: torch.Tensor) -> int:
+    saved: list[int] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        function(*inputs)
+    return sum(saved)
+
+
+def _inputs(*shapes: tuple[int, ...]) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return [torch.rand(s, generator=generator, dtype=torch.float64).requires_grad_() for s in shapes]
+
+
+@pytest.fixture(scope="module")
+def intermediates_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    names = None if FULL else INTERMEDIATES_SUBSET
+    return _emit_corpus(tmp_path_factory.mktemp("interm"), names, "--save", "intermediates")
+
+
+@pytest.mark.parametrize("name, shapes", [("mix2", [(2, 1), (3,)]), ("wave", [(4,), (4,)]), ("gelu_tanh", [(1000,)])])
+def test_default_saves_exactly_the_inputs(corpus_dir: Path, name: str, shapes) -> None:
+    op = getattr(load_module(corpus_dir / f"{name}.py"), name)
+    inputs = _inputs(*shapes)
+    assert _saved_bytes(op, *inputs) == sum(x.numel() * x.element_size() for x in inputs)
+
+
+def _first_and_second(function, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    out = function(*inputs)
+    firsts = torch.autograd.grad(out.sum(), inputs, create_graph=True)
+    seconds = torch.autograd.grad(sum((g * g).sum() for g in firsts), inputs)
+    plain = torch.autograd.grad(function(*inputs).sum(), inputs)  # no create_graph
+    return [out, *firsts, *seconds, *plain]
+
+
+@pytest.mark.parametrize("name, shapes", [("mix2", [(2, 1), (3,)]), ("wave", [(4,), (4,)]), ("mish_naive", [(7,)])])
+def test_intermediates_save_more_and_agree_to_second_order(
+    corpus_dir: Path, intermediates_dir: Path, name: str, shapes
+) -> None:
+    default = getattr(load_module(corpus_dir / f"{name}.py"), name)
+    saving = getattr(load_module(intermediates_dir / f"{name}.py"), name)
+    inputs = _inputs(*shapes)
+    assert _saved_bytes(saving, *inputs) > _saved_bytes(default, *inputs)
+    for a, b in zip(_first_and_second(saving, inputs), _first_and_second(default, inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_generated_tests_pass_under_save_intermediates(intermediates_dir: Path) -> None:
+    result = run_pytest(str(intermediates_dir))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    print(f"--save intermediates: {result.stdout.strip().splitlines()[-1]}")
+
+
+def test_generated_tests_pass_under_fuse(tmp_path: Path) -> None:
+    out = _emit_corpus(tmp_path, None if FULL else FUSE_SUBSET, "--fuse")
+    result = run_pytest(str(out))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    print(f"--fuse: {result.stdout.strip().splitlines()[-1]}")
+
+
+def test_fuse_compiles_lazily_with_dynamic_shapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert emit(tmp_path, "x*y + sin(x)*exp(y)", "--name", "mix2", "--fuse") == 0
+    calls = []
+
+    def spy(function, **options):
+        calls.append((function.__name__, options))
+        return function
+
+    monkeypatch.setattr(torch, "compile", spy)
+    op = load_module(tmp_path / "mix2.py").mix2
+    assert calls == []  # nothing compiles at import
+    x, y = _inputs((3,), (3,))
+    op(x, y).sum().backward()
+    op(x, y).sum().backward()
+    assert calls == [("_mix2", {"dynamic": True}), ("_mix2_backward", {"dynamic": True})]
+
+
+def test_fuse_falls_back_to_eager_with_one_warning(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert emit(tmp_path, "x*y + sin(x)*exp(y)", "--name", "mix2", "--fuse") == 0
+
+    def unavailable(function, **options):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    fused = load_module(tmp_path / "mix2.py").mix2
+    eager = load_module(corpus_dir / "mix2.py").mix2
+    inputs = _inputs((2, 1), (3,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [_first_and_second(fused, inputs) for _ in range(3)]
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "no compiler here" in messages[0], messages
+    for result in results:
+        for a, b in zip(result, _first_and_second(eager, inputs)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_options_appear_in_the_regenerate_line_only_when_not_default() -> None:
+    default = adgen.render("sin(x)").module_source
+    assert "--save" not in default and "--fuse" not in default and "_Fused" not in default
+    both = adgen.render("sin(x)", save="intermediates", fuse=True).module_source
+    assert "# Regenerate: adgen emit --name sin -o . --save intermediates --fuse 'sin(x)'" in both
+
+
+def test_unknown_save_policy_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert emit(tmp_path, "sin(x)", "--save", "everything") == 2
+    assert "--save" in capsys.readouterr().err
+    with pytest.raises(adgen.errors.InputError, match="--save"):
+        adgen.render("sin(x)", save="everything")
