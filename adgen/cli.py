@@ -8,6 +8,7 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .api import plan_emit
 from .build import carry_out, describe, plan_build, relative_to
@@ -127,9 +128,7 @@ def _emit(args: argparse.Namespace) -> int:
         print(f"adgen: warning: {warning}", file=sys.stderr)
     files = [plan.module, plan.test]
     if args.check:
-        found = differences(files)
-        lines = [f"{d.path}: {d.reason}" for d in found]
-        return _report(found, lines, args.diff, "rerun without --check")
+        return _report(differences(files), Path(), args.diff, "rerun without --check")
     written = write_files(files, force=args.force)
     for planned in files:
         state = "wrote" if planned.path in written else "unchanged"
@@ -143,9 +142,9 @@ def _build(args: argparse.Namespace, check_only: bool) -> int:
     for warning in plan.warnings:
         print(f"adgen: warning: {plan.project.label}: {warning}", file=sys.stderr)
     files = list(plan.files)
-    found = differences(files, list(plan.removals))
     if check_only:
-        return _report(found, describe(found, root), args.diff, "run `adgen build`")
+        found = differences(files, list(plan.removals))
+        return _report(found, root, args.diff, "run `adgen build`")
     result = carry_out(plan, force=args.force)
     for planned in files:
         state = "wrote" if planned.path in result.written else "unchanged"
@@ -155,12 +154,13 @@ def _build(args: argparse.Namespace, check_only: bool) -> int:
     return EXIT_OK
 
 
-def _report(found: list[Difference], lines: list[str], show_diff: bool, fix: str) -> int:
-    """Print what --check found; the exit code says whether anything would change."""
+def _report(found: list[Difference], root: Path, show_diff: bool, fix: str) -> int:
+    """Print what --check found, paths relative to `root`; the exit code says
+    whether anything would change."""
     if not found:
         print("adgen: generated files are up to date")
         return EXIT_OK
-    for difference, line in zip(found, lines):
+    for difference, line in zip(found, describe(found, root)):
         print(line)
         if show_diff:
             sys.stdout.writelines(_unified_diff(difference))
