@@ -96,21 +96,20 @@ def load_project(config: Path) -> Project:
             raise InputError(f"{config}: no [tool.adgen] table")
     else:
         table, label = document, config.name
-    where = config.name if config.name != PYPROJECT else label
-    _reject_unknown(table, _TOP_KEYS, where)
+    _reject_unknown(table, _TOP_KEYS, label)
     root = config.resolve().parent
-    out = _folder(table, "out", where)
+    out = _folder(table, "out", label)
     if out is None:
         raise InputError(
-            f"{where}: missing key 'out' (the package folder, e.g. out = \"ops\")"
+            f"{label}: missing key 'out' (the package folder, e.g. out = \"ops\")"
         )
-    tests = _folder(table, "tests", where)
+    tests = _folder(table, "tests", label)
     ops_table = table.get("ops", {})
     if not isinstance(ops_table, dict):
-        raise InputError(f"{where}: 'ops' must be a table of [ops.NAME] tables")
+        raise InputError(f"{label}: 'ops' must be a table of [ops.NAME] tables")
     if not ops_table:
-        raise InputError(f'{where}: no ops; add an [ops.NAME] table with expr = "..."')
-    ops = tuple(_op_entry(name, ops_table[name], where) for name in sorted(ops_table))
+        raise InputError(f'{label}: no ops; add an [ops.NAME] table with expr = "..."')
+    ops = tuple(_op_entry(name, ops_table[name], label) for name in sorted(ops_table))
     return Project(
         config=config,
         label=label,
