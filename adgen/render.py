@@ -193,26 +193,34 @@ class _ClassPrinter:
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
         # forward runs without autograd recording: its kernel may reuse buffers.
+        tensors = list(spec.tensor_args)
         if self.saves_gradient(spec):
             kernel = value_and_gradient_kernel(self.model)
             names = list(spec.outputs) + self.saved_derivatives()
-            return self.new_tensor_lines(spec, kernel, names, in_place=True)
-        return self.new_tensor_lines(spec, spec.forward, list(spec.outputs), in_place=True)
+            return self.new_tensor_lines(spec, kernel, names, tensors, in_place=True)
+        return self.new_tensor_lines(spec, spec.forward, list(spec.outputs), tensors, in_place=True)
 
     def new_tensor_lines(
-        self, spec: FunctionSpec, kernel: Kernel, names: list[str], in_place: bool = False
+        self,
+        spec: FunctionSpec,
+        kernel: Kernel,
+        names: list[str],
+        tensors: list[str],
+        in_place: bool = False,
     ) -> list[str]:
         """A kernel whose results are new tensors of the outputs' shape (forward,
-        and a plain jvp): one result is returned directly, several by name."""
+        and a plain jvp): one result is returned directly, several by name.
+        `tensors` are the kernel's tensor arguments, computed in opmath."""
         printed = self.printed(kernel, in_place)
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
         ]
+        lines = opmath_lines(tensors) + list(printed.statements)
         if len(results) == 1:
-            return list(printed.statements) + [f"return {results[0]}"]
+            return lines + [f"return {_rounded(results[0])}"]
         assignments = [f"{n} = {r}" for n, r in zip(names, results)]
-        return list(printed.statements) + assignments + [f"return {', '.join(names)}"]
+        return lines + assignments + [f"return {', '.join(map(_rounded, names))}"]
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
         params = self.param_names
@@ -235,7 +243,8 @@ class _ClassPrinter:
         else:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
-            lines = list(kernel.statements)
+            lines = opmath_lines(list(spec.tensor_args) + list(spec.grad_names()))
+            lines += kernel.statements
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
@@ -251,7 +260,7 @@ class _ClassPrinter:
             if result is None:
                 returns.append("None")
             elif spec.backward_call is None:  # already None where not needed
-                returns.append(self.sum_to(result, arg))
+                returns.append(_rounded(self.sum_to(result, arg)))
             else:
                 returns.append(
                     f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
@@ -267,7 +276,8 @@ class _ClassPrinter:
             return [f"return {target.class_name}.apply({args})"]
         assert spec.jvp is not None
         names = [o + spec.tangent_suffix for o in spec.outputs]
-        return self.new_tensor_lines(spec, spec.jvp, names)
+        tensors = list(spec.tensor_args) + list(spec.tangent_names())
+        return self.new_tensor_lines(spec, spec.jvp, names, tensors)
 
     def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
         if in_place:
@@ -373,6 +383,17 @@ def _public_signature(model: OpModel) -> str:
             default = "" if p.default is None else f" = {p.default!r}"
             parts.append(f"{p.name}: float{default}")
     return ", ".join(parts)
+
+
+def opmath_lines(tensors: list[str]) -> list[str]:
+    """The first line of every kernel: float16 and bfloat16 arguments are
+    computed in float32 and each result is rounded once (`_rounded`) to the dtype
+    the arguments promote to, as PyTorch's native kernels do ("opmath")."""
+    return [f"dtype, {', '.join(tensors)} = _opmath({', '.join(tensors)})"]
+
+
+def _rounded(code: str) -> str:
+    return f"_round({code}, dtype)"
 
 
 def _indent(lines: list[str]) -> list[str]:

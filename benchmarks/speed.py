@@ -4,6 +4,7 @@ of the composite, and PyTorch's native op. Prints ratios (medians of interleaved
 runs in one process; lower is better for the emitted op).
 
     python benchmarks/speed.py [--size 2000000] [--repeat 9] [--no-compile] [--ops gelu_tanh,mish]
+                               [--dtype float32] [--baseline /path/to/other/checkout]
 
 Columns, all forward+backward unless said otherwise, as ratios to the eager composite:
   eager      the emitted op as emitted by default (`--save inputs`)
@@ -12,13 +13,17 @@ Columns, all forward+backward unless said otherwise, as ratios to the eager comp
   compiled   torch.compile of the composite
   native     PyTorch's own op, where there is one
   2nd        grad of grad (create_graph): emitted eager / composite
+  base, 2nd base   with --baseline: this checkout's eager op / the baseline checkout's,
+             fwd+bwd and double backward, timed interleaved in the same process
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +55,13 @@ def load(path: Path):
     sys.modules[spec.name] = module  # torch.compile looks modules up by name
     spec.loader.exec_module(module)
     return module
+
+
+def emit_with(checkout: Path, expression: str, name: str, out: Path) -> None:
+    """`adgen emit` by another checkout's generator (for --baseline)."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    command = [sys.executable, "-m", "adgen", "emit", "-o", str(out), "--name", name, "--", expression]
+    subprocess.run(command, check=True, capture_output=True, env=env, cwd=out.parent)
 
 
 def fwd_bwd(function, xs: list[torch.Tensor]) -> float:
@@ -104,16 +116,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--no-compile", action="store_true", help="skip --fuse and the compiled composite")
     parser.add_argument("--ops", help="comma-separated subset of " + ",".join(o[0] for o in OPS))
+    parser.add_argument("--dtype", default="float32", help="float32, float64, bfloat16 or float16")
+    parser.add_argument("--baseline", type=Path, help="another adgen checkout: also time its eager op")
     args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
     wanted = set(args.ops.split(",")) if args.ops else {o[0] for o in OPS}
     modes = {k: v for k, v in MODES.items() if not (args.no_compile and v.get("fuse"))}
     torch.manual_seed(0)
     print(
-        f"float32, {args.size} elements, median of {args.repeat}; "
+        f"{args.dtype}, {args.size} elements, median of {args.repeat}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print("fwd+bwd ms of the eager composite, then ratios to it; saved bytes in multiples of all inputs' bytes")
     header = f"{'op':<10} {'composite':>9} {'eager':>6} {'interm':>6} {'fuse':>6} {'compiled':>8} {'native':>6} {'2nd':>5}   saved: {'eager':>5} {'interm':>6} {'comp.':>5}"
+    if args.baseline:
+        header += f"   {'base':>5} {'2nd base':>8}"
     print(header)
     with tempfile.TemporaryDirectory() as root:
         for name, expression, composite, native in OPS:
@@ -124,8 +141,13 @@ def main() -> None:
                 out = Path(root) / mode
                 emit(expression, name=name, out=out, **options)
                 ops[mode] = getattr(load(out / f"{name}.py"), name)
+            if args.baseline:
+                out = Path(root) / "baseline"
+                out.mkdir(exist_ok=True)
+                emit_with(args.baseline, expression, name, out)
+                ops["baseline"] = getattr(load(out / f"{name}.py"), name)
             arity = composite.__code__.co_argcount
-            xs = [torch.randn(args.size, requires_grad=True) for _ in range(arity)]
+            xs = [torch.randn(args.size, dtype=dtype).requires_grad_() for _ in range(arity)]
             candidates = {"composite": composite, **ops}
             if not args.no_compile:
                 candidates["compiled"] = torch.compile(composite)
@@ -134,16 +156,22 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 first = medians(candidates, fwd_bwd, xs, args.repeat)
-            second = medians({"composite": composite, "eager": ops["eager"]}, double_backward, xs, args.repeat)
+            twice = {"composite": composite, "eager": ops["eager"]}
+            if args.baseline:
+                twice["baseline"] = ops["baseline"]
+            second = medians(twice, double_backward, xs, args.repeat)
             base = first["composite"]
             cell = lambda key: f"{first[key] / base:.2f}" if key in first else "-"  # noqa: E731
             input_bytes = sum(x.numel() * x.element_size() for x in xs)
             saved = {k: saved_bytes(f, xs) / input_bytes for k, f in [("eager", ops["eager"]), ("interm", ops["interm"]), ("composite", composite)]}
-            print(
+            line = (
                 f"{name:<10} {base * 1e3:>9.1f} {cell('eager'):>6} {cell('interm'):>6} {cell('fuse'):>6} "
                 f"{cell('compiled'):>8} {cell('native'):>6} {second['eager'] / second['composite']:>5.2f}   "
                 f"saved: {saved['eager']:>4.1f}x {saved['interm']:>5.1f}x {saved['composite']:>4.1f}x"
             )
+            if args.baseline:
+                line += f"   {first['eager'] / first['baseline']:>5.2f} {second['eager'] / second['baseline']:>8.2f}"
+            print(line)
 
 
 if __name__ == "__main__":
