@@ -26,38 +26,10 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import functions
 from .derive import Kernel
-from .printer import TORCH_FUNCTIONS, torch_code
+from .printer import torch_code
+from .registry import IN_PLACE_METHODS, TORCH_NAMES
 
-# Elementwise functions whose torch tensor has an in-place method `name_`.
-_IN_PLACE_METHODS: dict[type, str] = {
-    sympy.sin: "sin",
-    sympy.cos: "cos",
-    sympy.tan: "tan",
-    sympy.asin: "asin",
-    sympy.acos: "acos",
-    sympy.atan: "atan",
-    sympy.sinh: "sinh",
-    sympy.cosh: "cosh",
-    sympy.tanh: "tanh",
-    sympy.asinh: "asinh",
-    sympy.acosh: "acosh",
-    sympy.atanh: "atanh",
-    sympy.exp: "exp",
-    sympy.log: "log",
-    sympy.Abs: "abs",
-    sympy.sign: "sign",
-    sympy.erf: "erf",
-    sympy.erfc: "erfc",
-    sympy.erfinv: "erfinv",
-    sympy.loggamma: "lgamma",
-    functions.erfc: "erfc",
-    functions.sigmoid: "sigmoid",
-    functions.relu: "relu",
-    functions.log1p: "log1p",
-    functions.expm1: "expm1",
-}
 # Powers with a method of their own (cheaper and exact, like the printer's).
 _POWER_METHODS: dict[sympy.Expr, str] = {
     sympy.Integer(-1): "reciprocal",
@@ -170,19 +142,19 @@ class _Lowering:
             return self.lower_mul(expr)
         if expr.is_Pow and self.is_scalar(expr.args[1]):
             return self.lower_power(*expr.args)
-        method = _IN_PLACE_METHODS.get(type(expr))
+        method = IN_PLACE_METHODS.get(type(expr))
         if method is not None and not self.is_scalar(expr.args[0]):
             argument = self.lower(expr.args[0])
             if argument.owned:
                 return _Code(f"{_operand(argument.text)}.{method}_()", True, argument.inputs)
-            return _Code(f"{TORCH_FUNCTIONS[type(expr)]}({argument.text})", True, argument.inputs)
+            return _Code(f"{TORCH_NAMES[type(expr)]}({argument.text})", True, argument.inputs)
         # Everything else (where, clamp, softplus, atan2, ...) allocates its result.
         return _Code(_operand(self.fallback(expr)), True, self.depends_on(expr))
 
     def fallback(self, expr: sympy.Expr) -> str:
-        if isinstance(expr, sympy.Function) and len(expr.args) == 1 and type(expr) in TORCH_FUNCTIONS:
+        if isinstance(expr, sympy.Function) and len(expr.args) == 1 and type(expr) in TORCH_NAMES:
             # softplus and the like: no in-place twin, but the argument may chain.
-            return f"{TORCH_FUNCTIONS[type(expr)]}({self.lower(expr.args[0]).text})"
+            return f"{TORCH_NAMES[type(expr)]}({self.lower(expr.args[0]).text})"
         return torch_code(expr, frozenset(self.scalars))
 
     def lower_power(self, base: sympy.Expr, exponent: sympy.Expr) -> _Code:

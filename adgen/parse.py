@@ -16,57 +16,17 @@ import sympy
 
 from . import functions
 from .errors import InputError, caret_line
+from .registry import BY_NAME
 
 MAX_LENGTH = 10_000  # characters; ast.parse itself fails badly on huge inputs
 MAX_DEPTH = 100  # nesting of parentheses, calls and operators
 MAX_OPERATIONS = 300  # operators and calls; third derivatives grow fast
 MAX_CONSTANT_EXPONENT = 1024  # 2**(10**100) would make sympy compute forever
 
-# The one table of functions an expression may call: name -> (sympy function, arity).
+# Functions an expression may call: name -> (constructor, arity), from the
+# registry's rows (registry.py is the one table of functions).
 FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], int]] = {
-    "sin": (sympy.sin, 1),
-    "cos": (sympy.cos, 1),
-    "tan": (sympy.tan, 1),
-    "asin": (sympy.asin, 1),
-    "acos": (sympy.acos, 1),
-    "atan": (sympy.atan, 1),
-    "atan2": (sympy.atan2, 2),
-    "sinh": (sympy.sinh, 1),
-    "cosh": (sympy.cosh, 1),
-    "tanh": (sympy.tanh, 1),
-    "asinh": (sympy.asinh, 1),
-    "acosh": (sympy.acosh, 1),
-    "atanh": (sympy.atanh, 1),
-    "exp": (sympy.exp, 1),
-    "log": (sympy.log, 1),
-    "sqrt": (sympy.sqrt, 1),
-    "abs": (sympy.Abs, 1),
-    "Abs": (sympy.Abs, 1),
-    "erf": (sympy.erf, 1),
-    "erfc": (functions.erfc, 1),  # ours: sympy rewrites erfc(-x) as 2 - erfc(x)
-    "loggamma": (sympy.loggamma, 1),
-    "lgamma": (sympy.loggamma, 1),
-    # The stable vocabulary (see functions.py): torch's stable kernels.
-    "sigmoid": (functions.sigmoid, 1),
-    "softplus": (functions.softplus, 1),
-    "relu": (functions.relu, 1),
-    "log1p": (functions.log1p, 1),
-    "expm1": (functions.expm1, 1),
-    "logaddexp": (functions.logaddexp, 2),
-    "xlogy": (functions.xlogy, 2),
-    "hypot": (functions.hypot, 2),
-    "erfinv": (sympy.erfinv, 1),
-    "digamma": (sympy.digamma, 1),
-    "sign": (sympy.sign, 1),
-    "heaviside": (lambda x: sympy.Heaviside(x, 0), 1),  # step(0) = 0, as relu'(0)
-    "Heaviside": (lambda x: sympy.Heaviside(x, 0), 1),
-    "max": (sympy.Max, 2),
-    "Max": (sympy.Max, 2),
-    "maximum": (sympy.Max, 2),
-    "min": (sympy.Min, 2),
-    "Min": (sympy.Min, 2),
-    "minimum": (sympy.Min, 2),
-    "where": (lambda c, a, b: sympy.Piecewise((a, c), (b, True)), 3),
+    name: (row.construct, row.arity) for name, row in BY_NAME.items()
 }
 
 # Uncalled names that are constants; every other uncalled name is a symbol,

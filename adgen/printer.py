@@ -1,9 +1,9 @@
 """Stage 3a: sympy expression -> torch source text.
 
-Only this module knows torch's names. It builds on sympy's TorchPrinter and fixes
-what a code generator for autograd needs: numeric constants print as Python floats
-(so they follow the tensor's dtype and device), integer powers stay integers,
-and every function maps through one table.
+Only this module writes torch source. It builds on sympy's TorchPrinter and
+fixes what a code generator for autograd needs: numeric constants print as
+Python floats (so they follow the tensor's dtype and device), integer powers stay
+integers, and every function maps through the registry's one table.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sympy.printing.precedence import precedence
 
 from . import functions
 from .errors import InputError
+from .registry import MATH_NAMES, TENSORS_ONLY, TORCH_NAMES
 
 
 def _import_torch_printer() -> type:
@@ -35,69 +36,6 @@ def _import_torch_printer() -> type:
 
 TorchPrinter = _import_torch_printer()
 
-# The one table of known functions: sympy class -> torch function.
-TORCH_FUNCTIONS: dict[type, str] = {
-    sympy.sin: "torch.sin",
-    sympy.cos: "torch.cos",
-    sympy.tan: "torch.tan",
-    sympy.asin: "torch.asin",
-    sympy.acos: "torch.acos",
-    sympy.atan: "torch.atan",
-    sympy.atan2: "torch.atan2",
-    sympy.sinh: "torch.sinh",
-    sympy.cosh: "torch.cosh",
-    sympy.tanh: "torch.tanh",
-    sympy.asinh: "torch.asinh",
-    sympy.acosh: "torch.acosh",
-    sympy.atanh: "torch.atanh",
-    sympy.exp: "torch.exp",
-    sympy.log: "torch.log",
-    sympy.Abs: "torch.abs",
-    sympy.sign: "torch.sign",
-    sympy.erf: "torch.erf",
-    sympy.erfc: "torch.erfc",
-    sympy.loggamma: "torch.lgamma",
-    sympy.erfinv: "torch.erfinv",
-    functions.erfc: "torch.erfc",
-    functions.sigmoid: "torch.sigmoid",
-    functions.softplus: "torch.nn.functional.softplus",
-    functions.relu: "torch.relu",
-    functions.log1p: "torch.log1p",
-    functions.expm1: "torch.expm1",
-    functions.logaddexp: "torch.logaddexp",
-    functions.xlogy: "torch.special.xlogy",
-    functions.hypot: "torch.hypot",
-}
-# Functions whose torch kernel takes tensors only: a constant argument is
-# written another way (see _print_two_tensor_function).
-_TENSOR_ONLY_BINARY = (functions.logaddexp, functions.hypot, sympy.atan2)
-
-
-# Functions of parameters alone (Python floats, not tensors) use the math module.
-MATH_FUNCTIONS: dict[type, str] = {
-    sympy.sin: "math.sin",
-    sympy.cos: "math.cos",
-    sympy.tan: "math.tan",
-    sympy.asin: "math.asin",
-    sympy.acos: "math.acos",
-    sympy.atan: "math.atan",
-    sympy.atan2: "math.atan2",
-    sympy.sinh: "math.sinh",
-    sympy.cosh: "math.cosh",
-    sympy.tanh: "math.tanh",
-    sympy.asinh: "math.asinh",
-    sympy.acosh: "math.acosh",
-    sympy.atanh: "math.atanh",
-    sympy.exp: "math.exp",
-    sympy.log: "math.log",
-    sympy.Abs: "abs",
-    sympy.erf: "math.erf",
-    sympy.erfc: "math.erfc",
-    functions.erfc: "math.erfc",
-    sympy.loggamma: "math.lgamma",
-}
-
-
 class AdgenTorchPrinter(TorchPrinter):
     """TorchPrinter with Python-float constants and adgen's function table.
 
@@ -106,7 +44,7 @@ class AdgenTorchPrinter(TorchPrinter):
     functions take tensors only.
     """
 
-    mapping = TORCH_FUNCTIONS
+    mapping = TORCH_NAMES  # sympy class -> torch function, from the registry
 
     def __init__(self, scalars: frozenset[str] = frozenset()) -> None:
         super().__init__({"fully_qualified_modules": True})
@@ -117,15 +55,15 @@ class AdgenTorchPrinter(TorchPrinter):
 
     def _print_Function(self, expr: sympy.Function) -> str:
         if self._of_scalars_only(expr):
-            if type(expr) in MATH_FUNCTIONS:
+            if type(expr) in MATH_NAMES:
                 args = ", ".join(self._print(arg) for arg in expr.args)
-                return f"{MATH_FUNCTIONS[type(expr)]}({args})"
+                return f"{MATH_NAMES[type(expr)]}({args})"
             # No math twin (sigmoid of a parameter, say): compute it in float64.
             args = ", ".join(
                 f"torch.tensor({self._print(arg)}, dtype=torch.float64)" for arg in expr.args
             )
             return f"{self._torch_name(expr)}({args})"
-        if isinstance(expr, _TENSOR_ONLY_BINARY) and any(
+        if isinstance(expr, TENSORS_ONLY) and any(
             self._of_scalars_only(arg) for arg in expr.args
         ):
             return self._print_two_tensor_function(expr)
