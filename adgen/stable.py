@@ -1,23 +1,82 @@
 """Stable rewriting, used by derive before and after differentiation.
 
-Rules in the spirit of sympy.codegen.rewriting's optims_c99 (which is too slow
-to run on every derivative). A user who writes the textbook formula gets the stable op: log(1 + exp(a))
-becomes softplus(a), 1/(1 + exp(-a)) sigmoid(a), exp(a) - 1 expm1(a),
-log(1 + a) log1p(a), log(exp(a) + exp(b)) logaddexp(a, b), 1 + erf(a) erfc(-a),
-1 ± tanh(a) 2*sigmoid(±2a), and the derivative of tanh, 1 - tanh(a)**2, becomes
-4*sigmoid(2a)*sigmoid(-2a), which does not cancel to 0 for large |a|.
+The rules are data: a table of named rewrites `pattern -> replacement` over
+sympy expressions with wildcards, applied by one matcher (in the spirit of
+sympy.codegen.rewriting's optims_c99, which is too slow to run on every
+derivative). A user who writes the textbook formula gets the stable op:
+log(1 + exp(a)) becomes softplus(a), 1/(1 + exp(-a)) sigmoid(a), exp(a) - 1
+expm1(a), log(1 + a) log1p(a), log(exp(a) + exp(b)) logaddexp(a, b), 1 + erf(a)
+erfc(-a), 1 ± tanh(a) 2*sigmoid(±2a), and the derivative of tanh, 1 - tanh(a)**2,
+becomes 4*sigmoid(2a)*sigmoid(-2a), which does not cancel to 0 for large |a|.
+Each rule has a soundness test (both sides agree at sample points).
 
-Every rule is a pattern on the expression tree applied bottom-up by
-`sympy.Basic.replace`; each is cheap and the whole pass is linear in the tree.
+The matcher is structural, not algebraic: a pattern's Add or Mul matches an Add
+or Mul holding each of its arguments, and a wildcard that is itself an argument
+of a pattern's Add or Mul takes whatever terms (or factors) are left. sympy's own
+`match` would also accept x/(1 + exp(y)) as exp(y)/(1 + exp(y)) times
+x*exp(-y), which is sound but puts back the exp the rule exists to remove.
+One bottom-up pass of `sympy.Basic.replace` tries only the rules whose pattern
+has the node's type at its top, so the pass stays linear in the tree.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import sympy
 
 from .functions import erfc, expm1, guarded, log1p, logaddexp, sigmoid, softplus
+
+Bindings = dict[sympy.Wild, sympy.Expr]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rewrite: `pattern` (with wildcards a, b, rest) -> `replacement`."""
+
+    name: str  # "log1p"
+    pattern: sympy.Expr  # log(1 + a)
+    replacement: sympy.Expr  # log1p(a)
+
+
+a, b, rest = sympy.Wild("a"), sympy.Wild("b"), sympy.Wild("rest")
+_exp, _tanh = sympy.exp, sympy.tanh
+
+RULES: tuple[Rule, ...] = (
+    Rule("expm1", _exp(a) - 1 + rest, expm1(a) + rest),
+    Rule("log1p", sympy.log(1 + a), log1p(a)),
+    Rule("softplus", log1p(_exp(a)), softplus(a)),
+    Rule("log of cosh", sympy.log(sympy.cosh(a)), a + softplus(-2 * a) - sympy.log(2)),
+    Rule("log of sigmoid", sympy.log(sigmoid(a)), -softplus(-a)),
+    Rule("logaddexp", sympy.log(_exp(a) + _exp(b)), logaddexp(a, b)),
+    # exp(b) - 1 became expm1(b) above: the textbook tanh (e^b - 1)/(e^b + 1)
+    Rule("tanh quotient", rest * expm1(b) / (_exp(b) + 1), rest * _tanh(b / 2)),
+    Rule("tanh quotient of sigmoid", rest * expm1(b) * sigmoid(-b), rest * _tanh(b / 2)),
+    Rule("sigmoid", 1 / (1 + _exp(b)), sigmoid(-b)),
+    Rule("sigmoid of exp", rest * _exp(a) * sigmoid(-a), rest * sigmoid(a)),
+    Rule("sigmoid quotient", rest * _exp(a) / (1 + _exp(a)), rest * sigmoid(a)),
+    Rule("erfc", 1 + sympy.erf(a), erfc(-a)),
+    Rule("erfc of difference", 1 - sympy.erf(a), erfc(a)),
+    Rule("one plus tanh", 1 + _tanh(a), 2 * sigmoid(2 * a)),
+    Rule("one minus tanh", 1 - _tanh(a), 2 * sigmoid(-2 * a)),
+    Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a), -_tanh(a / 2)),
+    Rule("tanh derivative", 1 - _tanh(a) ** 2, 4 * sigmoid(2 * a) * sigmoid(-2 * a)),
+    Rule("log sigmoid expanded", a - softplus(a), -softplus(-a)),
+    Rule("sigmoid difference", sigmoid(a) - sigmoid(-a), _tanh(a / 2)),
+    Rule("exp of log1p", _exp(log1p(a)), 1 + a),
+    Rule("expm1 of log1p", expm1(log1p(a)), a),
+)
+
+
+def _head(rule: Rule) -> type:
+    return type(rule.pattern)
+
+
+_BY_HEAD: dict[type, tuple[Rule, ...]] = {}
+for _rule in RULES:
+    _BY_HEAD[_head(_rule)] = _BY_HEAD.get(_head(_rule), ()) + (_rule,)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -26,177 +85,72 @@ def stabilize(expr: sympy.Expr) -> sympy.Expr:
     previous = None
     while previous != expr:  # a rewrite can expose another (log(sigmoid(...)))
         previous = expr
-        expr = expr.replace(lambda e: e.is_Function or e.is_Pow or e.is_Add or e.is_Mul, _rewrite)
+        expr = expr.replace(lambda e: type(e) in _BY_HEAD, _rewrite)
     return expr
 
 
 def _rewrite(e: sympy.Expr) -> sympy.Expr:
-    for rule in _RULES:
-        result = rule(e)
-        if result is not None:
-            return result
+    for rule in _BY_HEAD[type(e)]:
+        for bindings in match(rule.pattern, e, {}):
+            return rule.replacement.xreplace(bindings)
     return e
 
 
-def _expm1(e: sympy.Expr) -> sympy.Expr | None:
-    """exp(a) - 1 -> expm1(a), also inside a longer sum (as sympy.codegen's optims_c99)."""
-    if not (e.is_Add and sympy.S.NegativeOne in e.args):
-        return None
-    for term in e.args:
-        if isinstance(term, sympy.exp):
-            rest = [t for t in e.args if t is not term and t != -1]
-            return sympy.Add(expm1(term.args[0]), *rest)
-    return None
+def match(pattern: sympy.Basic, expr: sympy.Basic, bindings: Bindings) -> Iterator[Bindings]:
+    """Every way `expr` matches `pattern` structurally, extending `bindings`."""
+    if not pattern.has(sympy.Wild) or pattern.free_symbols <= set(bindings):
+        if pattern.xreplace(bindings) == expr:
+            yield bindings
+        return
+    if isinstance(pattern, sympy.Wild):
+        yield {**bindings, pattern: expr}
+        return
+    if type(pattern) is not type(expr):
+        return
+    if isinstance(pattern, (sympy.Add, sympy.Mul)):
+        yield from _match_commutative(pattern, expr, bindings)
+    elif len(pattern.args) == len(expr.args):
+        yield from _match_sequence(list(pattern.args), list(expr.args), bindings)
 
 
-def _log1p(e: sympy.Expr) -> sympy.Expr | None:
-    """log(1 + a) -> log1p(a)."""
-    if isinstance(e, sympy.log) and e.args[0].is_Add and sympy.S.One in e.args[0].args:
-        return log1p(e.args[0] - 1)
-    return None
+def _match_sequence(patterns, exprs, bindings: Bindings) -> Iterator[Bindings]:
+    if not patterns:
+        yield bindings
+        return
+    for bound in match(patterns[0], exprs[0], bindings):
+        yield from _match_sequence(patterns[1:], exprs[1:], bound)
 
 
-def _softplus(e: sympy.Expr) -> sympy.Expr | None:
-    """log1p(exp(a)) -> softplus(a)."""
-    if isinstance(e, log1p) and isinstance(e.args[0], sympy.exp):
-        return softplus(e.args[0].args[0])
-    return None
+def _match_commutative(pattern: sympy.Expr, expr: sympy.Expr, bindings: Bindings) -> Iterator[Bindings]:
+    """Each argument of `pattern` matches a distinct argument of `expr`; a bare
+    wildcard argument takes the rest (the identity when nothing is left)."""
+    rests = [arg for arg in pattern.args if isinstance(arg, sympy.Wild) and arg not in bindings]
+    if len(rests) > 1:
+        raise ValueError(f"pattern {pattern} has more than one wildcard to take the rest")
+    # Arguments that bind wildcards first, then those already determined by them.
+    parts = sorted((arg for arg in pattern.args if arg not in rests), key=_negated_wildcards)
+    yield from _match_parts(parts, list(expr.args), rests[0] if rests else None, type(pattern), bindings)
 
 
-def _log_of_sum(e: sympy.Expr) -> sympy.Expr | None:
-    """log(exp(a) + exp(b)) -> logaddexp(a, b); log(sigmoid(a)) -> -softplus(-a);
-    log(cosh(a)) -> a + softplus(-2a) - log(2)."""
-    if not isinstance(e, sympy.log):
-        return None
-    arg = e.args[0]
-    if isinstance(arg, sympy.cosh):
-        a = arg.args[0]
-        return a + softplus(-2 * a) - sympy.log(2)
-    if isinstance(arg, sigmoid):
-        return -softplus(-arg.args[0])
-    if arg.is_Add and len(arg.args) == 2 and all(isinstance(t, sympy.exp) for t in arg.args):
-        a, b = (t.args[0] for t in arg.args)
-        return logaddexp(a, b)
-    return None
+def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[Bindings]:
+    if not parts:
+        if rest_wild is None:
+            if not left:
+                yield bindings
+        else:
+            yield from match(rest_wild, kind(*left), bindings)
+        return
+    for index, candidate in enumerate(left):
+        for bound in match(parts[0], candidate, bindings):
+            yield from _match_parts(parts[1:], left[:index] + left[index + 1 :], rest_wild, kind, bound)
 
 
-def _sigmoid(e: sympy.Expr) -> sympy.Expr | None:
-    """1/(1 + exp(b)) -> sigmoid(-b); exp(a)/(1 + exp(a)) -> sigmoid(a)."""
-    if e.is_Pow and e.exp == -1:
-        exponent = _one_plus_exp(e.base)
-        if exponent is not None:
-            return sigmoid(-exponent)
-    if e.is_Mul:
-        factors = list(e.args)
-        for i, factor in enumerate(factors):  # exp(a)*sigmoid(-a) -> sigmoid(a)
-            if isinstance(factor, sympy.exp):
-                partner = sigmoid(-factor.args[0])
-                if partner in factors:
-                    rest = [f for k, f in enumerate(factors) if k != i and f != partner]
-                    return sympy.Mul(*rest) * sigmoid(factor.args[0])
-        for i, factor in enumerate(factors):
-            if not (factor.is_Pow and factor.exp == -1):
-                continue
-            exponent = _one_plus_exp(factor.base)
-            if exponent is None:
-                continue
-            for j, other in enumerate(factors):
-                if j != i and isinstance(other, sympy.exp) and other.args[0] == exponent:
-                    rest = [f for k, f in enumerate(factors) if k not in (i, j)]
-                    return sympy.Mul(*rest) * sigmoid(exponent)
-    return None
-
-
-def _one_plus_exp(e: sympy.Expr) -> sympy.Expr | None:
-    """b when e is 1 + exp(b)."""
-    if e.is_Add and len(e.args) == 2 and sympy.S.One in e.args:
-        other = e.args[0] if e.args[1] == 1 else e.args[1]
-        if isinstance(other, sympy.exp):
-            return other.args[0]
-    return None
-
-
-def _one_plus(e: sympy.Expr) -> sympy.Expr | None:
-    """1 + erf(a) -> erfc(-a), 1 - erf(a) -> erfc(a), 1 ± tanh(a) -> 2*sigmoid(±2a),
-    1 - tanh(a)**2 -> 4*sigmoid(2a)*sigmoid(-2a), 1 - 2*sigmoid(b) -> -tanh(b/2)."""
-    if not (e.is_Add and len(e.args) == 2 and sympy.S.One in e.args):
-        return None
-    term = e.args[0] if e.args[1] == 1 else e.args[1]
-    sign, core = (-1, -term) if term.could_extract_minus_sign() else (1, term)
-    if isinstance(core, sympy.erf):
-        return erfc(-sign * core.args[0])
-    if isinstance(core, sympy.tanh):
-        return 2 * sigmoid(2 * sign * core.args[0])
-    if sign == -1 and core.is_Mul and len(core.args) == 2 and core.args[0] == 2:
-        if isinstance(core.args[1], sigmoid):  # 1 - 2*sigmoid(b) = -tanh(b/2)
-            return -sympy.tanh(core.args[1].args[0] / 2)
-    if sign == -1 and core.is_Pow and core.exp == 2 and isinstance(core.base, sympy.tanh):
-        a = core.base.args[0]
-        return 4 * sigmoid(2 * a) * sigmoid(-2 * a)
-    return None
-
-
-def _minus_softplus(e: sympy.Expr) -> sympy.Expr | None:
-    """a - softplus(a) -> -softplus(-a): log(sigmoid(a)) as sympy may expand it."""
-    if e.is_Add and len(e.args) == 2:
-        for term, other in (e.args, e.args[::-1]):
-            if (
-                term.could_extract_minus_sign()
-                and isinstance(-term, softplus)
-                and (-term).args[0] == other
-            ):
-                return -softplus(-other)
-    return None
-
-
-def _sigmoid_difference(e: sympy.Expr) -> sympy.Expr | None:
-    """sigmoid(a) - sigmoid(-a) -> tanh(a/2), exact near a = 0 where the
-    difference cancels (it appears in every second derivative of sigmoid)."""
-    if not (e.is_Add and len(e.args) == 2):
-        return None
-    for plus, minus in (e.args, e.args[::-1]):
-        if isinstance(plus, sigmoid) and minus == -sigmoid(-plus.args[0]):
-            return sympy.tanh(plus.args[0] / 2)
-    return None
-
-
-def _tanh_quotient(e: sympy.Expr) -> sympy.Expr | None:
-    """expm1(b)/(exp(b) + 1) -> tanh(b/2): the textbook spelling of tanh, once
-    exp(b) - 1 has become expm1(b)."""
-    if not e.is_Mul:
-        return None
-    for factor in e.args:
-        if isinstance(factor, expm1):
-            b = factor.args[0]
-            # 1/(exp(b) + 1), or the sigmoid(-b) the rule above made of it
-            for denominator in ((sympy.exp(b) + 1) ** -1, sigmoid(-b)):
-                if denominator in e.args:
-                    rest = [f for f in e.args if f is not factor and f != denominator]
-                    return sympy.Mul(*rest) * sympy.tanh(b / 2)
-    return None
-
-
-def _expm1_of_log1p(e: sympy.Expr) -> sympy.Expr | None:
-    """exp(log1p(a)) -> 1 + a, as sympy does for exp(log(.))."""
-    if isinstance(e, sympy.exp) and isinstance(e.args[0], log1p):
-        return 1 + e.args[0].args[0]
-    if isinstance(e, expm1) and isinstance(e.args[0], log1p):
-        return e.args[0].args[0]
-    return None
-
-
-_RULES = (
-    _expm1,
-    _log1p,
-    _softplus,
-    _log_of_sum,
-    _tanh_quotient,
-    _sigmoid,
-    _one_plus,
-    _minus_softplus,
-    _sigmoid_difference,
-    _expm1_of_log1p,
-)
+def _negated_wildcards(part: sympy.Basic) -> bool:
+    """Whether `part` holds -a for a wildcard a: matched structurally only once a is bound."""
+    return any(
+        node.is_Mul and node.could_extract_minus_sign() and node.has(sympy.Wild)
+        for node in sympy.preorder_traversal(part)
+    )
 
 
 def guard_branches(expr: sympy.Expr) -> sympy.Expr:
