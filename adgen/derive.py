@@ -1,14 +1,21 @@
 """Stage 2: sympy expression -> OpModel (derivatives and the kernels that compute them).
 
-Only this module knows calculus. Each kernel is straight-line code: the outputs a
-Function method returns, written over named arguments, with common subexpressions
-shared through `sympy.cse`. No `simplify()`: its running time is unbounded.
+Only this module knows calculus. An elementwise op's derivatives of every order
+are contractions of its partial-derivative tables with the incoming grads and
+tangents: the backward of f is grad·∂f, its double backward grad·∂²f·gg + ∂f·gg,
+and so on. So derive computes the tables ∂f, ∂²f, ∂³f once, as one straight-line
+program whose results are named after the math (f_x, f_xy, ...), and writes each
+Function method as a small contraction over those names. The contractions come
+from differentiating an abstract f(x, y) (sympy's Derivative atoms), the table
+entries from differentiating the expression. Common subexpressions are shared
+through `sympy.cse`. No `simplify()`: its running time is unbounded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import keyword
 import re
 from dataclasses import dataclass
@@ -31,11 +38,44 @@ class Param:
 
 @dataclass(frozen=True)
 class Kernel:
-    """Outputs of one Function method as straight-line code over named arguments."""
+    """Outputs of one Function method as straight-line code over named arguments
+    and, for a contraction, the partial derivatives up to `partials_order`."""
 
     arguments: tuple[str, ...]  # ("grad", "x", "y", "alpha")
-    temporaries: tuple[tuple[str, sympy.Expr], ...]  # (("t0", exp(-alpha*x**2)), ...)
-    outputs: tuple[sympy.Expr, ...]  # (grad*t0*(1 - 2*alpha*x**2), ...), in terms of t*
+    temporaries: tuple[tuple[str, sympy.Expr], ...]  # (("t0", grad*f_x), ...)
+    outputs: tuple[sympy.Expr, ...]  # (t0*f_xx + ..., ...), in terms of t* and f_*
+    partials_order: int = 0  # 2: the kernel reads the table entries of orders 1 and 2
+
+
+@dataclass(frozen=True)
+class Partial:
+    """One entry of the partial-derivative tables."""
+
+    name: str  # "f_xy"
+    order: int  # 2
+    formula: sympy.Expr  # -2*alpha*x*exp(-alpha*x**2)*sin(y), where() branches guarded
+
+
+@dataclass(frozen=True)
+class PartialTables:
+    """The nonzero entries of ∂f, ∂²f, ∂³f that depend on a tensor input, as one
+    straight-line program: the temporaries of `stages[k - 1]` are first needed by
+    an entry of order k, so a caller that needs order k stops after stage k."""
+
+    arguments: tuple[str, ...]  # ("x", "y", "alpha")
+    entries: tuple[Partial, ...]  # f_x, f_y, f_xx, f_xy, f_yy, ...: by order, then index
+    stages: tuple[tuple[tuple[str, sympy.Expr], ...], ...]  # (("t0", exp(-alpha*x**2)),), ...
+    outputs: tuple[sympy.Expr, ...]  # each entry's formula over the temporaries
+    by_index: dict[tuple[int, ...], str]  # {(0, 1): "f_xy"}: input positions -> entry
+
+    def names(self, order: int) -> tuple[str, ...]:
+        """The entries a caller needing `order` unpacks: all of orders 1..order."""
+        return tuple(e.name for e in self.entries if e.order <= order)
+
+    def name_of(self, index: tuple[int, ...]) -> str | None:
+        """The entry for the sorted input positions `index`, None where it is not
+        one (zero, or a function of parameters alone)."""
+        return self.by_index.get(index)
 
 
 @dataclass(frozen=True)
@@ -81,6 +121,7 @@ class OpModel:
     gradient: tuple[sympy.Expr, ...]  # (df/dx, df/dy)
     reference: sympy.Expr  # the user's formula as written, where() guarded: the tests' oracle
     functions: tuple[FunctionSpec, ...]  # Wave, WaveBackward, WaveJvp, ...: the op first
+    partials: PartialTables  # ∂f, ∂²f, ∂³f that every kernel but the op's forward contracts
 
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -141,21 +182,22 @@ def build_model(
     #   Jvp           backward:  plain          jvp -> JvpJvp
     #   BackwardJvp   backward:  plain          jvp:   plain
     #   JvpJvp        backward:  plain          jvp:   plain
-    op = _Formula(f"{class_name}", inputs, ("out",), (f,), inputs, "_t")
+    tables = _TableBuilder(f, inputs, param_names)
+    op = _Formula(f"{class_name}", inputs, ("out",), (tables.abstract,), inputs, "_t")
     backward = op.vjp_formula(f"{class_name}Backward", ("grad",))
     jvp = op.jvp_formula(f"{class_name}Jvp", inputs)
     backward_jvp = backward.jvp_formula(f"{class_name}BackwardJvp", ("grad",))
     jvp_jvp = jvp.jvp_formula(f"{class_name}JvpJvp", inputs)
 
-    taken = set(inputs) | set(param_names)
+    taken = set(inputs) | set(param_names) | set(tables.all_names())
     functions = (
-        op.spec(param_names, taken, backward_call=backward, jvp_call=jvp),
-        backward.spec(param_names, taken, jvp_call=backward_jvp),
-        jvp.spec(param_names, taken, jvp_call=jvp_jvp),
-        backward_jvp.spec(param_names, taken),
-        jvp_jvp.spec(param_names, taken),
+        op.spec(param_names, taken, tables, backward_call=backward, jvp_call=jvp),
+        backward.spec(param_names, taken, tables, jvp_call=backward_jvp),
+        jvp.spec(param_names, taken, tables, jvp_call=jvp_jvp),
+        backward_jvp.spec(param_names, taken, tables),
+        jvp_jvp.spec(param_names, taken, tables),
     )
-    _check_argument_names(inputs, params, functions)
+    _check_argument_names(inputs, params, functions, tables.all_names())
     summaries = {
         op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
         f"{sympy.sstr(f)}",
@@ -179,16 +221,8 @@ def build_model(
         gradient=gradient,
         reference=guard_branches(parsed.expr),
         functions=functions,
+        partials=tables.tables(taken),
     )
-
-
-def value_and_gradient_kernel(model: OpModel) -> Kernel:
-    """The op's value and its gradient (without the incoming grad) in one kernel,
-    sharing subexpressions: what `--save intermediates` computes in forward so
-    that a first-order backward is one multiplication per input."""
-    param_names = tuple(p.name for p in model.params)
-    taken = set(model.inputs) | set(param_names)
-    return _kernel(model.inputs + param_names, [model.expr, *model.gradient], taken)
 
 
 @dataclass(frozen=True)
@@ -198,14 +232,14 @@ class _Formula:
     class_name: str  # "WaveBackward"
     args: tuple[str, ...]  # ("grad", "x", "y")
     outputs: tuple[str, ...]  # ("grad_x", "grad_y")
-    values: tuple[sympy.Expr, ...]  # (grad*df/dx, grad*df/dy)
+    values: tuple[sympy.Expr, ...]  # (grad*Derivative(f(x, y), x), ...): f abstract
     shape_of: tuple[str, ...]  # ("grad",)
     tangent_suffix: str  # "_t"
 
     def vjp_values(self, grads: tuple[str, ...]) -> list[sympy.Expr]:
         """For each argument a: sum over outputs o of grad_o * d(value_o)/da."""
         return [
-            _sum(_symbol(g) * _derivative(v, _symbol(a)) for g, v in zip(grads, self.values))
+            _sum(_symbol(g) * sympy.diff(v, _symbol(a)) for g, v in zip(grads, self.values))
             for a in self.args
         ]
 
@@ -213,7 +247,7 @@ class _Formula:
         """For each output o: sum over arguments a of d(value_o)/da * a_tangent."""
         return [
             _sum(
-                _derivative(v, _symbol(a)) * _symbol(t)
+                sympy.diff(v, _symbol(a)) * _symbol(t)
                 for a, t in zip(self.args, self.tangent_names())
             )
             for v in self.values
@@ -252,11 +286,16 @@ class _Formula:
         self,
         params: tuple[str, ...],
         taken: set[str],
+        tables: _TableBuilder,
         backward_call: _Formula | None = None,
         jvp_call: _Formula | None = None,
     ) -> FunctionSpec:
         grads = self.grad_names()
         tangents = self.tangent_names()
+        if self.values == (tables.abstract,):  # the op itself: f, not a contraction
+            forward = _kernel(self.args + params, [tables.f], taken)
+        else:
+            forward = tables.contraction(self.args + params, list(self.values), taken)
         return FunctionSpec(
             class_name=self.class_name,
             summary="",
@@ -264,25 +303,114 @@ class _Formula:
             outputs=self.outputs,
             output_shape_of=self.shape_of,
             tangent_suffix=self.tangent_suffix,
-            forward=_kernel(self.args + params, list(self.values), taken),
+            forward=forward,
             backward_call=backward_call.class_name if backward_call else None,
-            # Plain kernels are differentiated again by autograd: guard where().
             backward=None
             if backward_call
-            else _kernel(
-                self.args + grads + params,
-                [guard_branches(v) for v in self.vjp_values(grads)],
-                taken,
-            ),
+            else tables.contraction(self.args + grads + params, self.vjp_values(grads), taken),
             jvp_call=jvp_call.class_name if jvp_call else None,
             jvp=None
             if jvp_call
-            else _kernel(
-                self.args + tangents + params,
-                [guard_branches(v) for v in self.jvp_values()],
-                taken,
-            ),
+            else tables.contraction(self.args + tangents + params, self.jvp_values(), taken),
         )
+
+
+class _TableBuilder:
+    """The partial derivatives of f, computed once each, and the contractions
+    that read them: an abstract f(x, y)'s Derivative atoms become table entries
+    (f_x, f_xy, ...), or the entry's formula itself where that is a number or a
+    function of parameters alone."""
+
+    MAX_ORDER = 3  # JvpJvp.jvp and BackwardJvp.backward contract ∂³f
+
+    def __init__(self, f: sympy.Expr, inputs: tuple[str, ...], params: tuple[str, ...]) -> None:
+        self.f = f
+        self.inputs = inputs
+        self.params = params
+        self.symbols = [_symbol(n) for n in inputs]
+        self.abstract = sympy.Function("f")(*self.symbols)
+        self.formulas: dict[tuple[int, ...], sympy.Expr] = {(): f}
+        self.entry: dict[tuple[int, ...], bool] = {}  # is_entry, computed once per index
+        # f_xy for single-letter inputs; f_x1_x2 where a name is longer.
+        self.separator = "" if all(len(n) == 1 for n in inputs) else "_"
+
+    def formula(self, index: tuple[int, ...]) -> sympy.Expr:
+        """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
+        if index not in self.formulas:
+            parent = self.formula(index[:-1])
+            self.formulas[index] = _derivative(parent, self.symbols[index[-1]])
+        return self.formulas[index]
+
+    def name(self, index: tuple[int, ...]) -> str:
+        return "f_" + self.separator.join(self.inputs[i] for i in index)
+
+    def indices(self) -> list[tuple[int, ...]]:
+        positions = range(len(self.inputs))
+        return [
+            index
+            for order in range(1, self.MAX_ORDER + 1)
+            for index in itertools.combinations_with_replacement(positions, order)
+        ]
+
+    def all_names(self) -> list[str]:
+        return [self.name(index) for index in self.indices()]
+
+    def is_entry(self, index: tuple[int, ...]) -> bool:
+        """Whether the table helper computes this partial: it depends on a tensor."""
+        if index not in self.entry:
+            self.entry[index] = any(s.name in self.inputs for s in self.formula(index).free_symbols)
+        return self.entry[index]
+
+    def index(self, derivative: sympy.Derivative) -> tuple[int, ...]:
+        """Derivative(f(x, y), x, y) -> (0, 1): the sorted input positions."""
+        counts = dict(derivative.variable_count)
+        return tuple(i for i, s in enumerate(self.symbols) for _ in range(counts.get(s, 0)))
+
+    def atom(self, derivative: sympy.Derivative) -> sympy.Expr:
+        """The table entry's name, or its formula where that is not an entry."""
+        index = self.index(derivative)
+        return _symbol(self.name(index)) if self.is_entry(index) else self.formula(index)
+
+    def contraction(
+        self, arguments: tuple[str, ...], outputs: list[sympy.Expr], taken: set[str]
+    ) -> Kernel:
+        """A kernel over the table entries: outputs with Derivative atoms replaced."""
+        order = 0
+        lowered = []
+        for output in outputs:
+            for derivative in output.atoms(sympy.Derivative):
+                if self.is_entry(self.index(derivative)):
+                    order = max(order, derivative.derivative_count)
+            lowered.append(output.replace(lambda e: isinstance(e, sympy.Derivative), self.atom))
+        kernel = _kernel(arguments, lowered, taken)
+        return dataclasses.replace(kernel, partials_order=order)
+
+    def tables(self, taken: set[str]) -> PartialTables:
+        """The entries as one program, common subexpressions shared across orders;
+        where() branches guarded, since autograd differentiates these formulas."""
+        entries = []
+        by_index: dict[tuple[int, ...], str] = {}
+        for index in self.indices():
+            formula = self.formula(index)
+            if formula != 0 and self.is_entry(index):
+                entries.append(Partial(self.name(index), len(index), guard_branches(formula)))
+                by_index[index] = self.name(index)
+        arguments = self.inputs + self.params
+        kernel = _kernel(arguments, [e.formula for e in entries], taken)
+        stage_of = {}  # temporary -> the lowest order of an entry that needs it
+        values = dict(kernel.temporaries)
+        for entry, output in sorted(zip(entries, kernel.outputs), key=lambda p: -p[0].order):
+            pending = [s.name for s in output.free_symbols]
+            while pending:
+                name = pending.pop()
+                if name in values:
+                    stage_of[name] = entry.order
+                    pending.extend(s.name for s in values[name].free_symbols)
+        stages = tuple(
+            tuple((n, v) for n, v in kernel.temporaries if stage_of.get(n) == order)
+            for order in range(1, self.MAX_ORDER + 1)
+        )
+        return PartialTables(arguments, tuple(entries), stages, kernel.outputs, by_index)
 
 
 _NEXT_SUFFIX = {"_t": "_u", "_u": "_v", "_v": "_w"}
@@ -373,10 +501,13 @@ def _resolve_inputs(
 
 
 def _check_argument_names(
-    inputs: tuple[str, ...], params: tuple[Param, ...], functions: tuple[FunctionSpec, ...]
+    inputs: tuple[str, ...],
+    params: tuple[Param, ...],
+    functions: tuple[FunctionSpec, ...],
+    partials: list[str],
 ) -> None:
     user = inputs + tuple(p.name for p in params)
-    generated = set(_RESERVED)
+    generated = set(_RESERVED) | set(partials)
     for spec in functions:
         generated.add(spec.class_name)
         generated |= set(spec.tensor_args) - set(inputs)  # the inputs are the user's own

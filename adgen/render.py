@@ -7,6 +7,7 @@ returned, so a file that would not import is never written.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import black
 import jinja2
 import sympy
 
-from .derive import FunctionSpec, Kernel, OpModel, value_and_gradient_kernel
+from .derive import FunctionSpec, Kernel, OpModel, PartialTables
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
 from .printer import torch_code
@@ -90,6 +91,7 @@ def _module_context(
     return {
         "header": header,
         "kernels": printer.kernels,
+        "partials": _partials_function(model, printer),
         "uses_fused": options.fuse,
         "compile_backward_args": classes[0]["backward_args"],
         "apply_suffix": "[0]" if options.save == "intermediates" else "",
@@ -155,7 +157,7 @@ class _ClassPrinter:
         grad_names = list(spec.grad_names())
         if self.saves_gradient(spec):
             grad_names.append("*_")  # the saved derivatives are not differentiable
-        jvp_lines = self.restore_lines(spec) + self.jvp_lines(spec)
+        jvp_lines = self.restore_lines(spec, opmath=spec.jvp_call is None) + self.jvp_lines(spec)
         if self.saves_gradient(spec):
             jvp_lines[-1] += ", " + ", ".join(["None"] * len(self.saved_derivatives()))
         return {
@@ -178,15 +180,21 @@ class _ClassPrinter:
         return [f"d_{n}" for n in self.model.inputs]
 
     def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
-        lines = self.restore_lines(spec)
+        lines = self.restore_lines(spec, opmath=spec.backward_call is None)
         if self.saves_gradient(spec):
             names = list(spec.tensor_args) + self.saved_derivatives()
             lines[0] = f"{_unpack(names)} = ctx.saved_tensors"
         return lines
 
-    def restore_lines(self, spec: FunctionSpec) -> list[str]:
-        """Unpack what setup_context saved, at the start of backward and jvp."""
-        lines = [f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"]
+    def restore_lines(self, spec: FunctionSpec, opmath: bool = False) -> list[str]:
+        """Unpack what setup_context saved, at the start of backward and jvp;
+        for a plain kernel, in opmath (the incoming grads or tangents are then
+        promoted by the arithmetic: each product has a saved factor)."""
+        names = list(spec.tensor_args)
+        if opmath:
+            lines = [f"dtype, {', '.join(names)} = _opmath(*ctx.saved_tensors)"]
+        else:
+            lines = [f"{_unpack(names)} = ctx.saved_tensors"]
         if self.param_names:
             lines.append(f"{_unpack(self.param_names)} = ctx.params")
         return lines
@@ -194,29 +202,40 @@ class _ClassPrinter:
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
         # forward runs without autograd recording: its kernel may reuse buffers.
         tensors = list(spec.tensor_args)
-        if self.saves_gradient(spec):
-            kernel = value_and_gradient_kernel(self.model)
-            names = list(spec.outputs) + self.saved_derivatives()
-            return self.new_tensor_lines(spec, kernel, names, tensors, in_place=True)
-        return self.new_tensor_lines(spec, spec.forward, list(spec.outputs), tensors, in_place=True)
+        lines = self.new_tensor_lines(spec, spec.forward, list(spec.outputs), tensors, in_place=True)
+        if not self.saves_gradient(spec):
+            return lines
+        # --save intermediates: the first partial derivatives too, from the table.
+        value = lines.pop().removeprefix("return ")
+        table = self.partials_call(1)
+        first = dict(zip(self.model.inputs, self.model.gradient))
+        derivatives = []
+        for name, saved in zip(self.model.inputs, self.saved_derivatives()):
+            entry = self.model.partials.name_of((self.model.inputs.index(name),))
+            code = entry if entry else torch_code(first[name], self.scalars)
+            expr = sympy.Symbol(entry) if entry else first[name]
+            derivatives.append(f"{saved} = {self.new_tensor(code, expr, spec.forward, tuple(self.model.inputs))}")
+        results = ", ".join([value] + [_rounded(d) for d in self.saved_derivatives()])
+        return lines + table + derivatives + [f"return {results}"]
 
     def new_tensor_lines(
         self,
         spec: FunctionSpec,
         kernel: Kernel,
         names: list[str],
-        tensors: list[str],
+        tensors: list[str] | None,
         in_place: bool = False,
     ) -> list[str]:
         """A kernel whose results are new tensors of the outputs' shape (forward,
         and a plain jvp): one result is returned directly, several by name.
-        `tensors` are the kernel's tensor arguments, computed in opmath."""
+        `tensors` are the arguments to bring to opmath (None: already done)."""
         printed = self.printed(kernel, in_place)
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
         ]
-        lines = opmath_lines(tensors) + list(printed.statements)
+        lines = opmath_lines(tensors) if tensors else []
+        lines += self.partials_call(kernel.partials_order) + list(printed.statements)
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
         assignments = [f"{n} = {r}" for n, r in zip(names, results)]
@@ -243,8 +262,7 @@ class _ClassPrinter:
         else:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
-            lines = opmath_lines(list(spec.tensor_args) + list(spec.grad_names()))
-            lines += kernel.statements
+            lines = self.partials_call(spec.backward.partials_order) + list(kernel.statements)
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
@@ -255,18 +273,21 @@ class _ClassPrinter:
                     needed = f"ctx.needs_input_grad[{index}]"
                     lines.append(f"d_{arg} = {code} if {needed} else None")
                     results.append(f"d_{arg}")
+        nones = ["None"] * len(params)
+        if spec.backward_call is None:  # results are already None where not needed
+            gradients = _result_tuple([r or "None" for r in results], parenthesized=True)
+            arguments = _result_tuple(list(spec.tensor_args), parenthesized=True)
+            reduced = f"_gradients(dtype, {gradients}, {arguments})"
+            return lines + [f"return {reduced}" if not nones else f"return (*{reduced}, {', '.join(nones)})"]
         returns = []
         for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
             if result is None:
                 returns.append("None")
-            elif spec.backward_call is None:  # already None where not needed
-                returns.append(_rounded(self.sum_to(result, arg)))
             else:
                 returns.append(
                     f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
                 )
-        returns += ["None"] * len(params)
-        return lines + ["return (" + ", ".join(returns) + ",)"]
+        return lines + ["return (" + ", ".join(returns + nones) + ",)"]
 
     def jvp_lines(self, spec: FunctionSpec) -> list[str]:
         params = self.param_names
@@ -276,11 +297,21 @@ class _ClassPrinter:
             return [f"return {target.class_name}.apply({args})"]
         assert spec.jvp is not None
         names = [o + spec.tangent_suffix for o in spec.outputs]
-        tensors = list(spec.tensor_args) + list(spec.tangent_names())
-        return self.new_tensor_lines(spec, spec.jvp, names, tensors)
+        return self.new_tensor_lines(spec, spec.jvp, names, None)
+
+    def partials_call(self, order: int) -> list[str]:
+        """`f_x, f_y = _wave_partials(x, y, alpha, 1)`: the table entries a kernel reads."""
+        if order == 0:
+            return []
+        names = list(self.model.partials.names(order))
+        args = ", ".join(list(self.model.inputs) + self.param_names + [str(order)])
+        return [f"{_unpack(names)} = {_partials_name(self.model)}({args})"]
 
     def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
         if in_place:
+            # The table entries are read, never written: arguments to the lowering.
+            entries = self.model.partials.names(kernel.partials_order)
+            kernel = dataclasses.replace(kernel, arguments=kernel.arguments + entries)
             reusing = print_in_place(kernel, self.scalars)
             printed = _PrintedKernel(reusing.statements, reusing.outputs)
         else:
@@ -300,7 +331,7 @@ class _ClassPrinter:
     ) -> str:
         """A Function's outputs must be new tensors of the full broadcast shape,
         also where the formula is a constant or a bare argument."""
-        if expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel):
+        if expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel, self.model.partials):
             self.uses_broadcast_new = True
             return f"_broadcast_new({code or '0.0'}, {', '.join(shape_of)})"
         return code or "0.0"
@@ -360,9 +391,11 @@ def _print_kernel(kernel: Kernel, params: frozenset[str]) -> _PrintedKernel:
     )
 
 
-def _depends_on(expr: sympy.Expr, kernel: Kernel) -> set[str]:
-    """Names `expr` depends on, following CSE temporaries back to the arguments."""
+def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> set[str]:
+    """Names `expr` depends on, following CSE temporaries and table entries back
+    to the arguments."""
     values = dict(kernel.temporaries)
+    values.update((e.name, e.formula) for e in partials.entries)
     seen: set[str] = set()
     pending = [s.name for s in expr.free_symbols]
     while pending:
@@ -373,6 +406,52 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel) -> set[str]:
         if name in values:
             pending.extend(s.name for s in values[name].free_symbols)
     return seen
+
+
+def _partials_name(model: OpModel) -> str:
+    return f"_{model.name}_partials"
+
+
+def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:
+    """The table helper: its statements stop at `order` (a temporary sits in the
+    stage of the lowest order that needs it)."""
+    tables = model.partials
+    if not tables.entries:
+        return None
+    top = max(e.order for e in tables.entries)
+    scalars = set(printer.param_names)
+    lines = []
+    for order in range(1, top + 1):
+        for name, value in tables.stages[order - 1]:
+            lines.append(f"{name} = {torch_code(value, frozenset(scalars))}")
+            if {s.name for s in value.free_symbols} <= scalars:
+                scalars.add(name)
+        for entry, output in zip(tables.entries, tables.outputs):
+            if entry.order == order:
+                lines.append(f"{entry.name} = {torch_code(output, frozenset(scalars))}")
+        returned = _result_tuple(list(tables.names(order)))
+        lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
+    printer.uses_math |= any("math." in line for line in lines)
+    levels = ["∂f", "∂²f", "∂³f"]
+    parts = [
+        f"{levels[k - 1]} ({', '.join(e.name for e in tables.entries if e.order == k)})"
+        for k in range(1, top + 1)
+    ]
+    return {
+        "name": _partials_name(model),
+        "args": ", ".join(list(model.inputs) + printer.param_names + ["order"]),
+        "summary": f"The partial derivatives of {_math_signature(model)} up to `order` "
+        f"(1 to {top}): " + ", then ".join(parts) + ".",
+        "lines": lines,
+    }
+
+
+def _result_tuple(names: list[str], parenthesized: bool = False) -> str:
+    """`(a,)`, `a, b` or `(a, b)`: no trailing comma after several items, which
+    black would take as a request to put each on a line of its own."""
+    if len(names) == 1:
+        return f"({names[0]},)"
+    return f"({', '.join(names)})" if parenthesized else ", ".join(names)
 
 
 def _public_signature(model: OpModel) -> str:

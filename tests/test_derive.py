@@ -12,12 +12,16 @@ from adgen.functions import elementary
 from adgen.parse import parse_expression
 
 
-def expand(kernel: Kernel) -> list[sympy.Expr]:
-    """Kernel outputs with the CSE temporaries substituted back."""
+def expand(kernel: Kernel, partials=None) -> list[sympy.Expr]:
+    """Kernel outputs with the CSE temporaries substituted back, and the
+    partial-derivative table entries (f_x, f_xy, ...) they contract."""
     outputs = list(kernel.outputs)
     for name, value in reversed(kernel.temporaries):
         symbol = sympy.Symbol(name, real=True)
         outputs = [o.subs(symbol, value) for o in outputs]
+    if partials is not None:
+        entries = {sympy.Symbol(e.name, real=True): e.formula for e in partials.entries}
+        outputs = [o.xreplace(entries) for o in outputs]
     return outputs
 
 
@@ -47,8 +51,8 @@ def test_gradient_matches_sympy(text: str) -> None:
         assert same(derivative, expected.replace(sympy.DiracDelta, lambda *a: 0))
 
 
-def values(kernel: Kernel) -> list[sympy.Expr]:
-    return expand(kernel)
+def values(kernel: Kernel, partials=None) -> list[sympy.Expr]:
+    return expand(kernel, partials)
 
 
 def d(expr: sympy.Expr, name: str) -> sympy.Expr:
@@ -84,22 +88,24 @@ def test_every_function_differentiates_the_one_before(text: str) -> None:
     specs = {spec.class_name: spec for spec in model.functions}
     assert [s.class_name for s in model.functions] == ["Op", "OpBackward", "OpJvp", "OpBackwardJvp", "OpJvpJvp"]
     assert same(values(specs["Op"].forward)[0], parsed.expr)
+    table = model.partials
     for spec in model.functions:
-        forward = values(spec.forward)
+        forward = values(spec.forward, table)
         if spec.backward_call:
-            computed = values(specs[spec.backward_call].forward)
+            computed = values(specs[spec.backward_call].forward, table)
         else:
-            computed = values(spec.backward)
+            computed = values(spec.backward, table)
         for got, expected in zip(computed, vjp(spec, forward), strict=True):
             assert same(got, expected), (spec.class_name, "backward")
-        computed = values(specs[spec.jvp_call].forward) if spec.jvp_call else values(spec.jvp)
+        computed = values(specs[spec.jvp_call].forward, table) if spec.jvp_call else values(spec.jvp, table)
         for got, expected in zip(computed, jvp(spec, forward), strict=True):
             assert same(got, expected), (spec.class_name, "jvp")
 
 
 def test_cse_shares_work() -> None:
     model = build_model(parse_expression("sin(x)*exp(sin(x)) + cos(sin(x))"), "op")
-    assert model.functions[1].forward.temporaries, "repeated subexpressions should become temporaries"
+    first_stage = dict(model.partials.stages[0])
+    assert sympy.sin(sympy.Symbol("x", real=True)) in first_stage.values(), "sin(x) should be computed once"
 
 
 def test_abs_second_derivative_is_zero_almost_everywhere() -> None:
@@ -111,7 +117,7 @@ def test_abs_second_derivative_is_zero_almost_everywhere() -> None:
 
 def test_temporaries_avoid_user_names() -> None:
     model = build_model(parse_expression("t0*sin(t1) + sin(t1)**2*t0"), "op")
-    names = set()
+    names = {n for stage in model.partials.stages for n, _ in stage}
     for spec in model.functions:
         for kernel in (spec.forward, spec.backward, spec.jvp):
             if kernel is not None:
@@ -146,6 +152,8 @@ def test_explicit_inputs_order_and_unused_input() -> None:
         ("x_t*x", None, (), "used by the generated code"),
         ("d_x + x", None, (), "used by the generated code"),
         ("OpJvpJvp*x", None, (), "used by the generated code"),
+        ("f_x*x", None, (), "used by the generated code"),  # a partial derivative's name
+        ("dtype*x", None, (), "used by the generated code"),
     ],
 )
 def test_bad_inputs_and_params(text, inputs, params, message) -> None:
