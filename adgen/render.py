@@ -263,6 +263,7 @@ class _ClassPrinter:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
             lines = self.partials_call(spec.backward.partials_order) + list(kernel.statements)
+            lines.append("need = ctx.needs_input_grad")
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
@@ -270,15 +271,16 @@ class _ClassPrinter:
                 else:
                     # Skip the formulas of gradients nobody asked for (the grad
                     # argument's, in a plain double backward).
-                    needed = f"ctx.needs_input_grad[{index}]"
-                    lines.append(f"d_{arg} = {code} if {needed} else None")
+                    lines.append(f"d_{arg} = {code} if need[{index}] else None")
                     results.append(f"d_{arg}")
         nones = ["None"] * len(params)
         if spec.backward_call is None:  # results are already None where not needed
             gradients = _result_tuple([r or "None" for r in results], parenthesized=True)
             arguments = _result_tuple(list(spec.tensor_args), parenthesized=True)
             reduced = f"_gradients(dtype, {gradients}, {arguments})"
-            return lines + [f"return {reduced}" if not nones else f"return (*{reduced}, {', '.join(nones)})"]
+            if nones:  # the parameters get no gradient
+                reduced += f" + {_result_tuple(nones, parenthesized=True)}"
+            return lines + [f"return {reduced}"]
         returns = []
         for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
             if result is None:
@@ -301,9 +303,9 @@ class _ClassPrinter:
 
     def partials_call(self, order: int) -> list[str]:
         """`f_x, f_y = _wave_partials(x, y, alpha, 1)`: the table entries a kernel reads."""
-        if order == 0:
-            return []
         names = list(self.model.partials.names(order))
+        if not names:
+            return []
         args = ", ".join(list(self.model.inputs) + self.param_names + [str(order)])
         return [f"{_unpack(names)} = {_partials_name(self.model)}({args})"]
 
@@ -409,7 +411,7 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
 
 
 def _partials_name(model: OpModel) -> str:
-    return f"_{model.name}_partials"
+    return "_partials"  # one table helper per module
 
 
 def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:

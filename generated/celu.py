@@ -9,6 +9,54 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, alpha, order):
+    """The partial derivatives of celu(x; alpha) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = x > 0.0
+    t1 = 1.0 / alpha
+    t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
+    f_x = torch.where(t0, 1.0, t2)
+    if order == 1:
+        return (f_x,)
+    f_xx = torch.where(t0, 0.0, t1 * t2)
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = torch.where(t0, 0.0, t2 / alpha**2)
+    return f_x, f_xx, f_xxx
+
 
 class Celu(torch.autograd.Function):
     """celu(x; alpha) = Piecewise((x, x > 0), (alpha*expm1(x/alpha), True))"""
@@ -17,7 +65,8 @@ class Celu(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha):
-        return torch.where(x > 0.0, x, alpha * torch.expm1(x / alpha))
+        dtype, x = _opmath(x)
+        return _round(torch.where(x > 0.0, x, alpha * torch.expm1(x / alpha)), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -50,7 +99,9 @@ class CeluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, alpha):
-        return torch.where(x > 0.0, 1.0, torch.exp(x / alpha)) * grad
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, alpha, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -61,24 +112,13 @@ class CeluBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        d_grad = (
-            grad_grad_x * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[0] else None
-        )
-        d_x = (
-            grad * grad_grad_x * torch.where(t0, 0.0, t1 * t2)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            None,
-        )
+        f_x, f_xx = _partials(x, alpha, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -94,7 +134,9 @@ class CeluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, alpha):
-        return torch.where(x > 0.0, 1.0, torch.exp(x / alpha)) * x_t
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, alpha, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -105,22 +147,13 @@ class CeluJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        d_x = (
-            grad * x_t * torch.where(t0, 0.0, t1 * t2)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-            None,
-        )
+        f_x, f_xx = _partials(x, alpha, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u, *_):
@@ -136,13 +169,9 @@ class CeluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, alpha):
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = (t1 * x).exp_()
-        return (
-            torch.where(t0, 0.0, t1 * t2) * grad * x_t
-            + torch.where(t0, 1.0, t2) * grad_t
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, alpha, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -153,47 +182,30 @@ class CeluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        t3 = torch.where(t0, 0.0, t1 * t2)
-        t4 = grad_grad_x_t * t3
-        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x_t
-            * (grad * x_t * torch.where(t0, 0.0, t2 / alpha**2) + grad_t * t3)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = (
-            grad_grad_x_t * torch.where(t0, 1.0, t2)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-            None,
-        )
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        t3 = torch.where(t0, 0.0, t1 * t2)
-        return (
-            grad * t3 * x_t_u
-            + grad_t_u * torch.where(t0, 1.0, t2)
-            + grad_u * t3 * x_t
-            + x_u * (grad * x_t * torch.where(t0, 0.0, t2 / alpha**2) + grad_t * t3)
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -204,12 +216,9 @@ class CeluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, alpha):
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = (t1 * x).exp_()
-        return (
-            torch.where(t0, 0.0, t1 * t2) * x_t * x_u + torch.where(t0, 1.0, t2) * x_t_u
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, alpha, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -220,42 +229,30 @@ class CeluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        t3 = torch.where(t0, 0.0, t1 * t2)
-        t4 = grad * t3
-        d_x = (
-            grad * (t3 * x_t_u + x_t * x_u * torch.where(t0, 0.0, t2 / alpha**2))
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t4 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t4 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * torch.where(t0, 1.0, t2) if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
         )
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = x > 0.0
-        t1 = 1.0 / alpha
-        t2 = torch.exp(t1 * torch.where(x <= 0.0, x, -1.0))
-        t3 = torch.where(t0, 0.0, t1 * t2)
-        return (
-            t3 * x_t * x_u_v
-            + t3 * x_t_v * x_u
-            + x_t_u_v * torch.where(t0, 1.0, t2)
-            + x_v * (t3 * x_t_u + x_t * x_u * torch.where(t0, 0.0, t2 / alpha**2))
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -10,12 +10,77 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
     if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
+
+
+def _partials(x, y, alpha, order):
+    """The partial derivatives of damped_wave(x, y; alpha) up to `order` (1 to 3): ∂f (f_x, f_y), then ∂²f (f_xx, f_xy, f_yy), then ∂³f (f_xxx, f_xxy, f_xyy, f_yyy)."""
+    t0 = torch.cos(y)
+    t1 = x**2
+    t2 = alpha * t1
+    t3 = torch.exp(-t2)
+    t4 = t0 * t3
+    t5 = 2.0 * t2
+    t6 = -t0 * t3 + t4 * t5
+    t7 = torch.sin(y)
+    t8 = t3 * t7
+    t9 = t8 * x
+    f_x = -t6
+    f_y = -t9
+    if order == 1:
+        return f_x, f_y
+    t10 = t4 * x
+    t11 = 6.0 * alpha
+    t12 = alpha**2
+    t13 = 4.0 * x**3
+    f_xx = -t10 * t11 + t12 * t13 * t4
+    f_xy = t5 * t8 - t8
+    f_yy = -t10
+    if order == 2:
+        return f_x, f_y, f_xx, f_xy, f_yy
+    f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
+    f_xxy = 6.0 * alpha * t3 * t7 * x - t12 * t13 * t8
+    f_xyy = t6
+    f_yyy = t9
+    return f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy
 
 
 class DampedWave(torch.autograd.Function):
@@ -25,7 +90,8 @@ class DampedWave(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, alpha):
-        return (torch.cos(y) * x).mul_(x.square().mul_(-alpha).exp_())
+        dtype, x, y = _opmath(x, y)
+        return _round((torch.cos(y) * x).mul_(x.square().mul_(-alpha).exp_()), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -59,12 +125,11 @@ class DampedWaveBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, alpha):
-        t0 = torch.cos(y)
-        t1 = x.square().mul_(alpha)
-        t2 = (-t1).exp_()
-        grad_x = (t0 * t2).sub_((t1 * t0).mul_(t2).mul_(2.0)) * grad
-        grad_y = (t2 * grad * torch.sin(y)).mul_(x).neg_()
-        return grad_x, grad_y
+        dtype, grad, x, y = _opmath(grad, x, y)
+        f_x, f_y = _partials(x, y, alpha, 1)
+        grad_x = f_x * grad
+        grad_y = f_y * grad
+        return _round(grad_x, dtype), _round(grad_y, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -75,35 +140,16 @@ class DampedWaveBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y):
-        grad, x, y = ctx.saved_tensors
+        dtype, grad, x, y = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x**2
-        t1 = torch.exp(-t0)
-        t2 = t1 * torch.sin(y)
-        t3 = grad_grad_y * x
-        t4 = torch.cos(y)
-        t5 = t1 * t4
-        t6 = 2.0 * t0
-        t7 = grad * t2
-        t8 = grad * grad_grad_x
-        d_grad = (
-            grad_grad_x * (t1 * t4 - t5 * t6) - t2 * t3
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x = (
-            grad_grad_y * (t6 * t7 - t7)
-            + t8 * (4.0 * alpha**2 * t5 * x**3 - 6.0 * alpha * t5 * x)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_y = -grad * t3 * t5 + t8 * (t2 * t6 - t2) if ctx.needs_input_grad[2] else None
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            None,
-        )
+        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        t0 = grad * grad_grad_x
+        t1 = grad * grad_grad_y
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x + f_y * grad_grad_y if need[0] else None
+        d_x = f_xx * t0 + f_xy * t1 if need[1] else None
+        d_y = f_xy * t0 + f_yy * t1 if need[2] else None
+        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, *_):
@@ -119,12 +165,9 @@ class DampedWaveJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, x_t, y_t, alpha):
-        t0 = x.square().mul_(alpha)
-        t1 = (-t0).exp_()
-        t2 = torch.cos(y)
-        return (t1 * t2).sub_((t0 * t2).mul_(t1).mul_(2.0)) * x_t - (
-            torch.sin(y) * t1
-        ).mul_(x) * y_t
+        dtype, x, y, x_t, y_t = _opmath(x, y, x_t, y_t)
+        f_x, f_y = _partials(x, y, alpha, 1)
+        return _round(f_x * x_t + f_y * y_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -135,36 +178,15 @@ class DampedWaveJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y, x_t, y_t = ctx.saved_tensors
+        dtype, x, y, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x**2
-        t1 = torch.exp(-t0)
-        t2 = t1 * torch.sin(y)
-        t3 = t2 * y_t
-        t4 = 2.0 * t0
-        t5 = torch.cos(y)
-        t6 = t1 * t5
-        t7 = t6 * x
-        d_x = (
-            grad
-            * (t3 * t4 - t3 + x_t * (4.0 * alpha**2 * t6 * x**3 - 6.0 * alpha * t7))
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_y = (
-            grad * (-t7 * y_t + x_t * (t2 * t4 - t2))
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_x_t = grad * (t1 * t5 - t4 * t6) if ctx.needs_input_grad[2] else None
-        d_y_t = -grad * t2 * x if ctx.needs_input_grad[3] else None
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            None,
-        )
+        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t + f_xy * y_t) if need[0] else None
+        d_y = grad * (f_xy * x_t + f_yy * y_t) if need[1] else None
+        d_x_t = f_x * grad if need[2] else None
+        d_y_t = f_y * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_y, d_x_t, d_y_t), (x, y, x_t, y_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, y_u, x_t_u, y_t_u, *_):
@@ -180,24 +202,13 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, grad_t, x_t, y_t, alpha):
-        t0 = torch.cos(y)
-        t1 = x.square().mul_(alpha)
-        t2 = (-t1).exp_()
-        t3 = t0 * t2
-        t4 = t1.mul_(2.0)
-        t5 = torch.sin(y) * t2
-        t6 = grad * y_t
-        t7 = t3 * x
-        t8 = t5 * grad
-        grad_x_t = (
-            (t5 * t4).sub_(t5) * t6
-            + (t0 * t2).sub_(t3 * t4) * grad_t
-            + (t3 * x.pow(3)).mul_(4.0 * alpha**2).add_(t7, alpha=-6.0 * alpha)
-            * grad
-            * x_t
-        )
-        grad_y_t = (t8 * t4).sub_(t8) * x_t - t6 * t7 - (t5 * grad_t).mul_(x)
-        return grad_x_t, grad_y_t
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
+        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        t0 = grad * x_t
+        t1 = grad * y_t
+        grad_x_t = t0 * f_xx + f_x * grad_t + t1 * f_xy
+        grad_y_t = t0 * f_xy + f_y * grad_t + t1 * f_yy
+        return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -208,143 +219,73 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t):
-        grad, x, y, grad_t, x_t, y_t = ctx.saved_tensors
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = torch.cos(y)
-        t1 = x**2
-        t2 = alpha * t1
-        t3 = torch.exp(-t2)
-        t4 = t0 * t3
-        t5 = t4 * x
-        t6 = torch.sin(y)
-        t7 = t3 * t6
-        t8 = 2.0 * t2
-        t9 = t7 * t8 - t7
-        t10 = 6.0 * alpha
-        t11 = alpha**2
-        t12 = 4.0 * x**3
-        t13 = -t10 * t5 + t11 * t12 * t4
-        t14 = grad_t * t7
-        t15 = grad * y_t
-        t16 = t15 * t4
-        t17 = grad * t7
-        t18 = t11 * t12
-        t19 = 6.0 * alpha * t3 * t6 * x - t18 * t7
-        t20 = grad * x_t
-        t21 = t7 * x
-        t22 = grad * t4
-        t23 = t4 * t8 - t4
-        t24 = grad * grad_grad_x_t
+        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
+            x, y, alpha, 3
+        )
+        t0 = grad * x_t
+        t1 = grad * y_t
+        t2 = f_xxy * t0 + f_xy * grad_t + f_xyy * t1
+        t3 = grad * grad_grad_x_t
+        t4 = grad * grad_grad_y_t
+        need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_x_t * (t13 * x_t + t9 * y_t)
-            + grad_grad_y_t * (-t5 * y_t + t9 * x_t)
-            if ctx.needs_input_grad[0]
+            grad_grad_x_t * (f_xx * x_t + f_xy * y_t)
+            + grad_grad_y_t * (f_xy * x_t + f_yy * y_t)
+            if need[0]
             else None
         )
         d_x = (
-            grad_grad_x_t
-            * (
-                grad_t * t13
-                + t15 * t19
-                + t20
-                * (-8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t11 * t3 - t10 * t4)
-            )
-            + grad_grad_y_t
-            * (
-                t14 * t8
-                - t14
-                + t16 * t8
-                - t16
-                + x_t * (6.0 * alpha * grad * t3 * t6 * x - t17 * t18)
-            )
-            if ctx.needs_input_grad[1]
+            grad_grad_x_t * (f_xx * grad_t + f_xxx * t0 + f_xxy * t1)
+            + grad_grad_y_t * t2
+            if need[1]
             else None
         )
         d_y = (
-            grad_grad_x_t * (grad_t * t9 + t15 * t23 + t19 * t20)
-            + grad_grad_y_t * (-grad_t * t5 + t15 * t21 + x_t * (t22 * t8 - t22))
-            if ctx.needs_input_grad[2]
+            grad_grad_x_t * t2
+            + grad_grad_y_t * (f_xyy * t0 + f_yy * grad_t + f_yyy * t1)
+            if need[2]
             else None
         )
-        d_grad_t = (
-            -grad_grad_x_t * t23 - grad_grad_y_t * t21
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        d_x_t = (
-            grad_grad_y_t * (t17 * t8 - t17) + t13 * t24
-            if ctx.needs_input_grad[4]
-            else None
-        )
-        d_y_t = -grad_grad_y_t * t22 * x + t24 * t9 if ctx.needs_input_grad[5] else None
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_grad_t, grad_t),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            None,
-        )
+        d_grad_t = f_x * grad_grad_x_t + f_y * grad_grad_y_t if need[3] else None
+        d_x_t = f_xx * t3 + f_xy * t4 if need[4] else None
+        d_y_t = f_xy * t3 + f_yy * t4 if need[5] else None
+        return _gradients(
+            dtype,
+            (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t),
+            (grad, x, y, grad_t, x_t, y_t),
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, grad_t_u, x_t_u, y_t_u, *_):
-        grad, x, y, grad_t, x_t, y_t = ctx.saved_tensors
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = torch.cos(y)
-        t1 = x**2
-        t2 = alpha * t1
-        t3 = torch.exp(-t2)
-        t4 = t0 * t3
-        t5 = 2.0 * t2
-        t6 = -t0 * t3 + t4 * t5
-        t7 = torch.sin(y)
-        t8 = t3 * t7
-        t9 = t5 * t8 - t8
-        t10 = grad * y_t_u
-        t11 = 6.0 * alpha * t4
-        t12 = alpha**2
-        t13 = 4.0 * x**3
-        t14 = -t11 * x + t12 * t13 * t4
-        t15 = grad * y_t
-        t16 = t12 * t13
-        t17 = 6.0 * alpha * t3 * t7 * x - t16 * t8
-        t18 = grad * x_t
-        t19 = t8 * x
-        t20 = t4 * x
-        t21 = grad * t8
-        t22 = grad * t4
-        t23 = grad_t * t8
-        t24 = t15 * t4
+        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
+            x, y, alpha, 3
+        )
+        t0 = grad * x_t_u
+        t1 = grad * y_t_u
+        t2 = grad * x_t
+        t3 = grad * y_t
+        t4 = f_xxy * t2 + f_xy * grad_t + f_xyy * t3
         grad_x_t_u = (
-            grad * t14 * x_t_u
-            - grad_t_u * t6
-            + grad_u * (t14 * x_t + t9 * y_t)
-            + t10 * t9
-            + x_u
-            * (
-                grad_t * t14
-                + t15 * t17
-                + t18 * (-8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11)
-            )
-            + y_u * (grad_t * t9 + t15 * t6 + t17 * t18)
+            f_x * grad_t_u
+            + f_xx * t0
+            + f_xy * t1
+            + grad_u * (f_xx * x_t + f_xy * y_t)
+            + t4 * y_u
+            + x_u * (f_xx * grad_t + f_xxx * t2 + f_xxy * t3)
         )
         grad_y_t_u = (
-            -grad_t_u * t19
-            + grad_u * (-t20 * y_t + t9 * x_t)
-            - t10 * t20
-            + x_t_u * (t21 * t5 - t21)
-            + x_u
-            * (
-                t23 * t5
-                - t23
-                + t24 * t5
-                - t24
-                + x_t * (6.0 * alpha * grad * t3 * t7 * x - t16 * t21)
-            )
-            + y_u * (-grad_t * t20 + t15 * t19 + x_t * (t22 * t5 - t22))
+            f_xy * t0
+            + f_y * grad_t_u
+            + f_yy * t1
+            + grad_u * (f_xy * x_t + f_yy * y_t)
+            + t4 * x_u
+            + y_u * (f_xyy * t2 + f_yy * grad_t + f_yyy * t3)
         )
-        return grad_x_t_u, grad_y_t_u
+        return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
 
 class DampedWaveJvpJvp(torch.autograd.Function):
@@ -354,24 +295,16 @@ class DampedWaveJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha):
-        t0 = x.square().mul_(alpha)
-        t1 = (-t0).exp_()
-        t2 = torch.sin(y) * t1
-        t3 = torch.cos(y)
-        t4 = t1 * t3
-        t5 = t0.mul_(2.0)
-        t6 = t4 * x
-        t7 = t2 * y_t
-        return (
-            (
-                t7 * t5
-                + (t4 * x.pow(3)).mul_(4.0 * alpha**2).add_(t6, alpha=-6.0 * alpha)
-                * x_t
-            ).sub_(t7)
-            * x_u
-            + (t1 * t3).sub_(t4 * t5) * x_t_u
-            + ((t2 * t5).sub_(t2) * x_t - t6 * y_t) * y_u
-            - (t2 * y_t_u).mul_(x)
+        dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(
+            x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u
+        )
+        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        return _round(
+            (f_xx * x_t + f_xy * y_t) * x_u
+            + f_x * x_t_u
+            + f_y * y_t_u
+            + (f_xy * x_t + f_yy * y_t) * y_u,
+            dtype,
         )
 
     @staticmethod
@@ -383,119 +316,77 @@ class DampedWaveJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = ctx.saved_tensors
+        dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = torch.sin(y)
-        t1 = x**2
-        t2 = alpha * t1
-        t3 = torch.exp(-t2)
-        t4 = t0 * t3
-        t5 = t4 * y_t_u
-        t6 = 2.0 * t2
-        t7 = torch.cos(y)
-        t8 = t3 * t7
-        t9 = 6.0 * alpha
-        t10 = t8 * t9
-        t11 = alpha**2
-        t12 = 4.0 * x**3
-        t13 = -t10 * x + t11 * t12 * t8
-        t14 = t8 * y_t
-        t15 = t11 * t12
-        t16 = t14 * t6 - t14 + x_t * (6.0 * alpha * t0 * t3 * x - t15 * t4)
-        t17 = t4 * y_t
-        t18 = t17 * x
-        t19 = t8 * x
-        t20 = t4 * t6 - t4
-        t21 = t6 * t8 - t8
+        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
+            x, y, alpha, 3
+        )
+        t0 = f_xxy * x_t + f_xyy * y_t
+        need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                t13 * x_t_u
-                + t16 * y_u
-                + t5 * t6
-                - t5
-                + x_u
-                * (
-                    -t15 * t17
-                    + t18 * t9
-                    + x_t
-                    * (-8.0 * alpha**3 * t8 * x**4 + 24.0 * t1 * t11 * t3 * t7 - t10)
-                )
+                f_xx * x_t_u
+                + f_xy * y_t_u
+                + t0 * y_u
+                + x_u * (f_xxx * x_t + f_xxy * y_t)
             )
-            if ctx.needs_input_grad[0]
+            if need[0]
             else None
         )
         d_y = (
-            grad * (t16 * x_u - t19 * y_t_u + t20 * x_t_u + y_u * (t18 + t21 * x_t))
-            if ctx.needs_input_grad[1]
+            grad
+            * (
+                f_xy * x_t_u
+                + f_yy * y_t_u
+                + t0 * x_u
+                + y_u * (f_xyy * x_t + f_yyy * y_t)
+            )
+            if need[1]
             else None
         )
-        d_x_t = grad * (t13 * x_u + t20 * y_u) if ctx.needs_input_grad[2] else None
-        d_y_t = grad * (-t19 * y_u + t20 * x_u) if ctx.needs_input_grad[3] else None
-        d_x_u = grad * (t13 * x_t + t17 * t6 - t17) if ctx.needs_input_grad[4] else None
-        d_y_u = grad * (-t14 * x + t20 * x_t) if ctx.needs_input_grad[5] else None
-        d_x_t_u = -grad * t21 if ctx.needs_input_grad[6] else None
-        d_y_t_u = -grad * t4 * x if ctx.needs_input_grad[7] else None
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            _sum_to(d_x_u, x_u),
-            _sum_to(d_y_u, y_u),
-            _sum_to(d_x_t_u, x_t_u),
-            _sum_to(d_y_t_u, y_t_u),
-            None,
-        )
+        d_x_t = grad * (f_xx * x_u + f_xy * y_u) if need[2] else None
+        d_y_t = grad * (f_xy * x_u + f_yy * y_u) if need[3] else None
+        d_x_u = grad * (f_xx * x_t + f_xy * y_t) if need[4] else None
+        d_y_u = grad * (f_xy * x_t + f_yy * y_t) if need[5] else None
+        d_x_t_u = f_x * grad if need[6] else None
+        d_y_t_u = f_y * grad if need[7] else None
+        return _gradients(
+            dtype,
+            (d_x, d_y, d_x_t, d_y_t, d_x_u, d_y_u, d_x_t_u, d_y_t_u),
+            (x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u),
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, x_v, y_v, x_t_v, y_t_v, x_u_v, y_u_v, x_t_u_v, y_t_u_v, *_):
-        x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = ctx.saved_tensors
+        dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = torch.sin(y)
-        t1 = x**2
-        t2 = alpha * t1
-        t3 = torch.exp(-t2)
-        t4 = t0 * t3
-        t5 = torch.cos(y)
-        t6 = t3 * t5
-        t7 = 2.0 * t2
-        t8 = -t3 * t5 + t6 * t7
-        t9 = t6 * x
-        t10 = t4 * t7 - t4
-        t11 = t6 * y_t
-        t12 = t4 * y_t
-        t13 = 6.0 * alpha
-        t14 = t13 * t6
-        t15 = alpha**2
-        t16 = 4.0 * x**3
-        t17 = -t14 * x + t15 * t16 * t6
-        t18 = t12 * x
-        t19 = t15 * t16
-        t20 = t11 * t7 - t11 + x_t * (6.0 * alpha * t0 * t3 * x - t19 * t4)
-        t21 = t4 * y_t_u
-        return (
-            -t4 * x * y_t_u_v
-            - t8 * x_t_u_v
-            + x_t_v * (t10 * y_u + t17 * x_u)
-            + x_u_v * (t12 * t7 - t12 + t17 * x_t)
+        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
+            x, y, alpha, 3
+        )
+        t0 = f_xxy * x_t + f_xyy * y_t
+        return _round(
+            f_x * x_t_u_v
+            + f_y * y_t_u_v
+            + x_t_v * (f_xx * x_u + f_xy * y_u)
+            + x_u_v * (f_xx * x_t + f_xy * y_t)
             + x_v
             * (
-                t17 * x_t_u
-                + t20 * y_u
-                + t21 * t7
-                - t21
-                + x_u
-                * (
-                    -t12 * t19
-                    + t13 * t18
-                    + x_t
-                    * (-8.0 * alpha**3 * t6 * x**4 + 24.0 * t1 * t15 * t3 * t5 - t14)
-                )
+                f_xx * x_t_u
+                + f_xy * y_t_u
+                + t0 * y_u
+                + x_u * (f_xxx * x_t + f_xxy * y_t)
             )
-            + y_t_v * (t10 * x_u - t9 * y_u)
-            + y_u_v * (t10 * x_t - t11 * x)
-            + y_v * (t10 * x_t_u + t20 * x_u - t9 * y_t_u + y_u * (t18 + t8 * x_t))
+            + y_t_v * (f_xy * x_u + f_yy * y_u)
+            + y_u_v * (f_xy * x_t + f_yy * y_t)
+            + y_v
+            * (
+                f_xy * x_t_u
+                + f_yy * y_t_u
+                + t0 * x_u
+                + y_u * (f_xyy * x_t + f_yyy * y_t)
+            ),
+            dtype,
         )
 
 

@@ -9,6 +9,60 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, center, width, order):
+    """The partial derivatives of gaussian_rbf(x; center, width) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = width ** (-2)
+    t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
+    t2 = t0 * t1
+    t3 = -2.0 * center + 2.0 * x
+    t4 = 0.5 * t3
+    f_x = -t2 * t4
+    if order == 1:
+        return (f_x,)
+    t5 = width ** (-4)
+    f_xx = 0.25 * t1 * t3**2 * t5 - t2
+    if order == 2:
+        return f_x, f_xx
+    t6 = t1 * t5
+    f_xxx = (
+        -0.125 * t1 * t3**3 / width**6 + t4 * t6 + 0.25 * t6 * (-8.0 * center + 8.0 * x)
+    )
+    return f_x, f_xx, f_xxx
+
 
 class GaussianRbf(torch.autograd.Function):
     """gaussian_rbf(x; center, width) = exp(-(-center + x)**2/(2*width**2))"""
@@ -17,7 +71,8 @@ class GaussianRbf(torch.autograd.Function):
 
     @staticmethod
     def forward(x, center, width):
-        return (x - center).pow_(2).mul_(-0.5 / width**2).exp_()
+        dtype, x = _opmath(x)
+        return _round((x - center).pow_(2).mul_(-0.5 / width**2).exp_(), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,12 +106,9 @@ class GaussianRbfBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, center, width):
-        t0 = 0.5 / width**2
-        return (
-            ((2.0 * x).sub_(2.0 * center) * grad)
-            .mul_((x - center).pow_(2).mul_(-t0).exp_())
-            .mul_(-t0)
-        )
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, center, width, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -67,24 +119,13 @@ class GaussianRbfBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = 0.5 * t0
-        t2 = torch.exp(-t1 * (-center + x) ** 2)
-        t3 = -2.0 * center + 2.0 * x
-        d_grad = -grad_grad_x * t1 * t2 * t3 if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x * (-grad * t0 * t2 + 0.25 * grad * t2 * t3**2 / width**4)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            None,
-            None,
-        )
+        f_x, f_xx = _partials(x, center, width, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -100,12 +141,9 @@ class GaussianRbfJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, center, width):
-        t0 = 0.5 / width**2
-        return (
-            ((2.0 * x).sub_(2.0 * center) * x_t)
-            .mul_((x - center).pow_(2).mul_(-t0).exp_())
-            .mul_(-t0)
-        )
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, center, width, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -116,24 +154,13 @@ class GaussianRbfJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = 0.5 * t0
-        t2 = torch.exp(-t1 * (-center + x) ** 2)
-        t3 = -2.0 * center + 2.0 * x
-        d_x = (
-            grad * (-t0 * t2 * x_t + 0.25 * t2 * t3**2 * x_t / width**4)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = -grad * t1 * t2 * t3 if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-            None,
-            None,
-        )
+        f_x, f_xx = _partials(x, center, width, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None, None)
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u, *_):
@@ -149,13 +176,9 @@ class GaussianRbfBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, center, width):
-        t0 = width ** (-2)
-        t1 = 0.5 * t0
-        t2 = (x - center).pow_(2).mul_(-t1).exp_()
-        t3 = (2.0 * x).sub_(2.0 * center)
-        return (grad * t2).mul_(-t0).add_(
-            (t3.square() * grad).mul_(t2).mul_(0.25 / width**4)
-        ) * x_t + (grad_t * t2).mul_(t3).mul_(-t1)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, center, width, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -166,80 +189,30 @@ class GaussianRbfBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
-        t2 = t0 * t1
-        t3 = width ** (-4)
-        t4 = -2.0 * center + 2.0 * x
-        t5 = t4**2
-        t6 = t1 * t3
-        t7 = 0.25 * t6
-        t8 = 0.5 * t4
-        d_grad = (
-            grad_grad_x_t * x_t * (0.25 * t1 * t3 * t5 - t2)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x = (
-            grad_grad_x_t
-            * (
-                -grad_t * t2
-                + grad_t * t5 * t7
-                + x_t
-                * (
-                    -0.125 * grad * t1 * t4**3 / width**6
-                    + grad * t6 * t8
-                    + grad * t7 * (-8.0 * center + 8.0 * x)
-                )
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = -grad_grad_x_t * t2 * t8 if ctx.needs_input_grad[2] else None
-        d_x_t = (
-            grad_grad_x_t * (0.25 * grad * t1 * t3 * t5 - grad * t2)
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-            None,
-            None,
-        )
+        f_x, f_xx, f_xxx = _partials(x, center, width, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
+        ) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
-        t2 = t0 * t1
-        t3 = -2.0 * center + 2.0 * x
-        t4 = 0.5 * t3
-        t5 = width ** (-4)
-        t6 = t3**2
-        t7 = t1 * t5
-        t8 = 0.25 * t7
-        return (
-            -grad_t_u * t2 * t4
-            + grad_u * x_t * (0.25 * t1 * t5 * t6 - t2)
-            + x_t_u * (0.25 * grad * t1 * t5 * t6 - grad * t2)
-            + x_u
-            * (
-                -grad_t * t2
-                + grad_t * t6 * t8
-                + x_t
-                * (
-                    -0.125 * grad * t1 * t3**3 / width**6
-                    + grad * t4 * t7
-                    + grad * t8 * (-8.0 * center + 8.0 * x)
-                )
-            )
+        f_x, f_xx, f_xxx = _partials(x, center, width, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -250,13 +223,9 @@ class GaussianRbfJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, center, width):
-        t0 = width ** (-2)
-        t1 = 0.5 * t0
-        t2 = (x - center).pow_(2).mul_(-t1).exp_()
-        t3 = (2.0 * x).sub_(2.0 * center)
-        return (t2 * x_t).mul_(-t0).add_(
-            (t3.square() * x_t).mul_(t2).mul_(0.25 / width**4)
-        ) * x_u + (t2 * x_t_u).mul_(t3).mul_(-t1)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, center, width, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -267,78 +236,31 @@ class GaussianRbfJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
-        t2 = t0 * t1
-        t3 = -2.0 * center + 2.0 * x
-        t4 = t3**2
-        t5 = width ** (-4)
-        t6 = t1 * t5
-        t7 = 0.25 * t6
-        t8 = 0.5 * t3
-        d_x = (
-            grad
-            * (
-                -t2 * x_t_u
-                + t4 * t7 * x_t_u
-                + x_u
-                * (
-                    -0.125 * t1 * t3**3 * x_t / width**6
-                    + t6 * t8 * x_t
-                    + t7 * x_t * (-8.0 * center + 8.0 * x)
-                )
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = (
-            grad * x_u * (0.25 * t1 * t4 * t5 - t2) if ctx.needs_input_grad[1] else None
-        )
-        d_x_u = (
-            grad * (0.25 * t1 * t4 * t5 * x_t - t2 * x_t)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_x_t_u = -grad * t2 * t8 if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
+        f_x, f_xx, f_xxx = _partials(x, center, width, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
             None,
         )
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         center, width = ctx.params
-        t0 = width ** (-2)
-        t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
-        t2 = t0 * t1
-        t3 = -2.0 * center + 2.0 * x
-        t4 = 0.5 * t3
-        t5 = width ** (-4)
-        t6 = t3**2
-        t7 = t1 * t5
-        t8 = 0.25 * t7
-        return (
-            -t2 * t4 * x_t_u_v
-            + x_t_v * x_u * (0.25 * t1 * t5 * t6 - t2)
-            + x_u_v * (0.25 * t1 * t5 * t6 * x_t - t2 * x_t)
-            + x_v
-            * (
-                -t2 * x_t_u
-                + t6 * t8 * x_t_u
-                + x_u
-                * (
-                    -0.125 * t1 * t3**3 * x_t / width**6
-                    + t4 * t7 * x_t
-                    + t8 * x_t * (-8.0 * center + 8.0 * x)
-                )
-            )
+        f_x, f_xx, f_xxx = _partials(x, center, width, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

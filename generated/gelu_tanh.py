@@ -9,6 +9,75 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of gelu_tanh(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = x**2
+    t1 = 1.5957691216057308 * x
+    t2 = t1 * (0.044715 * t0 + 1.0)
+    t3 = torch.sigmoid(t2)
+    t4 = torch.sigmoid(-t2)
+    t5 = 0.134145 * t0 + 1.0
+    t6 = t1 * t4 * t5 + 1.0
+    f_x = t3 * t6
+    if order == 1:
+        return (f_x,)
+    t7 = 0.26829 * t0 + 2.0
+    t8 = 0.7978845608028654 * t7
+    t9 = 1.2732395447351628 * t3 * t5 * t7
+    t10 = 0.6421933464534022 * t0 - t9 * x + 1.5957691216057308
+    t11 = t10 + t6 * t8
+    t12 = t3 * t4
+    f_xx = t11 * t12
+    if order == 2:
+        return f_x, f_xx
+    t13 = t0 * t3
+    f_xxx = t12 * (
+        0.7978845608028654 * t10 * t4 * t7
+        - t11 * t3 * t8
+        + 0.7978845608028654 * t11 * t4 * t7
+        - 1.0158981749478555 * t12 * t5 * t7**2 * x
+        - 0.6831948749139936 * t13 * t5
+        - 0.3415974374569968 * t13 * t7
+        + 0.42812889763560147 * t6 * x
+        - t9
+        + 1.2843866929068044 * x
+    )
+    return f_x, f_xx, f_xxx
+
 
 class GeluTanh(torch.autograd.Function):
     """gelu_tanh(x) = 1.0*x*sigmoid(2*sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))"""
@@ -17,12 +86,14 @@ class GeluTanh(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return (
+        dtype, x = _opmath(x)
+        return _round(
             x.pow(3)
             .mul_(0.07135481627260025)
             .add_(x, alpha=1.5957691216057308)
             .sigmoid_()
-            .mul_(x)
+            .mul_(x),
+            dtype,
         )
 
     @staticmethod
@@ -50,12 +121,9 @@ class GeluTanhBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        t0 = x.square()
-        t1 = 1.5957691216057308 * x
-        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
-        return (
-            t1.mul_(t0.mul_(0.134145).add_(1.0)).mul_((-t2).sigmoid_()).add_(1.0) * grad
-        ).mul_(torch.sigmoid(t2))
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -65,34 +133,12 @@ class GeluTanhBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = x**2
-        t1 = 0.134145 * t0 + 1.0
-        t2 = 1.5957691216057308 * x
-        t3 = t2 * (0.044715 * t0 + 1.0)
-        t4 = torch.sigmoid(-t3)
-        t5 = t1 * t2 * t4 + 1.0
-        t6 = torch.sigmoid(t3)
-        t7 = grad_grad_x * t6
-        t8 = 0.26829 * t0 + 2.0
-        d_grad = t5 * t7 if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad
-            * t4
-            * t7
-            * (
-                0.6421933464534022 * t0
-                - 1.2732395447351628 * t1 * t6 * t8 * x
-                + 0.7978845608028654 * t5 * t8
-                + 1.5957691216057308
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -107,12 +153,9 @@ class GeluTanhJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        t0 = x.square()
-        t1 = 1.5957691216057308 * x
-        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
-        return (
-            t1.mul_(t0.mul_(0.134145).add_(1.0)).mul_((-t2).sigmoid_()).add_(1.0) * x_t
-        ).mul_(torch.sigmoid(t2))
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -122,34 +165,12 @@ class GeluTanhJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = x**2
-        t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
-        t3 = torch.sigmoid(-t2)
-        t4 = 0.134145 * t0 + 1.0
-        t5 = 0.26829 * t0 + 2.0
-        t6 = torch.sigmoid(t2)
-        t7 = t1 * t3 * t4 + 1.0
-        t8 = grad * t6
-        d_x = (
-            t3
-            * t8
-            * x_t
-            * (
-                0.6421933464534022 * t0
-                - 1.2732395447351628 * t4 * t5 * t6 * x
-                + 0.7978845608028654 * t5 * t7
-                + 1.5957691216057308
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t7 * t8 if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -164,21 +185,9 @@ class GeluTanhBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = x.square()
-        t1 = 1.5957691216057308 * x
-        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
-        t3 = torch.sigmoid(t2)
-        t4 = (0.134145 * t0).add_(1.0)
-        t5 = t2.neg_().sigmoid_()
-        t6 = t1.mul_(t4).mul_(t5).add_(1.0)
-        t7 = (0.26829 * t0).add_(2.0)
-        return (t5 * grad * x_t).mul_(t3).mul_(
-            (t6 * t7)
-            .mul_(0.7978845608028654)
-            .add_(t0, alpha=0.6421933464534022)
-            .sub_(t4.mul_(t3).mul_(t7).mul_(x).mul_(1.2732395447351628))
-            .add_(1.5957691216057308)
-        ) + (grad_t * t3).mul_(t6)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -188,102 +197,26 @@ class GeluTanhBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = 1.5957691216057308 * x
-        t1 = x**2
-        t2 = 0.134145 * t1 + 1.0
-        t3 = t0 * (0.044715 * t1 + 1.0)
-        t4 = torch.sigmoid(-t3)
-        t5 = t2 * t4
-        t6 = t0 * t5 + 1.0
-        t7 = 0.26829 * t1 + 2.0
-        t8 = 0.7978845608028654 * t7
-        t9 = t6 * t8
-        t10 = torch.sigmoid(t3)
-        t11 = 1.2732395447351628 * t10 * t2 * t7
-        t12 = 0.6421933464534022 * t1 - t11 * x + 1.5957691216057308
-        t13 = t12 + t9
-        t14 = grad_grad_x_t * t10
-        t15 = t14 * t4
-        t16 = t13 * t15
-        t17 = grad * x_t
-        t18 = t13 * t17
-        t19 = t1 * t10
-        d_grad = t16 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            t15
-            * (
-                grad_t * t12
-                + grad_t * t9
-                - t10 * t18 * t8
-                + t17
-                * (
-                    -1.0158981749478555 * t10 * t5 * t7**2 * x
-                    - t11
-                    + 0.7978845608028654 * t12 * t4 * t7
-                    - 0.6831948749139936 * t19 * t2
-                    - 0.3415974374569968 * t19 * t7
-                    + 0.42812889763560147 * t6 * x
-                    + 1.2843866929068044 * x
-                )
-                + t18 * t4 * t8
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = t14 * t6 if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t16 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = x**2
-        t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
-        t3 = torch.sigmoid(t2)
-        t4 = 0.134145 * t0 + 1.0
-        t5 = torch.sigmoid(-t2)
-        t6 = t4 * t5
-        t7 = t1 * t6 + 1.0
-        t8 = 0.26829 * t0 + 2.0
-        t9 = 0.7978845608028654 * t8
-        t10 = t7 * t9
-        t11 = 1.2732395447351628 * t3 * t4 * t8
-        t12 = 0.6421933464534022 * t0 - t11 * x + 1.5957691216057308
-        t13 = t10 + t12
-        t14 = t3 * t5
-        t15 = t13 * t14
-        t16 = grad * x_t
-        t17 = t13 * t16
-        t18 = t0 * t3
-        return (
-            grad * t15 * x_t_u
-            + grad_t_u * t3 * t7
-            + grad_u * t15 * x_t
-            + t14
-            * x_u
-            * (
-                grad_t * t10
-                + grad_t * t12
-                + t16
-                * (
-                    -t11
-                    + 0.7978845608028654 * t12 * t5 * t8
-                    - 0.6831948749139936 * t18 * t4
-                    - 0.3415974374569968 * t18 * t8
-                    - 1.0158981749478555 * t3 * t6 * t8**2 * x
-                    + 0.42812889763560147 * t7 * x
-                    + 1.2843866929068044 * x
-                )
-                - t17 * t3 * t9
-                + t17 * t5 * t9
-            )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -294,21 +227,9 @@ class GeluTanhJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = x.square()
-        t1 = 1.5957691216057308 * x
-        t2 = (0.044715 * t0).add_(1.0).mul_(t1)
-        t3 = torch.sigmoid(t2)
-        t4 = (0.134145 * t0).add_(1.0)
-        t5 = t2.neg_().sigmoid_()
-        t6 = t1.mul_(t4).mul_(t5).add_(1.0)
-        t7 = (0.26829 * t0).add_(2.0)
-        return (t5 * x_t * x_u).mul_(t3).mul_(
-            (t6 * t7)
-            .mul_(0.7978845608028654)
-            .add_(t0, alpha=0.6421933464534022)
-            .sub_(t4.mul_(t3).mul_(t7).mul_(x).mul_(1.2732395447351628))
-            .add_(1.5957691216057308)
-        ) + (t3 * x_t_u).mul_(t6)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -318,102 +239,26 @@ class GeluTanhJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = 1.5957691216057308 * x
-        t1 = x**2
-        t2 = 0.134145 * t1 + 1.0
-        t3 = t0 * (0.044715 * t1 + 1.0)
-        t4 = torch.sigmoid(-t3)
-        t5 = t2 * t4
-        t6 = t0 * t5 + 1.0
-        t7 = 0.26829 * t1 + 2.0
-        t8 = 0.7978845608028654 * t7
-        t9 = t6 * t8
-        t10 = torch.sigmoid(t3)
-        t11 = 1.2732395447351628 * t10 * t2 * t7
-        t12 = 0.6421933464534022 * t1 - t11 * x + 1.5957691216057308
-        t13 = t12 + t9
-        t14 = x_t * x_u
-        t15 = t13 * t14
-        t16 = t1 * t10
-        t17 = grad * t10
-        t18 = t17 * t4
-        t19 = t13 * t18
-        d_x = (
-            t18
-            * (
-                -t10 * t15 * t8
-                + t12 * x_t_u
-                + t14
-                * (
-                    -1.0158981749478555 * t10 * t5 * t7**2 * x
-                    - t11
-                    + 0.7978845608028654 * t12 * t4 * t7
-                    - 0.6831948749139936 * t16 * t2
-                    - 0.3415974374569968 * t16 * t7
-                    + 0.42812889763560147 * t6 * x
-                    + 1.2843866929068044 * x
-                )
-                + t15 * t4 * t8
-                + t9 * x_t_u
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t19 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t19 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = t17 * t6 if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = x**2
-        t1 = 1.5957691216057308 * x
-        t2 = t1 * (0.044715 * t0 + 1.0)
-        t3 = torch.sigmoid(t2)
-        t4 = 0.134145 * t0 + 1.0
-        t5 = torch.sigmoid(-t2)
-        t6 = t4 * t5
-        t7 = t1 * t6 + 1.0
-        t8 = 0.26829 * t0 + 2.0
-        t9 = 0.7978845608028654 * t8
-        t10 = t7 * t9
-        t11 = 1.2732395447351628 * t3 * t4 * t8
-        t12 = 0.6421933464534022 * t0 - t11 * x + 1.5957691216057308
-        t13 = t10 + t12
-        t14 = t3 * t5
-        t15 = t13 * t14
-        t16 = x_t * x_u
-        t17 = t13 * t16
-        t18 = t0 * t3
-        return (
-            t14
-            * x_v
-            * (
-                t10 * x_t_u
-                + t12 * x_t_u
-                + t16
-                * (
-                    -t11
-                    + 0.7978845608028654 * t12 * t5 * t8
-                    - 0.6831948749139936 * t18 * t4
-                    - 0.3415974374569968 * t18 * t8
-                    - 1.0158981749478555 * t3 * t6 * t8**2 * x
-                    + 0.42812889763560147 * t7 * x
-                    + 1.2843866929068044 * x
-                )
-                - t17 * t3 * t9
-                + t17 * t5 * t9
-            )
-            + t15 * x_t * x_u_v
-            + t15 * x_t_v * x_u
-            + t3 * t7 * x_t_u_v
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

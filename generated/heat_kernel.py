@@ -10,12 +10,96 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
     if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
+
+
+def _partials(x, t, k, order):
+    """The partial derivatives of heat_kernel(x, t; k) up to `order` (1 to 3): ∂f (f_x, f_t), then ∂²f (f_xx, f_xt, f_tt), then ∂³f (f_xxx, f_xxt, f_xtt, f_ttt)."""
+    t0 = 1.0 / k
+    t1 = 1.0 / t
+    t2 = t0 * t1
+    t3 = torch.rsqrt(k * t)
+    t4 = x**2
+    t5 = torch.exp(-0.25 * t2 * t4)
+    t6 = t3 * t5
+    t7 = 0.14104739588693907 * t6
+    t8 = t2 * t7
+    t9 = t ** (-2)
+    f_x = -t8 * x
+    f_t = 0.07052369794346953 * t0 * t3 * t4 * t5 * t9 - t1 * t7
+    if order == 1:
+        return f_x, f_t
+    t10 = k ** (-2)
+    t11 = 0.21157109383040862 * t6 * t9
+    t12 = t0 * t11
+    t13 = x**3
+    t14 = t6 / t**3
+    t15 = 0.03526184897173477 * t14
+    t16 = x**4
+    t17 = t10 * t16
+    t18 = t ** (-4)
+    t19 = 0.017630924485867384 * t18 * t6
+    t20 = 0.21157109383040862 * t14
+    f_xx = 0.07052369794346953 * t10 * t3 * t4 * t5 * t9 - t8
+    f_xt = -t10 * t13 * t15 + t12 * x
+    f_tt = -t0 * t20 * t4 + t11 + t17 * t19
+    if order == 2:
+        return f_x, f_t, f_xx, f_xt, f_tt
+    t21 = k ** (-3)
+    t22 = 0.5289277345760215 * t14
+    t23 = t ** (-5)
+    f_xxx = t10 * t11 * x - t13 * t15 * t21
+    f_xxt = -t10 * t20 * t4 + t12 + t16 * t19 * t21
+    f_xtt = (
+        -t0 * t22 * x
+        + 0.17630924485867383 * t10 * t13 * t18 * t3 * t5
+        - 0.008815462242933692 * t21 * t23 * t6 * x**5
+    )
+    f_ttt = (
+        0.7933916018640322 * t0 * t18 * t3 * t4 * t5
+        - 0.13223193364400537 * t17 * t23 * t6
+        - t22
+        + 0.004407731121466846 * t21 * t3 * t5 * x**6 / t**6
+    )
+    return f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt
 
 
 class HeatKernel(torch.autograd.Function):
@@ -25,12 +109,14 @@ class HeatKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(x, t, k):
-        return (
+        dtype, x, t = _opmath(x, t)
+        return _round(
             (x.square() / t)
             .mul_(-0.25 / k)
             .exp_()
             .mul_((k * t).rsqrt_())
-            .mul_(0.28209479177387814)
+            .mul_(0.28209479177387814),
+            dtype,
         )
 
     @staticmethod
@@ -65,18 +151,11 @@ class HeatKernelBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, t, k):
-        t0 = 1.0 / k
-        t1 = t.reciprocal()
-        t2 = (k * t).rsqrt_()
-        t3 = x.square()
-        t4 = (t1 * t3).mul_(-0.25 * t0).exp_()
-        t5 = (t4 * t1).mul_(t2).mul_(0.14104739588693907)
-        grad_x = (t5 * grad).mul_(x).mul_(-t0)
-        grad_t = (
-            t4.mul_(t2).mul_(t3).mul_(t.pow(-2)).mul_(0.07052369794346953 * t0).sub_(t5)
-            * grad
-        )
-        return grad_x, grad_t
+        dtype, grad, x, t = _opmath(grad, x, t)
+        f_x, f_t = _partials(x, t, k, 1)
+        grad_x = f_x * grad
+        grad_t = f_t * grad
+        return _round(grad_x, dtype), _round(grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -87,55 +166,16 @@ class HeatKernelBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_t):
-        grad, x, t = ctx.saved_tensors
+        dtype, grad, x, t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = torch.rsqrt(k * t)
-        t3 = x**2
-        t4 = t0 * t3
-        t5 = torch.exp(-0.25 * t1 * t4)
-        t6 = t2 * t5
-        t7 = 0.14104739588693907 * t1 * t6
-        t8 = t0 * t7
-        t9 = t ** (-2)
-        t10 = k ** (-2)
-        t11 = 0.21157109383040862 * t6 * t9
-        t12 = t0 * t11 * x
-        t13 = t ** (-3)
-        t14 = t10 * t6
-        t15 = 0.03526184897173477 * t13 * t14 * x**3
-        t16 = grad * grad_grad_t
-        d_grad = (
-            grad_grad_t * (0.07052369794346953 * t0 * t2 * t3 * t5 * t9 - t7)
-            - grad_grad_x * t8 * x
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x = (
-            grad_grad_x
-            * (0.07052369794346953 * grad * t10 * t2 * t3 * t5 * t9 - grad * t8)
-            + t16 * (t12 - t15)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_t = (
-            grad_grad_x * (grad * t12 - grad * t15)
-            + t16
-            * (
-                t11
-                - 0.21157109383040862 * t13 * t4 * t6
-                + 0.017630924485867384 * t14 * x**4 / t**4
-            )
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_t, t),
-            None,
-        )
+        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        t0 = grad * grad_grad_t
+        t1 = grad * grad_grad_x
+        need = ctx.needs_input_grad
+        d_grad = f_t * grad_grad_t + f_x * grad_grad_x if need[0] else None
+        d_x = f_xt * t0 + f_xx * t1 if need[1] else None
+        d_t = f_tt * t0 + f_xt * t1 if need[2] else None
+        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, t_t, *_):
@@ -151,15 +191,9 @@ class HeatKernelJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, t, x_t, t_t, k):
-        t0 = 1.0 / k
-        t1 = t.reciprocal()
-        t2 = (k * t).rsqrt_()
-        t3 = x.square()
-        t4 = (t1 * t3).mul_(-0.25 * t0).exp_()
-        t5 = (t4 * t1).mul_(t2).mul_(0.14104739588693907)
-        return t4.mul_(t2).mul_(t3).mul_(t.pow(-2)).mul_(0.07052369794346953 * t0).sub_(
-            t5
-        ) * t_t + (t5 * x_t).mul_(x).mul_(-t0)
+        dtype, x, t, x_t, t_t = _opmath(x, t, x_t, t_t)
+        f_x, f_t = _partials(x, t, k, 1)
+        return _round(f_t * t_t + f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -170,54 +204,15 @@ class HeatKernelJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, t, x_t, t_t = ctx.saved_tensors
+        dtype, x, t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
-        t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
-        t9 = t6 / k**2
-        t10 = t ** (-2)
-        t11 = 0.21157109383040862 * t6
-        t12 = t10 * t11
-        t13 = t0 * t12 * x
-        t14 = t ** (-3)
-        t15 = 0.03526184897173477 * t14 * t9 * x**3
-        d_x = (
-            grad
-            * (0.07052369794346953 * t10 * t4 * t9 * x_t - t8 * x_t + t_t * (t13 - t15))
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_t = (
-            grad
-            * (
-                t13 * x_t
-                - t15 * x_t
-                + t_t
-                * (-t0 * t11 * t14 * t4 + t12 + 0.017630924485867384 * t9 * x**4 / t**4)
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_x_t = -grad * t8 * x if ctx.needs_input_grad[2] else None
-        d_t_t = (
-            grad * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_t, t),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_t_t, t_t),
-            None,
-        )
+        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xt * t_t + f_xx * x_t) if need[0] else None
+        d_t = grad * (f_tt * t_t + f_xt * x_t) if need[1] else None
+        d_x_t = f_x * grad if need[2] else None
+        d_t_t = f_t * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_t, d_x_t, d_t_t), (x, t, x_t, t_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, t_u, x_t_u, t_t_u, *_):
@@ -233,45 +228,13 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, t, grad_t, x_t, t_t, k):
-        t0 = 1.0 / k
-        t1 = t.reciprocal()
-        t2 = t0 * t1
-        t3 = (k * t).rsqrt_()
-        t4 = x.square()
-        t5 = (t2 * t4).mul_(-0.25).exp_()
-        t6 = t5 * t3
-        t7 = 0.14104739588693907 * t6
-        t8 = t7 * t2
-        t9 = k ** (-2)
-        t10 = t.pow(-2)
-        t11 = (t6 * t10).mul_(0.21157109383040862)
-        t12 = (t11 * x).mul_(t0)
-        t13 = t.pow(-3)
-        t14 = t9 * t6
-        t15 = (t14 * t13).mul_(x.pow(3)).mul_(0.03526184897173477)
-        grad_x_t = (
-            (t12 * grad).sub_(t15 * grad) * t_t
-            + (t8 * grad)
-            .neg_()
-            .add_(
-                (t5 * grad).mul_(t10).mul_(t3).mul_(t4).mul_(0.07052369794346953 * t9)
-            )
-            * x_t
-            - (t8 * grad_t).mul_(x)
-        )
-        grad_t_t = (
-            t11.add_(
-                t14.mul_(t.pow(-4)).mul_(x.pow(4)).mul_(0.017630924485867384)
-            ).add_(t6.mul_(t13).mul_(t4).mul_(-0.21157109383040862 * t0))
-            * grad
-            * t_t
-            + t7.mul_(t1)
-            .neg_()
-            .add_(t5.mul_(t10).mul_(t3).mul_(t4).mul_(0.07052369794346953 * t0))
-            * grad_t
-            + t12.sub_(t15) * grad * x_t
-        )
-        return grad_x_t, grad_t_t
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
+        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        t0 = grad * t_t
+        t1 = grad * x_t
+        grad_x_t = t0 * f_xt + f_x * grad_t + t1 * f_xx
+        grad_t_t = t0 * f_tt + f_t * grad_t + t1 * f_xt
+        return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -282,211 +245,69 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_t_t):
-        grad, x, t, grad_t, x_t, t_t = ctx.saved_tensors
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
-        t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
-        t9 = k ** (-2)
-        t10 = t ** (-2)
-        t11 = 0.21157109383040862 * t6
-        t12 = t10 * t11
-        t13 = t0 * t12
-        t14 = t13 * x
-        t15 = x**3
-        t16 = t ** (-3)
-        t17 = t16 * t6
-        t18 = 0.03526184897173477 * t15 * t17
-        t19 = t18 * t9
-        t20 = t14 - t19
-        t21 = t ** (-4)
-        t22 = t6 * t9
-        t23 = x**4
-        t24 = 0.017630924485867384 * t23
-        t25 = t11 * t16
-        t26 = -t0 * t25 * t4 + t12 + t21 * t22 * t24
-        t27 = k ** (-3)
-        t28 = t27 * t6
-        t29 = t21 * t24 * t28
-        t30 = t25 * t4 * t9
-        t31 = grad * t13 + grad * t29 - grad * t30
-        t32 = grad * x_t
-        t33 = 0.5289277345760215 * t17
-        t34 = t0 * t33 * x
-        t35 = t ** (-5)
-        t36 = 0.008815462242933692 * t28 * t35 * x**5
-        t37 = 0.17630924485867383 * t15 * t21 * t3 * t5 * t9 - t34 - t36
-        t38 = grad * t_t
-        t39 = grad * grad_grad_t_t
+        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        t0 = grad * t_t
+        t1 = grad * x_t
+        t2 = f_xt * grad_t + f_xtt * t0 + f_xxt * t1
+        t3 = grad * grad_grad_t_t
+        t4 = grad * grad_grad_x_t
+        need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_t_t * (t20 * x_t + t26 * t_t)
-            + grad_grad_x_t
-            * (t20 * t_t + x_t * (0.07052369794346953 * t10 * t3 * t4 * t5 * t9 - t8))
-            if ctx.needs_input_grad[0]
+            grad_grad_t_t * (f_tt * t_t + f_xt * x_t)
+            + grad_grad_x_t * (f_xt * t_t + f_xx * x_t)
+            if need[0]
             else None
         )
         d_x = (
-            grad_grad_t_t * (grad_t * t20 + t32 * (t13 + t29 - t30) + t37 * t38)
-            + grad_grad_x_t
-            * (
-                0.07052369794346953 * grad_t * t10 * t22 * t4
-                - grad_t * t8
-                + t31 * t_t
-                + x_t * (grad * t12 * t9 * x - grad * t18 * t27)
-            )
-            if ctx.needs_input_grad[1]
+            grad_grad_t_t * t2
+            + grad_grad_x_t * (f_xx * grad_t + f_xxt * t0 + f_xxx * t1)
+            if need[1]
             else None
         )
         d_t = (
-            grad_grad_t_t
-            * (
-                grad_t * t26
-                + t32 * t37
-                + t38
-                * (
-                    0.7933916018640322 * t0 * t21 * t3 * t4 * t5
-                    - 0.13223193364400537 * t22 * t23 * t35
-                    - t33
-                    + 0.004407731121466846 * t27 * t3 * t5 * x**6 / t**6
-                )
-            )
-            + grad_grad_x_t
-            * (
-                grad_t * t14
-                - grad_t * t19
-                + t31 * x_t
-                + t_t
-                * (
-                    0.17630924485867383 * grad * t15 * t21 * t3 * t5 * t9
-                    - grad * t34
-                    - grad * t36
-                )
-            )
-            if ctx.needs_input_grad[2]
+            grad_grad_t_t * (f_tt * grad_t + f_ttt * t0 + f_xtt * t1)
+            + grad_grad_x_t * t2
+            if need[2]
             else None
         )
-        d_grad_t = (
-            grad_grad_t_t * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
-            - grad_grad_x_t * t8 * x
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        d_x_t = (
-            grad_grad_x_t
-            * (0.07052369794346953 * grad * t10 * t3 * t4 * t5 * t9 - grad * t8)
-            + t20 * t39
-            if ctx.needs_input_grad[4]
-            else None
-        )
-        d_t_t = (
-            grad_grad_x_t * (grad * t14 - grad * t19) + t26 * t39
-            if ctx.needs_input_grad[5]
-            else None
-        )
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_t, t),
-            _sum_to(d_grad_t, grad_t),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_t_t, t_t),
-            None,
-        )
+        d_grad_t = f_t * grad_grad_t_t + f_x * grad_grad_x_t if need[3] else None
+        d_x_t = f_xt * t3 + f_xx * t4 if need[4] else None
+        d_t_t = f_tt * t3 + f_xt * t4 if need[5] else None
+        return _gradients(
+            dtype,
+            (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t),
+            (grad, x, t, grad_t, x_t, t_t),
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, t_u, grad_t_u, x_t_u, t_t_u, *_):
-        grad, x, t, grad_t, x_t, t_t = ctx.saved_tensors
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
-        t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
-        t9 = k ** (-2)
-        t10 = t ** (-2)
-        t11 = t10 * t6
-        t12 = 0.21157109383040862 * t11
-        t13 = t0 * t12
-        t14 = t13 * x
-        t15 = x**3
-        t16 = t6 / t**3
-        t17 = 0.03526184897173477 * t16
-        t18 = t15 * t17 * t9
-        t19 = t14 - t18
-        t20 = t4 * t9
-        t21 = k ** (-3)
-        t22 = x**4
-        t23 = t ** (-4)
-        t24 = 0.017630924485867384 * t23 * t6
-        t25 = t21 * t22 * t24
-        t26 = 0.21157109383040862 * t16
-        t27 = t20 * t26
-        t28 = grad * t13 + grad * t25 - grad * t27
-        t29 = 0.5289277345760215 * t16
-        t30 = t0 * t29 * x
-        t31 = t ** (-5)
-        t32 = 0.008815462242933692 * t21 * t31 * t6 * x**5
-        t33 = t22 * t9
-        t34 = -t0 * t26 * t4 + t12 + t24 * t33
-        t35 = grad * x_t
-        t36 = 0.17630924485867383 * t15 * t23 * t3 * t5 * t9 - t30 - t32
-        t37 = grad * t_t
+        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        t0 = grad * t_t_u
+        t1 = grad * x_t_u
+        t2 = grad * t_t
+        t3 = grad * x_t
+        t4 = f_xt * grad_t + f_xtt * t2 + f_xxt * t3
         grad_x_t_u = (
-            -grad_t_u * t8 * x
-            + grad_u
-            * (t19 * t_t + x_t * (0.07052369794346953 * t10 * t3 * t4 * t5 * t9 - t8))
-            + t_t_u * (grad * t14 - grad * t18)
-            + t_u
-            * (
-                grad_t * t14
-                - grad_t * t18
-                + t28 * x_t
-                + t_t
-                * (
-                    0.17630924485867383 * grad * t15 * t23 * t3 * t5 * t9
-                    - grad * t30
-                    - grad * t32
-                )
-            )
-            + x_t_u * (0.07052369794346953 * grad * t10 * t3 * t4 * t5 * t9 - grad * t8)
-            + x_u
-            * (
-                0.07052369794346953 * grad_t * t11 * t20
-                - grad_t * t8
-                + t28 * t_t
-                + x_t * (grad * t12 * t9 * x - grad * t15 * t17 * t21)
-            )
+            f_x * grad_t_u
+            + f_xt * t0
+            + f_xx * t1
+            + grad_u * (f_xt * t_t + f_xx * x_t)
+            + t4 * t_u
+            + x_u * (f_xx * grad_t + f_xxt * t2 + f_xxx * t3)
         )
         grad_t_t_u = (
-            grad * t19 * x_t_u
-            + grad * t34 * t_t_u
-            + grad_t_u * (0.07052369794346953 * t0 * t10 * t3 * t4 * t5 - t1 * t7)
-            + grad_u * (t19 * x_t + t34 * t_t)
-            + t_u
-            * (
-                grad_t * t34
-                + t35 * t36
-                + t37
-                * (
-                    0.7933916018640322 * t0 * t23 * t3 * t4 * t5
-                    - t29
-                    - 0.13223193364400537 * t31 * t33 * t6
-                    + 0.004407731121466846 * t21 * t3 * t5 * x**6 / t**6
-                )
-            )
-            + x_u * (grad_t * t19 + t35 * (t13 + t25 - t27) + t36 * t37)
+            f_t * grad_t_u
+            + f_tt * t0
+            + f_xt * t1
+            + grad_u * (f_tt * t_t + f_xt * x_t)
+            + t4 * x_u
+            + t_u * (f_tt * grad_t + f_ttt * t2 + f_xtt * t3)
         )
-        return grad_x_t_u, grad_t_t_u
+        return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
 
 class HeatKernelJvpJvp(torch.autograd.Function):
@@ -496,39 +317,16 @@ class HeatKernelJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k):
-        t0 = t.reciprocal()
-        t1 = (k * t).rsqrt_()
-        t2 = 1.0 / k
-        t3 = x.square()
-        t4 = t2 * t3
-        t5 = (t0 * t4).mul_(-0.25).exp_()
-        t6 = t5 * t1
-        t7 = (t6 * t0).mul_(0.14104739588693907)
-        t8 = t2 * x
-        t9 = t.pow(-2)
-        t10 = k ** (-2)
-        t11 = t6 * t9
-        t12 = 0.21157109383040862 * t11
-        t13 = t12 * t8
-        t14 = t.pow(-3)
-        t15 = t10 * t6
-        t16 = (t15 * t14).mul_(x.pow(3)).mul_(0.03526184897173477)
-        return (
-            (
-                t13 * x_t
-                + t12.add_(
-                    t15.mul_(t.pow(-4)).mul_(x.pow(4)).mul_(0.017630924485867384)
-                ).sub_(t6.mul_(t14).mul_(t4).mul_(0.21157109383040862))
-                * t_t
-            ).sub_(t16 * x_t)
-            * t_u
-            + t5.mul_(t1).mul_(t3).mul_(t9).mul_(0.07052369794346953 * t2).sub_(t7)
-            * t_t_u
-            + ((t13 - t16) * t_t + (t7 * x_t).mul_(-t2)).add_(
-                (t11 * x_t).mul_(t3).mul_(0.07052369794346953 * t10)
-            )
-            * x_u
-            - (t7 * x_t_u).mul_(t8)
+        dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(
+            x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u
+        )
+        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        return _round(
+            (f_tt * t_t + f_xt * x_t) * t_u
+            + f_t * t_t_u
+            + f_x * x_t_u
+            + (f_xt * t_t + f_xx * x_t) * x_u,
+            dtype,
         )
 
     @staticmethod
@@ -540,211 +338,73 @@ class HeatKernelJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = ctx.saved_tensors
+        dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
-        t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
-        t9 = k ** (-2)
-        t10 = t4 * t9
-        t11 = t ** (-2)
-        t12 = 0.07052369794346953 * t10 * t11 * t6
-        t13 = 0.21157109383040862 * t6
-        t14 = t11 * t13
-        t15 = t0 * t14
-        t16 = t15 * x
-        t17 = x**3
-        t18 = t17 * t9
-        t19 = t ** (-3)
-        t20 = t19 * t6
-        t21 = 0.03526184897173477 * t20
-        t22 = t18 * t21
-        t23 = t16 - t22
-        t24 = k ** (-3)
-        t25 = x**4
-        t26 = t ** (-4)
-        t27 = t26 * t6
-        t28 = 0.017630924485867384 * t25 * t27
-        t29 = t24 * t28
-        t30 = t13 * t19
-        t31 = t10 * t30
-        t32 = 0.5289277345760215 * t20
-        t33 = t0 * t32 * x
-        t34 = t ** (-5)
-        t35 = 0.008815462242933692 * t24 * t34 * t6 * x**5
-        t36 = (
-            t15 * x_t
-            + t29 * x_t
-            - t31 * x_t
-            + t_t * (0.17630924485867383 * t17 * t26 * t3 * t5 * t9 - t33 - t35)
-        )
-        t37 = -t0 * t30 * t4 + t14 + t28 * t9
+        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        t0 = f_xtt * t_t + f_xxt * x_t
+        need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                t12 * x_t_u
-                + t23 * t_t_u
-                + t36 * t_u
-                - t8 * x_t_u
-                + x_u
-                * (t14 * t9 * x * x_t - t17 * t21 * t24 * x_t + t_t * (t15 + t29 - t31))
+                f_xt * t_t_u
+                + f_xx * x_t_u
+                + t0 * t_u
+                + x_u * (f_xxt * t_t + f_xxx * x_t)
             )
-            if ctx.needs_input_grad[0]
+            if need[0]
             else None
         )
         d_t = (
             grad
             * (
-                t16 * x_t_u
-                - t22 * x_t_u
-                + t36 * x_u
-                + t37 * t_t_u
-                + t_u
-                * (
-                    0.17630924485867383 * t18 * t27 * x_t
-                    - t33 * x_t
-                    - t35 * x_t
-                    + t_t
-                    * (
-                        0.7933916018640322 * t0 * t26 * t3 * t4 * t5
-                        - 0.13223193364400537 * t25 * t34 * t6 * t9
-                        - t32
-                        + 0.004407731121466846 * t24 * t3 * t5 * x**6 / t**6
-                    )
-                )
+                f_tt * t_t_u
+                + f_xt * x_t_u
+                + t0 * x_u
+                + t_u * (f_ttt * t_t + f_xtt * x_t)
             )
-            if ctx.needs_input_grad[1]
+            if need[1]
             else None
         )
-        d_x_t = (
-            grad
-            * (t23 * t_u + x_u * (0.07052369794346953 * t11 * t3 * t4 * t5 * t9 - t8))
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_t_t = grad * (t23 * x_u + t37 * t_u) if ctx.needs_input_grad[3] else None
-        d_x_u = (
-            grad * (t12 * x_t + t23 * t_t - t8 * x_t)
-            if ctx.needs_input_grad[4]
-            else None
-        )
-        d_t_u = (
-            grad * (t16 * x_t - t22 * x_t + t37 * t_t)
-            if ctx.needs_input_grad[5]
-            else None
-        )
-        d_x_t_u = -grad * t8 * x if ctx.needs_input_grad[6] else None
-        d_t_t_u = (
-            grad * (0.07052369794346953 * t0 * t11 * t3 * t4 * t5 - t1 * t7)
-            if ctx.needs_input_grad[7]
-            else None
-        )
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_t, t),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_t_t, t_t),
-            _sum_to(d_x_u, x_u),
-            _sum_to(d_t_u, t_u),
-            _sum_to(d_x_t_u, x_t_u),
-            _sum_to(d_t_t_u, t_t_u),
-            None,
-        )
+        d_x_t = grad * (f_xt * t_u + f_xx * x_u) if need[2] else None
+        d_t_t = grad * (f_tt * t_u + f_xt * x_u) if need[3] else None
+        d_x_u = grad * (f_xt * t_t + f_xx * x_t) if need[4] else None
+        d_t_u = grad * (f_tt * t_t + f_xt * x_t) if need[5] else None
+        d_x_t_u = f_x * grad if need[6] else None
+        d_t_t_u = f_t * grad if need[7] else None
+        return _gradients(
+            dtype,
+            (d_x, d_t, d_x_t, d_t_t, d_x_u, d_t_u, d_x_t_u, d_t_t_u),
+            (x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u),
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, x_v, t_v, x_t_v, t_t_v, x_u_v, t_u_v, x_t_u_v, t_t_u_v, *_):
-        x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = ctx.saved_tensors
+        dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        t0 = 1.0 / k
-        t1 = 1.0 / t
-        t2 = t0 * t1
-        t3 = torch.rsqrt(k * t)
-        t4 = x**2
-        t5 = torch.exp(-0.25 * t2 * t4)
-        t6 = t3 * t5
-        t7 = 0.14104739588693907 * t6
-        t8 = t2 * t7
-        t9 = t ** (-2)
-        t10 = t6 * t9
-        t11 = k ** (-2)
-        t12 = t11 * t4
-        t13 = 0.07052369794346953 * t10 * t12
-        t14 = 0.21157109383040862 * t10
-        t15 = t0 * t14
-        t16 = t15 * x
-        t17 = x**3
-        t18 = t11 * t17
-        t19 = t6 / t**3
-        t20 = 0.03526184897173477 * t19
-        t21 = t18 * t20
-        t22 = t16 - t21
-        t23 = x**4
-        t24 = t11 * t23
-        t25 = t ** (-4)
-        t26 = t25 * t6
-        t27 = 0.017630924485867384 * t26
-        t28 = 0.21157109383040862 * t19
-        t29 = -t0 * t28 * t4 + t14 + t24 * t27
-        t30 = k ** (-3)
-        t31 = t23 * t27 * t30
-        t32 = t12 * t28
-        t33 = 0.5289277345760215 * t19
-        t34 = t0 * t33 * x
-        t35 = t ** (-5)
-        t36 = 0.008815462242933692 * t30 * t35 * t6 * x**5
-        t37 = (
-            t15 * x_t
-            + t31 * x_t
-            - t32 * x_t
-            + t_t * (0.17630924485867383 * t11 * t17 * t25 * t3 * t5 - t34 - t36)
-        )
-        return (
-            -t8 * x * x_t_u_v
-            + t_t_u_v * (0.07052369794346953 * t0 * t3 * t4 * t5 * t9 - t1 * t7)
-            + t_t_v * (t22 * x_u + t29 * t_u)
-            + t_u_v * (t16 * x_t - t21 * x_t + t29 * t_t)
+        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        t0 = f_xtt * t_t + f_xxt * x_t
+        return _round(
+            f_t * t_t_u_v
+            + f_x * x_t_u_v
+            + t_t_v * (f_tt * t_u + f_xt * x_u)
+            + t_u_v * (f_tt * t_t + f_xt * x_t)
             + t_v
             * (
-                t16 * x_t_u
-                - t21 * x_t_u
-                + t29 * t_t_u
-                + t37 * x_u
-                + t_u
-                * (
-                    0.17630924485867383 * t18 * t26 * x_t
-                    - t34 * x_t
-                    - t36 * x_t
-                    + t_t
-                    * (
-                        0.7933916018640322 * t0 * t25 * t3 * t4 * t5
-                        - 0.13223193364400537 * t24 * t35 * t6
-                        - t33
-                        + 0.004407731121466846 * t3 * t30 * t5 * x**6 / t**6
-                    )
-                )
+                f_tt * t_t_u
+                + f_xt * x_t_u
+                + t0 * x_u
+                + t_u * (f_ttt * t_t + f_xtt * x_t)
             )
-            + x_t_v
-            * (t22 * t_u + x_u * (0.07052369794346953 * t11 * t3 * t4 * t5 * t9 - t8))
-            + x_u_v * (t13 * x_t + t22 * t_t - t8 * x_t)
+            + x_t_v * (f_xt * t_u + f_xx * x_u)
+            + x_u_v * (f_xt * t_t + f_xx * x_t)
             + x_v
             * (
-                t13 * x_t_u
-                + t22 * t_t_u
-                + t37 * t_u
-                - t8 * x_t_u
-                + x_u
-                * (
-                    t11 * t14 * x * x_t
-                    - t17 * t20 * t30 * x_t
-                    + t_t * (t15 + t31 - t32)
-                )
-            )
+                f_xt * t_t_u
+                + f_xx * x_t_u
+                + t0 * t_u
+                + x_u * (f_xxt * t_t + f_xxx * x_t)
+            ),
+            dtype,
         )
 
 

@@ -9,6 +9,54 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(r, epsilon, sigma, order):
+    """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to 3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
+    t0 = sigma**12
+    t1 = sigma**6
+    t2 = 4.0 * epsilon
+    f_r = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+    if order == 1:
+        return (f_r,)
+    f_rr = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+    if order == 2:
+        return f_r, f_rr
+    f_rrr = t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
+    return f_r, f_rr, f_rrr
+
 
 class LennardJones(torch.autograd.Function):
     """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)"""
@@ -17,11 +65,13 @@ class LennardJones(torch.autograd.Function):
 
     @staticmethod
     def forward(r, epsilon, sigma):
-        return (
+        dtype, r = _opmath(r)
+        return _round(
             r.pow(-12)
             .mul_(sigma**12)
             .add_(r.pow(-6), alpha=-(sigma**6))
-            .mul_(4.0 * epsilon)
+            .mul_(4.0 * epsilon),
+            dtype,
         )
 
     @staticmethod
@@ -56,10 +106,9 @@ class LennardJonesBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, epsilon, sigma):
-        return (
-            r.pow(-13).mul_(-12.0 * sigma**12).add_(r.pow(-7), alpha=6.0 * sigma**6)
-            * grad
-        ).mul_(4.0 * epsilon)
+        dtype, grad, r = _opmath(grad, r)
+        (f_r,) = _partials(r, epsilon, sigma, 1)
+        return _round(f_r * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -70,27 +119,13 @@ class LennardJonesBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_r):
-        grad, r = ctx.saved_tensors
+        dtype, grad, r = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon * grad_grad_r
-        d_grad = (
-            t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r = (
-            grad * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_r,
-            None,
-            None,
-        )
+        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_r * grad_grad_r if need[0] else None
+        d_r = f_rr * grad * grad_grad_r if need[1] else None
+        return _gradients(dtype, (d_grad, d_r), (grad, r)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
@@ -106,10 +141,9 @@ class LennardJonesJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, epsilon, sigma):
-        return (
-            r.pow(-13).mul_(-12.0 * sigma**12).add_(r.pow(-7), alpha=6.0 * sigma**6)
-            * r_t
-        ).mul_(4.0 * epsilon)
+        dtype, r, r_t = _opmath(r, r_t)
+        (f_r,) = _partials(r, epsilon, sigma, 1)
+        return _round(f_r * r_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -120,27 +154,13 @@ class LennardJonesJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        r, r_t = ctx.saved_tensors
+        dtype, r, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon * grad
-        d_r = (
-            r_t * t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r_t = (
-            t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_r,
-            d_r_t,
-            None,
-            None,
-        )
+        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        need = ctx.needs_input_grad
+        d_r = f_rr * grad * r_t if need[0] else None
+        d_r_t = f_r * grad if need[1] else None
+        return _gradients(dtype, (d_r, d_r_t), (r, r_t)) + (None, None)
 
     @staticmethod
     def jvp(ctx, r_u, r_t_u, *_):
@@ -156,16 +176,9 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, grad_t, r_t, epsilon, sigma):
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        return (
-            r.pow(-8).mul_(-42.0 * t1).add_(r.pow(-14), alpha=156.0 * t0) * grad * r_t
-        ).mul_(t2) + (
-            r.pow(-13).mul_(-12.0 * t0).add_(r.pow(-7), alpha=6.0 * t1) * grad_t
-        ).mul_(
-            t2
-        )
+        dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
+        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        return _round(f_rr * grad * r_t + f_r * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -176,55 +189,30 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
-        grad, r, grad_t, r_t = ctx.saved_tensors
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-        t4 = grad_grad_r_t * t3
-        d_grad = r_t * t4 if ctx.needs_input_grad[0] else None
-        d_r = (
-            grad_grad_r_t
-            * (
-                grad * r_t * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
-                + grad_t * t3
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = (
-            grad_grad_r_t * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_r_t = grad * t4 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_r,
-            d_grad_t,
-            d_r_t,
-            None,
-            None,
-        )
+        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        t0 = f_rr * grad_grad_r_t
+        need = ctx.needs_input_grad
+        d_grad = r_t * t0 if need[0] else None
+        d_r = grad_grad_r_t * (f_rr * grad_t + f_rrr * grad * r_t) if need[1] else None
+        d_grad_t = f_r * grad_grad_r_t if need[2] else None
+        d_r_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_r, d_grad_t, d_r_t), (grad, r, grad_t, r_t)
+        ) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
-        grad, r, grad_t, r_t = ctx.saved_tensors
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-        return (
-            grad * r_t_u * t3
-            + grad_t_u * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            + grad_u * r_t * t3
-            + r_u
-            * (
-                grad * r_t * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
-                + grad_t * t3
-            )
+        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        return _round(
+            f_r * grad_t_u
+            + f_rr * grad * r_t_u
+            + f_rr * grad_u * r_t
+            + r_u * (f_rr * grad_t + f_rrr * grad * r_t),
+            dtype,
         )
 
 
@@ -235,16 +223,9 @@ class LennardJonesJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, epsilon, sigma):
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        return (
-            r.pow(-8).mul_(-42.0 * t1).add_(r.pow(-14), alpha=156.0 * t0) * r_t * r_u
-        ).mul_(t2) + (
-            r.pow(-13).mul_(-12.0 * t0).add_(r.pow(-7), alpha=6.0 * t1) * r_t_u
-        ).mul_(
-            t2
-        )
+        dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
+        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        return _round(f_rr * r_t * r_u + f_r * r_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -255,49 +236,31 @@ class LennardJonesJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        r, r_t, r_u, r_t_u = ctx.saved_tensors
+        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-        t4 = grad * t3
-        d_r = (
-            grad
-            * (r_t * r_u * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15) + r_t_u * t3)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r_t = r_u * t4 if ctx.needs_input_grad[1] else None
-        d_r_u = r_t * t4 if ctx.needs_input_grad[2] else None
-        d_r_t_u = (
-            grad * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            d_r,
-            d_r_t,
-            d_r_u,
-            d_r_t_u,
+        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        t0 = f_rr * grad
+        need = ctx.needs_input_grad
+        d_r = grad * (f_rr * r_t_u + f_rrr * r_t * r_u) if need[0] else None
+        d_r_t = r_u * t0 if need[1] else None
+        d_r_u = r_t * t0 if need[2] else None
+        d_r_t_u = f_r * grad if need[3] else None
+        return _gradients(dtype, (d_r, d_r_t, d_r_u, d_r_t_u), (r, r_t, r_u, r_t_u)) + (
             None,
             None,
         )
 
     @staticmethod
     def jvp(ctx, r_v, r_t_v, r_u_v, r_t_u_v, *_):
-        r, r_t, r_u, r_t_u = ctx.saved_tensors
+        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        t0 = sigma**12
-        t1 = sigma**6
-        t2 = 4.0 * epsilon
-        t3 = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
-        return (
-            r_t * r_u_v * t3
-            + r_t_u_v * t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
-            + r_t_v * r_u * t3
-            + r_v
-            * (r_t * r_u * t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15) + r_t_u * t3)
+        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        return _round(
+            f_r * r_t_u_v
+            + f_rr * r_t * r_u_v
+            + f_rr * r_t_v * r_u
+            + r_v * (f_rr * r_t_u + f_rrr * r_t * r_u),
+            dtype,
         )
 
 

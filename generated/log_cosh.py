@@ -9,6 +9,54 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of log_cosh(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = torch.tanh(x)
+    f_x = t0
+    if order == 1:
+        return (f_x,)
+    t1 = 2.0 * x
+    t2 = torch.sigmoid(-t1) * torch.sigmoid(t1)
+    f_xx = 4.0 * t2
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = -8.0 * t0 * t2
+    return f_x, f_xx, f_xxx
+
 
 class LogCosh(torch.autograd.Function):
     """log_cosh(x) = x + softplus(-2*x) - log(2)"""
@@ -17,7 +65,11 @@ class LogCosh(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.nn.functional.softplus(-2.0 * x).add_(x).sub_(0.6931471805599453)
+        dtype, x = _opmath(x)
+        return _round(
+            torch.nn.functional.softplus(-2.0 * x).add_(x).sub_(0.6931471805599453),
+            dtype,
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +96,9 @@ class LogCoshBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return torch.tanh(x) * grad
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -54,18 +108,12 @@ class LogCoshBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = 2.0 * x
-        d_grad = grad_grad_x * torch.tanh(x) if ctx.needs_input_grad[0] else None
-        d_x = (
-            4.0 * grad * grad_grad_x * torch.sigmoid(-t0) * torch.sigmoid(t0)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -80,7 +128,9 @@ class LogCoshJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return torch.tanh(x) * x_t
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -90,18 +140,12 @@ class LogCoshJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = 2.0 * x
-        d_x = (
-            4.0 * grad * x_t * torch.sigmoid(-t0) * torch.sigmoid(t0)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * torch.tanh(x) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -116,10 +160,9 @@ class LogCoshBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = 2.0 * x
-        return (torch.sigmoid(t0) * grad * x_t).mul_((-t0).sigmoid_()).mul_(
-            4.0
-        ) + torch.tanh(x) * grad_t
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -129,41 +172,26 @@ class LogCoshBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = 2.0 * x
-        t1 = torch.sigmoid(-t0)
-        t2 = torch.sigmoid(t0)
-        t3 = 4.0 * t1 * t2
-        t4 = grad_grad_x_t * t3
-        t5 = 8.0 * grad * x_t
-        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x_t * (grad_t * t3 + t1**2 * t2 * t5 - t1 * t2**2 * t5)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = grad_grad_x_t * torch.tanh(x) if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = 2.0 * x
-        t1 = torch.sigmoid(-t0)
-        t2 = torch.sigmoid(t0)
-        t3 = 4.0 * t1 * t2
-        t4 = 8.0 * grad * x_t
-        return (
-            grad * t3 * x_t_u
-            + grad_t_u * torch.tanh(x)
-            + grad_u * t3 * x_t
-            + x_u * (grad_t * t3 + t1**2 * t2 * t4 - t1 * t2**2 * t4)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -174,10 +202,9 @@ class LogCoshJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = 2.0 * x
-        return (torch.sigmoid(t0) * x_t * x_u).mul_((-t0).sigmoid_()).mul_(
-            4.0
-        ) + torch.tanh(x) * x_t_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -187,41 +214,26 @@ class LogCoshJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = 2.0 * x
-        t1 = torch.sigmoid(-t0)
-        t2 = torch.sigmoid(t0)
-        t3 = 4.0 * t1 * t2
-        t4 = 8.0 * x_t * x_u
-        t5 = grad * t3
-        d_x = (
-            grad * (t1**2 * t2 * t4 - t1 * t2**2 * t4 + t3 * x_t_u)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * torch.tanh(x) if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = 2.0 * x
-        t1 = torch.sigmoid(-t0)
-        t2 = torch.sigmoid(t0)
-        t3 = 4.0 * t1 * t2
-        t4 = 8.0 * x_t * x_u
-        return (
-            t3 * x_t * x_u_v
-            + t3 * x_t_v * x_u
-            + x_t_u_v * torch.tanh(x)
-            + x_v * (t1**2 * t2 * t4 - t1 * t2**2 * t4 + t3 * x_t_u)
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

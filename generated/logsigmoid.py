@@ -9,6 +9,53 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of logsigmoid(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = torch.sigmoid(-x)
+    f_x = t0
+    if order == 1:
+        return (f_x,)
+    t1 = t0 * torch.sigmoid(x)
+    f_xx = -t1
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = t1 * torch.tanh(0.5 * x)
+    return f_x, f_xx, f_xxx
+
 
 class Logsigmoid(torch.autograd.Function):
     """logsigmoid(x) = -softplus(-x)"""
@@ -17,7 +64,8 @@ class Logsigmoid(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.nn.functional.softplus(-x).neg_()
+        dtype, x = _opmath(x)
+        return _round(torch.nn.functional.softplus(-x).neg_(), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +92,9 @@ class LogsigmoidBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return (-x).sigmoid_() * grad
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -54,14 +104,12 @@ class LogsigmoidBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = grad_grad_x * torch.sigmoid(-x)
-        d_grad = t0 if ctx.needs_input_grad[0] else None
-        d_x = -grad * t0 * torch.sigmoid(x) if ctx.needs_input_grad[1] else None
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -76,7 +124,9 @@ class LogsigmoidJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return (-x).sigmoid_() * x_t
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -86,14 +136,12 @@ class LogsigmoidJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = grad * torch.sigmoid(-x)
-        d_x = -t0 * x_t * torch.sigmoid(x) if ctx.needs_input_grad[0] else None
-        d_x_t = t0 if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -108,8 +156,9 @@ class LogsigmoidBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = (-x).sigmoid_()
-        return (torch.sigmoid(x) * grad * x_t).mul_(t0).neg_() + grad_t * t0
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -119,37 +168,26 @@ class LogsigmoidBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
-        t2 = grad_grad_x_t * t1
-        t3 = t0 * t2
-        d_grad = -t3 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            t3 * (grad * t0 * x_t - grad * t1 * x_t - grad_t)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = t2 if ctx.needs_input_grad[2] else None
-        d_x_t = -grad * t3 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(-x)
-        t1 = torch.sigmoid(x)
-        t2 = t0 * t1
-        return (
-            -grad * t2 * x_t_u
-            + grad_t_u * t0
-            - grad_u * t2 * x_t
-            + t0 * t1 * x_u * (-grad * t0 * x_t + grad * t1 * x_t - grad_t)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -160,8 +198,9 @@ class LogsigmoidJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = (-x).sigmoid_()
-        return (torch.sigmoid(x) * x_t * x_u).mul_(t0).neg_() + t0 * x_t_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -171,37 +210,26 @@ class LogsigmoidJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
-        t2 = grad * t1
-        t3 = t0 * t2
-        d_x = (
-            t3 * (t0 * x_t * x_u - t1 * x_t * x_u - x_t_u)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = -t3 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = -t3 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = t2 if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.sigmoid(-x)
-        t1 = torch.sigmoid(x)
-        t2 = t0 * t1
-        return (
-            t0 * t1 * x_v * (-t0 * x_t * x_u + t1 * x_t * x_u - x_t_u)
-            + t0 * x_t_u_v
-            - t2 * x_t * x_u_v
-            - t2 * x_t_v * x_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -9,6 +9,86 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of mish(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = torch.nn.functional.softplus(x)
+    t1 = torch.tanh(t0)
+    t2 = 2.0 * t0
+    t3 = torch.sigmoid(-t2)
+    t4 = torch.sigmoid(t2)
+    t5 = t3 * t4
+    t6 = 4.0 * t5
+    t7 = torch.sigmoid(x)
+    t8 = t7 * x
+    f_x = t1 + t6 * t8
+    if order == 1:
+        return (f_x,)
+    t9 = torch.sigmoid(-x)
+    t10 = t6 * t9
+    t11 = t4**2
+    t12 = t11 * t3
+    t13 = 8.0 * t8
+    t14 = t3**2
+    t15 = t14 * t4
+    t16 = -(t1**2) + t10 * x - t12 * t13 + t13 * t15 + t6 + 1.0
+    f_xx = t16 * t7
+    if order == 2:
+        return f_x, f_xx
+    t17 = 16.0 * t7
+    t18 = t12 * t17
+    t19 = t15 * t17
+    t20 = t7**2 * x
+    t21 = 16.0 * t20
+    t22 = t9 * x
+    f_xxx = t7 * (
+        -8.0 * t1 * t5 * t7
+        - t10 * t8
+        + t10
+        - 64.0 * t11 * t14 * t20
+        + t16 * t9
+        - t18 * t22
+        - t18
+        + t19 * t22
+        + t19
+        + t21 * t3**3 * t4
+        + t21 * t3 * t4**3
+    )
+    return f_x, f_xx, f_xxx
+
 
 class Mish(torch.autograd.Function):
     """mish(x) = x*tanh(softplus(x))"""
@@ -17,7 +97,8 @@ class Mish(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.nn.functional.softplus(x).tanh_().mul_(x)
+        dtype, x = _opmath(x)
+        return _round(torch.nn.functional.softplus(x).tanh_().mul_(x), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,17 +125,9 @@ class MishBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        t0 = torch.nn.functional.softplus(x)
-        t1 = 2.0 * t0
-        return (
-            torch.sigmoid(t1)
-            .mul_(x)
-            .mul_(torch.sigmoid(x))
-            .mul_((-t1).sigmoid_())
-            .mul_(4.0)
-            .add_(t0.tanh_())
-            * grad
-        )
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -64,36 +137,12 @@ class MishBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
-        t6 = torch.sigmoid(x)
-        t7 = t6 * x
-        t8 = 8.0 * t7
-        d_grad = grad_grad_x * (t1 + t5 * t7) if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad
-            * grad_grad_x
-            * t6
-            * (
-                -(t1**2)
-                + t3**2 * t4 * t8
-                - t3 * t4**2 * t8
-                + t5 * x * torch.sigmoid(-x)
-                + t5
-                + 1.0
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -108,17 +157,9 @@ class MishJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        t0 = torch.nn.functional.softplus(x)
-        t1 = 2.0 * t0
-        return (
-            torch.sigmoid(t1)
-            .mul_(x)
-            .mul_(torch.sigmoid(x))
-            .mul_((-t1).sigmoid_())
-            .mul_(4.0)
-            .add_(t0.tanh_())
-            * x_t
-        )
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -128,36 +169,12 @@ class MishJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = torch.nn.functional.softplus(x)
-        t2 = torch.tanh(t1)
-        t3 = 2.0 * t1
-        t4 = torch.sigmoid(-t3)
-        t5 = torch.sigmoid(t3)
-        t6 = 4.0 * t4 * t5
-        t7 = t0 * x
-        t8 = 8.0 * t7
-        d_x = (
-            grad
-            * t0
-            * x_t
-            * (
-                -(t2**2)
-                + t4**2 * t5 * t8
-                - t4 * t5**2 * t8
-                + t6 * x * torch.sigmoid(-x)
-                + t6
-                + 1.0
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * (t2 + t6 * t7) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -172,24 +189,9 @@ class MishBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = t0.mul_(2.0)
-        t3 = (-t2).sigmoid_()
-        t4 = t2.sigmoid_()
-        t5 = (t3 * t4).mul_(4.0)
-        t6 = torch.sigmoid(x)
-        t7 = t6 * x
-        t8 = 8.0 * t7
-        return (t6 * grad * x_t).mul_(
-            t1.square()
-            .neg_()
-            .add_(t5)
-            .add_(t3.square().mul_(t4).mul_(t8))
-            .add_((-x).sigmoid_().mul_(t5).mul_(x))
-            .sub_(t4.square().mul_(t3).mul_(t8))
-            .add_(1.0)
-        ) + t7.mul_(t5).add_(t1) * grad_t
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -199,114 +201,26 @@ class MishBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = grad_grad_x_t * t0
-        t2 = torch.nn.functional.softplus(x)
-        t3 = torch.tanh(t2)
-        t4 = 2.0 * t2
-        t5 = torch.sigmoid(-t4)
-        t6 = torch.sigmoid(t4)
-        t7 = t5 * t6
-        t8 = 4.0 * t7
-        t9 = torch.sigmoid(-x)
-        t10 = t8 * x
-        t11 = t6**2
-        t12 = 8.0 * t0
-        t13 = t11 * t12 * t5
-        t14 = t13 * x
-        t15 = t5**2
-        t16 = t12 * t15 * t6
-        t17 = t16 * x
-        t18 = t10 * t9 - t14 + t17 - t3**2 + t8 + 1.0
-        t19 = t18 * x_t
-        t20 = 2.0 * t7 * t9
-        t21 = t0**2 * x
-        t22 = 8.0 * t21
-        d_grad = t1 * t19 if ctx.needs_input_grad[0] else None
-        d_x = (
-            t1
-            * (
-                grad * t19 * t9
-                + 2.0
-                * grad
-                * x_t
-                * (
-                    -t0 * t20 * x
-                    - t0 * t3 * t8
-                    - 32.0 * t11 * t15 * t21
-                    - t13
-                    - t14 * t9
-                    + t16
-                    + t17 * t9
-                    + t20
-                    + t22 * t5**3 * t6
-                    + t22 * t5 * t6**3
-                )
-                + grad_t * t18
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = grad_grad_x_t * (t0 * t10 + t3) if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t1 * t18 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = torch.sigmoid(x)
-        t3 = 2.0 * t0
-        t4 = torch.sigmoid(-t3)
-        t5 = torch.sigmoid(t3)
-        t6 = t4 * t5
-        t7 = 4.0 * t6
-        t8 = t7 * x
-        t9 = torch.sigmoid(-x)
-        t10 = t5**2
-        t11 = 8.0 * t2
-        t12 = t10 * t11 * t4
-        t13 = t12 * x
-        t14 = t4**2
-        t15 = t11 * t14 * t5
-        t16 = t15 * x
-        t17 = -(t1**2) - t13 + t16 + t7 + t8 * t9 + 1.0
-        t18 = t17 * t2
-        t19 = grad * x_t
-        t20 = 2.0 * t6 * t9
-        t21 = t2**2 * x
-        t22 = 8.0 * t21
-        return (
-            grad * t18 * x_t_u
-            + grad_t_u * (t1 + t2 * t8)
-            + grad_u * t18 * x_t
-            + t2
-            * x_u
-            * (
-                grad_t * t17
-                + t17 * t19 * t9
-                + 2.0
-                * t19
-                * (
-                    -t1 * t2 * t7
-                    - 32.0 * t10 * t14 * t21
-                    - t12
-                    - t13 * t9
-                    + t15
-                    + t16 * t9
-                    - t2 * t20 * x
-                    + t20
-                    + t22 * t4**3 * t5
-                    + t22 * t4 * t5**3
-                )
-            )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -317,24 +231,9 @@ class MishJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = t0.mul_(2.0)
-        t3 = (-t2).sigmoid_()
-        t4 = t2.sigmoid_()
-        t5 = (t3 * t4).mul_(4.0)
-        t6 = torch.sigmoid(x)
-        t7 = t6 * x
-        t8 = 8.0 * t7
-        return (t6 * x_t * x_u).mul_(
-            t1.square()
-            .neg_()
-            .add_(t5)
-            .add_(t3.square().mul_(t4).mul_(t8))
-            .add_((-x).sigmoid_().mul_(t5).mul_(x))
-            .sub_(t4.square().mul_(t3).mul_(t8))
-            .add_(1.0)
-        ) + t7.mul_(t5).add_(t1) * x_t_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -344,114 +243,26 @@ class MishJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = t3 * t4
-        t6 = 4.0 * t5
-        t7 = torch.sigmoid(-x)
-        t8 = t6 * x
-        t9 = t4**2
-        t10 = torch.sigmoid(x)
-        t11 = 8.0 * t10
-        t12 = t11 * t3 * t9
-        t13 = t12 * x
-        t14 = t3**2
-        t15 = t11 * t14 * t4
-        t16 = t15 * x
-        t17 = -(t1**2) - t13 + t16 + t6 + t7 * t8 + 1.0
-        t18 = x_t * x_u
-        t19 = 2.0 * t5 * t7
-        t20 = t10**2 * x
-        t21 = 8.0 * t20
-        t22 = grad * t10
-        t23 = t17 * t22
-        d_x = (
-            t22
-            * (
-                t17 * t18 * t7
-                + t17 * x_t_u
-                + 2.0
-                * t18
-                * (
-                    -t1 * t10 * t6
-                    - t10 * t19 * x
-                    - t12
-                    - t13 * t7
-                    - 32.0 * t14 * t20 * t9
-                    + t15
-                    + t16 * t7
-                    + t19
-                    + t21 * t3**3 * t4
-                    + t21 * t3 * t4**3
-                )
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t23 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t23 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * (t1 + t10 * t8) if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.nn.functional.softplus(x)
-        t1 = torch.tanh(t0)
-        t2 = torch.sigmoid(x)
-        t3 = 2.0 * t0
-        t4 = torch.sigmoid(-t3)
-        t5 = torch.sigmoid(t3)
-        t6 = t4 * t5
-        t7 = 4.0 * t6
-        t8 = t7 * x
-        t9 = torch.sigmoid(-x)
-        t10 = t5**2
-        t11 = 8.0 * t2
-        t12 = t10 * t11 * t4
-        t13 = t12 * x
-        t14 = t4**2
-        t15 = t11 * t14 * t5
-        t16 = t15 * x
-        t17 = -(t1**2) - t13 + t16 + t7 + t8 * t9 + 1.0
-        t18 = t17 * t2
-        t19 = x_t * x_u
-        t20 = 2.0 * t6 * t9
-        t21 = t2**2 * x
-        t22 = 8.0 * t21
-        return (
-            t18 * x_t * x_u_v
-            + t18 * x_t_v * x_u
-            + t2
-            * x_v
-            * (
-                t17 * t19 * t9
-                + t17 * x_t_u
-                + 2.0
-                * t19
-                * (
-                    -t1 * t2 * t7
-                    - 32.0 * t10 * t14 * t21
-                    - t12
-                    - t13 * t9
-                    + t15
-                    + t16 * t9
-                    - t2 * t20 * x
-                    + t20
-                    + t22 * t4**3 * t5
-                    + t22 * t4 * t5**3
-                )
-            )
-            + x_t_u_v * (t1 + t2 * t8)
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

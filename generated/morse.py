@@ -9,6 +9,58 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(r, depth, a, r0, order):
+    """The partial derivatives of morse(r; depth, a, r0) up to `order` (1 to 3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
+    t0 = a * (r - r0)
+    t1 = torch.exp(-t0)
+    t2 = depth * t1 * (1.0 - t1)
+    t3 = 2.0 * t2
+    f_r = a * t3
+    if order == 1:
+        return (f_r,)
+    t4 = a**2
+    t5 = torch.exp(-2.0 * t0)
+    f_rr = 2.0 * depth * t4 * t5 - 2.0 * t2 * t4
+    if order == 2:
+        return f_r, f_rr
+    t6 = a**3
+    f_rrr = -6.0 * depth * t5 * t6 + t3 * t6
+    return f_r, f_rr, f_rrr
+
 
 class Morse(torch.autograd.Function):
     """morse(r; depth, a, r0) = depth*(1 - exp(-a*(r - r0)))**2"""
@@ -17,7 +69,10 @@ class Morse(torch.autograd.Function):
 
     @staticmethod
     def forward(r, depth, a, r0):
-        return (r - r0).mul_(-a).exp_().neg_().add_(1.0).pow_(2).mul_(depth)
+        dtype, r = _opmath(r)
+        return _round(
+            (r - r0).mul_(-a).exp_().neg_().add_(1.0).pow_(2).mul_(depth), dtype
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -52,8 +107,9 @@ class MorseBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, depth, a, r0):
-        t0 = (r - r0).mul_(-a).exp_()
-        return ((-t0).add_(1.0) * grad).mul_(t0).mul_(2.0 * a * depth)
+        dtype, grad, r = _opmath(grad, r)
+        (f_r,) = _partials(r, depth, a, r0, 1)
+        return _round(f_r * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -64,27 +120,13 @@ class MorseBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_r):
-        grad, r = ctx.saved_tensors
+        dtype, grad, r = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = 2.0 * depth
-        t1 = a * (r - r0)
-        t2 = torch.exp(-t1)
-        t3 = t2 * (1.0 - t2)
-        t4 = a**2
-        d_grad = a * grad_grad_r * t0 * t3 if ctx.needs_input_grad[0] else None
-        d_r = (
-            grad_grad_r
-            * (2.0 * depth * grad * t4 * torch.exp(-2.0 * t1) - grad * t0 * t3 * t4)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_r,
-            None,
-            None,
-            None,
-        )
+        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_r * grad_grad_r if need[0] else None
+        d_r = f_rr * grad * grad_grad_r if need[1] else None
+        return _gradients(dtype, (d_grad, d_r), (grad, r)) + (None, None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
@@ -100,8 +142,9 @@ class MorseJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, depth, a, r0):
-        t0 = (r - r0).mul_(-a).exp_()
-        return ((-t0).add_(1.0) * r_t).mul_(t0).mul_(2.0 * a * depth)
+        dtype, r, r_t = _opmath(r, r_t)
+        (f_r,) = _partials(r, depth, a, r0, 1)
+        return _round(f_r * r_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -112,26 +155,13 @@ class MorseJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        r, r_t = ctx.saved_tensors
+        dtype, r, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = a**2
-        t1 = a * (r - r0)
-        t2 = 2.0 * depth
-        t3 = torch.exp(-t1)
-        t4 = t3 * (1.0 - t3)
-        d_r = (
-            grad * (2.0 * depth * r_t * t0 * torch.exp(-2.0 * t1) - r_t * t0 * t2 * t4)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r_t = a * grad * t2 * t4 if ctx.needs_input_grad[1] else None
-        return (
-            d_r,
-            d_r_t,
-            None,
-            None,
-            None,
-        )
+        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        need = ctx.needs_input_grad
+        d_r = f_rr * grad * r_t if need[0] else None
+        d_r_t = f_r * grad if need[1] else None
+        return _gradients(dtype, (d_r, d_r_t), (r, r_t)) + (None, None, None)
 
     @staticmethod
     def jvp(ctx, r_u, r_t_u, *_):
@@ -147,14 +177,9 @@ class MorseBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, r, grad_t, r_t, depth, a, r0):
-        t0 = 2.0 * depth
-        t1 = (r - r0).mul_(a)
-        t2 = (-t1).exp_()
-        t3 = (-t2).add_(1.0).mul_(t2)
-        t4 = a**2
-        return (grad * t3).mul_(-t0 * t4).add_(
-            t1.mul_(-2.0).exp_() * grad, alpha=2.0 * depth * t4
-        ) * r_t + (grad_t * t3).mul_(a * t0)
+        dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
+        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        return _round(f_rr * grad * r_t + f_r * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -165,64 +190,30 @@ class MorseBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
-        grad, r, grad_t, r_t = ctx.saved_tensors
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = a**2
-        t1 = a * (r - r0)
-        t2 = torch.exp(-2.0 * t1)
-        t3 = 2.0 * t0
-        t4 = torch.exp(-t1)
-        t5 = depth * t4 * (1.0 - t4)
-        t6 = t3 * t5
-        t7 = depth * t2
-        t8 = a**3 * grad
-        t9 = 2.0 * t5
-        d_grad = (
-            grad_grad_r_t * r_t * (2.0 * depth * t0 * t2 - t6)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r = (
-            grad_grad_r_t
-            * (grad_t * t3 * t7 - grad_t * t6 + r_t * (-6.0 * t7 * t8 + t8 * t9))
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = a * grad_grad_r_t * t9 if ctx.needs_input_grad[2] else None
-        d_r_t = (
-            grad_grad_r_t * (2.0 * depth * grad * t0 * t2 - grad * t6)
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            d_grad,
-            d_r,
-            d_grad_t,
-            d_r_t,
-            None,
-            None,
-            None,
-        )
+        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        t0 = f_rr * grad_grad_r_t
+        need = ctx.needs_input_grad
+        d_grad = r_t * t0 if need[0] else None
+        d_r = grad_grad_r_t * (f_rr * grad_t + f_rrr * grad * r_t) if need[1] else None
+        d_grad_t = f_r * grad_grad_r_t if need[2] else None
+        d_r_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_r, d_grad_t, d_r_t), (grad, r, grad_t, r_t)
+        ) + (None, None, None)
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
-        grad, r, grad_t, r_t = ctx.saved_tensors
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = a * (r - r0)
-        t1 = torch.exp(-t0)
-        t2 = depth * t1 * (1.0 - t1)
-        t3 = 2.0 * t2
-        t4 = a**2
-        t5 = torch.exp(-2.0 * t0)
-        t6 = 2.0 * t4
-        t7 = t2 * t6
-        t8 = depth * t5
-        t9 = a**3 * grad
-        return (
-            a * grad_t_u * t3
-            + grad_u * r_t * (2.0 * depth * t4 * t5 - t7)
-            + r_t_u * (2.0 * depth * grad * t4 * t5 - grad * t7)
-            + r_u * (grad_t * t6 * t8 - grad_t * t7 + r_t * (t3 * t9 - 6.0 * t8 * t9))
+        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        return _round(
+            f_r * grad_t_u
+            + f_rr * grad * r_t_u
+            + f_rr * grad_u * r_t
+            + r_u * (f_rr * grad_t + f_rrr * grad * r_t),
+            dtype,
         )
 
 
@@ -233,14 +224,9 @@ class MorseJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, depth, a, r0):
-        t0 = 2.0 * depth
-        t1 = (r - r0).mul_(a)
-        t2 = (-t1).exp_()
-        t3 = (-t2).add_(1.0).mul_(t2)
-        t4 = a**2
-        return (r_t * t3).mul_(-t0 * t4).add_(
-            t1.mul_(-2.0).exp_() * r_t, alpha=2.0 * depth * t4
-        ) * r_u + (r_t_u * t3).mul_(a * t0)
+        dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
+        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        return _round(f_rr * r_t * r_u + f_r * r_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -251,39 +237,16 @@ class MorseJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        r, r_t, r_u, r_t_u = ctx.saved_tensors
+        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = a * (r - r0)
-        t1 = torch.exp(-2.0 * t0)
-        t2 = depth * t1
-        t3 = a**2
-        t4 = 2.0 * t3
-        t5 = torch.exp(-t0)
-        t6 = depth * t5 * (1.0 - t5)
-        t7 = t4 * t6
-        t8 = a**3 * r_t
-        t9 = 2.0 * t6
-        d_r = (
-            grad * (r_t_u * t2 * t4 - r_t_u * t7 + r_u * (-6.0 * t2 * t8 + t8 * t9))
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_r_t = (
-            grad * r_u * (2.0 * depth * t1 * t3 - t7)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_r_u = (
-            grad * (2.0 * depth * r_t * t1 * t3 - r_t * t7)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_r_t_u = a * grad * t9 if ctx.needs_input_grad[3] else None
-        return (
-            d_r,
-            d_r_t,
-            d_r_u,
-            d_r_t_u,
+        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        t0 = f_rr * grad
+        need = ctx.needs_input_grad
+        d_r = grad * (f_rr * r_t_u + f_rrr * r_t * r_u) if need[0] else None
+        d_r_t = r_u * t0 if need[1] else None
+        d_r_u = r_t * t0 if need[2] else None
+        d_r_t_u = f_r * grad if need[3] else None
+        return _gradients(dtype, (d_r, d_r_t, d_r_u, d_r_t_u), (r, r_t, r_u, r_t_u)) + (
             None,
             None,
             None,
@@ -291,23 +254,15 @@ class MorseJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, r_v, r_t_v, r_u_v, r_t_u_v, *_):
-        r, r_t, r_u, r_t_u = ctx.saved_tensors
+        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        t0 = a * (r - r0)
-        t1 = torch.exp(-t0)
-        t2 = depth * t1 * (1.0 - t1)
-        t3 = 2.0 * t2
-        t4 = a**2
-        t5 = torch.exp(-2.0 * t0)
-        t6 = 2.0 * t4
-        t7 = t2 * t6
-        t8 = depth * t5
-        t9 = a**3 * r_t
-        return (
-            a * r_t_u_v * t3
-            + r_t_v * r_u * (2.0 * depth * t4 * t5 - t7)
-            + r_u_v * (2.0 * depth * r_t * t4 * t5 - r_t * t7)
-            + r_v * (r_t_u * t6 * t8 - r_t_u * t7 + r_u * (t3 * t9 - 6.0 * t8 * t9))
+        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        return _round(
+            f_r * r_t_u_v
+            + f_rr * r_t * r_u_v
+            + f_rr * r_t_v * r_u
+            + r_v * (f_rr * r_t_u + f_rrr * r_t * r_u),
+            dtype,
         )
 
 

@@ -9,6 +9,54 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of selu(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = x > 0.0
+    t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
+    f_x = 1.0507009873554805 * torch.where(t0, 1.0, t1)
+    if order == 1:
+        return (f_x,)
+    t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
+    f_xx = t2
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = t2
+    return f_x, f_xx, f_xxx
+
 
 class Selu(torch.autograd.Function):
     """selu(x) = 1.0507009873554805*Piecewise((x, x > 0), (1.6732632423543772*exp(x) - 1.6732632423543772, True))"""
@@ -17,9 +65,13 @@ class Selu(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.where(
-            x > 0.0, x, 1.6732632423543772 * torch.exp(x) - 1.6732632423543772
-        ).mul_(1.0507009873554805)
+        dtype, x = _opmath(x)
+        return _round(
+            torch.where(
+                x > 0.0, x, 1.6732632423543772 * torch.exp(x) - 1.6732632423543772
+            ).mul_(1.0507009873554805),
+            dtype,
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -46,9 +98,9 @@ class SeluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return (
-            torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x)) * grad
-        ).mul_(1.0507009873554805)
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -58,16 +110,12 @@ class SeluBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * grad_grad_x
-        d_grad = t2 * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[0] else None
-        d_x = grad * t2 * torch.where(t0, 0.0, t1) if ctx.needs_input_grad[1] else None
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -82,9 +130,9 @@ class SeluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return (
-            torch.where(x > 0.0, 1.0, 1.6732632423543772 * torch.exp(x)) * x_t
-        ).mul_(1.0507009873554805)
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -94,16 +142,12 @@ class SeluJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * grad
-        d_x = t2 * x_t * torch.where(t0, 0.0, t1) if ctx.needs_input_grad[0] else None
-        d_x_t = t2 * torch.where(t0, 1.0, t1) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -118,11 +162,9 @@ class SeluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = x > 0.0
-        t1 = torch.exp(x).mul_(1.6732632423543772)
-        return (torch.where(t0, 0.0, t1) * grad * x_t).mul_(1.0507009873554805) + (
-            torch.where(t0, 1.0, t1) * grad_t
-        ).mul_(1.0507009873554805)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -132,42 +174,26 @@ class SeluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
-        t3 = t2 * x_t
-        d_grad = grad_grad_x_t * t3 if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x_t * (grad * t3 + grad_t * t2)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = (
-            1.0507009873554805 * grad_grad_x_t * torch.where(t0, 1.0, t1)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_x_t = grad * grad_grad_x_t * t2 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
-        t3 = grad * t2
-        return (
-            1.0507009873554805 * grad_t_u * torch.where(t0, 1.0, t1)
-            + grad_u * t2 * x_t
-            + t3 * x_t_u
-            + x_u * (grad_t * t2 + t3 * x_t)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -178,11 +204,9 @@ class SeluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = x > 0.0
-        t1 = torch.exp(x).mul_(1.6732632423543772)
-        return (torch.where(t0, 0.0, t1) * x_t * x_u).mul_(1.0507009873554805) + (
-            torch.where(t0, 1.0, t1) * x_t_u
-        ).mul_(1.0507009873554805)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -192,38 +216,26 @@ class SeluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
-        t3 = t2 * x_u
-        d_x = grad * (t2 * x_t_u + t3 * x_t) if ctx.needs_input_grad[0] else None
-        d_x_t = grad * t3 if ctx.needs_input_grad[1] else None
-        d_x_u = grad * t2 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = (
-            1.0507009873554805 * grad * torch.where(t0, 1.0, t1)
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = x > 0.0
-        t1 = 1.6732632423543772 * torch.exp(torch.where(x <= 0.0, x, -1.0))
-        t2 = 1.0507009873554805 * torch.where(t0, 0.0, t1)
-        t3 = t2 * x_t
-        return (
-            t2 * x_t_v * x_u
-            + t3 * x_u_v
-            + 1.0507009873554805 * x_t_u_v * torch.where(t0, 1.0, t1)
-            + x_v * (t2 * x_t_u + t3 * x_u)
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -9,6 +9,55 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of silu(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = torch.sigmoid(x)
+    t1 = torch.sigmoid(-x)
+    t2 = t1 * x
+    f_x = t0 * (t2 + 1.0)
+    if order == 1:
+        return (f_x,)
+    t3 = -t0 * x + t2 + 2.0
+    f_xx = t0 * t1 * t3
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = t0 * t1 * (-2.0 * t0 * t2 - t0 * t3 - t0 + t1 * t3 + t1)
+    return f_x, f_xx, f_xxx
+
 
 class Silu(torch.autograd.Function):
     """silu(x) = x*sigmoid(x)"""
@@ -17,7 +66,8 @@ class Silu(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.sigmoid(x).mul_(x)
+        dtype, x = _opmath(x)
+        return _round(torch.sigmoid(x).mul_(x), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,7 +94,9 @@ class SiluBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        return ((-x).sigmoid_().mul_(x).add_(1.0) * grad).mul_(torch.sigmoid(x))
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -54,17 +106,12 @@ class SiluBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = torch.sigmoid(-x)
-        t1 = t0 * x
-        t2 = torch.sigmoid(x)
-        t3 = grad_grad_x * t2
-        d_grad = t3 * (t1 + 1.0) if ctx.needs_input_grad[0] else None
-        d_x = grad * t0 * t3 * (t1 - t2 * x + 2.0) if ctx.needs_input_grad[1] else None
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -79,7 +126,9 @@ class SiluJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        return ((-x).sigmoid_().mul_(x).add_(1.0) * x_t).mul_(torch.sigmoid(x))
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -89,17 +138,12 @@ class SiluJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(-x)
-        t1 = torch.sigmoid(x)
-        t2 = t0 * x
-        t3 = grad * t1
-        d_x = t0 * t3 * x_t * (-t1 * x + t2 + 2.0) if ctx.needs_input_grad[0] else None
-        d_x_t = t3 * (t2 + 1.0) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -114,12 +158,9 @@ class SiluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = torch.sigmoid(x)
-        t1 = (-x).sigmoid_()
-        t2 = t1 * x
-        return (t1 * grad * x_t).mul_(t0).mul_((t0 * x).neg_().add_(t2).add_(2.0)) + (
-            (t2 + 1.0) * grad_t
-        ).mul_(t0)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -129,66 +170,26 @@ class SiluBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = t0 * x
-        t2 = torch.sigmoid(-x)
-        t3 = t2 * x
-        t4 = -t1 + t3 + 2.0
-        t5 = grad_grad_x_t * t0
-        t6 = t2 * t5
-        t7 = t4 * t6
-        t8 = t3 + 1.0
-        t9 = grad * x_t
-        t10 = t4 * t9
-        d_grad = t7 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            t6
-            * (
-                grad_t * t8
-                + grad_t * (1.0 - t1)
-                - t0 * t10
-                + t10 * t2
-                + t9 * (-2.0 * t0 * t3 - t0 + t2)
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = t5 * t8 if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t7 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
-        t2 = t1 * x
-        t3 = t2 + 1.0
-        t4 = t0 * x
-        t5 = t2 - t4 + 2.0
-        t6 = t0 * t1
-        t7 = t5 * t6
-        t8 = grad * x_t
-        t9 = t5 * t8
-        return (
-            grad * t7 * x_t_u
-            + grad_t_u * t0 * t3
-            + grad_u * t7 * x_t
-            + t6
-            * x_u
-            * (
-                grad_t * t3
-                + grad_t * (1.0 - t4)
-                - t0 * t9
-                + t1 * t9
-                + t8 * (-2.0 * t0 * t2 - t0 + t1)
-            )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -199,12 +200,9 @@ class SiluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = torch.sigmoid(x)
-        t1 = (-x).sigmoid_()
-        t2 = t1 * x
-        return (t1 * x_t * x_u).mul_(t0).mul_((t0 * x).neg_().add_(t2).add_(2.0)) + (
-            (t2 + 1.0) * x_t_u
-        ).mul_(t0)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -214,66 +212,26 @@ class SiluJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = t0 * x
-        t2 = torch.sigmoid(-x)
-        t3 = t2 * x
-        t4 = t3 + 1.0
-        t5 = -t1 + t3 + 2.0
-        t6 = x_t * x_u
-        t7 = t5 * t6
-        t8 = grad * t0
-        t9 = t2 * t8
-        t10 = t5 * t9
-        d_x = (
-            t9
-            * (
-                -t0 * t7
-                + t2 * t7
-                + t4 * x_t_u
-                + t6 * (-2.0 * t0 * t3 - t0 + t2)
-                + x_t_u * (1.0 - t1)
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t10 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t10 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = t4 * t8 if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.sigmoid(x)
-        t1 = torch.sigmoid(-x)
-        t2 = t1 * x
-        t3 = t2 + 1.0
-        t4 = t0 * x
-        t5 = t2 - t4 + 2.0
-        t6 = t0 * t1
-        t7 = t5 * t6
-        t8 = x_t * x_u
-        t9 = t5 * t8
-        return (
-            t0 * t3 * x_t_u_v
-            + t6
-            * x_v
-            * (
-                -t0 * t9
-                + t1 * t9
-                + t3 * x_t_u
-                + t8 * (-2.0 * t0 * t2 - t0 + t1)
-                + x_t_u * (1.0 - t4)
-            )
-            + t7 * x_t * x_u_v
-            + t7 * x_t_v * x_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -9,6 +9,55 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, alpha, order):
+    """The partial derivatives of snake(x; alpha) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = alpha * x
+    t1 = torch.cos(t0)
+    t2 = torch.sin(t0)
+    t3 = t1 * t2
+    f_x = 2.0 * t3 + 1.0
+    if order == 1:
+        return (f_x,)
+    f_xx = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
+    if order == 2:
+        return f_x, f_xx
+    f_xxx = -8.0 * alpha**2 * t3
+    return f_x, f_xx, f_xxx
+
 
 class Snake(torch.autograd.Function):
     """snake(x; alpha) = x + sin(alpha*x)**2/alpha"""
@@ -17,7 +66,8 @@ class Snake(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha):
-        return (alpha * x).sin_().pow_(2).mul_(1.0 / alpha).add_(x)
+        dtype, x = _opmath(x)
+        return _round((alpha * x).sin_().pow_(2).mul_(1.0 / alpha).add_(x), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -50,8 +100,9 @@ class SnakeBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, alpha):
-        t0 = alpha * x
-        return torch.cos(t0).mul_(torch.sin(t0)).mul_(2.0).add_(1.0) * grad
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, alpha, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -62,24 +113,13 @@ class SnakeBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.sin(t0)
-        t2 = torch.cos(t0)
-        d_grad = (
-            grad_grad_x * (2.0 * t1 * t2 + 1.0) if ctx.needs_input_grad[0] else None
-        )
-        d_x = (
-            grad * grad_grad_x * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            None,
-        )
+        f_x, f_xx = _partials(x, alpha, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -95,8 +135,9 @@ class SnakeJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, alpha):
-        t0 = alpha * x
-        return torch.cos(t0).mul_(torch.sin(t0)).mul_(2.0).add_(1.0) * x_t
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, alpha, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -107,22 +148,13 @@ class SnakeJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.sin(t0)
-        t2 = torch.cos(t0)
-        d_x = (
-            grad * x_t * (-2.0 * alpha * t1**2 + 2.0 * alpha * t2**2)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * (2.0 * t1 * t2 + 1.0) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-            None,
-        )
+        f_x, f_xx = _partials(x, alpha, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u, *_):
@@ -138,15 +170,9 @@ class SnakeBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, alpha):
-        t0 = alpha * x
-        t1 = torch.sin(t0)
-        t2 = t0.cos_()
-        return (
-            t1.square().mul_(-2.0 * alpha).add_(t2.square(), alpha=2.0 * alpha)
-            * grad
-            * x_t
-            + (t1 * t2).mul_(2.0).add_(1.0) * grad_t
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, alpha, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -157,44 +183,30 @@ class SnakeBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.sin(t0)
-        t2 = torch.cos(t0)
-        t3 = -2.0 * alpha * t1**2 + 2.0 * alpha * t2**2
-        t4 = grad_grad_x_t * t3
-        t5 = t1 * t2
-        d_grad = t4 * x_t if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x_t * (-8.0 * alpha**2 * grad * t5 * x_t + grad_t * t3)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = grad_grad_x_t * (2.0 * t5 + 1.0) if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t4 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-            None,
-        )
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.cos(t0)
-        t2 = torch.sin(t0)
-        t3 = t1 * t2
-        t4 = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
-        return (
-            grad * t4 * x_t_u
-            + grad_t_u * (2.0 * t3 + 1.0)
-            + grad_u * t4 * x_t
-            + x_u * (-8.0 * alpha**2 * grad * t3 * x_t + grad_t * t4)
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -205,15 +217,9 @@ class SnakeJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, alpha):
-        t0 = alpha * x
-        t1 = torch.sin(t0)
-        t2 = t0.cos_()
-        return (
-            t1.square().mul_(-2.0 * alpha).add_(t2.square(), alpha=2.0 * alpha)
-            * x_t
-            * x_u
-            + (t1 * t2).mul_(2.0).add_(1.0) * x_t_u
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, alpha, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -224,44 +230,30 @@ class SnakeJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.cos(t0)
-        t2 = torch.sin(t0)
-        t3 = t1 * t2
-        t4 = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
-        t5 = grad * t4
-        d_x = (
-            grad * (-8.0 * alpha**2 * t3 * x_t * x_u + t4 * x_t_u)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t5 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t5 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * (2.0 * t3 + 1.0) if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
         )
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        t0 = alpha * x
-        t1 = torch.cos(t0)
-        t2 = torch.sin(t0)
-        t3 = t1 * t2
-        t4 = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
-        return (
-            t4 * x_t * x_u_v
-            + t4 * x_t_v * x_u
-            + x_t_u_v * (2.0 * t3 + 1.0)
-            + x_v * (-8.0 * alpha**2 * t3 * x_t * x_u + t4 * x_t_u)
+        f_x, f_xx, f_xxx = _partials(x, alpha, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -11,12 +11,108 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
 
 def _sum_to(grad, like):
     """`grad` summed over the dimensions along which `like` was broadcast."""
     if grad is None or grad.shape == like.shape:
         return grad
     return grad.sum_to_size(like.shape)
+
+
+def _partials(x, y, z, q, eps, order):
+    """The partial derivatives of softened_coulomb(x, y, z; q, eps) up to `order` (1 to 3): ∂f (f_x, f_y, f_z), then ∂²f (f_xx, f_xy, f_xz, f_yy, f_yz, f_zz), then ∂³f (f_xxx, f_xxy, f_xxz, f_xyy, f_xyz, f_xzz, f_yyy, f_yyz, f_yzz, f_zzz)."""
+    t0 = x**2
+    t1 = y**2
+    t2 = z**2
+    t3 = eps**2 + t0 + t1 + t2
+    t4 = q / t3**1.5
+    f_x = -t4 * x
+    f_y = -t4 * y
+    f_z = -t4 * z
+    if order == 1:
+        return f_x, f_y, f_z
+    t5 = -t4
+    t6 = t3 ** (-2.5)
+    t7 = 3.0 * q * t6
+    t8 = t7 * y
+    f_xx = t0 * t7 + t5
+    f_xy = t8 * x
+    f_xz = t7 * x * z
+    f_yy = t1 * t7 + t5
+    f_yz = t8 * z
+    f_zz = t2 * t7 + t5
+    if order == 2:
+        return f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz
+    t9 = 15.0 * q / t3**3.5
+    t10 = -3.0 * q * t6 * y
+    t11 = t0 * t9
+    t12 = -3.0 * q * t6 * z
+    t13 = -3.0 * q * t6 * x
+    t14 = t9 * x
+    f_xxx = 9.0 * q * t6 * x - t9 * x**3
+    f_xxy = -t10 - t11 * y
+    f_xxz = -t11 * z - t12
+    f_xyy = -t1 * t14 - t13
+    f_xyz = -t14 * y * z
+    f_xzz = -t13 - t14 * t2
+    f_yyy = 9.0 * q * t6 * y - t9 * y**3
+    f_yyz = -t1 * t9 * z - t12
+    f_yzz = -t10 - t2 * t9 * y
+    f_zzz = 9.0 * q * t6 * z - t9 * z**3
+    return (
+        f_x,
+        f_y,
+        f_z,
+        f_xx,
+        f_xy,
+        f_xz,
+        f_yy,
+        f_yz,
+        f_zz,
+        f_xxx,
+        f_xxy,
+        f_xxz,
+        f_xyy,
+        f_xyz,
+        f_xzz,
+        f_yyy,
+        f_yyz,
+        f_yzz,
+        f_zzz,
+    )
 
 
 class SoftenedCoulomb(torch.autograd.Function):
@@ -26,7 +122,10 @@ class SoftenedCoulomb(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, q, eps):
-        return (x.square() + y.square() + z.square()).add_(eps**2).rsqrt_().mul_(q)
+        dtype, x, y, z = _opmath(x, y, z)
+        return _round(
+            (x.square() + y.square() + z.square()).add_(eps**2).rsqrt_().mul_(q), dtype
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -62,13 +161,12 @@ class SoftenedCoulombBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, z, q, eps):
-        t0 = (
-            (x.square() + y.square() + z.square()).add_(eps**2).pow_(-1.5) * grad
-        ).mul_(q)
-        grad_x = (t0 * x).neg_()
-        grad_y = (t0 * y).neg_()
-        grad_z = t0.mul_(z).neg_()
-        return grad_x, grad_y, grad_z
+        dtype, grad, x, y, z = _opmath(grad, x, y, z)
+        f_x, f_y, f_z = _partials(x, y, z, q, eps, 1)
+        grad_x = f_x * grad
+        grad_y = f_y * grad
+        grad_z = f_z * grad
+        return _round(grad_x, dtype), _round(grad_y, dtype), _round(grad_z, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -79,42 +177,24 @@ class SoftenedCoulombBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
-        grad, x, y, z = ctx.saved_tensors
+        dtype, grad, x, y, z = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = grad_grad_x * x
-        t6 = grad_grad_y * y
-        t7 = grad_grad_z * z
-        t8 = 3.0 * grad * q / t3**2.5
-        t9 = t8 * x
-        t10 = -grad * t4
-        t11 = t8 * y
-        t12 = t8 * z
-        d_grad = -t4 * t5 - t4 * t6 - t4 * t7 if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x * (t0 * t8 + t10) + t6 * t9 + t7 * t9
-            if ctx.needs_input_grad[1]
+        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
+            x, y, z, q, eps, 2
+        )
+        t0 = grad * grad_grad_x
+        t1 = grad * grad_grad_y
+        t2 = grad * grad_grad_z
+        need = ctx.needs_input_grad
+        d_grad = (
+            f_x * grad_grad_x + f_y * grad_grad_y + f_z * grad_grad_z
+            if need[0]
             else None
         )
-        d_y = (
-            grad_grad_y * (t1 * t8 + t10) + t11 * t5 + t11 * t7
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_z = (
-            grad_grad_z * (t10 + t2 * t8) + t12 * t5 + t12 * t6
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_z, z),
+        d_x = f_xx * t0 + f_xy * t1 + f_xz * t2 if need[1] else None
+        d_y = f_xy * t0 + f_yy * t1 + f_yz * t2 if need[2] else None
+        d_z = f_xz * t0 + f_yz * t1 + f_zz * t2 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (
             None,
             None,
         )
@@ -135,8 +215,9 @@ class SoftenedCoulombJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, q, eps):
-        t0 = (x.square() + y.square() + z.square()).add_(eps**2).pow_(-1.5).mul_(q)
-        return (t0 * x_t).mul_(x).neg_() - (t0 * y_t).mul_(y) - (t0 * z_t).mul_(z)
+        dtype, x, y, z, x_t, y_t, z_t = _opmath(x, y, z, x_t, y_t, z_t)
+        f_x, f_y, f_z = _partials(x, y, z, q, eps, 1)
+        return _round(f_x * x_t + f_y * y_t + f_z * z_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -147,48 +228,21 @@ class SoftenedCoulombJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y, z, x_t, y_t, z_t = ctx.saved_tensors
+        dtype, x, y, z, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = 3.0 * q / t3**2.5
-        t6 = t5 * y_t
-        t7 = x * y
-        t8 = t5 * z_t
-        t9 = t8 * z
-        t10 = t5 * x_t
-        t11 = grad * t4
-        d_x = (
-            grad * (t0 * t10 - t4 * x_t + t6 * t7 + t9 * x)
-            if ctx.needs_input_grad[0]
-            else None
+        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
+            x, y, z, q, eps, 2
         )
-        d_y = (
-            grad * (t1 * t6 + t10 * t7 - t4 * y_t + t9 * y)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_z = (
-            grad * (t10 * x * z + t2 * t8 - t4 * z_t + t6 * y * z)
-            if ctx.needs_input_grad[2]
-            else None
-        )
-        d_x_t = -t11 * x if ctx.needs_input_grad[3] else None
-        d_y_t = -t11 * y if ctx.needs_input_grad[4] else None
-        d_z_t = -t11 * z if ctx.needs_input_grad[5] else None
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_z, z),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            _sum_to(d_z_t, z_t),
-            None,
-            None,
-        )
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t + f_xy * y_t + f_xz * z_t) if need[0] else None
+        d_y = grad * (f_xy * x_t + f_yy * y_t + f_yz * z_t) if need[1] else None
+        d_z = grad * (f_xz * x_t + f_yz * y_t + f_zz * z_t) if need[2] else None
+        d_x_t = f_x * grad if need[3] else None
+        d_y_t = f_y * grad if need[4] else None
+        d_z_t = f_z * grad if need[5] else None
+        return _gradients(
+            dtype, (d_x, d_y, d_z, d_x_t, d_y_t, d_z_t), (x, y, z, x_t, y_t, z_t)
+        ) + (None, None)
 
     @staticmethod
     def jvp(ctx, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, *_):
@@ -206,27 +260,19 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps):
-        t0 = x.square()
-        t1 = y.square()
-        t2 = z.square()
-        t3 = (t0 + t1 + t2).add_(eps**2)
-        t4 = t3.pow(-1.5).mul_(q)
-        t5 = t4 * grad_t
-        t6 = (t3.pow_(-2.5) * grad).mul_(3.0 * q)
-        t7 = t6 * x
-        t8 = t7 * y
-        t9 = z * z_t
-        t10 = (t4 * grad).neg_()
-        t11 = t6 * y
-        grad_x_t = t7 * t9 + t8 * y_t + (t6 * t0).add_(t10) * x_t - t5 * x
-        grad_y_t = t11 * t9 + t8 * x_t + (t6 * t1).add_(t10) * y_t - t5 * y
-        grad_z_t = (
-            t10.add_(t6.mul_(t2)) * z_t
-            - t5.mul_(z)
-            + (t11 * y_t).mul_(z)
-            + (t7 * x_t).mul_(z)
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
+            grad, x, y, z, grad_t, x_t, y_t, z_t
         )
-        return grad_x_t, grad_y_t, grad_z_t
+        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
+            x, y, z, q, eps, 2
+        )
+        t0 = grad * x_t
+        t1 = grad * y_t
+        t2 = grad * z_t
+        grad_x_t = t0 * f_xx + f_x * grad_t + t1 * f_xy + t2 * f_xz
+        grad_y_t = t0 * f_xy + f_y * grad_t + t1 * f_yy + t2 * f_yz
+        grad_z_t = t0 * f_xz + t1 * f_yz + f_z * grad_t + t2 * f_zz
+        return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -237,242 +283,150 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
-        grad, x, y, z, grad_t, x_t, y_t, z_t = ctx.saved_tensors
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = t3 ** (-2.5)
-        t5 = 3.0 * q * t4
-        t6 = t5 * x
-        t7 = y * y_t
-        t8 = z * z_t
-        t9 = q / t3**1.5
-        t10 = -t9
-        t11 = t0 * t5
-        t12 = t6 * x_t
-        t13 = t5 * y
-        t14 = t1 * t5
-        t15 = t7 * z
-        t16 = t2 * t5
-        t17 = -3.0 * grad * q * t4 * x
-        t18 = 15.0 * grad * q / t3**3.5
-        t19 = t18 * x
-        t20 = t1 * t19
-        t21 = grad * t5 * y
-        t22 = t18 * y
-        t23 = t0 * t22
-        t24 = grad_t * t6
-        t25 = t19 * y
-        t26 = t24 * y - t25 * t8
-        t27 = t19 * t2
-        t28 = grad * t5 * z
-        t29 = t18 * z
-        t30 = t0 * t29
-        t31 = -t15 * t19 + t24 * z
-        t32 = t21 * y_t
-        t33 = t0 * t18
-        t34 = -grad_t * t9
-        t35 = t28 * z_t + t34
-        t36 = -3.0 * grad * q * t4 * y
-        t37 = grad * t5 * x
-        t38 = t2 * t22
-        t39 = t1 * t29
-        t40 = grad_t * t13 * z - t25 * x_t * z
-        t41 = t37 * x_t
-        t42 = -3.0 * grad * q * t4 * z
-        t43 = grad_grad_x_t * x
-        t44 = grad_grad_y_t * y
-        t45 = grad_grad_z_t * z
-        t46 = -grad * t9
+        (
+            f_x,
+            f_y,
+            f_z,
+            f_xx,
+            f_xy,
+            f_xz,
+            f_yy,
+            f_yz,
+            f_zz,
+            f_xxx,
+            f_xxy,
+            f_xxz,
+            f_xyy,
+            f_xyz,
+            f_xzz,
+            f_yyy,
+            f_yyz,
+            f_yzz,
+            f_zzz,
+        ) = _partials(x, y, z, q, eps, 3)
+        t0 = grad * x_t
+        t1 = grad * y_t
+        t2 = grad * z_t
+        t3 = f_xxy * t0 + f_xy * grad_t + f_xyy * t1 + f_xyz * t2
+        t4 = f_xxz * t0 + f_xyz * t1 + f_xz * grad_t + f_xzz * t2
+        t5 = f_xyz * t0 + f_yyz * t1 + f_yz * grad_t + f_yzz * t2
+        t6 = grad * grad_grad_x_t
+        t7 = grad * grad_grad_y_t
+        t8 = grad * grad_grad_z_t
+        need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_x_t * (t6 * t7 + t6 * t8 + x_t * (t10 + t11))
-            + grad_grad_y_t * (t12 * y + t13 * t8 + y_t * (t10 + t14))
-            + grad_grad_z_t * (t12 * z + t15 * t5 + z_t * (t10 + t16))
-            if ctx.needs_input_grad[0]
+            grad_grad_x_t * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
+            + grad_grad_y_t * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
+            + grad_grad_z_t * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
+            if need[0]
             else None
         )
         d_x = (
-            grad_grad_x_t
-            * (
-                grad_t * t11
-                + t32
-                - t33 * t7
-                - t33 * t8
-                + t35
-                + x_t * (9.0 * grad * q * t4 * x - t18 * x**3)
-            )
-            + grad_grad_y_t * (t21 * x_t - t23 * x_t + t26 + y_t * (-t17 - t20))
-            + grad_grad_z_t * (t28 * x_t - t30 * x_t + t31 + z_t * (-t17 - t27))
-            if ctx.needs_input_grad[1]
+            grad_grad_x_t * (f_xx * grad_t + f_xxx * t0 + f_xxy * t1 + f_xxz * t2)
+            + grad_grad_y_t * t3
+            + grad_grad_z_t * t4
+            if need[1]
             else None
         )
         d_y = (
-            grad_grad_x_t * (-t20 * y_t + t26 + t37 * y_t + x_t * (-t23 - t36))
-            + grad_grad_y_t
-            * (
-                grad_t * t14
-                - t1 * t18 * t8
-                - t20 * x_t
-                + t35
-                + t41
-                + y_t * (9.0 * grad * q * t4 * y - t18 * y**3)
-            )
-            + grad_grad_z_t * (t28 * y_t - t39 * y_t + t40 + z_t * (-t36 - t38))
-            if ctx.needs_input_grad[2]
+            grad_grad_x_t * t3
+            + grad_grad_y_t * (f_xyy * t0 + f_yy * grad_t + f_yyy * t1 + f_yyz * t2)
+            + grad_grad_z_t * t5
+            if need[2]
             else None
         )
         d_z = (
-            grad_grad_x_t * (-t27 * z_t + t31 + t37 * z_t + x_t * (-t30 - t42))
-            + grad_grad_y_t * (t21 * z_t - t38 * z_t + t40 + y_t * (-t39 - t42))
-            + grad_grad_z_t
-            * (
-                grad_t * t16
-                - t18 * t2 * t7
-                - t27 * x_t
-                + t32
-                + t34
-                + t41
-                + z_t * (9.0 * grad * q * t4 * z - t18 * z**3)
-            )
-            if ctx.needs_input_grad[3]
+            grad_grad_x_t * t4
+            + grad_grad_y_t * t5
+            + grad_grad_z_t * (f_xzz * t0 + f_yzz * t1 + f_zz * grad_t + f_zzz * t2)
+            if need[3]
             else None
         )
-        d_grad_t = -t43 * t9 - t44 * t9 - t45 * t9 if ctx.needs_input_grad[4] else None
-        d_x_t = (
-            grad_grad_x_t * (grad * t11 + t46) + t37 * t44 + t37 * t45
-            if ctx.needs_input_grad[5]
+        d_grad_t = (
+            f_x * grad_grad_x_t + f_y * grad_grad_y_t + f_z * grad_grad_z_t
+            if need[4]
             else None
         )
-        d_y_t = (
-            grad_grad_y_t * (grad * t14 + t46) + t21 * t43 + t21 * t45
-            if ctx.needs_input_grad[6]
-            else None
-        )
-        d_z_t = (
-            grad_grad_z_t * (grad * t16 + t46) + t28 * t43 + t28 * t44
-            if ctx.needs_input_grad[7]
-            else None
-        )
-        return (
-            _sum_to(d_grad, grad),
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_z, z),
-            _sum_to(d_grad_t, grad_t),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            _sum_to(d_z_t, z_t),
-            None,
-            None,
-        )
+        d_x_t = f_xx * t6 + f_xy * t7 + f_xz * t8 if need[5] else None
+        d_y_t = f_xy * t6 + f_yy * t7 + f_yz * t8 if need[6] else None
+        d_z_t = f_xz * t6 + f_yz * t7 + f_zz * t8 if need[7] else None
+        return _gradients(
+            dtype,
+            (d_grad, d_x, d_y, d_z, d_grad_t, d_x_t, d_y_t, d_z_t),
+            (grad, x, y, z, grad_t, x_t, y_t, z_t),
+        ) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, z_u, grad_t_u, x_t_u, y_t_u, z_t_u, *_):
-        grad, x, y, z, grad_t, x_t, y_t, z_t = ctx.saved_tensors
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = grad_t_u * t4
-        t6 = t3 ** (-2.5)
-        t7 = 3.0 * q * t6
-        t8 = grad * t7 * x
-        t9 = t8 * y
-        t10 = z * z_t_u
-        t11 = -grad * t4
-        t12 = t0 * t7
-        t13 = t7 * x
-        t14 = y * y_t
-        t15 = t13 * z
-        t16 = -t4
-        t17 = -3.0 * grad * q * t6 * y
-        t18 = 15.0 * grad * q / t3**3.5
-        t19 = t0 * t18
-        t20 = t19 * y
-        t21 = t1 * t18
-        t22 = t21 * x
-        t23 = t13 * y
-        t24 = y * z_t
-        t25 = t18 * x * z
-        t26 = grad_t * t23 - t24 * t25
-        t27 = -3.0 * grad * q * t6 * z
-        t28 = t19 * z
-        t29 = t18 * t2
-        t30 = t29 * x
-        t31 = grad_t * t15 - t14 * t25
-        t32 = grad * t7
-        t33 = t32 * y
-        t34 = t33 * y_t
-        t35 = -grad_t * t4
-        t36 = t32 * z
-        t37 = t35 + t36 * z_t
-        t38 = t1 * t7
-        t39 = t7 * z
-        t40 = -3.0 * grad * q * t6 * x
-        t41 = t21 * z
-        t42 = grad_t * t39 * y - t25 * x_t * y
-        t43 = t8 * x_t
-        t44 = t2 * t7
+        (
+            f_x,
+            f_y,
+            f_z,
+            f_xx,
+            f_xy,
+            f_xz,
+            f_yy,
+            f_yz,
+            f_zz,
+            f_xxx,
+            f_xxy,
+            f_xxz,
+            f_xyy,
+            f_xyz,
+            f_xzz,
+            f_yyy,
+            f_yyz,
+            f_yzz,
+            f_zzz,
+        ) = _partials(x, y, z, q, eps, 3)
+        t0 = grad * x_t_u
+        t1 = grad * y_t_u
+        t2 = grad * z_t_u
+        t3 = grad * x_t
+        t4 = grad * y_t
+        t5 = grad * z_t
+        t6 = f_xxy * t3 + f_xy * grad_t + f_xyy * t4 + f_xyz * t5
+        t7 = f_xxz * t3 + f_xyz * t4 + f_xz * grad_t + f_xzz * t5
+        t8 = f_xyz * t3 + f_yyz * t4 + f_yz * grad_t + f_yzz * t5
         grad_x_t_u = (
-            grad_u * (t13 * t14 + t15 * z_t + x_t * (t12 + t16))
-            + t10 * t8
-            - t5 * x
-            + t9 * y_t_u
-            + x_t_u * (grad * t12 + t11)
-            + x_u
-            * (
-                grad_t * t12
-                - t14 * t19
-                - t28 * z_t
-                + t34
-                + t37
-                + x_t * (9.0 * grad * q * t6 * x - t18 * x**3)
-            )
-            + y_u * (-t22 * y_t + t26 + t8 * y_t + x_t * (-t17 - t20))
-            + z_u * (-t30 * z_t + t31 + t8 * z_t + x_t * (-t27 - t28))
+            f_x * grad_t_u
+            + f_xx * t0
+            + f_xy * t1
+            + f_xz * t2
+            + grad_u * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
+            + t6 * y_u
+            + t7 * z_u
+            + x_u * (f_xx * grad_t + f_xxx * t3 + f_xxy * t4 + f_xxz * t5)
         )
         grad_y_t_u = (
-            grad_u * (t23 * x_t + t24 * t39 + y_t * (t16 + t38))
-            + t10 * t33
-            - t5 * y
-            + t9 * x_t_u
-            + x_u * (-t20 * x_t + t26 + t33 * x_t + y_t * (-t22 - t40))
-            + y_t_u * (grad * t38 + t11)
-            + y_u
-            * (
-                grad_t * t38
-                - t22 * x_t
-                + t37
-                - t41 * z_t
-                + t43
-                + y_t * (9.0 * grad * q * t6 * y - t18 * y**3)
-            )
-            + z_u * (-t24 * t29 + t33 * z_t + t42 + y_t * (-t27 - t41))
+            f_xy * t0
+            + f_y * grad_t_u
+            + f_yy * t1
+            + f_yz * t2
+            + grad_u * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
+            + t6 * x_u
+            + t8 * z_u
+            + y_u * (f_xyy * t3 + f_yy * grad_t + f_yyy * t4 + f_yyz * t5)
         )
         grad_z_t_u = (
-            grad_u * (t14 * t39 + t15 * x_t + z_t * (t16 + t44))
-            + t33 * y_t_u * z
-            - t5 * z
-            + t8 * x_t_u * z
-            + x_u * (-t28 * x_t + t31 + t36 * x_t + z_t * (-t30 - t40))
-            + y_u * (t36 * y_t - t41 * y_t + t42 + z_t * (-t17 - t29 * y))
-            + z_t_u * (grad * t44 + t11)
-            + z_u
-            * (
-                grad_t * t44
-                - t14 * t29
-                - t30 * x_t
-                + t34
-                + t35
-                + t43
-                + z_t * (9.0 * grad * q * t6 * z - t18 * z**3)
-            )
+            f_xz * t0
+            + f_yz * t1
+            + f_z * grad_t_u
+            + f_zz * t2
+            + grad_u * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
+            + t7 * x_u
+            + t8 * y_u
+            + z_u * (f_xzz * t3 + f_yzz * t4 + f_zz * grad_t + f_zzz * t5)
         )
-        return grad_x_t_u, grad_y_t_u, grad_z_t_u
+        return (
+            _round(grad_x_t_u, dtype),
+            _round(grad_y_t_u, dtype),
+            _round(grad_z_t_u, dtype),
+        )
 
 
 class SoftenedCoulombJvpJvp(torch.autograd.Function):
@@ -482,24 +436,20 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps):
-        t0 = x.square()
-        t1 = y.square()
-        t2 = z.square()
-        t3 = (t0 + t1 + t2).add_(eps**2)
-        t4 = t3.pow(-1.5).mul_(q)
-        t5 = t3.pow_(-2.5).mul_(3.0 * q)
-        t6 = t5 * y_t
-        t7 = x * y
-        t8 = t5 * z_t
-        t9 = t8 * z
-        t10 = t5 * x_t
-        return (
-            (t10 * t0 + t6 * t7 + t9 * x).sub_(t4 * x_t) * x_u
-            + (t6 * t1 + t10 * t7 + t9 * y).sub_(t4 * y_t) * y_u
-            + (t8.mul_(t2) + (t10 * x).mul_(z) + (t6 * y).mul_(z)).sub_(t4 * z_t) * z_u
-            - (t4 * x_t_u).mul_(x)
-            - (t4 * y_t_u).mul_(y)
-            - (t4 * z_t_u).mul_(z)
+        dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
+            x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u
+        )
+        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
+            x, y, z, q, eps, 2
+        )
+        return _round(
+            (f_xx * x_t + f_xy * y_t + f_xz * z_t) * x_u
+            + f_x * x_t_u
+            + f_y * y_t_u
+            + f_z * z_t_u
+            + (f_xy * x_t + f_yy * y_t + f_yz * z_t) * y_u
+            + (f_xz * x_t + f_yz * y_t + f_zz * z_t) * z_u,
+            dtype,
         )
 
     @staticmethod
@@ -513,180 +463,101 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = ctx.saved_tensors
+        dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
+            *ctx.saved_tensors
+        )
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = t3 ** (-2.5)
-        t6 = 3.0 * q * t5
-        t7 = t6 * x
-        t8 = t7 * y
-        t9 = z * z_t_u
-        t10 = t0 * t6
-        t11 = 15.0 * q / t3**3.5
-        t12 = t11 * z_t
-        t13 = x * z
-        t14 = t11 * y_t
-        t15 = t1 * x
-        t16 = t11 * x_t
-        t17 = t0 * y
-        t18 = (
-            3.0 * q * t5 * x * y_t
-            + 3.0 * q * t5 * x_t * y
-            - t12 * t13 * y
-            - t14 * t15
-            - t16 * t17
-        )
-        t19 = t14 * y
-        t20 = t12 * t2
-        t21 = t0 * z
-        t22 = (
-            3.0 * q * t5 * x * z_t
-            + 3.0 * q * t5 * x_t * z
-            - t13 * t19
-            - t16 * t21
-            - t20 * x
-        )
-        t23 = -3.0 * q * t5 * y * y_t
-        t24 = -3.0 * q * t5 * z * z_t
-        t25 = t6 * y
-        t26 = t1 * t6
-        t27 = t16 * x
-        t28 = t1 * z
-        t29 = (
-            3.0 * q * t5 * y * z_t
-            + 3.0 * q * t5 * y_t * z
-            - t14 * t28
-            - t20 * y
-            - t27 * y * z
-        )
-        t30 = -3.0 * q * t5 * x * x_t
-        t31 = t7 * z
-        t32 = t25 * z
-        t33 = t2 * t6
-        t34 = -t4
-        t35 = t6 * y * y_t
-        t36 = t6 * z * z_t
-        t37 = t6 * x * x_t
-        t38 = grad * t4
+        (
+            f_x,
+            f_y,
+            f_z,
+            f_xx,
+            f_xy,
+            f_xz,
+            f_yy,
+            f_yz,
+            f_zz,
+            f_xxx,
+            f_xxy,
+            f_xxz,
+            f_xyy,
+            f_xyz,
+            f_xzz,
+            f_yyy,
+            f_yyz,
+            f_yzz,
+            f_zzz,
+        ) = _partials(x, y, z, q, eps, 3)
+        t0 = f_xxy * x_t + f_xyy * y_t + f_xyz * z_t
+        t1 = f_xxz * x_t + f_xyz * y_t + f_xzz * z_t
+        t2 = f_xyz * x_t + f_yyz * y_t + f_yzz * z_t
+        need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                t10 * x_t_u
-                + t18 * y_u
-                + t22 * z_u
-                - t4 * x_t_u
-                + t7 * t9
-                + t8 * y_t_u
-                + x_u
-                * (
-                    9.0 * q * t5 * x * x_t
-                    - t12 * t21
-                    - t14 * t17
-                    - t16 * x**3
-                    - t23
-                    - t24
-                )
+                f_xx * x_t_u
+                + f_xy * y_t_u
+                + f_xz * z_t_u
+                + t0 * y_u
+                + t1 * z_u
+                + x_u * (f_xxx * x_t + f_xxy * y_t + f_xxz * z_t)
             )
-            if ctx.needs_input_grad[0]
+            if need[0]
             else None
         )
         d_y = (
             grad
             * (
-                t18 * x_u
-                + t25 * t9
-                + t26 * y_t_u
-                + t29 * z_u
-                - t4 * y_t_u
-                + t8 * x_t_u
-                + y_u
-                * (
-                    9.0 * q * t5 * y * y_t
-                    - t12 * t28
-                    - t14 * y**3
-                    - t15 * t16
-                    - t24
-                    - t30
-                )
+                f_xy * x_t_u
+                + f_yy * y_t_u
+                + f_yz * z_t_u
+                + t0 * x_u
+                + t2 * z_u
+                + y_u * (f_xyy * x_t + f_yyy * y_t + f_yyz * z_t)
             )
-            if ctx.needs_input_grad[1]
+            if need[1]
             else None
         )
         d_z = (
             grad
             * (
-                t22 * x_u
-                + t29 * y_u
-                + t31 * x_t_u
-                + t32 * y_t_u
-                + t33 * z_t_u
-                - t4 * z_t_u
-                + z_u
-                * (
-                    9.0 * q * t5 * z * z_t
-                    - t12 * z**3
-                    - t19 * t2
-                    - t2 * t27
-                    - t23
-                    - t30
-                )
+                f_xz * x_t_u
+                + f_yz * y_t_u
+                + f_zz * z_t_u
+                + t1 * x_u
+                + t2 * y_u
+                + z_u * (f_xzz * x_t + f_yzz * y_t + f_zzz * z_t)
             )
-            if ctx.needs_input_grad[2]
+            if need[2]
             else None
         )
-        d_x_t = (
-            grad * (t31 * z_u + t8 * y_u + x_u * (t10 + t34))
-            if ctx.needs_input_grad[3]
-            else None
-        )
-        d_y_t = (
-            grad * (t32 * z_u + t8 * x_u + y_u * (t26 + t34))
-            if ctx.needs_input_grad[4]
-            else None
-        )
-        d_z_t = (
-            grad * (t31 * x_u + t32 * y_u + z_u * (t33 + t34))
-            if ctx.needs_input_grad[5]
-            else None
-        )
-        d_x_u = (
-            grad * (t10 * x_t + t35 * x + t36 * x - t4 * x_t)
-            if ctx.needs_input_grad[6]
-            else None
-        )
-        d_y_u = (
-            grad * (t26 * y_t + t36 * y + t37 * y - t4 * y_t)
-            if ctx.needs_input_grad[7]
-            else None
-        )
-        d_z_u = (
-            grad * (t33 * z_t + t35 * z + t37 * z - t4 * z_t)
-            if ctx.needs_input_grad[8]
-            else None
-        )
-        d_x_t_u = -t38 * x if ctx.needs_input_grad[9] else None
-        d_y_t_u = -t38 * y if ctx.needs_input_grad[10] else None
-        d_z_t_u = -t38 * z if ctx.needs_input_grad[11] else None
-        return (
-            _sum_to(d_x, x),
-            _sum_to(d_y, y),
-            _sum_to(d_z, z),
-            _sum_to(d_x_t, x_t),
-            _sum_to(d_y_t, y_t),
-            _sum_to(d_z_t, z_t),
-            _sum_to(d_x_u, x_u),
-            _sum_to(d_y_u, y_u),
-            _sum_to(d_z_u, z_u),
-            _sum_to(d_x_t_u, x_t_u),
-            _sum_to(d_y_t_u, y_t_u),
-            _sum_to(d_z_t_u, z_t_u),
-            None,
-            None,
-        )
+        d_x_t = grad * (f_xx * x_u + f_xy * y_u + f_xz * z_u) if need[3] else None
+        d_y_t = grad * (f_xy * x_u + f_yy * y_u + f_yz * z_u) if need[4] else None
+        d_z_t = grad * (f_xz * x_u + f_yz * y_u + f_zz * z_u) if need[5] else None
+        d_x_u = grad * (f_xx * x_t + f_xy * y_t + f_xz * z_t) if need[6] else None
+        d_y_u = grad * (f_xy * x_t + f_yy * y_t + f_yz * z_t) if need[7] else None
+        d_z_u = grad * (f_xz * x_t + f_yz * y_t + f_zz * z_t) if need[8] else None
+        d_x_t_u = f_x * grad if need[9] else None
+        d_y_t_u = f_y * grad if need[10] else None
+        d_z_t_u = f_z * grad if need[11] else None
+        return _gradients(
+            dtype,
+            (
+                d_x,
+                d_y,
+                d_z,
+                d_x_t,
+                d_y_t,
+                d_z_t,
+                d_x_u,
+                d_y_u,
+                d_z_u,
+                d_x_t_u,
+                d_y_t_u,
+                d_z_t_u,
+            ),
+            (x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u),
+        ) + (None, None)
 
     @staticmethod
     def jvp(
@@ -705,126 +576,72 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         z_t_u_v,
         *_
     ):
-        x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = ctx.saved_tensors
+        dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
+            *ctx.saved_tensors
+        )
         q, eps = ctx.params
-        t0 = x**2
-        t1 = y**2
-        t2 = z**2
-        t3 = eps**2 + t0 + t1 + t2
-        t4 = q / t3**1.5
-        t5 = t3 ** (-2.5)
-        t6 = 3.0 * q * t5
-        t7 = t6 * y * y_t
-        t8 = t6 * z * z_t
-        t9 = t0 * t6
-        t10 = t6 * x * x_t
-        t11 = t1 * t6
-        t12 = t2 * t6
-        t13 = t6 * x
-        t14 = t13 * y
-        t15 = t13 * z
-        t16 = -t4
-        t17 = y * z
-        t18 = t17 * t6
-        t19 = 15.0 * q / t3**3.5
-        t20 = t19 * z_t
-        t21 = t17 * x
-        t22 = t19 * y_t
-        t23 = t1 * x
-        t24 = t19 * x_t
-        t25 = t0 * y
-        t26 = (
-            3.0 * q * t5 * x * y_t
-            + 3.0 * q * t5 * x_t * y
-            - t20 * t21
-            - t22 * t23
-            - t24 * t25
-        )
-        t27 = t2 * t20
-        t28 = t0 * z
-        t29 = (
-            3.0 * q * t5 * x * z_t
-            + 3.0 * q * t5 * x_t * z
-            - t21 * t22
-            - t24 * t28
-            - t27 * x
-        )
-        t30 = -3.0 * q * t5 * y * y_t
-        t31 = -3.0 * q * t5 * z * z_t
-        t32 = t24 * x
-        t33 = t1 * z
-        t34 = (
-            3.0 * q * t5 * y * z_t
-            + 3.0 * q * t5 * y_t * z
-            - t17 * t32
-            - t22 * t33
-            - t27 * y
-        )
-        t35 = -3.0 * q * t5 * x * x_t
-        return (
-            -t4 * x * x_t_u_v
-            - t4 * y * y_t_u_v
-            - t4 * z * z_t_u_v
-            + x_t_v * (t14 * y_u + t15 * z_u + x_u * (t16 + t9))
-            + x_u_v * (-t4 * x_t + t7 * x + t8 * x + t9 * x_t)
+        (
+            f_x,
+            f_y,
+            f_z,
+            f_xx,
+            f_xy,
+            f_xz,
+            f_yy,
+            f_yz,
+            f_zz,
+            f_xxx,
+            f_xxy,
+            f_xxz,
+            f_xyy,
+            f_xyz,
+            f_xzz,
+            f_yyy,
+            f_yyz,
+            f_yzz,
+            f_zzz,
+        ) = _partials(x, y, z, q, eps, 3)
+        t0 = f_xxy * x_t + f_xyy * y_t + f_xyz * z_t
+        t1 = f_xxz * x_t + f_xyz * y_t + f_xzz * z_t
+        t2 = f_xyz * x_t + f_yyz * y_t + f_yzz * z_t
+        return _round(
+            f_x * x_t_u_v
+            + f_y * y_t_u_v
+            + f_z * z_t_u_v
+            + x_t_v * (f_xx * x_u + f_xy * y_u + f_xz * z_u)
+            + x_u_v * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
             + x_v
             * (
-                t14 * y_t_u
-                + t15 * z_t_u
-                + t26 * y_u
-                + t29 * z_u
-                - t4 * x_t_u
-                + t9 * x_t_u
-                + x_u
-                * (
-                    9.0 * q * t5 * x * x_t
-                    - t20 * t28
-                    - t22 * t25
-                    - t24 * x**3
-                    - t30
-                    - t31
-                )
+                f_xx * x_t_u
+                + f_xy * y_t_u
+                + f_xz * z_t_u
+                + t0 * y_u
+                + t1 * z_u
+                + x_u * (f_xxx * x_t + f_xxy * y_t + f_xxz * z_t)
             )
-            + y_t_v * (t14 * x_u + t18 * z_u + y_u * (t11 + t16))
-            + y_u_v * (t10 * y + t11 * y_t - t4 * y_t + t8 * y)
+            + y_t_v * (f_xy * x_u + f_yy * y_u + f_yz * z_u)
+            + y_u_v * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
             + y_v
             * (
-                t11 * y_t_u
-                + t14 * x_t_u
-                + t18 * z_t_u
-                + t26 * x_u
-                + t34 * z_u
-                - t4 * y_t_u
-                + y_u
-                * (
-                    9.0 * q * t5 * y * y_t
-                    - t20 * t33
-                    - t22 * y**3
-                    - t23 * t24
-                    - t31
-                    - t35
-                )
+                f_xy * x_t_u
+                + f_yy * y_t_u
+                + f_yz * z_t_u
+                + t0 * x_u
+                + t2 * z_u
+                + y_u * (f_xyy * x_t + f_yyy * y_t + f_yyz * z_t)
             )
-            + z_t_v * (t15 * x_u + t18 * y_u + z_u * (t12 + t16))
-            + z_u_v * (t10 * z + t12 * z_t - t4 * z_t + t7 * z)
+            + z_t_v * (f_xz * x_u + f_yz * y_u + f_zz * z_u)
+            + z_u_v * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
             + z_v
             * (
-                t12 * z_t_u
-                + t15 * x_t_u
-                + t18 * y_t_u
-                + t29 * x_u
-                + t34 * y_u
-                - t4 * z_t_u
-                + z_u
-                * (
-                    9.0 * q * t5 * z * z_t
-                    - t2 * t22 * y
-                    - t2 * t32
-                    - t20 * z**3
-                    - t30
-                    - t35
-                )
-            )
+                f_xz * x_t_u
+                + f_yz * y_t_u
+                + f_zz * z_t_u
+                + t1 * x_u
+                + t2 * y_u
+                + z_u * (f_xzz * x_t + f_yzz * y_t + f_zzz * z_t)
+            ),
+            dtype,
         )
 
 

@@ -9,6 +9,82 @@ First derivatives:
 
 import torch
 
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed over the dimensions its
+    argument was broadcast along, then rounded to `dtype` (None stays None)."""
+    return tuple(
+        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
+        for r, a in zip(results, arguments)
+    )
+
+
+def _partials(x, order):
+    """The partial derivatives of tanh_exp(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = torch.exp(x)
+    t1 = torch.tanh(t0)
+    t2 = 2.0 * t0
+    t3 = torch.sigmoid(-t2)
+    t4 = torch.sigmoid(t2)
+    t5 = t3 * t4
+    t6 = 4.0 * t5
+    t7 = t6 * x
+    f_x = t0 * t7 + t1
+    if order == 1:
+        return (f_x,)
+    t8 = t4**2
+    t9 = t3 * t8
+    t10 = t0 * x
+    t11 = 8.0 * t10
+    t12 = t3**2
+    t13 = t12 * t4
+    t14 = -(t1**2) + t7 + 1.0
+    f_xx = t0 * (t11 * t13 - t11 * t9 + t14 + t6)
+    if order == 2:
+        return f_x, f_xx
+    t15 = 8.0 * t5
+    t16 = 16.0 * t0
+    t17 = x * torch.exp(2.0 * x)
+    t18 = 24.0 * t10
+    t19 = 16.0 * t17
+    f_xxx = t0 * (
+        -t0 * t1 * t15
+        - 64.0 * t12 * t17 * t8
+        + t13 * t16
+        + t13 * t18
+        + t14
+        + t15
+        - t16 * t9
+        - t18 * t9
+        + t19 * t3**3 * t4
+        + t19 * t3 * t4**3
+    )
+    return f_x, f_xx, f_xxx
+
 
 class TanhExp(torch.autograd.Function):
     """tanh_exp(x) = x*tanh(exp(x))"""
@@ -17,7 +93,8 @@ class TanhExp(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        return torch.exp(x).tanh_().mul_(x)
+        dtype, x = _opmath(x)
+        return _round(torch.exp(x).tanh_().mul_(x), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,17 +121,9 @@ class TanhExpBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x):
-        t0 = torch.exp(x)
-        t1 = 2.0 * t0
-        return (
-            torch.sigmoid(t1)
-            .mul_(t0)
-            .mul_(x)
-            .mul_((-t1).sigmoid_())
-            .mul_(4.0)
-            .add_(torch.tanh(t0))
-            * grad
-        )
+        dtype, grad, x = _opmath(grad, x)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -64,28 +133,12 @@ class TanhExpBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
-        t6 = t5 * x
-        t7 = 8.0 * t0 * x
-        d_grad = grad_grad_x * (t0 * t6 + t1) if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad
-            * grad_grad_x
-            * t0
-            * (-(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-        )
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_grad = f_x * grad_grad_x if need[0] else None
+        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
@@ -100,17 +153,9 @@ class TanhExpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t):
-        t0 = torch.exp(x)
-        t1 = 2.0 * t0
-        return (
-            torch.sigmoid(t1)
-            .mul_(t0)
-            .mul_(x)
-            .mul_((-t1).sigmoid_())
-            .mul_(4.0)
-            .add_(torch.tanh(t0))
-            * x_t
-        )
+        dtype, x, x_t = _opmath(x, x_t)
+        (f_x,) = _partials(x, 1)
+        return _round(f_x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -120,28 +165,12 @@ class TanhExpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = 4.0 * t3 * t4
-        t6 = t5 * x
-        t7 = 8.0 * t0 * x
-        d_x = (
-            grad
-            * t0
-            * x_t
-            * (-(t1**2) + t3**2 * t4 * t7 - t3 * t4**2 * t7 + t5 + t6 + 1.0)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * (t0 * t6 + t1) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-        )
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx = _partials(x, 2)
+        need = ctx.needs_input_grad
+        d_x = f_xx * grad * x_t if need[0] else None
+        d_x_t = f_x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u):
@@ -156,23 +185,9 @@ class TanhExpBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = (-t2).sigmoid_()
-        t4 = t2.sigmoid_()
-        t5 = (t3 * t4).mul_(4.0)
-        t6 = t5 * x
-        t7 = (t0 * x).mul_(8.0)
-        return (
-            t5.add_(t6)
-            .sub_(t1.square())
-            .add_(t3.square().mul_(t4).mul_(t7))
-            .sub_(t4.square().mul_(t3).mul_(t7))
-            .add_(1.0)
-            * grad
-            * x_t
-        ).mul_(t0) + (t0 * t6).add_(t1) * grad_t
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -182,102 +197,26 @@ class TanhExpBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = t3 * t4
-        t6 = 4.0 * t5
-        t7 = t6 * x
-        t8 = t4**2
-        t9 = 8.0 * t0
-        t10 = t3 * t8 * t9
-        t11 = t3**2
-        t12 = t11 * t4 * t9
-        t13 = -t10 * x + t12 * x
-        t14 = -(t1**2) + t13 + t6 + t7 + 1.0
-        t15 = t14 * x_t
-        t16 = grad_grad_x_t * t0
-        t17 = x * torch.exp(2.0 * x)
-        t18 = 8.0 * t17
-        d_grad = t15 * t16 if ctx.needs_input_grad[0] else None
-        d_x = (
-            t16
-            * (
-                grad * t15
-                + 2.0
-                * grad
-                * x_t
-                * (
-                    -t0 * t1 * t6
-                    - t10
-                    - 32.0 * t11 * t17 * t8
-                    + t12
-                    + t13
-                    + t18 * t3**3 * t4
-                    + t18 * t3 * t4**3
-                    + 2.0 * t5
-                )
-                + grad_t * t14
-            )
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        d_grad_t = grad_grad_x_t * (t0 * t7 + t1) if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t14 * t16 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-        )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
+        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
+        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        grad, x, grad_t, x_t = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = t3 * t4
-        t6 = 4.0 * t5
-        t7 = t6 * x
-        t8 = t4**2
-        t9 = 8.0 * t0
-        t10 = t3 * t8 * t9
-        t11 = t3**2
-        t12 = t11 * t4 * t9
-        t13 = -t10 * x + t12 * x
-        t14 = -(t1**2) + t13 + t6 + t7 + 1.0
-        t15 = t0 * t14
-        t16 = grad * x_t
-        t17 = x * torch.exp(2.0 * x)
-        t18 = 8.0 * t17
-        return (
-            grad * t15 * x_t_u
-            + grad_t_u * (t0 * t7 + t1)
-            + grad_u * t15 * x_t
-            + t0
-            * x_u
-            * (
-                grad_t * t14
-                + t14 * t16
-                + 2.0
-                * t16
-                * (
-                    -t0 * t1 * t6
-                    - t10
-                    - 32.0 * t11 * t17 * t8
-                    + t12
-                    + t13
-                    + t18 * t3**3 * t4
-                    + t18 * t3 * t4**3
-                    + 2.0 * t5
-                )
-            )
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * grad_t_u
+            + f_xx * grad * x_t_u
+            + f_xx * grad_u * x_t
+            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -288,23 +227,9 @@ class TanhExpJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = (-t2).sigmoid_()
-        t4 = t2.sigmoid_()
-        t5 = (t3 * t4).mul_(4.0)
-        t6 = t5 * x
-        t7 = (t0 * x).mul_(8.0)
-        return (
-            t5.add_(t6)
-            .sub_(t1.square())
-            .add_(t3.square().mul_(t4).mul_(t7))
-            .sub_(t4.square().mul_(t3).mul_(t7))
-            .add_(1.0)
-            * x_t
-            * x_u
-        ).mul_(t0) + (t0 * t6).add_(t1) * x_t_u
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        f_x, f_xx = _partials(x, 2)
+        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -314,102 +239,26 @@ class TanhExpJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = t3 * t4
-        t6 = 4.0 * t5
-        t7 = t6 * x
-        t8 = t4**2
-        t9 = 8.0 * t0
-        t10 = t3 * t8 * t9
-        t11 = t3**2
-        t12 = t11 * t4 * t9
-        t13 = -t10 * x + t12 * x
-        t14 = -(t1**2) + t13 + t6 + t7 + 1.0
-        t15 = x_t * x_u
-        t16 = x * torch.exp(2.0 * x)
-        t17 = 8.0 * t16
-        t18 = grad * t0
-        t19 = t14 * t18
-        d_x = (
-            t18
-            * (
-                t14 * t15
-                + t14 * x_t_u
-                + 2.0
-                * t15
-                * (
-                    -t0 * t1 * t6
-                    - t10
-                    - 32.0 * t11 * t16 * t8
-                    + t12
-                    + t13
-                    + t17 * t3**3 * t4
-                    + t17 * t3 * t4**3
-                    + 2.0 * t5
-                )
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t19 * x_u if ctx.needs_input_grad[1] else None
-        d_x_u = t19 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * (t0 * t7 + t1) if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
-        )
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        t0 = f_xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = f_x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
-        t0 = torch.exp(x)
-        t1 = torch.tanh(t0)
-        t2 = 2.0 * t0
-        t3 = torch.sigmoid(-t2)
-        t4 = torch.sigmoid(t2)
-        t5 = t3 * t4
-        t6 = 4.0 * t5
-        t7 = t6 * x
-        t8 = t4**2
-        t9 = 8.0 * t0
-        t10 = t3 * t8 * t9
-        t11 = t3**2
-        t12 = t11 * t4 * t9
-        t13 = -t10 * x + t12 * x
-        t14 = -(t1**2) + t13 + t6 + t7 + 1.0
-        t15 = t0 * t14
-        t16 = x_t * x_u
-        t17 = x * torch.exp(2.0 * x)
-        t18 = 8.0 * t17
-        return (
-            t0
-            * x_v
-            * (
-                t14 * t16
-                + t14 * x_t_u
-                + 2.0
-                * t16
-                * (
-                    -t0 * t1 * t6
-                    - t10
-                    - 32.0 * t11 * t17 * t8
-                    + t12
-                    + t13
-                    + t18 * t3**3 * t4
-                    + t18 * t3 * t4**3
-                    + 2.0 * t5
-                )
-            )
-            + t15 * x_t * x_u_v
-            + t15 * x_t_v * x_u
-            + x_t_u_v * (t0 * t7 + t1)
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
+        f_x, f_xx, f_xxx = _partials(x, 3)
+        return _round(
+            f_x * x_t_u_v
+            + f_xx * x_t * x_u_v
+            + f_xx * x_t_v * x_u
+            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            dtype,
         )
 
 
