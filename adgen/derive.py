@@ -52,6 +52,7 @@ class Partial:
     """One entry of the partial-derivative tables."""
 
     name: str  # "f_xy"
+    field: str  # "xy": its name in the helper's result, `df.xy` in the kernels
     order: int  # 2
     formula: sympy.Expr  # -2*alpha*x*exp(-alpha*x**2)*sin(y), where() branches guarded
 
@@ -127,7 +128,7 @@ class OpModel:
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Names the generated module uses for itself; an input or param may not take them.
 _RESERVED = frozenset(
-    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs", "dtype", "need"}
+    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs", "dtype", "need", "df"}
 )
 # pytest puts a test's folder first on sys.path, so NAME.py there would shadow these.
 _IMPORTED_BY_GENERATED_CODE = frozenset(
@@ -331,8 +332,13 @@ class _TableBuilder:
         self.abstract = sympy.Function("f")(*self.symbols)
         self.formulas: dict[tuple[int, ...], sympy.Expr] = {(): f}
         self.entry: dict[tuple[int, ...], bool] = {}  # is_entry, computed once per index
-        # f_xy for single-letter inputs; f_x1_x2 where a name is longer.
-        self.separator = "" if all(len(n) == 1 for n in inputs) else "_"
+        # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
+        # where a field would be a keyword (inputs i, f: df.if).
+        self.separator = ""
+        if any(len(n) > 1 for n in inputs) or any(
+            keyword.iskeyword(self.name(index)[2:]) for index in self.indices()
+        ):
+            self.separator = "_"
 
     def formula(self, index: tuple[int, ...]) -> sympy.Expr:
         """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
@@ -393,7 +399,8 @@ class _TableBuilder:
         for index in self.indices():
             formula = self.formula(index)
             if formula != 0 and self.is_entry(index):
-                entries.append(Partial(self.name(index), len(index), guard_branches(formula)))
+                name = self.name(index)
+                entries.append(Partial(name, name[2:], len(index), guard_branches(formula)))
                 by_index[index] = self.name(index)
         arguments = self.inputs + self.params
         kernel = _kernel(arguments, [e.formula for e in entries], taken)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,6 @@ def _module_context(
         "apply_suffix": "[0]" if options.save == "intermediates" else "",
         "docstring": _docstring(model),
         "uses_math": printer.uses_math,
-        "uses_sum_to": printer.uses_sum_to,
         "uses_broadcast_new": printer.uses_broadcast_new,
         "classes": classes,
         "compile_twin": f"_{op.class_name}ForCompile",
@@ -126,7 +126,6 @@ class _ClassPrinter:
         self.scalars = frozenset(self.param_names)  # Python floats at run time
         self.by_name = {spec.class_name: spec for spec in model.functions}
         self.uses_math = False
-        self.uses_sum_to = False
         self.uses_broadcast_new = False
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
@@ -212,7 +211,7 @@ class _ClassPrinter:
         derivatives = []
         for name, saved in zip(self.model.inputs, self.saved_derivatives()):
             entry = self.model.partials.name_of((self.model.inputs.index(name),))
-            code = entry if entry else torch_code(first[name], self.scalars)
+            code = _code_name(entry) if entry else torch_code(first[name], self.scalars)
             expr = sympy.Symbol(entry) if entry else first[name]
             derivatives.append(f"{saved} = {self.new_tensor(code, expr, spec.forward, tuple(self.model.inputs))}")
         results = ", ".join([value] + [_rounded(d) for d in self.saved_derivatives()])
@@ -302,17 +301,26 @@ class _ClassPrinter:
         return self.new_tensor_lines(spec, spec.jvp, names, None)
 
     def partials_call(self, order: int) -> list[str]:
-        """`f_x, f_y = _wave_partials(x, y, alpha, 1)`: the table entries a kernel reads."""
-        names = list(self.model.partials.names(order))
-        if not names:
+        """`df = _partials(x, y, alpha, 1)`: the table entries (df.x, df.y) a kernel reads."""
+        if not self.model.partials.names(order):
             return []
         args = ", ".join(list(self.model.inputs) + self.param_names + [str(order)])
-        return [f"{_unpack(names)} = {_partials_name(self.model)}({args})"]
+        return [f"df = _partials({args})"]
 
     def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
+        # Table entries print as fields of the helper's result: f_xy -> df.xy.
+        spelled = {
+            sympy.Symbol(e.name, real=True): sympy.Symbol(_code_name(e.name), real=True)
+            for e in self.model.partials.entries
+        }
+        kernel = dataclasses.replace(
+            kernel,
+            temporaries=tuple((n, v.xreplace(spelled)) for n, v in kernel.temporaries),
+            outputs=tuple(o.xreplace(spelled) for o in kernel.outputs),
+        )
         if in_place:
             # The table entries are read, never written: arguments to the lowering.
-            entries = self.model.partials.names(kernel.partials_order)
+            entries = tuple(_code_name(n) for n in self.model.partials.names(kernel.partials_order))
             kernel = dataclasses.replace(kernel, arguments=kernel.arguments + entries)
             reusing = print_in_place(kernel, self.scalars)
             printed = _PrintedKernel(reusing.statements, reusing.outputs)
@@ -325,7 +333,6 @@ class _ClassPrinter:
     def sum_to(self, code: str, like: str) -> str:
         if len(self.model.inputs) == 1:
             return code  # one input: every tensor has its shape
-        self.uses_sum_to = True
         return f"_sum_to({code}, {like})"
 
     def new_tensor(
@@ -410,8 +417,9 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     return seen
 
 
-def _partials_name(model: OpModel) -> str:
-    return "_partials"  # one table helper per module
+def _code_name(entry: str) -> str:
+    """f_xy -> df.xy: how a kernel reads a table entry from the helper's result."""
+    return "df." + entry.removeprefix("f_")
 
 
 def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:
@@ -431,7 +439,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         for entry, output in zip(tables.entries, tables.outputs):
             if entry.order == order:
                 lines.append(f"{entry.name} = {torch_code(output, frozenset(scalars))}")
-        returned = _result_tuple(list(tables.names(order)))
+        returned = f"_Partials({', '.join(tables.names(order))})"
         lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
     printer.uses_math |= any("math." in line for line in lines)
     levels = ["∂f", "∂²f", "∂³f"]
@@ -439,11 +447,19 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         f"{levels[k - 1]} ({', '.join(e.name for e in tables.entries if e.order == k)})"
         for k in range(1, top + 1)
     ]
+    fields = [e.field for e in tables.entries]
     return {
-        "name": _partials_name(model),
+        "fields": " ".join(fields),
+        "defaults": f"(None,) * {len(fields)}",
         "args": ", ".join(list(model.inputs) + printer.param_names + ["order"]),
-        "summary": f"The partial derivatives of {_math_signature(model)} up to `order` "
-        f"(1 to {top}): " + ", then ".join(parts) + ".",
+        "summary": "\n    ".join(
+            textwrap.wrap(
+                f"The partial derivatives of {_math_signature(model)} up to `order` "
+                f"(1 to {top}): " + ", then ".join(parts) + ".",
+                width=80,
+                break_on_hyphens=False,
+            )
+        ),
         "lines": lines,
     }
 

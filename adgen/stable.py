@@ -98,7 +98,7 @@ def _rewrite(e: sympy.Expr) -> sympy.Expr:
 
 def match(pattern: sympy.Basic, expr: sympy.Basic, bindings: Bindings) -> Iterator[Bindings]:
     """Every way `expr` matches `pattern` structurally, extending `bindings`."""
-    if not pattern.has(sympy.Wild) or pattern.free_symbols <= set(bindings):
+    if _wildcards(pattern) <= bindings.keys():
         if pattern.xreplace(bindings) == expr:
             yield bindings
         return
@@ -111,6 +111,17 @@ def match(pattern: sympy.Basic, expr: sympy.Basic, bindings: Bindings) -> Iterat
         yield from _match_commutative(pattern, expr, bindings)
     elif len(pattern.args) == len(expr.args):
         yield from _match_sequence(list(pattern.args), list(expr.args), bindings)
+
+
+@functools.lru_cache(maxsize=None)
+def _wildcards(pattern: sympy.Basic) -> frozenset[sympy.Wild]:
+    return frozenset(pattern.atoms(sympy.Wild))
+
+
+def _binds(part: sympy.Basic, bindings: Bindings) -> bool:
+    """Whether `part` (not a bare wildcard) still has wildcards to bind: then only
+    an argument of its own type can match it (a bound part is compared as a value)."""
+    return not isinstance(part, sympy.Wild) and not _wildcards(part) <= bindings.keys()
 
 
 def _match_sequence(patterns, exprs, bindings: Bindings) -> Iterator[Bindings]:
@@ -127,8 +138,15 @@ def _match_commutative(pattern: sympy.Expr, expr: sympy.Expr, bindings: Bindings
     rests = [arg for arg in pattern.args if isinstance(arg, sympy.Wild) and arg not in bindings]
     if len(rests) > 1:
         raise ValueError(f"pattern {pattern} has more than one wildcard to take the rest")
+    parts = [arg for arg in pattern.args if arg not in rests]
+    if len(parts) > len(expr.args) or (not rests and len(parts) != len(expr.args)):
+        return
+    # Cheap refusal first: each part still to bind needs an argument of its type.
+    types = {type(arg) for arg in expr.args}
+    if any(_binds(part, bindings) and type(part) not in types for part in parts):
+        return
     # Arguments that bind wildcards first, then those already determined by them.
-    parts = sorted((arg for arg in pattern.args if arg not in rests), key=_negated_wildcards)
+    parts.sort(key=_negated_wildcards)
     yield from _match_parts(parts, list(expr.args), rests[0] if rests else None, type(pattern), bindings)
 
 
@@ -140,8 +158,12 @@ def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[B
         else:
             yield from match(rest_wild, kind(*left), bindings)
         return
+    part = parts[0]
+    typed = _binds(part, bindings)
     for index, candidate in enumerate(left):
-        for bound in match(parts[0], candidate, bindings):
+        if typed and type(candidate) is not type(part):
+            continue
+        for bound in match(part, candidate, bindings):
             yield from _match_parts(parts[1:], left[:index] + left[index + 1 :], rest_wild, kind, bound)
 
 

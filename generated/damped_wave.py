@@ -8,6 +8,8 @@ First derivatives:
     ∂f/∂y = -x*exp(-alpha*x**2)*sin(y)
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -36,12 +38,9 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
 
 
 def _sum_to(grad, like):
@@ -51,8 +50,15 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple(
+    "_Partials", "x y xx xy yy xxx xxy xyy yyy", defaults=(None,) * 9
+)
+
+
 def _partials(x, y, alpha, order):
-    """The partial derivatives of damped_wave(x, y; alpha) up to `order` (1 to 3): ∂f (f_x, f_y), then ∂²f (f_xx, f_xy, f_yy), then ∂³f (f_xxx, f_xxy, f_xyy, f_yyy)."""
+    """The partial derivatives of damped_wave(x, y; alpha) up to `order` (1 to 3): ∂f
+    (f_x, f_y), then ∂²f (f_xx, f_xy, f_yy), then ∂³f (f_xxx, f_xxy, f_xyy, f_yyy)."""
     t0 = torch.cos(y)
     t1 = x**2
     t2 = alpha * t1
@@ -66,7 +72,7 @@ def _partials(x, y, alpha, order):
     f_x = -t6
     f_y = -t9
     if order == 1:
-        return f_x, f_y
+        return _Partials(f_x, f_y)
     t10 = t4 * x
     t11 = 6.0 * alpha
     t12 = alpha**2
@@ -75,12 +81,12 @@ def _partials(x, y, alpha, order):
     f_xy = t5 * t8 - t8
     f_yy = -t10
     if order == 2:
-        return f_x, f_y, f_xx, f_xy, f_yy
+        return _Partials(f_x, f_y, f_xx, f_xy, f_yy)
     f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
     f_xxy = 6.0 * alpha * t3 * t7 * x - t12 * t13 * t8
     f_xyy = t6
     f_yyy = t9
-    return f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy
+    return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 
 
 class DampedWave(torch.autograd.Function):
@@ -126,9 +132,9 @@ class DampedWaveBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, y, alpha):
         dtype, grad, x, y = _opmath(grad, x, y)
-        f_x, f_y = _partials(x, y, alpha, 1)
-        grad_x = f_x * grad
-        grad_y = f_y * grad
+        df = _partials(x, y, alpha, 1)
+        grad_x = df.x * grad
+        grad_y = df.y * grad
         return _round(grad_x, dtype), _round(grad_y, dtype)
 
     @staticmethod
@@ -142,13 +148,13 @@ class DampedWaveBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x, grad_grad_y):
         dtype, grad, x, y = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        df = _partials(x, y, alpha, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
         need = ctx.needs_input_grad
-        d_grad = f_x * grad_grad_x + f_y * grad_grad_y if need[0] else None
-        d_x = f_xx * t0 + f_xy * t1 if need[1] else None
-        d_y = f_xy * t0 + f_yy * t1 if need[2] else None
+        d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
+        d_x = df.xx * t0 + df.xy * t1 if need[1] else None
+        d_y = df.xy * t0 + df.yy * t1 if need[2] else None
         return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None,)
 
     @staticmethod
@@ -166,8 +172,8 @@ class DampedWaveJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, y, x_t, y_t, alpha):
         dtype, x, y, x_t, y_t = _opmath(x, y, x_t, y_t)
-        f_x, f_y = _partials(x, y, alpha, 1)
-        return _round(f_x * x_t + f_y * y_t, dtype)
+        df = _partials(x, y, alpha, 1)
+        return _round(df.x * x_t + df.y * y_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -180,12 +186,12 @@ class DampedWaveJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, y, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        df = _partials(x, y, alpha, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (f_xx * x_t + f_xy * y_t) if need[0] else None
-        d_y = grad * (f_xy * x_t + f_yy * y_t) if need[1] else None
-        d_x_t = f_x * grad if need[2] else None
-        d_y_t = f_y * grad if need[3] else None
+        d_x = grad * (df.xx * x_t + df.xy * y_t) if need[0] else None
+        d_y = grad * (df.xy * x_t + df.yy * y_t) if need[1] else None
+        d_x_t = df.x * grad if need[2] else None
+        d_y_t = df.y * grad if need[3] else None
         return _gradients(dtype, (d_x, d_y, d_x_t, d_y_t), (x, y, x_t, y_t)) + (None,)
 
     @staticmethod
@@ -203,11 +209,11 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, y, grad_t, x_t, y_t, alpha):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
-        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        df = _partials(x, y, alpha, 2)
         t0 = grad * x_t
         t1 = grad * y_t
-        grad_x_t = t0 * f_xx + f_x * grad_t + t1 * f_xy
-        grad_y_t = t0 * f_xy + f_y * grad_t + t1 * f_yy
+        grad_x_t = t0 * df.xx + df.x * grad_t + t1 * df.xy
+        grad_y_t = t0 * df.xy + df.y * grad_t + t1 * df.yy
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
 
     @staticmethod
@@ -221,36 +227,34 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_x_t, grad_grad_y_t):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
-            x, y, alpha, 3
-        )
+        df = _partials(x, y, alpha, 3)
         t0 = grad * x_t
         t1 = grad * y_t
-        t2 = f_xxy * t0 + f_xy * grad_t + f_xyy * t1
+        t2 = df.xxy * t0 + df.xy * grad_t + df.xyy * t1
         t3 = grad * grad_grad_x_t
         t4 = grad * grad_grad_y_t
         need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_x_t * (f_xx * x_t + f_xy * y_t)
-            + grad_grad_y_t * (f_xy * x_t + f_yy * y_t)
+            grad_grad_x_t * (df.xx * x_t + df.xy * y_t)
+            + grad_grad_y_t * (df.xy * x_t + df.yy * y_t)
             if need[0]
             else None
         )
         d_x = (
-            grad_grad_x_t * (f_xx * grad_t + f_xxx * t0 + f_xxy * t1)
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * t0 + df.xxy * t1)
             + grad_grad_y_t * t2
             if need[1]
             else None
         )
         d_y = (
             grad_grad_x_t * t2
-            + grad_grad_y_t * (f_xyy * t0 + f_yy * grad_t + f_yyy * t1)
+            + grad_grad_y_t * (df.xyy * t0 + df.yy * grad_t + df.yyy * t1)
             if need[2]
             else None
         )
-        d_grad_t = f_x * grad_grad_x_t + f_y * grad_grad_y_t if need[3] else None
-        d_x_t = f_xx * t3 + f_xy * t4 if need[4] else None
-        d_y_t = f_xy * t3 + f_yy * t4 if need[5] else None
+        d_grad_t = df.x * grad_grad_x_t + df.y * grad_grad_y_t if need[3] else None
+        d_x_t = df.xx * t3 + df.xy * t4 if need[4] else None
+        d_y_t = df.xy * t3 + df.yy * t4 if need[5] else None
         return _gradients(
             dtype,
             (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t),
@@ -261,29 +265,27 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, x_u, y_u, grad_t_u, x_t_u, y_t_u, *_):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
-            x, y, alpha, 3
-        )
+        df = _partials(x, y, alpha, 3)
         t0 = grad * x_t_u
         t1 = grad * y_t_u
         t2 = grad * x_t
         t3 = grad * y_t
-        t4 = f_xxy * t2 + f_xy * grad_t + f_xyy * t3
+        t4 = df.xxy * t2 + df.xy * grad_t + df.xyy * t3
         grad_x_t_u = (
-            f_x * grad_t_u
-            + f_xx * t0
-            + f_xy * t1
-            + grad_u * (f_xx * x_t + f_xy * y_t)
+            df.x * grad_t_u
+            + df.xx * t0
+            + df.xy * t1
+            + grad_u * (df.xx * x_t + df.xy * y_t)
             + t4 * y_u
-            + x_u * (f_xx * grad_t + f_xxx * t2 + f_xxy * t3)
+            + x_u * (df.xx * grad_t + df.xxx * t2 + df.xxy * t3)
         )
         grad_y_t_u = (
-            f_xy * t0
-            + f_y * grad_t_u
-            + f_yy * t1
-            + grad_u * (f_xy * x_t + f_yy * y_t)
+            df.xy * t0
+            + df.y * grad_t_u
+            + df.yy * t1
+            + grad_u * (df.xy * x_t + df.yy * y_t)
             + t4 * x_u
-            + y_u * (f_xyy * t2 + f_yy * grad_t + f_yyy * t3)
+            + y_u * (df.xyy * t2 + df.yy * grad_t + df.yyy * t3)
         )
         return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
@@ -298,12 +300,12 @@ class DampedWaveJvpJvp(torch.autograd.Function):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(
             x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u
         )
-        f_x, f_y, f_xx, f_xy, f_yy = _partials(x, y, alpha, 2)
+        df = _partials(x, y, alpha, 2)
         return _round(
-            (f_xx * x_t + f_xy * y_t) * x_u
-            + f_x * x_t_u
-            + f_y * y_t_u
-            + (f_xy * x_t + f_yy * y_t) * y_u,
+            (df.xx * x_t + df.xy * y_t) * x_u
+            + df.x * x_t_u
+            + df.y * y_t_u
+            + (df.xy * x_t + df.yy * y_t) * y_u,
             dtype,
         )
 
@@ -318,18 +320,16 @@ class DampedWaveJvpJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
-            x, y, alpha, 3
-        )
-        t0 = f_xxy * x_t + f_xyy * y_t
+        df = _partials(x, y, alpha, 3)
+        t0 = df.xxy * x_t + df.xyy * y_t
         need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                f_xx * x_t_u
-                + f_xy * y_t_u
+                df.xx * x_t_u
+                + df.xy * y_t_u
                 + t0 * y_u
-                + x_u * (f_xxx * x_t + f_xxy * y_t)
+                + x_u * (df.xxx * x_t + df.xxy * y_t)
             )
             if need[0]
             else None
@@ -337,20 +337,20 @@ class DampedWaveJvpJvp(torch.autograd.Function):
         d_y = (
             grad
             * (
-                f_xy * x_t_u
-                + f_yy * y_t_u
+                df.xy * x_t_u
+                + df.yy * y_t_u
                 + t0 * x_u
-                + y_u * (f_xyy * x_t + f_yyy * y_t)
+                + y_u * (df.xyy * x_t + df.yyy * y_t)
             )
             if need[1]
             else None
         )
-        d_x_t = grad * (f_xx * x_u + f_xy * y_u) if need[2] else None
-        d_y_t = grad * (f_xy * x_u + f_yy * y_u) if need[3] else None
-        d_x_u = grad * (f_xx * x_t + f_xy * y_t) if need[4] else None
-        d_y_u = grad * (f_xy * x_t + f_yy * y_t) if need[5] else None
-        d_x_t_u = f_x * grad if need[6] else None
-        d_y_t_u = f_y * grad if need[7] else None
+        d_x_t = grad * (df.xx * x_u + df.xy * y_u) if need[2] else None
+        d_y_t = grad * (df.xy * x_u + df.yy * y_u) if need[3] else None
+        d_x_u = grad * (df.xx * x_t + df.xy * y_t) if need[4] else None
+        d_y_u = grad * (df.xy * x_t + df.yy * y_t) if need[5] else None
+        d_x_t_u = df.x * grad if need[6] else None
+        d_y_t_u = df.y * grad if need[7] else None
         return _gradients(
             dtype,
             (d_x, d_y, d_x_t, d_y_t, d_x_u, d_y_u, d_x_t_u, d_y_t_u),
@@ -361,30 +361,28 @@ class DampedWaveJvpJvp(torch.autograd.Function):
     def jvp(ctx, x_v, y_v, x_t_v, y_t_v, x_u_v, y_u_v, x_t_u_v, y_t_u_v, *_):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
-        f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy = _partials(
-            x, y, alpha, 3
-        )
-        t0 = f_xxy * x_t + f_xyy * y_t
+        df = _partials(x, y, alpha, 3)
+        t0 = df.xxy * x_t + df.xyy * y_t
         return _round(
-            f_x * x_t_u_v
-            + f_y * y_t_u_v
-            + x_t_v * (f_xx * x_u + f_xy * y_u)
-            + x_u_v * (f_xx * x_t + f_xy * y_t)
+            df.x * x_t_u_v
+            + df.y * y_t_u_v
+            + x_t_v * (df.xx * x_u + df.xy * y_u)
+            + x_u_v * (df.xx * x_t + df.xy * y_t)
             + x_v
             * (
-                f_xx * x_t_u
-                + f_xy * y_t_u
+                df.xx * x_t_u
+                + df.xy * y_t_u
                 + t0 * y_u
-                + x_u * (f_xxx * x_t + f_xxy * y_t)
+                + x_u * (df.xxx * x_t + df.xxy * y_t)
             )
-            + y_t_v * (f_xy * x_u + f_yy * y_u)
-            + y_u_v * (f_xy * x_t + f_yy * y_t)
+            + y_t_v * (df.xy * x_u + df.yy * y_u)
+            + y_u_v * (df.xy * x_t + df.yy * y_t)
             + y_v
             * (
-                f_xy * x_t_u
-                + f_yy * y_t_u
+                df.xy * x_t_u
+                + df.yy * y_t_u
                 + t0 * x_u
-                + y_u * (f_xyy * x_t + f_yyy * y_t)
+                + y_u * (df.xyy * x_t + df.yyy * y_t)
             ),
             dtype,
         )

@@ -8,6 +8,8 @@ First derivatives:
     ∂f/∂t = -exp(-x**2/(4*k*t))/(4*sqrt(pi)*t*sqrt(k*t)) + x**2*exp(-x**2/(4*k*t))/(8*sqrt(pi)*k*t**2*sqrt(k*t))
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -36,12 +38,9 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
 
 
 def _sum_to(grad, like):
@@ -51,8 +50,15 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple(
+    "_Partials", "x t xx xt tt xxx xxt xtt ttt", defaults=(None,) * 9
+)
+
+
 def _partials(x, t, k, order):
-    """The partial derivatives of heat_kernel(x, t; k) up to `order` (1 to 3): ∂f (f_x, f_t), then ∂²f (f_xx, f_xt, f_tt), then ∂³f (f_xxx, f_xxt, f_xtt, f_ttt)."""
+    """The partial derivatives of heat_kernel(x, t; k) up to `order` (1 to 3): ∂f (f_x,
+    f_t), then ∂²f (f_xx, f_xt, f_tt), then ∂³f (f_xxx, f_xxt, f_xtt, f_ttt)."""
     t0 = 1.0 / k
     t1 = 1.0 / t
     t2 = t0 * t1
@@ -66,7 +72,7 @@ def _partials(x, t, k, order):
     f_x = -t8 * x
     f_t = 0.07052369794346953 * t0 * t3 * t4 * t5 * t9 - t1 * t7
     if order == 1:
-        return f_x, f_t
+        return _Partials(f_x, f_t)
     t10 = k ** (-2)
     t11 = 0.21157109383040862 * t6 * t9
     t12 = t0 * t11
@@ -82,7 +88,7 @@ def _partials(x, t, k, order):
     f_xt = -t10 * t13 * t15 + t12 * x
     f_tt = -t0 * t20 * t4 + t11 + t17 * t19
     if order == 2:
-        return f_x, f_t, f_xx, f_xt, f_tt
+        return _Partials(f_x, f_t, f_xx, f_xt, f_tt)
     t21 = k ** (-3)
     t22 = 0.5289277345760215 * t14
     t23 = t ** (-5)
@@ -99,7 +105,7 @@ def _partials(x, t, k, order):
         - t22
         + 0.004407731121466846 * t21 * t3 * t5 * x**6 / t**6
     )
-    return f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt
+    return _Partials(f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt)
 
 
 class HeatKernel(torch.autograd.Function):
@@ -152,9 +158,9 @@ class HeatKernelBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, t, k):
         dtype, grad, x, t = _opmath(grad, x, t)
-        f_x, f_t = _partials(x, t, k, 1)
-        grad_x = f_x * grad
-        grad_t = f_t * grad
+        df = _partials(x, t, k, 1)
+        grad_x = df.x * grad
+        grad_t = df.t * grad
         return _round(grad_x, dtype), _round(grad_t, dtype)
 
     @staticmethod
@@ -168,13 +174,13 @@ class HeatKernelBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x, grad_grad_t):
         dtype, grad, x, t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        df = _partials(x, t, k, 2)
         t0 = grad * grad_grad_t
         t1 = grad * grad_grad_x
         need = ctx.needs_input_grad
-        d_grad = f_t * grad_grad_t + f_x * grad_grad_x if need[0] else None
-        d_x = f_xt * t0 + f_xx * t1 if need[1] else None
-        d_t = f_tt * t0 + f_xt * t1 if need[2] else None
+        d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
+        d_x = df.xt * t0 + df.xx * t1 if need[1] else None
+        d_t = df.tt * t0 + df.xt * t1 if need[2] else None
         return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None,)
 
     @staticmethod
@@ -192,8 +198,8 @@ class HeatKernelJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, t, x_t, t_t, k):
         dtype, x, t, x_t, t_t = _opmath(x, t, x_t, t_t)
-        f_x, f_t = _partials(x, t, k, 1)
-        return _round(f_t * t_t + f_x * x_t, dtype)
+        df = _partials(x, t, k, 1)
+        return _round(df.t * t_t + df.x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -206,12 +212,12 @@ class HeatKernelJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        df = _partials(x, t, k, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (f_xt * t_t + f_xx * x_t) if need[0] else None
-        d_t = grad * (f_tt * t_t + f_xt * x_t) if need[1] else None
-        d_x_t = f_x * grad if need[2] else None
-        d_t_t = f_t * grad if need[3] else None
+        d_x = grad * (df.xt * t_t + df.xx * x_t) if need[0] else None
+        d_t = grad * (df.tt * t_t + df.xt * x_t) if need[1] else None
+        d_x_t = df.x * grad if need[2] else None
+        d_t_t = df.t * grad if need[3] else None
         return _gradients(dtype, (d_x, d_t, d_x_t, d_t_t), (x, t, x_t, t_t)) + (None,)
 
     @staticmethod
@@ -229,11 +235,11 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, t, grad_t, x_t, t_t, k):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
-        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        df = _partials(x, t, k, 2)
         t0 = grad * t_t
         t1 = grad * x_t
-        grad_x_t = t0 * f_xt + f_x * grad_t + t1 * f_xx
-        grad_t_t = t0 * f_tt + f_t * grad_t + t1 * f_xt
+        grad_x_t = t0 * df.xt + df.x * grad_t + t1 * df.xx
+        grad_t_t = t0 * df.tt + df.t * grad_t + t1 * df.xt
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
@@ -247,34 +253,34 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_x_t, grad_grad_t_t):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        df = _partials(x, t, k, 3)
         t0 = grad * t_t
         t1 = grad * x_t
-        t2 = f_xt * grad_t + f_xtt * t0 + f_xxt * t1
+        t2 = df.xt * grad_t + df.xtt * t0 + df.xxt * t1
         t3 = grad * grad_grad_t_t
         t4 = grad * grad_grad_x_t
         need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_t_t * (f_tt * t_t + f_xt * x_t)
-            + grad_grad_x_t * (f_xt * t_t + f_xx * x_t)
+            grad_grad_t_t * (df.tt * t_t + df.xt * x_t)
+            + grad_grad_x_t * (df.xt * t_t + df.xx * x_t)
             if need[0]
             else None
         )
         d_x = (
             grad_grad_t_t * t2
-            + grad_grad_x_t * (f_xx * grad_t + f_xxt * t0 + f_xxx * t1)
+            + grad_grad_x_t * (df.xx * grad_t + df.xxt * t0 + df.xxx * t1)
             if need[1]
             else None
         )
         d_t = (
-            grad_grad_t_t * (f_tt * grad_t + f_ttt * t0 + f_xtt * t1)
+            grad_grad_t_t * (df.tt * grad_t + df.ttt * t0 + df.xtt * t1)
             + grad_grad_x_t * t2
             if need[2]
             else None
         )
-        d_grad_t = f_t * grad_grad_t_t + f_x * grad_grad_x_t if need[3] else None
-        d_x_t = f_xt * t3 + f_xx * t4 if need[4] else None
-        d_t_t = f_tt * t3 + f_xt * t4 if need[5] else None
+        d_grad_t = df.t * grad_grad_t_t + df.x * grad_grad_x_t if need[3] else None
+        d_x_t = df.xt * t3 + df.xx * t4 if need[4] else None
+        d_t_t = df.tt * t3 + df.xt * t4 if need[5] else None
         return _gradients(
             dtype,
             (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t),
@@ -285,27 +291,27 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, x_u, t_u, grad_t_u, x_t_u, t_t_u, *_):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
+        df = _partials(x, t, k, 3)
         t0 = grad * t_t_u
         t1 = grad * x_t_u
         t2 = grad * t_t
         t3 = grad * x_t
-        t4 = f_xt * grad_t + f_xtt * t2 + f_xxt * t3
+        t4 = df.xt * grad_t + df.xtt * t2 + df.xxt * t3
         grad_x_t_u = (
-            f_x * grad_t_u
-            + f_xt * t0
-            + f_xx * t1
-            + grad_u * (f_xt * t_t + f_xx * x_t)
+            df.x * grad_t_u
+            + df.xt * t0
+            + df.xx * t1
+            + grad_u * (df.xt * t_t + df.xx * x_t)
             + t4 * t_u
-            + x_u * (f_xx * grad_t + f_xxt * t2 + f_xxx * t3)
+            + x_u * (df.xx * grad_t + df.xxt * t2 + df.xxx * t3)
         )
         grad_t_t_u = (
-            f_t * grad_t_u
-            + f_tt * t0
-            + f_xt * t1
-            + grad_u * (f_tt * t_t + f_xt * x_t)
+            df.t * grad_t_u
+            + df.tt * t0
+            + df.xt * t1
+            + grad_u * (df.tt * t_t + df.xt * x_t)
             + t4 * x_u
-            + t_u * (f_tt * grad_t + f_ttt * t2 + f_xtt * t3)
+            + t_u * (df.tt * grad_t + df.ttt * t2 + df.xtt * t3)
         )
         return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
@@ -320,12 +326,12 @@ class HeatKernelJvpJvp(torch.autograd.Function):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(
             x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u
         )
-        f_x, f_t, f_xx, f_xt, f_tt = _partials(x, t, k, 2)
+        df = _partials(x, t, k, 2)
         return _round(
-            (f_tt * t_t + f_xt * x_t) * t_u
-            + f_t * t_t_u
-            + f_x * x_t_u
-            + (f_xt * t_t + f_xx * x_t) * x_u,
+            (df.tt * t_t + df.xt * x_t) * t_u
+            + df.t * t_t_u
+            + df.x * x_t_u
+            + (df.xt * t_t + df.xx * x_t) * x_u,
             dtype,
         )
 
@@ -340,16 +346,16 @@ class HeatKernelJvpJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
-        t0 = f_xtt * t_t + f_xxt * x_t
+        df = _partials(x, t, k, 3)
+        t0 = df.xtt * t_t + df.xxt * x_t
         need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                f_xt * t_t_u
-                + f_xx * x_t_u
+                df.xt * t_t_u
+                + df.xx * x_t_u
                 + t0 * t_u
-                + x_u * (f_xxt * t_t + f_xxx * x_t)
+                + x_u * (df.xxt * t_t + df.xxx * x_t)
             )
             if need[0]
             else None
@@ -357,20 +363,20 @@ class HeatKernelJvpJvp(torch.autograd.Function):
         d_t = (
             grad
             * (
-                f_tt * t_t_u
-                + f_xt * x_t_u
+                df.tt * t_t_u
+                + df.xt * x_t_u
                 + t0 * x_u
-                + t_u * (f_ttt * t_t + f_xtt * x_t)
+                + t_u * (df.ttt * t_t + df.xtt * x_t)
             )
             if need[1]
             else None
         )
-        d_x_t = grad * (f_xt * t_u + f_xx * x_u) if need[2] else None
-        d_t_t = grad * (f_tt * t_u + f_xt * x_u) if need[3] else None
-        d_x_u = grad * (f_xt * t_t + f_xx * x_t) if need[4] else None
-        d_t_u = grad * (f_tt * t_t + f_xt * x_t) if need[5] else None
-        d_x_t_u = f_x * grad if need[6] else None
-        d_t_t_u = f_t * grad if need[7] else None
+        d_x_t = grad * (df.xt * t_u + df.xx * x_u) if need[2] else None
+        d_t_t = grad * (df.tt * t_u + df.xt * x_u) if need[3] else None
+        d_x_u = grad * (df.xt * t_t + df.xx * x_t) if need[4] else None
+        d_t_u = grad * (df.tt * t_t + df.xt * x_t) if need[5] else None
+        d_x_t_u = df.x * grad if need[6] else None
+        d_t_t_u = df.t * grad if need[7] else None
         return _gradients(
             dtype,
             (d_x, d_t, d_x_t, d_t_t, d_x_u, d_t_u, d_x_t_u, d_t_t_u),
@@ -381,28 +387,28 @@ class HeatKernelJvpJvp(torch.autograd.Function):
     def jvp(ctx, x_v, t_v, x_t_v, t_t_v, x_u_v, t_u_v, x_t_u_v, t_t_u_v, *_):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
-        f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt = _partials(x, t, k, 3)
-        t0 = f_xtt * t_t + f_xxt * x_t
+        df = _partials(x, t, k, 3)
+        t0 = df.xtt * t_t + df.xxt * x_t
         return _round(
-            f_t * t_t_u_v
-            + f_x * x_t_u_v
-            + t_t_v * (f_tt * t_u + f_xt * x_u)
-            + t_u_v * (f_tt * t_t + f_xt * x_t)
+            df.t * t_t_u_v
+            + df.x * x_t_u_v
+            + t_t_v * (df.tt * t_u + df.xt * x_u)
+            + t_u_v * (df.tt * t_t + df.xt * x_t)
             + t_v
             * (
-                f_tt * t_t_u
-                + f_xt * x_t_u
+                df.tt * t_t_u
+                + df.xt * x_t_u
                 + t0 * x_u
-                + t_u * (f_ttt * t_t + f_xtt * x_t)
+                + t_u * (df.ttt * t_t + df.xtt * x_t)
             )
-            + x_t_v * (f_xt * t_u + f_xx * x_u)
-            + x_u_v * (f_xt * t_t + f_xx * x_t)
+            + x_t_v * (df.xt * t_u + df.xx * x_u)
+            + x_u_v * (df.xt * t_t + df.xx * x_t)
             + x_v
             * (
-                f_xt * t_t_u
-                + f_xx * x_t_u
+                df.xt * t_t_u
+                + df.xx * x_t_u
                 + t0 * t_u
-                + x_u * (f_xxt * t_t + f_xxx * x_t)
+                + x_u * (df.xxt * t_t + df.xxx * x_t)
             ),
             dtype,
         )

@@ -7,6 +7,8 @@ First derivatives:
     ∂f/∂r = 4*epsilon*(6*sigma**6/r**7 - 12*sigma**12/r**13)
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -35,27 +37,36 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "r rr rrr", defaults=(None,) * 3)
 
 
 def _partials(r, epsilon, sigma, order):
-    """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to 3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
+    """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to
+    3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
     t0 = sigma**12
     t1 = sigma**6
     t2 = 4.0 * epsilon
     f_r = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
     if order == 1:
-        return (f_r,)
+        return _Partials(f_r)
     f_rr = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
     if order == 2:
-        return f_r, f_rr
+        return _Partials(f_r, f_rr)
     f_rrr = t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
-    return f_r, f_rr, f_rrr
+    return _Partials(f_r, f_rr, f_rrr)
 
 
 class LennardJones(torch.autograd.Function):
@@ -107,8 +118,8 @@ class LennardJonesBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, r, epsilon, sigma):
         dtype, grad, r = _opmath(grad, r)
-        (f_r,) = _partials(r, epsilon, sigma, 1)
-        return _round(f_r * grad, dtype)
+        df = _partials(r, epsilon, sigma, 1)
+        return _round(df.r * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -121,10 +132,10 @@ class LennardJonesBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_r):
         dtype, grad, r = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        df = _partials(r, epsilon, sigma, 2)
         need = ctx.needs_input_grad
-        d_grad = f_r * grad_grad_r if need[0] else None
-        d_r = f_rr * grad * grad_grad_r if need[1] else None
+        d_grad = df.r * grad_grad_r if need[0] else None
+        d_r = df.rr * grad * grad_grad_r if need[1] else None
         return _gradients(dtype, (d_grad, d_r), (grad, r)) + (None, None)
 
     @staticmethod
@@ -142,8 +153,8 @@ class LennardJonesJvp(torch.autograd.Function):
     @staticmethod
     def forward(r, r_t, epsilon, sigma):
         dtype, r, r_t = _opmath(r, r_t)
-        (f_r,) = _partials(r, epsilon, sigma, 1)
-        return _round(f_r * r_t, dtype)
+        df = _partials(r, epsilon, sigma, 1)
+        return _round(df.r * r_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -156,10 +167,10 @@ class LennardJonesJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, r, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr = _partials(r, epsilon, sigma, 2)
+        df = _partials(r, epsilon, sigma, 2)
         need = ctx.needs_input_grad
-        d_r = f_rr * grad * r_t if need[0] else None
-        d_r_t = f_r * grad if need[1] else None
+        d_r = df.rr * grad * r_t if need[0] else None
+        d_r_t = df.r * grad if need[1] else None
         return _gradients(dtype, (d_r, d_r_t), (r, r_t)) + (None, None)
 
     @staticmethod
@@ -177,8 +188,8 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, r, grad_t, r_t, epsilon, sigma):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
-        f_r, f_rr = _partials(r, epsilon, sigma, 2)
-        return _round(f_rr * grad * r_t + f_r * grad_t, dtype)
+        df = _partials(r, epsilon, sigma, 2)
+        return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -191,12 +202,14 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_r_t):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
-        t0 = f_rr * grad_grad_r_t
+        df = _partials(r, epsilon, sigma, 3)
+        t0 = df.rr * grad_grad_r_t
         need = ctx.needs_input_grad
         d_grad = r_t * t0 if need[0] else None
-        d_r = grad_grad_r_t * (f_rr * grad_t + f_rrr * grad * r_t) if need[1] else None
-        d_grad_t = f_r * grad_grad_r_t if need[2] else None
+        d_r = (
+            grad_grad_r_t * (df.rr * grad_t + df.rrr * grad * r_t) if need[1] else None
+        )
+        d_grad_t = df.r * grad_grad_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
         return _gradients(
             dtype, (d_grad, d_r, d_grad_t, d_r_t), (grad, r, grad_t, r_t)
@@ -206,12 +219,12 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        df = _partials(r, epsilon, sigma, 3)
         return _round(
-            f_r * grad_t_u
-            + f_rr * grad * r_t_u
-            + f_rr * grad_u * r_t
-            + r_u * (f_rr * grad_t + f_rrr * grad * r_t),
+            df.r * grad_t_u
+            + df.rr * grad * r_t_u
+            + df.rr * grad_u * r_t
+            + r_u * (df.rr * grad_t + df.rrr * grad * r_t),
             dtype,
         )
 
@@ -224,8 +237,8 @@ class LennardJonesJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, epsilon, sigma):
         dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
-        f_r, f_rr = _partials(r, epsilon, sigma, 2)
-        return _round(f_rr * r_t * r_u + f_r * r_t_u, dtype)
+        df = _partials(r, epsilon, sigma, 2)
+        return _round(df.rr * r_t * r_u + df.r * r_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -238,13 +251,13 @@ class LennardJonesJvpJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
-        t0 = f_rr * grad
+        df = _partials(r, epsilon, sigma, 3)
+        t0 = df.rr * grad
         need = ctx.needs_input_grad
-        d_r = grad * (f_rr * r_t_u + f_rrr * r_t * r_u) if need[0] else None
+        d_r = grad * (df.rr * r_t_u + df.rrr * r_t * r_u) if need[0] else None
         d_r_t = r_u * t0 if need[1] else None
         d_r_u = r_t * t0 if need[2] else None
-        d_r_t_u = f_r * grad if need[3] else None
+        d_r_t_u = df.r * grad if need[3] else None
         return _gradients(dtype, (d_r, d_r_t, d_r_u, d_r_t_u), (r, r_t, r_u, r_t_u)) + (
             None,
             None,
@@ -254,12 +267,12 @@ class LennardJonesJvpJvp(torch.autograd.Function):
     def jvp(ctx, r_v, r_t_v, r_u_v, r_t_u_v, *_):
         dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         epsilon, sigma = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, epsilon, sigma, 3)
+        df = _partials(r, epsilon, sigma, 3)
         return _round(
-            f_r * r_t_u_v
-            + f_rr * r_t * r_u_v
-            + f_rr * r_t_v * r_u
-            + r_v * (f_rr * r_t_u + f_rrr * r_t * r_u),
+            df.r * r_t_u_v
+            + df.rr * r_t * r_u_v
+            + df.rr * r_t_v * r_u
+            + r_v * (df.rr * r_t_u + df.rrr * r_t * r_u),
             dtype,
         )
 

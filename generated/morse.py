@@ -7,6 +7,8 @@ First derivatives:
     ∂f/∂r = 2*a*depth*(1 - exp(-a*(r - r0)))*exp(-a*(r - r0))
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -35,31 +37,40 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "r rr rrr", defaults=(None,) * 3)
 
 
 def _partials(r, depth, a, r0, order):
-    """The partial derivatives of morse(r; depth, a, r0) up to `order` (1 to 3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
+    """The partial derivatives of morse(r; depth, a, r0) up to `order` (1 to 3): ∂f
+    (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
     t0 = a * (r - r0)
     t1 = torch.exp(-t0)
     t2 = depth * t1 * (1.0 - t1)
     t3 = 2.0 * t2
     f_r = a * t3
     if order == 1:
-        return (f_r,)
+        return _Partials(f_r)
     t4 = a**2
     t5 = torch.exp(-2.0 * t0)
     f_rr = 2.0 * depth * t4 * t5 - 2.0 * t2 * t4
     if order == 2:
-        return f_r, f_rr
+        return _Partials(f_r, f_rr)
     t6 = a**3
     f_rrr = -6.0 * depth * t5 * t6 + t3 * t6
-    return f_r, f_rr, f_rrr
+    return _Partials(f_r, f_rr, f_rrr)
 
 
 class Morse(torch.autograd.Function):
@@ -108,8 +119,8 @@ class MorseBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, r, depth, a, r0):
         dtype, grad, r = _opmath(grad, r)
-        (f_r,) = _partials(r, depth, a, r0, 1)
-        return _round(f_r * grad, dtype)
+        df = _partials(r, depth, a, r0, 1)
+        return _round(df.r * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -122,10 +133,10 @@ class MorseBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_r):
         dtype, grad, r = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        df = _partials(r, depth, a, r0, 2)
         need = ctx.needs_input_grad
-        d_grad = f_r * grad_grad_r if need[0] else None
-        d_r = f_rr * grad * grad_grad_r if need[1] else None
+        d_grad = df.r * grad_grad_r if need[0] else None
+        d_r = df.rr * grad * grad_grad_r if need[1] else None
         return _gradients(dtype, (d_grad, d_r), (grad, r)) + (None, None, None)
 
     @staticmethod
@@ -143,8 +154,8 @@ class MorseJvp(torch.autograd.Function):
     @staticmethod
     def forward(r, r_t, depth, a, r0):
         dtype, r, r_t = _opmath(r, r_t)
-        (f_r,) = _partials(r, depth, a, r0, 1)
-        return _round(f_r * r_t, dtype)
+        df = _partials(r, depth, a, r0, 1)
+        return _round(df.r * r_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -157,10 +168,10 @@ class MorseJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, r, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr = _partials(r, depth, a, r0, 2)
+        df = _partials(r, depth, a, r0, 2)
         need = ctx.needs_input_grad
-        d_r = f_rr * grad * r_t if need[0] else None
-        d_r_t = f_r * grad if need[1] else None
+        d_r = df.rr * grad * r_t if need[0] else None
+        d_r_t = df.r * grad if need[1] else None
         return _gradients(dtype, (d_r, d_r_t), (r, r_t)) + (None, None, None)
 
     @staticmethod
@@ -178,8 +189,8 @@ class MorseBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, r, grad_t, r_t, depth, a, r0):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
-        f_r, f_rr = _partials(r, depth, a, r0, 2)
-        return _round(f_rr * grad * r_t + f_r * grad_t, dtype)
+        df = _partials(r, depth, a, r0, 2)
+        return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -192,12 +203,14 @@ class MorseBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_r_t):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
-        t0 = f_rr * grad_grad_r_t
+        df = _partials(r, depth, a, r0, 3)
+        t0 = df.rr * grad_grad_r_t
         need = ctx.needs_input_grad
         d_grad = r_t * t0 if need[0] else None
-        d_r = grad_grad_r_t * (f_rr * grad_t + f_rrr * grad * r_t) if need[1] else None
-        d_grad_t = f_r * grad_grad_r_t if need[2] else None
+        d_r = (
+            grad_grad_r_t * (df.rr * grad_t + df.rrr * grad * r_t) if need[1] else None
+        )
+        d_grad_t = df.r * grad_grad_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
         return _gradients(
             dtype, (d_grad, d_r, d_grad_t, d_r_t), (grad, r, grad_t, r_t)
@@ -207,12 +220,12 @@ class MorseBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        df = _partials(r, depth, a, r0, 3)
         return _round(
-            f_r * grad_t_u
-            + f_rr * grad * r_t_u
-            + f_rr * grad_u * r_t
-            + r_u * (f_rr * grad_t + f_rrr * grad * r_t),
+            df.r * grad_t_u
+            + df.rr * grad * r_t_u
+            + df.rr * grad_u * r_t
+            + r_u * (df.rr * grad_t + df.rrr * grad * r_t),
             dtype,
         )
 
@@ -225,8 +238,8 @@ class MorseJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, depth, a, r0):
         dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
-        f_r, f_rr = _partials(r, depth, a, r0, 2)
-        return _round(f_rr * r_t * r_u + f_r * r_t_u, dtype)
+        df = _partials(r, depth, a, r0, 2)
+        return _round(df.rr * r_t * r_u + df.r * r_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -239,13 +252,13 @@ class MorseJvpJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
-        t0 = f_rr * grad
+        df = _partials(r, depth, a, r0, 3)
+        t0 = df.rr * grad
         need = ctx.needs_input_grad
-        d_r = grad * (f_rr * r_t_u + f_rrr * r_t * r_u) if need[0] else None
+        d_r = grad * (df.rr * r_t_u + df.rrr * r_t * r_u) if need[0] else None
         d_r_t = r_u * t0 if need[1] else None
         d_r_u = r_t * t0 if need[2] else None
-        d_r_t_u = f_r * grad if need[3] else None
+        d_r_t_u = df.r * grad if need[3] else None
         return _gradients(dtype, (d_r, d_r_t, d_r_u, d_r_t_u), (r, r_t, r_u, r_t_u)) + (
             None,
             None,
@@ -256,12 +269,12 @@ class MorseJvpJvp(torch.autograd.Function):
     def jvp(ctx, r_v, r_t_v, r_u_v, r_t_u_v, *_):
         dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
         depth, a, r0 = ctx.params
-        f_r, f_rr, f_rrr = _partials(r, depth, a, r0, 3)
+        df = _partials(r, depth, a, r0, 3)
         return _round(
-            f_r * r_t_u_v
-            + f_rr * r_t * r_u_v
-            + f_rr * r_t_v * r_u
-            + r_v * (f_rr * r_t_u + f_rrr * r_t * r_u),
+            df.r * r_t_u_v
+            + df.rr * r_t * r_u_v
+            + df.rr * r_t_v * r_u
+            + r_v * (df.rr * r_t_u + df.rrr * r_t * r_u),
             dtype,
         )
 

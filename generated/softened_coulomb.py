@@ -9,6 +9,8 @@ First derivatives:
     ∂f/∂z = -q*z/(eps**2 + x**2 + y**2 + z**2)**(3/2)
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -37,12 +39,9 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
 
 
 def _sum_to(grad, like):
@@ -52,8 +51,18 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple(
+    "_Partials",
+    "x y z xx xy xz yy yz zz xxx xxy xxz xyy xyz xzz yyy yyz yzz zzz",
+    defaults=(None,) * 19,
+)
+
+
 def _partials(x, y, z, q, eps, order):
-    """The partial derivatives of softened_coulomb(x, y, z; q, eps) up to `order` (1 to 3): ∂f (f_x, f_y, f_z), then ∂²f (f_xx, f_xy, f_xz, f_yy, f_yz, f_zz), then ∂³f (f_xxx, f_xxy, f_xxz, f_xyy, f_xyz, f_xzz, f_yyy, f_yyz, f_yzz, f_zzz)."""
+    """The partial derivatives of softened_coulomb(x, y, z; q, eps) up to `order` (1 to
+    3): ∂f (f_x, f_y, f_z), then ∂²f (f_xx, f_xy, f_xz, f_yy, f_yz, f_zz), then ∂³f
+    (f_xxx, f_xxy, f_xxz, f_xyy, f_xyz, f_xzz, f_yyy, f_yyz, f_yzz, f_zzz)."""
     t0 = x**2
     t1 = y**2
     t2 = z**2
@@ -63,7 +72,7 @@ def _partials(x, y, z, q, eps, order):
     f_y = -t4 * y
     f_z = -t4 * z
     if order == 1:
-        return f_x, f_y, f_z
+        return _Partials(f_x, f_y, f_z)
     t5 = -t4
     t6 = t3 ** (-2.5)
     t7 = 3.0 * q * t6
@@ -75,7 +84,7 @@ def _partials(x, y, z, q, eps, order):
     f_yz = t8 * z
     f_zz = t2 * t7 + t5
     if order == 2:
-        return f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz
+        return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
     t9 = 15.0 * q / t3**3.5
     t10 = -3.0 * q * t6 * y
     t11 = t0 * t9
@@ -92,7 +101,7 @@ def _partials(x, y, z, q, eps, order):
     f_yyz = -t1 * t9 * z - t12
     f_yzz = -t10 - t2 * t9 * y
     f_zzz = 9.0 * q * t6 * z - t9 * z**3
-    return (
+    return _Partials(
         f_x,
         f_y,
         f_z,
@@ -162,10 +171,10 @@ class SoftenedCoulombBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, y, z, q, eps):
         dtype, grad, x, y, z = _opmath(grad, x, y, z)
-        f_x, f_y, f_z = _partials(x, y, z, q, eps, 1)
-        grad_x = f_x * grad
-        grad_y = f_y * grad
-        grad_z = f_z * grad
+        df = _partials(x, y, z, q, eps, 1)
+        grad_x = df.x * grad
+        grad_y = df.y * grad
+        grad_z = df.z * grad
         return _round(grad_x, dtype), _round(grad_y, dtype), _round(grad_z, dtype)
 
     @staticmethod
@@ -179,21 +188,19 @@ class SoftenedCoulombBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
         dtype, grad, x, y, z = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
-            x, y, z, q, eps, 2
-        )
+        df = _partials(x, y, z, q, eps, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
         t2 = grad * grad_grad_z
         need = ctx.needs_input_grad
         d_grad = (
-            f_x * grad_grad_x + f_y * grad_grad_y + f_z * grad_grad_z
+            df.x * grad_grad_x + df.y * grad_grad_y + df.z * grad_grad_z
             if need[0]
             else None
         )
-        d_x = f_xx * t0 + f_xy * t1 + f_xz * t2 if need[1] else None
-        d_y = f_xy * t0 + f_yy * t1 + f_yz * t2 if need[2] else None
-        d_z = f_xz * t0 + f_yz * t1 + f_zz * t2 if need[3] else None
+        d_x = df.xx * t0 + df.xy * t1 + df.xz * t2 if need[1] else None
+        d_y = df.xy * t0 + df.yy * t1 + df.yz * t2 if need[2] else None
+        d_z = df.xz * t0 + df.yz * t1 + df.zz * t2 if need[3] else None
         return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (
             None,
             None,
@@ -216,8 +223,8 @@ class SoftenedCoulombJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, q, eps):
         dtype, x, y, z, x_t, y_t, z_t = _opmath(x, y, z, x_t, y_t, z_t)
-        f_x, f_y, f_z = _partials(x, y, z, q, eps, 1)
-        return _round(f_x * x_t + f_y * y_t + f_z * z_t, dtype)
+        df = _partials(x, y, z, q, eps, 1)
+        return _round(df.x * x_t + df.y * y_t + df.z * z_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -230,16 +237,14 @@ class SoftenedCoulombJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, y, z, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
-            x, y, z, q, eps, 2
-        )
+        df = _partials(x, y, z, q, eps, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (f_xx * x_t + f_xy * y_t + f_xz * z_t) if need[0] else None
-        d_y = grad * (f_xy * x_t + f_yy * y_t + f_yz * z_t) if need[1] else None
-        d_z = grad * (f_xz * x_t + f_yz * y_t + f_zz * z_t) if need[2] else None
-        d_x_t = f_x * grad if need[3] else None
-        d_y_t = f_y * grad if need[4] else None
-        d_z_t = f_z * grad if need[5] else None
+        d_x = grad * (df.xx * x_t + df.xy * y_t + df.xz * z_t) if need[0] else None
+        d_y = grad * (df.xy * x_t + df.yy * y_t + df.yz * z_t) if need[1] else None
+        d_z = grad * (df.xz * x_t + df.yz * y_t + df.zz * z_t) if need[2] else None
+        d_x_t = df.x * grad if need[3] else None
+        d_y_t = df.y * grad if need[4] else None
+        d_z_t = df.z * grad if need[5] else None
         return _gradients(
             dtype, (d_x, d_y, d_z, d_x_t, d_y_t, d_z_t), (x, y, z, x_t, y_t, z_t)
         ) + (None, None)
@@ -263,15 +268,13 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
             grad, x, y, z, grad_t, x_t, y_t, z_t
         )
-        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
-            x, y, z, q, eps, 2
-        )
+        df = _partials(x, y, z, q, eps, 2)
         t0 = grad * x_t
         t1 = grad * y_t
         t2 = grad * z_t
-        grad_x_t = t0 * f_xx + f_x * grad_t + t1 * f_xy + t2 * f_xz
-        grad_y_t = t0 * f_xy + f_y * grad_t + t1 * f_yy + t2 * f_yz
-        grad_z_t = t0 * f_xz + t1 * f_yz + f_z * grad_t + t2 * f_zz
+        grad_x_t = t0 * df.xx + df.x * grad_t + t1 * df.xy + t2 * df.xz
+        grad_y_t = t0 * df.xy + df.y * grad_t + t1 * df.yy + t2 * df.yz
+        grad_z_t = t0 * df.xz + t1 * df.yz + df.z * grad_t + t2 * df.zz
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
@@ -285,46 +288,26 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        (
-            f_x,
-            f_y,
-            f_z,
-            f_xx,
-            f_xy,
-            f_xz,
-            f_yy,
-            f_yz,
-            f_zz,
-            f_xxx,
-            f_xxy,
-            f_xxz,
-            f_xyy,
-            f_xyz,
-            f_xzz,
-            f_yyy,
-            f_yyz,
-            f_yzz,
-            f_zzz,
-        ) = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, q, eps, 3)
         t0 = grad * x_t
         t1 = grad * y_t
         t2 = grad * z_t
-        t3 = f_xxy * t0 + f_xy * grad_t + f_xyy * t1 + f_xyz * t2
-        t4 = f_xxz * t0 + f_xyz * t1 + f_xz * grad_t + f_xzz * t2
-        t5 = f_xyz * t0 + f_yyz * t1 + f_yz * grad_t + f_yzz * t2
+        t3 = df.xxy * t0 + df.xy * grad_t + df.xyy * t1 + df.xyz * t2
+        t4 = df.xxz * t0 + df.xyz * t1 + df.xz * grad_t + df.xzz * t2
+        t5 = df.xyz * t0 + df.yyz * t1 + df.yz * grad_t + df.yzz * t2
         t6 = grad * grad_grad_x_t
         t7 = grad * grad_grad_y_t
         t8 = grad * grad_grad_z_t
         need = ctx.needs_input_grad
         d_grad = (
-            grad_grad_x_t * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
-            + grad_grad_y_t * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
-            + grad_grad_z_t * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
+            grad_grad_x_t * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
+            + grad_grad_y_t * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
+            + grad_grad_z_t * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
             if need[0]
             else None
         )
         d_x = (
-            grad_grad_x_t * (f_xx * grad_t + f_xxx * t0 + f_xxy * t1 + f_xxz * t2)
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * t0 + df.xxy * t1 + df.xxz * t2)
             + grad_grad_y_t * t3
             + grad_grad_z_t * t4
             if need[1]
@@ -332,7 +315,7 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
         )
         d_y = (
             grad_grad_x_t * t3
-            + grad_grad_y_t * (f_xyy * t0 + f_yy * grad_t + f_yyy * t1 + f_yyz * t2)
+            + grad_grad_y_t * (df.xyy * t0 + df.yy * grad_t + df.yyy * t1 + df.yyz * t2)
             + grad_grad_z_t * t5
             if need[2]
             else None
@@ -340,18 +323,18 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
         d_z = (
             grad_grad_x_t * t4
             + grad_grad_y_t * t5
-            + grad_grad_z_t * (f_xzz * t0 + f_yzz * t1 + f_zz * grad_t + f_zzz * t2)
+            + grad_grad_z_t * (df.xzz * t0 + df.yzz * t1 + df.zz * grad_t + df.zzz * t2)
             if need[3]
             else None
         )
         d_grad_t = (
-            f_x * grad_grad_x_t + f_y * grad_grad_y_t + f_z * grad_grad_z_t
+            df.x * grad_grad_x_t + df.y * grad_grad_y_t + df.z * grad_grad_z_t
             if need[4]
             else None
         )
-        d_x_t = f_xx * t6 + f_xy * t7 + f_xz * t8 if need[5] else None
-        d_y_t = f_xy * t6 + f_yy * t7 + f_yz * t8 if need[6] else None
-        d_z_t = f_xz * t6 + f_yz * t7 + f_zz * t8 if need[7] else None
+        d_x_t = df.xx * t6 + df.xy * t7 + df.xz * t8 if need[5] else None
+        d_y_t = df.xy * t6 + df.yy * t7 + df.yz * t8 if need[6] else None
+        d_z_t = df.xz * t6 + df.yz * t7 + df.zz * t8 if need[7] else None
         return _gradients(
             dtype,
             (d_grad, d_x, d_y, d_z, d_grad_t, d_x_t, d_y_t, d_z_t),
@@ -362,65 +345,45 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, x_u, y_u, z_u, grad_t_u, x_t_u, y_t_u, z_t_u, *_):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
         q, eps = ctx.params
-        (
-            f_x,
-            f_y,
-            f_z,
-            f_xx,
-            f_xy,
-            f_xz,
-            f_yy,
-            f_yz,
-            f_zz,
-            f_xxx,
-            f_xxy,
-            f_xxz,
-            f_xyy,
-            f_xyz,
-            f_xzz,
-            f_yyy,
-            f_yyz,
-            f_yzz,
-            f_zzz,
-        ) = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, q, eps, 3)
         t0 = grad * x_t_u
         t1 = grad * y_t_u
         t2 = grad * z_t_u
         t3 = grad * x_t
         t4 = grad * y_t
         t5 = grad * z_t
-        t6 = f_xxy * t3 + f_xy * grad_t + f_xyy * t4 + f_xyz * t5
-        t7 = f_xxz * t3 + f_xyz * t4 + f_xz * grad_t + f_xzz * t5
-        t8 = f_xyz * t3 + f_yyz * t4 + f_yz * grad_t + f_yzz * t5
+        t6 = df.xxy * t3 + df.xy * grad_t + df.xyy * t4 + df.xyz * t5
+        t7 = df.xxz * t3 + df.xyz * t4 + df.xz * grad_t + df.xzz * t5
+        t8 = df.xyz * t3 + df.yyz * t4 + df.yz * grad_t + df.yzz * t5
         grad_x_t_u = (
-            f_x * grad_t_u
-            + f_xx * t0
-            + f_xy * t1
-            + f_xz * t2
-            + grad_u * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
+            df.x * grad_t_u
+            + df.xx * t0
+            + df.xy * t1
+            + df.xz * t2
+            + grad_u * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
             + t6 * y_u
             + t7 * z_u
-            + x_u * (f_xx * grad_t + f_xxx * t3 + f_xxy * t4 + f_xxz * t5)
+            + x_u * (df.xx * grad_t + df.xxx * t3 + df.xxy * t4 + df.xxz * t5)
         )
         grad_y_t_u = (
-            f_xy * t0
-            + f_y * grad_t_u
-            + f_yy * t1
-            + f_yz * t2
-            + grad_u * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
+            df.xy * t0
+            + df.y * grad_t_u
+            + df.yy * t1
+            + df.yz * t2
+            + grad_u * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
             + t6 * x_u
             + t8 * z_u
-            + y_u * (f_xyy * t3 + f_yy * grad_t + f_yyy * t4 + f_yyz * t5)
+            + y_u * (df.xyy * t3 + df.yy * grad_t + df.yyy * t4 + df.yyz * t5)
         )
         grad_z_t_u = (
-            f_xz * t0
-            + f_yz * t1
-            + f_z * grad_t_u
-            + f_zz * t2
-            + grad_u * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
+            df.xz * t0
+            + df.yz * t1
+            + df.z * grad_t_u
+            + df.zz * t2
+            + grad_u * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
             + t7 * x_u
             + t8 * y_u
-            + z_u * (f_xzz * t3 + f_yzz * t4 + f_zz * grad_t + f_zzz * t5)
+            + z_u * (df.xzz * t3 + df.yzz * t4 + df.zz * grad_t + df.zzz * t5)
         )
         return (
             _round(grad_x_t_u, dtype),
@@ -439,16 +402,14 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
             x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u
         )
-        f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz = _partials(
-            x, y, z, q, eps, 2
-        )
+        df = _partials(x, y, z, q, eps, 2)
         return _round(
-            (f_xx * x_t + f_xy * y_t + f_xz * z_t) * x_u
-            + f_x * x_t_u
-            + f_y * y_t_u
-            + f_z * z_t_u
-            + (f_xy * x_t + f_yy * y_t + f_yz * z_t) * y_u
-            + (f_xz * x_t + f_yz * y_t + f_zz * z_t) * z_u,
+            (df.xx * x_t + df.xy * y_t + df.xz * z_t) * x_u
+            + df.x * x_t_u
+            + df.y * y_t_u
+            + df.z * z_t_u
+            + (df.xy * x_t + df.yy * y_t + df.yz * z_t) * y_u
+            + (df.xz * x_t + df.yz * y_t + df.zz * z_t) * z_u,
             dtype,
         )
 
@@ -467,40 +428,20 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
             *ctx.saved_tensors
         )
         q, eps = ctx.params
-        (
-            f_x,
-            f_y,
-            f_z,
-            f_xx,
-            f_xy,
-            f_xz,
-            f_yy,
-            f_yz,
-            f_zz,
-            f_xxx,
-            f_xxy,
-            f_xxz,
-            f_xyy,
-            f_xyz,
-            f_xzz,
-            f_yyy,
-            f_yyz,
-            f_yzz,
-            f_zzz,
-        ) = _partials(x, y, z, q, eps, 3)
-        t0 = f_xxy * x_t + f_xyy * y_t + f_xyz * z_t
-        t1 = f_xxz * x_t + f_xyz * y_t + f_xzz * z_t
-        t2 = f_xyz * x_t + f_yyz * y_t + f_yzz * z_t
+        df = _partials(x, y, z, q, eps, 3)
+        t0 = df.xxy * x_t + df.xyy * y_t + df.xyz * z_t
+        t1 = df.xxz * x_t + df.xyz * y_t + df.xzz * z_t
+        t2 = df.xyz * x_t + df.yyz * y_t + df.yzz * z_t
         need = ctx.needs_input_grad
         d_x = (
             grad
             * (
-                f_xx * x_t_u
-                + f_xy * y_t_u
-                + f_xz * z_t_u
+                df.xx * x_t_u
+                + df.xy * y_t_u
+                + df.xz * z_t_u
                 + t0 * y_u
                 + t1 * z_u
-                + x_u * (f_xxx * x_t + f_xxy * y_t + f_xxz * z_t)
+                + x_u * (df.xxx * x_t + df.xxy * y_t + df.xxz * z_t)
             )
             if need[0]
             else None
@@ -508,12 +449,12 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         d_y = (
             grad
             * (
-                f_xy * x_t_u
-                + f_yy * y_t_u
-                + f_yz * z_t_u
+                df.xy * x_t_u
+                + df.yy * y_t_u
+                + df.yz * z_t_u
                 + t0 * x_u
                 + t2 * z_u
-                + y_u * (f_xyy * x_t + f_yyy * y_t + f_yyz * z_t)
+                + y_u * (df.xyy * x_t + df.yyy * y_t + df.yyz * z_t)
             )
             if need[1]
             else None
@@ -521,25 +462,25 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         d_z = (
             grad
             * (
-                f_xz * x_t_u
-                + f_yz * y_t_u
-                + f_zz * z_t_u
+                df.xz * x_t_u
+                + df.yz * y_t_u
+                + df.zz * z_t_u
                 + t1 * x_u
                 + t2 * y_u
-                + z_u * (f_xzz * x_t + f_yzz * y_t + f_zzz * z_t)
+                + z_u * (df.xzz * x_t + df.yzz * y_t + df.zzz * z_t)
             )
             if need[2]
             else None
         )
-        d_x_t = grad * (f_xx * x_u + f_xy * y_u + f_xz * z_u) if need[3] else None
-        d_y_t = grad * (f_xy * x_u + f_yy * y_u + f_yz * z_u) if need[4] else None
-        d_z_t = grad * (f_xz * x_u + f_yz * y_u + f_zz * z_u) if need[5] else None
-        d_x_u = grad * (f_xx * x_t + f_xy * y_t + f_xz * z_t) if need[6] else None
-        d_y_u = grad * (f_xy * x_t + f_yy * y_t + f_yz * z_t) if need[7] else None
-        d_z_u = grad * (f_xz * x_t + f_yz * y_t + f_zz * z_t) if need[8] else None
-        d_x_t_u = f_x * grad if need[9] else None
-        d_y_t_u = f_y * grad if need[10] else None
-        d_z_t_u = f_z * grad if need[11] else None
+        d_x_t = grad * (df.xx * x_u + df.xy * y_u + df.xz * z_u) if need[3] else None
+        d_y_t = grad * (df.xy * x_u + df.yy * y_u + df.yz * z_u) if need[4] else None
+        d_z_t = grad * (df.xz * x_u + df.yz * y_u + df.zz * z_u) if need[5] else None
+        d_x_u = grad * (df.xx * x_t + df.xy * y_t + df.xz * z_t) if need[6] else None
+        d_y_u = grad * (df.xy * x_t + df.yy * y_t + df.yz * z_t) if need[7] else None
+        d_z_u = grad * (df.xz * x_t + df.yz * y_t + df.zz * z_t) if need[8] else None
+        d_x_t_u = df.x * grad if need[9] else None
+        d_y_t_u = df.y * grad if need[10] else None
+        d_z_t_u = df.z * grad if need[11] else None
         return _gradients(
             dtype,
             (
@@ -580,66 +521,46 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
             *ctx.saved_tensors
         )
         q, eps = ctx.params
-        (
-            f_x,
-            f_y,
-            f_z,
-            f_xx,
-            f_xy,
-            f_xz,
-            f_yy,
-            f_yz,
-            f_zz,
-            f_xxx,
-            f_xxy,
-            f_xxz,
-            f_xyy,
-            f_xyz,
-            f_xzz,
-            f_yyy,
-            f_yyz,
-            f_yzz,
-            f_zzz,
-        ) = _partials(x, y, z, q, eps, 3)
-        t0 = f_xxy * x_t + f_xyy * y_t + f_xyz * z_t
-        t1 = f_xxz * x_t + f_xyz * y_t + f_xzz * z_t
-        t2 = f_xyz * x_t + f_yyz * y_t + f_yzz * z_t
+        df = _partials(x, y, z, q, eps, 3)
+        t0 = df.xxy * x_t + df.xyy * y_t + df.xyz * z_t
+        t1 = df.xxz * x_t + df.xyz * y_t + df.xzz * z_t
+        t2 = df.xyz * x_t + df.yyz * y_t + df.yzz * z_t
         return _round(
-            f_x * x_t_u_v
-            + f_y * y_t_u_v
-            + f_z * z_t_u_v
-            + x_t_v * (f_xx * x_u + f_xy * y_u + f_xz * z_u)
-            + x_u_v * (f_xx * x_t + f_xy * y_t + f_xz * z_t)
+            df.x * x_t_u_v
+            + df.y * y_t_u_v
+            + df.z * z_t_u_v
+            + x_t_v * (df.xx * x_u + df.xy * y_u + df.xz * z_u)
+            + x_u_v * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
             + x_v
             * (
-                f_xx * x_t_u
-                + f_xy * y_t_u
-                + f_xz * z_t_u
+                df.xx * x_t_u
+                + df.xy * y_t_u
+                + df.xz * z_t_u
                 + t0 * y_u
                 + t1 * z_u
-                + x_u * (f_xxx * x_t + f_xxy * y_t + f_xxz * z_t)
+                + x_u * (df.xxx * x_t + df.xxy * y_t + df.xxz * z_t)
             )
-            + y_t_v * (f_xy * x_u + f_yy * y_u + f_yz * z_u)
-            + y_u_v * (f_xy * x_t + f_yy * y_t + f_yz * z_t)
+            + y_t_v * (df.xy * x_u + df.yy * y_u + df.yz * z_u)
+            + y_u_v * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
             + y_v
             * (
-                f_xy * x_t_u
-                + f_yy * y_t_u
-                + f_yz * z_t_u
+                df.xy * x_t_u
+                + df.yy * y_t_u
+                + df.yz * z_t_u
                 + t0 * x_u
                 + t2 * z_u
-                + y_u * (f_xyy * x_t + f_yyy * y_t + f_yyz * z_t)
+                + y_u * (df.xyy * x_t + df.yyy * y_t + df.yyz * z_t)
             )
-            + z_t_v * (f_xz * x_u + f_yz * y_u + f_zz * z_u)
-            + z_u_v * (f_xz * x_t + f_yz * y_t + f_zz * z_t)
+            + z_t_v * (df.xz * x_u + df.yz * y_u + df.zz * z_u)
+            + z_u_v * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
             + z_v
             * (
-                f_xz * x_t_u
-                + f_yz * y_t_u
-                + f_zz * z_t_u
+                df.xz * x_t_u
+                + df.yz * y_t_u
+                + df.zz * z_t_u
                 + t1 * x_u
                 + t2 * y_u
-                + z_u * (f_xzz * x_t + f_yzz * y_t + f_zzz * z_t)
+                + z_u * (df.xzz * x_t + df.yzz * y_t + df.zzz * z_t)
             ),
             dtype,
         )

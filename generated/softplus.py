@@ -7,6 +7,8 @@ First derivatives:
     ∂f/∂x = sigmoid(beta*x)
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -35,27 +37,36 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3)
 
 
 def _partials(x, beta, order):
-    """The partial derivatives of softplus(x; beta) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    """The partial derivatives of softplus(x; beta) up to `order` (1 to 3): ∂f (f_x),
+    then ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = beta * x
     t1 = torch.sigmoid(t0)
     f_x = t1
     if order == 1:
-        return (f_x,)
+        return _Partials(f_x)
     t2 = t1 * torch.sigmoid(-t0)
     f_xx = beta * t2
     if order == 2:
-        return f_x, f_xx
+        return _Partials(f_x, f_xx)
     f_xxx = -(beta**2) * t2 * torch.tanh(0.5 * t0)
-    return f_x, f_xx, f_xxx
+    return _Partials(f_x, f_xx, f_xxx)
 
 
 class Softplus(torch.autograd.Function):
@@ -100,8 +111,8 @@ class SoftplusBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, beta):
         dtype, grad, x = _opmath(grad, x)
-        (f_x,) = _partials(x, beta, 1)
-        return _round(f_x * grad, dtype)
+        df = _partials(x, beta, 1)
+        return _round(df.x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -114,10 +125,10 @@ class SoftplusBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_x):
         dtype, grad, x = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx = _partials(x, beta, 2)
+        df = _partials(x, beta, 2)
         need = ctx.needs_input_grad
-        d_grad = f_x * grad_grad_x if need[0] else None
-        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        d_grad = df.x * grad_grad_x if need[0] else None
+        d_x = df.xx * grad * grad_grad_x if need[1] else None
         return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
 
     @staticmethod
@@ -135,8 +146,8 @@ class SoftplusJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, beta):
         dtype, x, x_t = _opmath(x, x_t)
-        (f_x,) = _partials(x, beta, 1)
-        return _round(f_x * x_t, dtype)
+        df = _partials(x, beta, 1)
+        return _round(df.x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -149,10 +160,10 @@ class SoftplusJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx = _partials(x, beta, 2)
+        df = _partials(x, beta, 2)
         need = ctx.needs_input_grad
-        d_x = f_xx * grad * x_t if need[0] else None
-        d_x_t = f_x * grad if need[1] else None
+        d_x = df.xx * grad * x_t if need[0] else None
+        d_x_t = df.x * grad if need[1] else None
         return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
 
     @staticmethod
@@ -170,8 +181,8 @@ class SoftplusBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t, beta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
-        f_x, f_xx = _partials(x, beta, 2)
-        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
+        df = _partials(x, beta, 2)
+        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -184,12 +195,14 @@ class SoftplusBackwardJvp(torch.autograd.Function):
     def backward(ctx, grad_grad_x_t):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx, f_xxx = _partials(x, beta, 3)
-        t0 = f_xx * grad_grad_x_t
+        df = _partials(x, beta, 3)
+        t0 = df.xx * grad_grad_x_t
         need = ctx.needs_input_grad
         d_grad = t0 * x_t if need[0] else None
-        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
-        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x = (
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
+        )
+        d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
         return _gradients(
             dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
@@ -199,12 +212,12 @@ class SoftplusBackwardJvp(torch.autograd.Function):
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx, f_xxx = _partials(x, beta, 3)
+        df = _partials(x, beta, 3)
         return _round(
-            f_x * grad_t_u
-            + f_xx * grad * x_t_u
-            + f_xx * grad_u * x_t
-            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            df.x * grad_t_u
+            + df.xx * grad * x_t_u
+            + df.xx * grad_u * x_t
+            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
             dtype,
         )
 
@@ -217,8 +230,8 @@ class SoftplusJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, beta):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        f_x, f_xx = _partials(x, beta, 2)
-        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
+        df = _partials(x, beta, 2)
+        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -231,13 +244,13 @@ class SoftplusJvpJvp(torch.autograd.Function):
     def backward(ctx, grad):
         dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx, f_xxx = _partials(x, beta, 3)
-        t0 = f_xx * grad
+        df = _partials(x, beta, 3)
+        t0 = df.xx * grad
         need = ctx.needs_input_grad
-        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
         d_x_t = t0 * x_u if need[1] else None
         d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = f_x * grad if need[3] else None
+        d_x_t_u = df.x * grad if need[3] else None
         return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
         )
@@ -246,12 +259,12 @@ class SoftplusJvpJvp(torch.autograd.Function):
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
         dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        f_x, f_xx, f_xxx = _partials(x, beta, 3)
+        df = _partials(x, beta, 3)
         return _round(
-            f_x * x_t_u_v
-            + f_xx * x_t * x_u_v
-            + f_xx * x_t_v * x_u
-            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            df.x * x_t_u_v
+            + df.xx * x_t * x_u_v
+            + df.xx * x_t_v * x_u
+            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 

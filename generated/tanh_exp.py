@@ -7,6 +7,8 @@ First derivatives:
     ∂f/∂x = 4*x*exp(x)*sigmoid(-2*exp(x))*sigmoid(2*exp(x)) + tanh(exp(x))
 """
 
+import collections
+
 import torch
 
 # float16 and bfloat16 arguments are computed in float32 and rounded once, as
@@ -35,16 +37,25 @@ def _round(result, dtype):
 
 
 def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed over the dimensions its
-    argument was broadcast along, then rounded to `dtype` (None stays None)."""
-    return tuple(
-        _round(r if r is None or r.shape == a.shape else r.sum_to_size(a.shape), dtype)
-        for r, a in zip(results, arguments)
-    )
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3)
 
 
 def _partials(x, order):
-    """The partial derivatives of tanh_exp(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    """The partial derivatives of tanh_exp(x) up to `order` (1 to 3): ∂f (f_x), then
+    ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.exp(x)
     t1 = torch.tanh(t0)
     t2 = 2.0 * t0
@@ -55,7 +66,7 @@ def _partials(x, order):
     t7 = t6 * x
     f_x = t0 * t7 + t1
     if order == 1:
-        return (f_x,)
+        return _Partials(f_x)
     t8 = t4**2
     t9 = t3 * t8
     t10 = t0 * x
@@ -65,7 +76,7 @@ def _partials(x, order):
     t14 = -(t1**2) + t7 + 1.0
     f_xx = t0 * (t11 * t13 - t11 * t9 + t14 + t6)
     if order == 2:
-        return f_x, f_xx
+        return _Partials(f_x, f_xx)
     t15 = 8.0 * t5
     t16 = 16.0 * t0
     t17 = x * torch.exp(2.0 * x)
@@ -83,7 +94,7 @@ def _partials(x, order):
         + t19 * t3**3 * t4
         + t19 * t3 * t4**3
     )
-    return f_x, f_xx, f_xxx
+    return _Partials(f_x, f_xx, f_xxx)
 
 
 class TanhExp(torch.autograd.Function):
@@ -122,8 +133,8 @@ class TanhExpBackward(torch.autograd.Function):
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
-        (f_x,) = _partials(x, 1)
-        return _round(f_x * grad, dtype)
+        df = _partials(x, 1)
+        return _round(df.x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -134,10 +145,10 @@ class TanhExpBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad_x):
         dtype, grad, x = _opmath(*ctx.saved_tensors)
-        f_x, f_xx = _partials(x, 2)
+        df = _partials(x, 2)
         need = ctx.needs_input_grad
-        d_grad = f_x * grad_grad_x if need[0] else None
-        d_x = f_xx * grad * grad_grad_x if need[1] else None
+        d_grad = df.x * grad_grad_x if need[0] else None
+        d_x = df.xx * grad * grad_grad_x if need[1] else None
         return _gradients(dtype, (d_grad, d_x), (grad, x))
 
     @staticmethod
@@ -154,8 +165,8 @@ class TanhExpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
-        (f_x,) = _partials(x, 1)
-        return _round(f_x * x_t, dtype)
+        df = _partials(x, 1)
+        return _round(df.x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -166,10 +177,10 @@ class TanhExpJvp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, x_t = _opmath(*ctx.saved_tensors)
-        f_x, f_xx = _partials(x, 2)
+        df = _partials(x, 2)
         need = ctx.needs_input_grad
-        d_x = f_xx * grad * x_t if need[0] else None
-        d_x_t = f_x * grad if need[1] else None
+        d_x = df.xx * grad * x_t if need[0] else None
+        d_x_t = df.x * grad if need[1] else None
         return _gradients(dtype, (d_x, d_x_t), (x, x_t))
 
     @staticmethod
@@ -186,8 +197,8 @@ class TanhExpBackwardJvp(torch.autograd.Function):
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
-        f_x, f_xx = _partials(x, 2)
-        return _round(f_xx * grad * x_t + f_x * grad_t, dtype)
+        df = _partials(x, 2)
+        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -198,24 +209,26 @@ class TanhExpBackwardJvp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad_x_t):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
-        f_x, f_xx, f_xxx = _partials(x, 3)
-        t0 = f_xx * grad_grad_x_t
+        df = _partials(x, 3)
+        t0 = df.xx * grad_grad_x_t
         need = ctx.needs_input_grad
         d_grad = t0 * x_t if need[0] else None
-        d_x = grad_grad_x_t * (f_xx * grad_t + f_xxx * grad * x_t) if need[1] else None
-        d_grad_t = f_x * grad_grad_x_t if need[2] else None
+        d_x = (
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
+        )
+        d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
         return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
-        f_x, f_xx, f_xxx = _partials(x, 3)
+        df = _partials(x, 3)
         return _round(
-            f_x * grad_t_u
-            + f_xx * grad * x_t_u
-            + f_xx * grad_u * x_t
-            + x_u * (f_xx * grad_t + f_xxx * grad * x_t),
+            df.x * grad_t_u
+            + df.xx * grad * x_t_u
+            + df.xx * grad_u * x_t
+            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
             dtype,
         )
 
@@ -228,8 +241,8 @@ class TanhExpJvpJvp(torch.autograd.Function):
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        f_x, f_xx = _partials(x, 2)
-        return _round(f_xx * x_t * x_u + f_x * x_t_u, dtype)
+        df = _partials(x, 2)
+        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -240,24 +253,24 @@ class TanhExpJvpJvp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        f_x, f_xx, f_xxx = _partials(x, 3)
-        t0 = f_xx * grad
+        df = _partials(x, 3)
+        t0 = df.xx * grad
         need = ctx.needs_input_grad
-        d_x = grad * (f_xx * x_t_u + f_xxx * x_t * x_u) if need[0] else None
+        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
         d_x_t = t0 * x_u if need[1] else None
         d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = f_x * grad if need[3] else None
+        d_x_t_u = df.x * grad if need[3] else None
         return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
         dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        f_x, f_xx, f_xxx = _partials(x, 3)
+        df = _partials(x, 3)
         return _round(
-            f_x * x_t_u_v
-            + f_xx * x_t * x_u_v
-            + f_xx * x_t_v * x_u
-            + x_v * (f_xx * x_t_u + f_xxx * x_t * x_u),
+            df.x * x_t_u_v
+            + df.xx * x_t * x_u_v
+            + df.xx * x_t_v * x_u
+            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 
