@@ -123,7 +123,8 @@ def cached_plan(
     )
     found = _lookup(cache.default_cache(), request, with_test=True)
     if found is None or found.test is None:
-        return None
+        return None  # not counted as a miss: plan_emit looks again and counts it
+    timing.count("cache hit")
     return Plan(
         module=PlannedFile(request.module_path, found.module),
         test=PlannedFile(request.test_path, found.test),

@@ -8,6 +8,7 @@ parallel build send their records back and the parent adds them up.
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -33,11 +34,22 @@ _seconds: dict[str, float] = {}
 _calls: dict[str, int] = {}
 _counts: dict[str, int] = {}  # "cache hit": 3
 _open: list[list[float]] = []  # per open stage: [start, time of nested stages]
+_added = [0]  # how many worker records were added
 
 
-def requested() -> bool:
-    """Whether the user asked for the table through the environment."""
-    return os.environ.get(PROFILE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+_asked = [False]  # set by `--profile`
+
+
+def ask() -> None:
+    """Ask for the table (the CLI's `--profile`), as ADGEN_PROFILE=1 does."""
+    _asked[0] = True
+    time_black()
+
+
+def wanted() -> bool:
+    """Whether the user asked for the table (`--profile` or ADGEN_PROFILE=1)."""
+    environment = os.environ.get(PROFILE_ENV, "").strip().lower()
+    return _asked[0] or environment not in ("", "0", "false", "no", "off")
 
 
 @contextmanager
@@ -68,6 +80,7 @@ def snapshot() -> dict[str, dict[str, float]]:
 
 def add(record: Mapping[str, Mapping[str, float]]) -> None:
     """Add a worker's `snapshot()` to this process's records."""
+    _added[0] += 1
     for name, value in record["seconds"].items():
         _seconds[name] = _seconds.get(name, 0.0) + value
     for name, value in record["calls"].items():
@@ -81,12 +94,13 @@ def reset() -> None:
     _seconds.clear()
     _calls.clear()
     _counts.clear()
+    _added[0] = 0
 
 
-def print_table(stream: TextIO, wall: float, workers: int = 1) -> None:
+def print_table(stream: TextIO, wall: float) -> None:
     """One compact table: seconds and calls per stage, cache hits and misses, wall time."""
     total = sum(_seconds.values())
-    where = f", stage seconds summed over {workers} processes" if workers > 1 else ""
+    where = f"; {_added[0]} ops derived in worker processes, their seconds added up" if _added[0] else ""
     lines = [f"adgen profile: wall {wall:.3f} s{where}"]
     lines.append(f"  {'stage':<16}{'seconds':>9}{'share':>7}{'calls':>7}")
     names = [n for n in STAGES if n in _seconds] + sorted(set(_seconds) - set(STAGES))
@@ -107,8 +121,8 @@ def time_black() -> None:
 
     render.py holds no timing code, so this wraps the formatter it calls; done
     only when a profile is asked for, and once per process."""
-    from . import render
-
+    # by module name: the package attribute `adgen.render` is the API function
+    render = importlib.import_module(f"{__package__}.render")
     original = render._black_once
     if getattr(original, "adgen_timed", False):
         return
