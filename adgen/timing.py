@@ -90,7 +90,9 @@ def add(record: Mapping[str, Mapping[str, float]]) -> None:
 
 
 def reset() -> None:
-    """Forget everything recorded (a new command, or a worker's next task)."""
+    """Forget everything recorded and whether a table was asked for (a new
+    command, or a worker's next task)."""
+    _asked[0] = False
     _seconds.clear()
     _calls.clear()
     _counts.clear()

@@ -95,13 +95,16 @@ def test_key_covers_every_part_of_the_request() -> None:
         {"domains": {}},
         {"save": "intermediates"},
         {"fuse": True},
-        {"regenerate": "make ops"},
-        {"out": "other"},  # the Regenerate line names the folder
-        {"tests_dir": "tests"},  # and the test imports the module by its path
+        {"tests_dir": "tests"},  # the test imports the module by its path
     ]
-    keys = [_request_key(**v) for v in variants]
-    assert len(set(keys)) == len(keys)
-    assert _request_key() == keys[0]  # and it is stable
+    # Once with the default Regenerate line (which repeats most options) and
+    # once with a fixed one, as `build` passes: each field must count by itself.
+    for regenerate in (None, "adgen build (op 'wave' of adgen.toml)"):
+        keys = [_request_key(regenerate=regenerate, **v) for v in variants]
+        assert len(set(keys)) == len(keys), regenerate
+        assert _request_key(regenerate=regenerate) == keys[0]  # and it is stable
+    assert _request_key(regenerate="make ops") != _request_key(regenerate="make")
+    assert _request_key(out="other") != _request_key()  # the default Regenerate line names it
     # The module-only entry of `load` is another entry than module + test.
     request = api._request("sin(x)", None, ".", None, None, None, None, "inputs", False, None)
     store = cache.default_cache()
