@@ -385,24 +385,26 @@ def test_parallel_build_and_check_equal_a_serial_run(
 def test_parallel_errors_equal_a_serial_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Sorted by name: a_good is fine, b_unknown fails while deriving, c_syntax
-    # fails to parse; a serial run reports b_unknown, so must a parallel one.
+    # Sorted by name: a_good is fine, b_syntax fails to parse (a message and a
+    # caret line), c_unknown fails while deriving; a serial run reports b_syntax
+    # and stops, so must a parallel one.
     spec = """\
     [tool.adgen]
     out = "ops"
     [tool.adgen.ops.a_good]
     expr = "sin(x)"
-    [tool.adgen.ops.b_unknown]
+    [tool.adgen.ops.b_syntax]
+    expr = "sin(x"
+    [tool.adgen.ops.c_unknown]
     expr = "sin(x)"
     inputs = ["y"]
-    [tool.adgen.ops.c_syntax]
-    expr = "sin("
     """
     monkeypatch.setenv("ADGEN_CACHE", "0")
     serial = _run_build(tmp_path / "serial", spec, ["build", "-j", "1"], monkeypatch, capsys)
     parallel = _run_build(tmp_path / "parallel", spec, ["build", "-j", "3"], monkeypatch, capsys)
     assert serial[0] == 2 and serial[1] == ""
-    assert serial[2].count("\n") == 1 and "ops.b_unknown: symbol 'x'" in serial[2]
+    assert serial[2].startswith("adgen: error: pyproject.toml [tool.adgen]: ops.b_syntax: ")
+    assert "^" in serial[2].splitlines()[-1]  # the caret under the column
     assert parallel == serial
     assert list(serial[3]) == ["pyproject.toml"]  # nothing written
 
