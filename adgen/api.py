@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# cache first: it fingerprints the generator's files before the stages are imported.
+from . import cache, timing
 from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, choose_domains
 from .errors import InputError
-from .parse import parse_expression
-from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_op
+from .parse import ParsedExpression, parse_expression
+from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
 from .write import PlannedFile, write_files
 
 
@@ -30,6 +32,45 @@ class Plan:
     module: PlannedFile  # ops/sin.py
     test: PlannedFile  # ops/test_sin.py
     warnings: tuple[str, ...]  # ("could not find an interval ...",)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One op's request, checked and normalised: everything that decides its text."""
+
+    expr: str  # the user's text, as given
+    parsed: ParsedExpression
+    name: str  # "wave"
+    inputs: tuple[str, ...] | None  # None: order of appearance
+    params: tuple[Param, ...]
+    domains: tuple[Domain, ...]  # the domains given; the others are chosen
+    options: EmitOptions
+    module_path: Path  # ops/wave.py
+    test_path: Path  # tests/test_wave.py
+    command: str  # the Regenerate line
+    module_from_tests: str  # "../ops/wave.py": the module's path from the test's folder
+
+    def cache_fields(self, with_test: bool) -> dict[str, object]:
+        """The request as JSON-able values, for the cache key."""
+        return {
+            "parts": "module+test" if with_test else "module",
+            "expr": self.expr,
+            "name": self.name,
+            "inputs": self.inputs,
+            "params": [[p.name, p.default] for p in self.params],
+            "domains": [[d.name, d.low, d.high] for d in self.domains],
+            "save": self.options.save,
+            "fuse": self.options.fuse,
+            "command": self.command,
+            "module_from_tests": self.module_from_tests if with_test else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Generated:
+    module: str
+    test: str | None  # None when only the module was asked for
+    warnings: tuple[str, ...]
 
 
 def plan_emit(
@@ -48,8 +89,64 @@ def plan_emit(
     """Run the pipeline up to the text of both files, writing nothing.
 
     `regenerate` is the command the header names for regenerating the files
-    (default: the equivalent `adgen emit` line)."""
-    parsed = parse_expression(expr)
+    (default: the equivalent `adgen emit` line). The text comes from the cache
+    when this generator already produced it for the same request."""
+    request = _request(
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+    )
+    generated = _generate(request, with_test=True)
+    assert generated.test is not None
+    return Plan(
+        module=PlannedFile(request.module_path, generated.module),
+        test=PlannedFile(request.test_path, generated.test),
+        warnings=generated.warnings,
+    )
+
+
+def cached_plan(
+    expr: str,
+    *,
+    name: str | None = None,
+    out: str | os.PathLike[str] = ".",
+    inputs: Sequence[str] | None = None,
+    params: Mapping[str, float | None] | None = None,
+    domains: Mapping[str, tuple[float, float]] | None = None,
+    tests_dir: str | os.PathLike[str] | None = None,
+    save: str = "inputs",
+    fuse: bool = False,
+    regenerate: str | None = None,
+) -> Plan | None:
+    """`plan_emit`'s result when the cache holds it, else None (nothing derived).
+    Raises what `plan_emit` raises for input it rejects before deriving."""
+    request = _request(
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+    )
+    found = _lookup(cache.default_cache(), request, with_test=True)
+    if found is None or found.test is None:
+        return None  # not counted as a miss: plan_emit looks again and counts it
+    timing.count("cache hit")
+    return Plan(
+        module=PlannedFile(request.module_path, found.module),
+        test=PlannedFile(request.test_path, found.test),
+        warnings=found.warnings,
+    )
+
+
+def _request(
+    expr: str,
+    name: str | None,
+    out: str | os.PathLike[str],
+    inputs: Sequence[str] | None,
+    params: Mapping[str, float | None] | None,
+    domains: Mapping[str, tuple[float, float]] | None,
+    tests_dir: str | os.PathLike[str] | None,
+    save: str,
+    fuse: bool,
+    regenerate: str | None,
+) -> _Request:
+    """Parse and check the cheap part of the input (no derivation)."""
+    with timing.stage("parse"):
+        parsed = parse_expression(expr)
     if name is None:
         if parsed.call_name is None:
             raise InputError(
@@ -61,16 +158,7 @@ def plan_emit(
         raise InputError(f"`--save` expects one of {', '.join(SAVE_POLICIES)}, got {save!r}")
     options = EmitOptions(save=save, fuse=fuse)
     param_list = tuple(Param(n, _float_or_none(n, v)) for n, v in (params or {}).items())
-    model = build_model(
-        parsed, name, tuple(inputs) if inputs is not None else None, param_list
-    )
     given = tuple(Domain(n, float(lo), float(hi)) for n, (lo, hi) in (domains or {}).items())
-    param_values = {
-        p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in param_list
-    }
-    chosen, domain_warnings = choose_domains(
-        model.expr, model.gradient, model.inputs, param_values, given
-    )
     out_dir = Path(out)
     test_dir = Path(tests_dir) if tests_dir is not None else out_dir
     module_path = out_dir / f"{name}.py"
@@ -81,12 +169,78 @@ def plan_emit(
     relative = Path(
         os.path.relpath(module_path.resolve(), test_path.parent.resolve())
     ).as_posix()
-    rendered = render_op(model, chosen, command, relative, options)
-    return Plan(
-        module=PlannedFile(module_path, rendered.module_source),
-        test=PlannedFile(test_path, rendered.test_source),
-        warnings=domain_warnings,
+    return _Request(
+        expr=expr,
+        parsed=parsed,
+        name=name,
+        inputs=tuple(inputs) if inputs is not None else None,
+        params=param_list,
+        domains=given,
+        options=options,
+        module_path=module_path,
+        test_path=test_path,
+        command=command,
+        module_from_tests=relative,
     )
+
+
+def _lookup(store: cache.TextCache, request: _Request, with_test: bool) -> _Generated | None:
+    with timing.stage("cache lookup"):
+        payload = store.get(store.key(request.cache_fields(with_test)))
+    if payload is None:
+        return None
+    module, test, notes = payload.get("module"), payload.get("test"), payload.get("warnings")
+    if not (
+        isinstance(module, str)
+        and (isinstance(test, str) or not with_test)
+        and isinstance(notes, list)
+        and all(isinstance(n, str) for n in notes)
+    ):
+        return None  # a well-formed entry of another shape: not ours to trust
+    return _Generated(module, test if with_test else None, tuple(notes))
+
+
+def _generate(request: _Request, with_test: bool) -> _Generated:
+    """The op's text: from the cache, or derived, rendered and then stored."""
+    store = cache.default_cache()
+    found = _lookup(store, request, with_test)
+    if found is not None:
+        timing.count("cache hit")
+        return found
+    timing.count("cache miss")
+    with timing.stage("derive"):
+        model = build_model(request.parsed, request.name, request.inputs, request.params)
+    param_values = {
+        p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
+    }
+    if with_test:
+        with timing.stage("domain"):
+            chosen, notes = choose_domains(
+                model.expr, model.gradient, model.inputs, param_values, request.domains
+            )
+    else:
+        # Only the module: check the names of the domains given, probe nothing
+        # (every input counts as given, so choose_domains returns at once).
+        given = {d.name for d in request.domains}
+        placeholders = tuple(Domain(n, -1.0, 1.0) for n in model.inputs if n not in given)
+        choose_domains(
+            model.expr, model.gradient, model.inputs, param_values,
+            request.domains + placeholders,
+        )
+        notes = ()
+    with timing.stage("render module"):
+        module = render_module(model, request.command, request.options)
+    test = None
+    if with_test:
+        with timing.stage("render test"):
+            test = render_test(model, chosen, request.command, request.module_from_tests)
+    generated = _Generated(module, test, tuple(notes))
+    with timing.stage("cache store"):
+        store.put(
+            store.key(request.cache_fields(with_test)),
+            {"module": module, "test": test, "warnings": list(generated.warnings)},
+        )
+    return generated
 
 
 def emit(
@@ -159,11 +313,10 @@ def load(
     >>> mish = load("x*tanh(softplus(x))", name="mish")
     >>> y = mish(torch.randn(3, requires_grad=True))
     """
-    plan = plan_emit(
-        expr, name=name, inputs=inputs, params=params, domains=domains, save=save, fuse=fuse
-    )
-    name = plan.module.path.stem
-    source = plan.module.content
+    request = _request(expr, name, ".", inputs, params, domains, None, save, fuse, None)
+    name = request.name
+    # Only the module: no test file, so no test domains to probe.
+    source = _generate(request, with_test=False).module
     filename = f"<adgen.load {name}>"
     # A real module, known to linecache and sys.modules, so that tracebacks,
     # inspect.getsource and pickling by qualified name work as for a file.

@@ -9,12 +9,16 @@ with what is on disk, so CI can fail on stale, missing or hand-edited output.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .api import plan_emit
-from .errors import AdgenError
+from . import timing
+from .api import Plan, cached_plan, plan_emit
+from .errors import AdgenError, InputError
 from .render import render_package
 from .spec import PYPROJECT, SPEC_FILE, Project, find_config, load_project
 from .write import (
@@ -47,34 +51,46 @@ class BuildResult:
     removed: tuple[Path, ...]
 
 
-def plan_build(config: str | os.PathLike[str] | None = None) -> BuildPlan:
+JOBS_ENV = "ADGEN_JOBS"
+
+
+def plan_build(
+    config: str | os.PathLike[str] | None = None, *, jobs: int | None = None
+) -> BuildPlan:
     """Read the spec (`config`, or the one found in the current folder) and plan
-    every file; nothing is written."""
+    every file; nothing is written.
+
+    Ops the cache does not hold are derived in `jobs` processes (default:
+    ADGEN_JOBS, else every core); the plan, its warnings and its errors are
+    those of a serial run: ops in spec order, the first failing op's error."""
     path = find_config(Path.cwd(), None if config is None else Path(config))
     project = load_project(path)
     command = build_command(project)
+    requests = [
+        dict(
+            expr=op.expr,
+            name=op.name,
+            out=project.out,
+            inputs=op.inputs,
+            params=dict(op.params),
+            domains={name: (low, high) for name, low, high in op.domains},
+            tests_dir=project.tests,
+            save=op.save,
+            fuse=op.fuse,
+            regenerate=f"{command} (op {op.name!r} of {project.label})",
+        )
+        for op in project.ops
+    ]
     files: list[PlannedFile] = []
     notes: list[str] = []
-    for op in project.ops:
-        try:
-            plan = plan_emit(
-                op.expr,
-                name=op.name,
-                out=project.out,
-                inputs=op.inputs,
-                params=dict(op.params),
-                domains={name: (low, high) for name, low, high in op.domains},
-                tests_dir=project.tests,
-                save=op.save,
-                fuse=op.fuse,
-                regenerate=f"{command} (op {op.name!r} of {project.label})",
-            )
-        except AdgenError as error:
-            raise type(error)(
-                f"{project.label}: ops.{op.name}: {error.message}", error.detail
+    for op, outcome in zip(project.ops, _plan_ops(requests, resolve_jobs(jobs))):
+        assert outcome is not None  # outcomes stop only after a failing op
+        if isinstance(outcome, AdgenError):
+            raise type(outcome)(
+                f"{project.label}: ops.{op.name}: {outcome.message}", outcome.detail
             ) from None
-        files += [plan.module, plan.test]
-        notes += [f"ops.{op.name}: {warning}" for warning in plan.warnings]
+        files += [outcome.module, outcome.test]
+        notes += [f"ops.{op.name}: {warning}" for warning in outcome.warnings]
     names = [op.name for op in project.ops]
     package = render_package(
         names, [f"Regenerate: {command} (package of {project.label})"]
@@ -85,13 +101,110 @@ def plan_build(config: str | os.PathLike[str] | None = None) -> BuildPlan:
     return BuildPlan(project, tuple(files), tuple(removals), tuple(notes))
 
 
+def resolve_jobs(jobs: int | None) -> int:
+    """How many processes to derive in: `jobs`, else ADGEN_JOBS, else the usable cores."""
+    if jobs is None:
+        text = os.environ.get(JOBS_ENV, "").strip()
+        if not text:
+            return _usable_cores()
+        try:
+            jobs = int(text)
+        except ValueError:
+            raise InputError(f"{JOBS_ENV} must be a whole number >= 1, got {text!r}") from None
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    return jobs
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+_Outcome = Plan | AdgenError  # an op's plan, or the input error planning it raised
+
+
+def _plan_ops(requests: Sequence[Mapping[str, Any]], jobs: int) -> list[_Outcome | None]:
+    """Each op's outcome, in spec order, up to the first op that fails (None after
+    it). Cached ops are read here; the others are derived in a process pool when
+    more than one needs it, else in this process. An internal error propagates,
+    as from a serial run."""
+    outcomes: list[_Outcome | None] = []
+    for request in requests:
+        try:
+            outcomes.append(cached_plan(**request))
+        except Exception:  # planned again below, which raises the same in order
+            outcomes.append(None)
+    missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if jobs > 1 and len(missing) > 1:
+        _plan_in_pool(requests, missing, outcomes, min(jobs, len(missing)))
+    for index in missing:
+        if outcomes[index] is None:  # serial, or what the pool could not do
+            outcomes[index] = _plan_here(requests[index])
+        if isinstance(outcomes[index], AdgenError):
+            break  # a serial run stops at the first failing op
+    return outcomes
+
+
+def _plan_here(request: Mapping[str, Any]) -> _Outcome:
+    try:
+        return plan_emit(**request)
+    except AdgenError as error:
+        return error
+
+
+def _plan_in_pool(
+    requests: Sequence[Mapping[str, Any]],
+    missing: list[int],
+    outcomes: list[_Outcome | None],
+    workers: int,
+) -> None:
+    """Fill `outcomes[i]` for the missing ops from worker processes, in order,
+    stopping at the first op that fails. A pool that cannot start or breaks
+    leaves the rest to the serial loop."""
+    try:
+        executor = ProcessPoolExecutor(max_workers=workers)
+    except (OSError, ImportError, NotImplementedError):  # no semaphores, no processes
+        return
+    profile = timing.wanted()
+    try:
+        futures = {i: executor.submit(_plan_in_worker, requests[i], profile) for i in missing}
+        for index in missing:
+            outcome, record = futures[index].result()
+            timing.add(record)
+            outcomes[index] = outcome
+            if isinstance(outcome, AdgenError):
+                break
+    except (BrokenProcessPool, OSError):
+        pass  # the serial loop plans whatever is left
+    finally:
+        # Ops after a failure are not needed; a running one is left to finish.
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _plan_in_worker(
+    request: Mapping[str, Any], profile: bool
+) -> tuple[_Outcome, dict[str, Any]]:
+    """One op in a worker process: its outcome and the stage times it took."""
+    timing.reset()
+    if profile:
+        timing.time_black()
+    outcome = _plan_here(request)
+    return outcome, timing.snapshot()
+
+
 def build(
-    config: str | os.PathLike[str] | None = None, *, force: bool = False
+    config: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Regenerate every op of the spec, write the package's `__init__.py` and remove
     the generated files of ops no longer in the spec. Files without adgen's
     header are never overwritten (unless `force`) and never removed."""
-    return carry_out(plan_build(config), force=force)
+    return carry_out(plan_build(config, jobs=jobs), force=force)
 
 
 def carry_out(plan: BuildPlan, *, force: bool = False) -> BuildResult:
@@ -104,9 +217,11 @@ def carry_out(plan: BuildPlan, *, force: bool = False) -> BuildResult:
     return BuildResult(tuple(written), tuple(unchanged), tuple(removed))
 
 
-def check(config: str | os.PathLike[str] | None = None) -> list[Difference]:
+def check(
+    config: str | os.PathLike[str] | None = None, *, jobs: int | None = None
+) -> list[Difference]:
     """What `build` would change; empty when the committed output is fresh."""
-    plan = plan_build(config)
+    plan = plan_build(config, jobs=jobs)
     return differences(list(plan.files), list(plan.removals))
 
 

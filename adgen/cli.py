@@ -7,9 +7,11 @@ import argparse
 import difflib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import timing
 from .api import plan_emit
 from .build import carry_out, describe, plan_build, relative_to
 from .domain import parse_domain
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--config", metavar="FILE", help="the spec file (default: adgen.toml or pyproject.toml here)")
     build.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
     _add_check_options(build, "write nothing; exit 1 if any file would change (same as `adgen check`)")
+    _add_jobs_option(build)
 
     check = commands.add_parser(
         "check",
@@ -72,7 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", metavar="FILE", help="the spec file (default: adgen.toml or pyproject.toml here)")
     check.add_argument("--diff", action="store_true", help="also print a unified diff of each changed file")
+    _add_jobs_option(check)
+    for command in (emit, build, check):
+        command.add_argument("--profile", action="store_true", help="print the time of each stage to stderr (as ADGEN_PROFILE=1)")
     return parser
+
+
+def _add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="derive ops not in the cache in N processes (default: ADGEN_JOBS, else every core; 1: serially)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _add_check_options(parser: argparse.ArgumentParser, text: str) -> None:
@@ -82,6 +102,8 @@ def _add_check_options(parser: argparse.ArgumentParser, text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
+    started = time.perf_counter()
+    timing.reset()
     try:
         return _run(build_parser().parse_args(argv))
     except AdgenError as error:
@@ -101,9 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if timing.wanted():
+            timing.print_table(sys.stderr, time.perf_counter() - started)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "profile", False) or timing.wanted():
+        timing.ask()
     if args.command == "emit":
         return _emit(args)
     if args.command in ("build", "check"):
@@ -128,8 +155,11 @@ def _emit(args: argparse.Namespace) -> int:
         print(f"adgen: warning: {warning}", file=sys.stderr)
     files = [plan.module, plan.test]
     if args.check:
-        return _report(differences(files), Path(), args.diff, "rerun without --check")
-    written = write_files(files, force=args.force)
+        with timing.stage("write / compare"):
+            found = differences(files)
+        return _report(found, Path(), args.diff, "rerun without --check")
+    with timing.stage("write / compare"):
+        written = write_files(files, force=args.force)
     for planned in files:
         state = "wrote" if planned.path in written else "unchanged"
         print(f"{state} {planned.path}")
@@ -137,15 +167,17 @@ def _emit(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, check_only: bool) -> int:
-    plan = plan_build(args.config)
+    plan = plan_build(args.config, jobs=args.jobs)
     root = plan.project.config.resolve().parent
     for warning in plan.warnings:
         print(f"adgen: warning: {plan.project.label}: {warning}", file=sys.stderr)
     files = list(plan.files)
     if check_only:
-        found = differences(files, list(plan.removals))
+        with timing.stage("write / compare"):
+            found = differences(files, list(plan.removals))
         return _report(found, root, args.diff, "run `adgen build`")
-    result = carry_out(plan, force=args.force)
+    with timing.stage("write / compare"):
+        result = carry_out(plan, force=args.force)
     for planned in files:
         state = "wrote" if planned.path in result.written else "unchanged"
         print(f"{state} {relative_to(planned.path, root)}")

@@ -64,16 +64,33 @@ def render_op(
     `command` is the `adgen emit ...` line that regenerates the files and
     `module_path_from_tests` the module's path relative to the test's folder.
     """
-    header = [
+    return RenderedOp(
+        module_source=render_module(model, command, options),
+        test_source=render_test(model, domains, command, module_path_from_tests),
+    )
+
+
+def render_module(model: OpModel, command: str, options: EmitOptions = EmitOptions()) -> str:
+    """The module of `render_op` alone (what `adgen.load` runs: no test, so no test domains)."""
+    return _render("module.py.j2", _module_context(model, _header(model, command), options))
+
+
+def render_test(
+    model: OpModel, domains: tuple[Domain, ...], command: str, module_path_from_tests: str
+) -> str:
+    """The test file of `render_op` alone."""
+    return _render(
+        "test_module.py.j2",
+        _test_context(model, domains, _header(model, command), module_path_from_tests),
+    )
+
+
+def _header(model: OpModel, command: str) -> list[str]:
+    return [
         GENERATED_MARKER + " @generated",
         f"Expression: {_one_line(model.text)}",
         f"Regenerate: {_one_line(command)}",
     ]
-    module = _render("module.py.j2", _module_context(model, header, options))
-    test = _render(
-        "test_module.py.j2", _test_context(model, domains, header, module_path_from_tests)
-    )
-    return RenderedOp(module_source=module, test_source=test)
 
 
 def _module_context(

@@ -163,3 +163,43 @@ def test_api_render_and_emit(tmp_path: Path) -> None:
     written = adgen.emit("x*exp(-alpha*x**2)*cos(y)", name="wave", params={"alpha": 0.5}, out=tmp_path)
     assert written == [tmp_path / "wave.py", tmp_path / "test_wave.py"]
     assert (tmp_path / "wave.py").read_text() == rendered.module_source.replace("-o .", f"-o {tmp_path.name}")
+
+
+PROFILE_STAGES = ("parse", "derive", "domain", "render module", "render test", "black", "cache lookup", "cache store", "write / compare")
+
+
+def _profile_rows(err: str) -> dict[str, float]:
+    rows = {}
+    for line in err.splitlines():
+        for stage in PROFILE_STAGES:
+            if line.startswith(f"  {stage} ") and line[2 + len(stage):].split()[0][0].isdigit():
+                rows[stage] = float(line[2 + len(stage):].split()[0])
+    return rows
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_profile_prints_one_table_of_stages(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ADGEN_CACHE_DIR", str(tmp_path / "cache"))
+    options = ["--profile"] if how == "flag" else []
+    if how == "environment":
+        monkeypatch.setenv("ADGEN_PROFILE", "1")
+    assert emit(tmp_path / "ops", "sin(x)", *options) == 0
+    err = capsys.readouterr().err
+    wall = float(err.split("adgen profile: wall ")[1].split(" s")[0])
+    rows = _profile_rows(err)
+    assert set(rows) == set(PROFILE_STAGES), err
+    assert rows["derive"] > 0 and rows["black"] > 0
+    assert sum(rows.values()) <= wall + 0.01  # stage times exclude their nested stages
+    assert "cache: 0 hits, 1 miss" in err
+    # Warm: the cache serves the text, nothing is derived.
+    assert emit(tmp_path / "ops", "sin(x)", *options) == 0
+    err = capsys.readouterr().err
+    assert "cache: 1 hit, 0 misses" in err and "derive" not in _profile_rows(err)
+
+
+def test_no_profile_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("ADGEN_PROFILE", raising=False)
+    assert emit(tmp_path, "sin(x)") == 0
+    assert "profile" not in capsys.readouterr().err
