@@ -255,11 +255,13 @@ def test_emit_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert emit(out, "sin(x)", "--check") == 0
     assert "up to date" in capsys.readouterr().out
     module = out / "sin.py"
-    module.write_text(module.read_text().replace("torch.sin(x)", "torch.cos(x)", 1))
+    forward = "return _round(torch.sin(x), dtype)"
+    assert forward in module.read_text()
+    module.write_text(module.read_text().replace(forward, forward.replace("sin", "cos")))
     edited = module.read_text()
     assert emit(out, "sin(x)", "--check", "--diff") == 1
     out_text = capsys.readouterr().out
-    assert "sin.py: stale or edited by hand" in out_text and "-        return torch.cos(x)" in out_text
+    assert "sin.py: stale or edited by hand" in out_text and "-        return _round(torch.cos(x), dtype)" in out_text
     assert module.read_text() == edited  # --check never writes
 
 

@@ -7,7 +7,68 @@ First derivatives:
     ∂f/∂x = x/sqrt(1 + x**2/delta**2)
 """
 
+import collections
+
 import torch
+
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3)
+
+
+def _partials(x, delta, order):
+    """The partial derivatives of pseudo_huber(x; delta) up to `order` (1 to 3): ∂f
+    (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = delta ** (-2)
+    t1 = t0 * x**2
+    t2 = t1 + 1.0
+    t3 = torch.rsqrt(t2)
+    f_x = t3 * x
+    if order == 1:
+        return _Partials(f_x)
+    t4 = t2 ** (-1.5)
+    f_xx = -t1 * t4 + t3
+    if order == 2:
+        return _Partials(f_x, f_xx)
+    f_xxx = -3.0 * t0 * t4 * x + 3.0 * x**3 / (delta**4 * t2**2.5)
+    return _Partials(f_x, f_xx, f_xxx)
 
 
 class PseudoHuber(torch.autograd.Function):
@@ -17,8 +78,11 @@ class PseudoHuber(torch.autograd.Function):
 
     @staticmethod
     def forward(x, delta):
+        dtype, x = _opmath(x)
         t0 = delta**2
-        return x.square().mul_(1.0 / t0).add_(1.0).sqrt_().sub_(1.0).mul_(t0)
+        return _round(
+            x.square().mul_(1.0 / t0).add_(1.0).sqrt_().sub_(1.0).mul_(t0), dtype
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -51,7 +115,9 @@ class PseudoHuberBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, delta):
-        return (x.square().mul_(delta ** (-2)).add_(1.0).rsqrt_() * grad).mul_(x)
+        dtype, grad, x = _opmath(grad, x)
+        df = _partials(x, delta, 1)
+        return _round(df.x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -62,22 +128,13 @@ class PseudoHuberBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = x**2 / delta**2
-        t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        d_grad = grad_grad_x * t2 * x if ctx.needs_input_grad[0] else None
-        d_x = (
-            grad_grad_x * (-grad * t0 / t1**1.5 + grad * t2)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            None,
-        )
+        df = _partials(x, delta, 2)
+        need = ctx.needs_input_grad
+        d_grad = df.x * grad_grad_x if need[0] else None
+        d_x = df.xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -93,7 +150,9 @@ class PseudoHuberJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, delta):
-        return (x.square().mul_(delta ** (-2)).add_(1.0).rsqrt_() * x_t).mul_(x)
+        dtype, x, x_t = _opmath(x, x_t)
+        df = _partials(x, delta, 1)
+        return _round(df.x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -104,20 +163,13 @@ class PseudoHuberJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = x**2 / delta**2
-        t1 = t0 + 1.0
-        t2 = torch.rsqrt(t1)
-        d_x = (
-            grad * (-t0 * x_t / t1**1.5 + t2 * x_t) if ctx.needs_input_grad[0] else None
-        )
-        d_x_t = grad * t2 * x if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-            None,
-        )
+        df = _partials(x, delta, 2)
+        need = ctx.needs_input_grad
+        d_x = df.xx * grad * x_t if need[0] else None
+        d_x_t = df.x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u, *_):
@@ -133,12 +185,9 @@ class PseudoHuberBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, delta):
-        t0 = x.square().mul_(delta ** (-2))
-        t1 = t0 + 1.0
-        t2 = t1.rsqrt()
-        return (grad * t2).sub_((t0 * grad).mul_(t1.pow_(-1.5))) * x_t + (
-            grad_t * t2
-        ).mul_(x)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        df = _partials(x, delta, 2)
+        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -149,59 +198,32 @@ class PseudoHuberBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = delta ** (-2)
-        t1 = t0 * x**2
-        t2 = t1 + 1.0
-        t3 = torch.rsqrt(t2)
-        t4 = t2 ** (-1.5)
-        t5 = t1 * t4
-        d_grad = grad_grad_x_t * x_t * (t3 - t5) if ctx.needs_input_grad[0] else None
+        df = _partials(x, delta, 3)
+        t0 = df.xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
         d_x = (
-            grad_grad_x_t
-            * (
-                grad_t * t3
-                - grad_t * t5
-                + x_t
-                * (-3.0 * grad * t0 * t4 * x + 3.0 * grad * x**3 / (delta**4 * t2**2.5))
-            )
-            if ctx.needs_input_grad[1]
-            else None
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
         )
-        d_grad_t = grad_grad_x_t * t3 * x if ctx.needs_input_grad[2] else None
-        d_x_t = (
-            grad_grad_x_t * (grad * t3 - grad * t5) if ctx.needs_input_grad[3] else None
-        )
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-            None,
-        )
+        d_grad_t = df.x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = delta ** (-2)
-        t1 = t0 * x**2
-        t2 = t1 + 1.0
-        t3 = torch.rsqrt(t2)
-        t4 = t2 ** (-1.5)
-        t5 = t1 * t4
-        return (
-            grad_t_u * t3 * x
-            + grad_u * x_t * (t3 - t5)
-            + x_t_u * (grad * t3 - grad * t5)
-            + x_u
-            * (
-                grad_t * t3
-                - grad_t * t5
-                + x_t
-                * (-3.0 * grad * t0 * t4 * x + 3.0 * grad * x**3 / (delta**4 * t2**2.5))
-            )
+        df = _partials(x, delta, 3)
+        return _round(
+            df.x * grad_t_u
+            + df.xx * grad * x_t_u
+            + df.xx * grad_u * x_t
+            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -212,12 +234,9 @@ class PseudoHuberJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, delta):
-        t0 = x.square().mul_(delta ** (-2))
-        t1 = t0 + 1.0
-        t2 = t1.rsqrt()
-        return (t2 * x_t).sub_((t0 * x_t).mul_(t1.pow_(-1.5))) * x_u + (
-            t2 * x_t_u
-        ).mul_(x)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        df = _partials(x, delta, 2)
+        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -228,57 +247,30 @@ class PseudoHuberJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = delta ** (-2)
-        t1 = t0 * x**2
-        t2 = t1 + 1.0
-        t3 = torch.rsqrt(t2)
-        t4 = t2 ** (-1.5)
-        t5 = t1 * t4
-        d_x = (
-            grad
-            * (
-                t3 * x_t_u
-                - t5 * x_t_u
-                + x_u
-                * (-3.0 * t0 * t4 * x * x_t + 3.0 * x**3 * x_t / (delta**4 * t2**2.5))
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = grad * x_u * (t3 - t5) if ctx.needs_input_grad[1] else None
-        d_x_u = grad * (t3 * x_t - t5 * x_t) if ctx.needs_input_grad[2] else None
-        d_x_t_u = grad * t3 * x if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
+        df = _partials(x, delta, 3)
+        t0 = df.xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = df.x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
         )
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (delta,) = ctx.params
-        t0 = delta ** (-2)
-        t1 = t0 * x**2
-        t2 = t1 + 1.0
-        t3 = torch.rsqrt(t2)
-        t4 = t2 ** (-1.5)
-        t5 = t1 * t4
-        return (
-            t3 * x * x_t_u_v
-            + x_t_v * x_u * (t3 - t5)
-            + x_u_v * (t3 * x_t - t5 * x_t)
-            + x_v
-            * (
-                t3 * x_t_u
-                - t5 * x_t_u
-                + x_u
-                * (-3.0 * t0 * t4 * x * x_t + 3.0 * x**3 * x_t / (delta**4 * t2**2.5))
-            )
+        df = _partials(x, delta, 3)
+        return _round(
+            df.x * x_t_u_v
+            + df.xx * x_t * x_u_v
+            + df.xx * x_t_v * x_u
+            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
+            dtype,
         )
 
 

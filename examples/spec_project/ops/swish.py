@@ -7,7 +7,68 @@ First derivatives:
     ∂f/∂x = (beta*x*sigmoid(-beta*x) + 1)*sigmoid(beta*x)
 """
 
+import collections
+
 import torch
+
+# float16 and bfloat16 arguments are computed in float32 and rounded once, as
+# PyTorch's own kernels do ("opmath"): rounding after every operation would
+# lose most of their few bits.
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(*tensors):
+    """The dtype to round results to (None: float32 and float64 pass through
+    untouched), then the tensors, float16 and bfloat16 ones in float32."""
+    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+        return (None, *tensors)
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    dtype = ranked[0].dtype
+    for tensor in ranked[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (dtype, *upcast)
+
+
+def _round(result, dtype):
+    """A result of `_opmath` arguments, rounded once to `dtype`."""
+    return result if dtype is None or result is None else result.to(dtype)
+
+
+def _gradients(dtype, results, arguments):
+    """Gradients of a plain backward kernel: each summed to its argument's shape,
+    then rounded to `dtype` (None stays None)."""
+    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+
+
+def _sum_to(grad, like):
+    """`grad` summed over the dimensions along which `like` was broadcast."""
+    if grad is None or grad.shape == like.shape:
+        return grad
+    return grad.sum_to_size(like.shape)
+
+
+# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+_Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3)
+
+
+def _partials(x, beta, order):
+    """The partial derivatives of swish(x; beta) up to `order` (1 to 3): ∂f (f_x), then
+    ∂²f (f_xx), then ∂³f (f_xxx)."""
+    t0 = beta * x
+    t1 = torch.sigmoid(t0)
+    t2 = torch.sigmoid(-t0)
+    t3 = t0 * t2
+    f_x = t1 * (t3 + 1.0)
+    if order == 1:
+        return _Partials(f_x)
+    t4 = -t0 * t1 + t3 + 2.0
+    f_xx = beta * t1 * t2 * t4
+    if order == 2:
+        return _Partials(f_x, f_xx)
+    f_xxx = beta**2 * t1 * t2 * (-2.0 * t1 * t3 - t1 * t4 - t1 + t2 * t4 + t2)
+    return _Partials(f_x, f_xx, f_xxx)
 
 
 class Swish(torch.autograd.Function):
@@ -17,7 +78,8 @@ class Swish(torch.autograd.Function):
 
     @staticmethod
     def forward(x, beta):
-        return (beta * x).sigmoid_().mul_(x)
+        dtype, x = _opmath(x)
+        return _round((beta * x).sigmoid_().mul_(x), dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -50,8 +112,9 @@ class SwishBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, beta):
-        t0 = beta * x
-        return ((-t0).sigmoid_().mul_(t0).add_(1.0) * grad).mul_(torch.sigmoid(t0))
+        dtype, grad, x = _opmath(grad, x)
+        df = _partials(x, beta, 1)
+        return _round(df.x * grad, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -62,24 +125,13 @@ class SwishBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        grad, x = ctx.saved_tensors
+        dtype, grad, x = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(-t0)
-        t2 = t0 * t1
-        t3 = torch.sigmoid(t0)
-        t4 = grad_grad_x * t3
-        d_grad = t4 * (t2 + 1.0) if ctx.needs_input_grad[0] else None
-        d_x = (
-            beta * grad * t1 * t4 * (-t0 * t3 + t2 + 2.0)
-            if ctx.needs_input_grad[1]
-            else None
-        )
-        return (
-            d_grad,
-            d_x,
-            None,
-        )
+        df = _partials(x, beta, 2)
+        need = ctx.needs_input_grad
+        d_grad = df.x * grad_grad_x if need[0] else None
+        d_x = df.xx * grad * grad_grad_x if need[1] else None
+        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -95,8 +147,9 @@ class SwishJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, beta):
-        t0 = beta * x
-        return ((-t0).sigmoid_().mul_(t0).add_(1.0) * x_t).mul_(torch.sigmoid(t0))
+        dtype, x, x_t = _opmath(x, x_t)
+        df = _partials(x, beta, 1)
+        return _round(df.x * x_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -107,24 +160,13 @@ class SwishJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t = ctx.saved_tensors
+        dtype, x, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(-t0)
-        t2 = t0 * t1
-        t3 = torch.sigmoid(t0)
-        t4 = grad * t3
-        d_x = (
-            beta * t1 * t4 * x_t * (-t0 * t3 + t2 + 2.0)
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t4 * (t2 + 1.0) if ctx.needs_input_grad[1] else None
-        return (
-            d_x,
-            d_x_t,
-            None,
-        )
+        df = _partials(x, beta, 2)
+        need = ctx.needs_input_grad
+        d_x = df.xx * grad * x_t if need[0] else None
+        d_x_t = df.x * grad if need[1] else None
+        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, x_u, x_t_u, *_):
@@ -140,13 +182,9 @@ class SwishBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, beta):
-        t0 = beta * x
-        t1 = torch.sigmoid(t0)
-        t2 = (-t0).sigmoid_()
-        t3 = t0 * t2
-        return (t2 * grad * x_t).mul_(t1).mul_(
-            t0.mul_(t1).neg_().add_(t3).add_(2.0)
-        ).mul_(beta) + ((t3 + 1.0) * grad_t).mul_(t1)
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        df = _partials(x, beta, 2)
+        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -157,73 +195,32 @@ class SwishBackwardJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(-t0)
-        t2 = t0 * t1
-        t3 = torch.sigmoid(t0)
-        t4 = t0 * t3
-        t5 = t2 - t4 + 2.0
-        t6 = beta * x_t
-        t7 = grad_grad_x_t * t3
-        t8 = t1 * t7
-        t9 = t2 + 1.0
-        t10 = grad * t6
-        t11 = t10 * t5
-        t12 = beta * t8
-        d_grad = t5 * t6 * t8 if ctx.needs_input_grad[0] else None
+        df = _partials(x, beta, 3)
+        t0 = df.xx * grad_grad_x_t
+        need = ctx.needs_input_grad
+        d_grad = t0 * x_t if need[0] else None
         d_x = (
-            t12
-            * (
-                grad_t * t9
-                + grad_t * (1.0 - t4)
-                + t1 * t11
-                + t10 * (t1 - 2.0 * t2 * t3 - t3)
-                - t11 * t3
-            )
-            if ctx.needs_input_grad[1]
-            else None
+            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
         )
-        d_grad_t = t7 * t9 if ctx.needs_input_grad[2] else None
-        d_x_t = grad * t12 * t5 if ctx.needs_input_grad[3] else None
-        return (
-            d_grad,
-            d_x,
-            d_grad_t,
-            d_x_t,
-            None,
-        )
+        d_grad_t = df.x * grad_grad_x_t if need[2] else None
+        d_x_t = grad * t0 if need[3] else None
+        return _gradients(
+            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
+        ) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        grad, x, grad_t, x_t = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(t0)
-        t2 = torch.sigmoid(-t0)
-        t3 = t0 * t2
-        t4 = t3 + 1.0
-        t5 = t0 * t1
-        t6 = t3 - t5 + 2.0
-        t7 = beta * grad
-        t8 = t1 * t2
-        t9 = beta * t8
-        t10 = t7 * x_t
-        t11 = t10 * t6
-        return (
-            grad_t_u * t1 * t4
-            + grad_u * t6 * t9 * x_t
-            + t6 * t7 * t8 * x_t_u
-            + t9
-            * x_u
-            * (
-                grad_t * t4
-                + grad_t * (1.0 - t5)
-                - t1 * t11
-                + t10 * (-2.0 * t1 * t3 - t1 + t2)
-                + t11 * t2
-            )
+        df = _partials(x, beta, 3)
+        return _round(
+            df.x * grad_t_u
+            + df.xx * grad * x_t_u
+            + df.xx * grad_u * x_t
+            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            dtype,
         )
 
 
@@ -234,13 +231,9 @@ class SwishJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, beta):
-        t0 = beta * x
-        t1 = torch.sigmoid(t0)
-        t2 = (-t0).sigmoid_()
-        t3 = t0 * t2
-        return (t2 * x_t * x_u).mul_(t1).mul_(
-            t0.mul_(t1).neg_().add_(t3).add_(2.0)
-        ).mul_(beta) + ((t3 + 1.0) * x_t_u).mul_(t1)
+        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
+        df = _partials(x, beta, 2)
+        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -251,73 +244,30 @@ class SwishJvpJvp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(-t0)
-        t2 = t0 * t1
-        t3 = t2 + 1.0
-        t4 = torch.sigmoid(t0)
-        t5 = t0 * t4
-        t6 = t2 - t5 + 2.0
-        t7 = beta * x_u
-        t8 = t7 * x_t
-        t9 = t6 * t8
-        t10 = grad * t4
-        t11 = t1 * t10
-        t12 = beta * t11
-        d_x = (
-            t12
-            * (
-                t1 * t9
-                + t3 * x_t_u
-                - t4 * t9
-                + t8 * (t1 - 2.0 * t2 * t4 - t4)
-                + x_t_u * (1.0 - t5)
-            )
-            if ctx.needs_input_grad[0]
-            else None
-        )
-        d_x_t = t11 * t6 * t7 if ctx.needs_input_grad[1] else None
-        d_x_u = t12 * t6 * x_t if ctx.needs_input_grad[2] else None
-        d_x_t_u = t10 * t3 if ctx.needs_input_grad[3] else None
-        return (
-            d_x,
-            d_x_t,
-            d_x_u,
-            d_x_t_u,
+        df = _partials(x, beta, 3)
+        t0 = df.xx * grad
+        need = ctx.needs_input_grad
+        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
+        d_x_t = t0 * x_u if need[1] else None
+        d_x_u = t0 * x_t if need[2] else None
+        d_x_t_u = df.x * grad if need[3] else None
+        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
             None,
         )
 
     @staticmethod
     def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        x, x_t, x_u, x_t_u = ctx.saved_tensors
+        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
         (beta,) = ctx.params
-        t0 = beta * x
-        t1 = torch.sigmoid(t0)
-        t2 = torch.sigmoid(-t0)
-        t3 = t0 * t2
-        t4 = t3 + 1.0
-        t5 = t0 * t1
-        t6 = t3 - t5 + 2.0
-        t7 = beta * x_t
-        t8 = t1 * t2
-        t9 = beta * t8
-        t10 = t7 * x_u
-        t11 = t10 * t6
-        return (
-            t1 * t4 * x_t_u_v
-            + t6 * t7 * t8 * x_u_v
-            + t6 * t9 * x_t_v * x_u
-            + t9
-            * x_v
-            * (
-                -t1 * t11
-                + t10 * (-2.0 * t1 * t3 - t1 + t2)
-                + t11 * t2
-                + t4 * x_t_u
-                + x_t_u * (1.0 - t5)
-            )
+        df = _partials(x, beta, 3)
+        return _round(
+            df.x * x_t_u_v
+            + df.xx * x_t * x_u_v
+            + df.xx * x_t_v * x_u
+            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
+            dtype,
         )
 
 

@@ -232,3 +232,42 @@ def test_vmap():
     inputs = make_inputs({name: (3,) + tuple(shape) for name, shape in SHAPES.items()})
     batched = torch.func.vmap(apply_op)(*inputs)
     assert_all_close([batched], [apply_op(*inputs)])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_reduced_precision_rounds_once(dtype):
+    """float16/bfloat16 inputs give results of their dtype, computed in float32
+    and rounded once, as PyTorch's native ops do: value and gradient within one
+    unit of the dtype's precision of float64 autograd of the expression at the
+    same rounded inputs (plus a little absolute slack for float32's own error
+    where the result crosses zero)."""
+    inputs = [
+        t.detach().to(dtype).requires_grad_()
+        for t in make_inputs({name: (256,) for name in SHAPES})
+    ]
+    exact = [t.detach().double().requires_grad_() for t in inputs]
+    output = apply_op(*inputs)
+    grad_output = random_like([output], seed=1)[0]
+    ours = [output] + grads(output, inputs, grad_output)
+    truth = derivatives_at(apply_reference, exact, grad_output.double())
+    eps, largest = torch.finfo(dtype).eps, torch.finfo(dtype).max
+    for index, (got, expected) in enumerate(zip(ours, truth)):
+        assert got.dtype == dtype, f"result {index}: dtype {got.dtype} != {dtype}"
+        representable = expected.abs() <= largest
+        scale = expected[representable].abs().max() if representable.any() else 0.0
+        bound = (
+            eps * expected.abs()
+            + torch.finfo(torch.float32).eps * 16 * scale
+            + torch.finfo(dtype).tiny
+        )
+        error = (got.double() - expected).abs()
+        bad = representable & ~(error <= bound)
+        assert not bad.any(), (
+            f"result {index}: {int(bad.sum())} of {bad.numel()} points off by more than "
+            f"{dtype}'s eps; worst {float((error / bound)[bad].max()):.3g}x the bound"
+        )
+
+
+def derivatives_at(function, inputs, grad_output):
+    output = function(*inputs)
+    return [output.detach()] + [g.detach() for g in grads(output, inputs, grad_output)]
