@@ -150,19 +150,18 @@ class _ClassPrinter:
         params = self.param_names
         all_args = list(spec.tensor_args) + params
         saved = ", ".join(spec.tensor_args)
-        setup = [f"{_unpack(all_args)} = inputs"]
+        setup: list[str] = []  # empty: _Function's setup_context (saves the arguments)
         if self.saves_gradient(spec):
             derivatives = self.saved_derivatives()
-            setup += [
+            setup = [
+                f"{_unpack(all_args)} = inputs",
                 f"_, {', '.join(derivatives)} = output",
                 f"ctx.mark_non_differentiable({', '.join(derivatives)})",
                 f"ctx.save_for_backward({saved}, {', '.join(derivatives)})",
+                f"ctx.save_for_forward({saved})",
             ]
-        else:
-            setup.append(f"ctx.save_for_backward({saved})")
-        setup.append(f"ctx.save_for_forward({saved})")
-        if params:
-            setup.append(f"ctx.params = {_param_tuple(params)}")
+            if params:
+                setup.append(f"ctx.params = {_param_tuple(params)}")
         forward_lines = self.forward_lines(spec)
         if self.options.fuse:
             kernel = f"_{self.model.name}{_snake(spec.class_name[len(self.model.class_name):])}"

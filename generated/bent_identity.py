@@ -70,21 +70,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class BentIdentity(torch.autograd.Function):
-    """bent_identity(x) = x + sqrt(x**2 + 1)/2 - 1/2"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class BentIdentity(_Function):
+    """bent_identity(x) = x + sqrt(x**2 + 1)/2 - 1/2"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round(x.square().add_(1.0).sqrt_().mul_(0.5).add_(x).sub_(0.5), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -98,22 +104,14 @@ class BentIdentity(torch.autograd.Function):
         return BentIdentityJvp.apply(x, x_t)
 
 
-class BentIdentityBackward(torch.autograd.Function):
+class BentIdentityBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -130,22 +128,14 @@ class BentIdentityBackward(torch.autograd.Function):
         return BentIdentityBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class BentIdentityJvp(torch.autograd.Function):
+class BentIdentityJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -162,22 +152,14 @@ class BentIdentityJvp(torch.autograd.Function):
         return BentIdentityJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class BentIdentityBackwardJvp(torch.autograd.Function):
+class BentIdentityBackwardJvp(_Function):
     """the jvp of BentIdentityBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -206,22 +188,14 @@ class BentIdentityBackwardJvp(torch.autograd.Function):
         )
 
 
-class BentIdentityJvpJvp(torch.autograd.Function):
+class BentIdentityJvpJvp(_Function):
     """the jvp of BentIdentityJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -248,7 +222,7 @@ class BentIdentityJvpJvp(torch.autograd.Function):
         )
 
 
-class _BentIdentityForCompile(torch.autograd.Function):
+class _BentIdentityForCompile(_Function):
     """BentIdentity for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(BentIdentity.forward)

@@ -89,22 +89,27 @@ def _partials(x, y, alpha, order):
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 
 
-class DampedWave(torch.autograd.Function):
-    """damped_wave(x, y; alpha) = x*exp(-alpha*x**2)*cos(y)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class DampedWave(_Function):
+    """damped_wave(x, y; alpha) = x*exp(-alpha*x**2)*cos(y)"""
 
     @staticmethod
     def forward(x, y, alpha):
         dtype, x, y = _opmath(x, y)
         return _round((torch.cos(y) * x).mul_(x.square().mul_(-alpha).exp_()), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, alpha = inputs
-        ctx.save_for_backward(x, y)
-        ctx.save_for_forward(x, y)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -124,10 +129,8 @@ class DampedWave(torch.autograd.Function):
         return DampedWaveJvp.apply(x, y, x_t, y_t, alpha)
 
 
-class DampedWaveBackward(torch.autograd.Function):
+class DampedWaveBackward(_Function):
     """(grad, x, y) -> grad·∂f/∂x, grad·∂f/∂y"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, y, alpha):
@@ -136,13 +139,6 @@ class DampedWaveBackward(torch.autograd.Function):
         grad_x = df.x * grad
         grad_y = df.y * grad
         return _round(grad_x, dtype), _round(grad_y, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, y, alpha = inputs
-        ctx.save_for_backward(grad, x, y)
-        ctx.save_for_forward(grad, x, y)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y):
@@ -164,23 +160,14 @@ class DampedWaveBackward(torch.autograd.Function):
         return DampedWaveBackwardJvp.apply(grad, x, y, grad_t, x_t, y_t, alpha)
 
 
-class DampedWaveJvp(torch.autograd.Function):
+class DampedWaveJvp(_Function):
     """(x, y, x_t, y_t) -> ∂f/∂x·x_t + ∂f/∂y·y_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, y, x_t, y_t, alpha):
         dtype, x, y, x_t, y_t = _opmath(x, y, x_t, y_t)
         df = _partials(x, y, alpha, 1)
         return _round(df.x * x_t + df.y * y_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, x_t, y_t, alpha = inputs
-        ctx.save_for_backward(x, y, x_t, y_t)
-        ctx.save_for_forward(x, y, x_t, y_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -201,10 +188,8 @@ class DampedWaveJvp(torch.autograd.Function):
         return DampedWaveJvpJvp.apply(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha)
 
 
-class DampedWaveBackwardJvp(torch.autograd.Function):
+class DampedWaveBackwardJvp(_Function):
     """the jvp of DampedWaveBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, y, grad_t, x_t, y_t, alpha):
@@ -215,13 +200,6 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
         grad_x_t = t0 * df.xx + df.x * grad_t + t1 * df.xy
         grad_y_t = t0 * df.xy + df.y * grad_t + t1 * df.yy
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, y, grad_t, x_t, y_t, alpha = inputs
-        ctx.save_for_backward(grad, x, y, grad_t, x_t, y_t)
-        ctx.save_for_forward(grad, x, y, grad_t, x_t, y_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t):
@@ -290,10 +268,8 @@ class DampedWaveBackwardJvp(torch.autograd.Function):
         return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
 
-class DampedWaveJvpJvp(torch.autograd.Function):
+class DampedWaveJvpJvp(_Function):
     """the jvp of DampedWaveJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha):
@@ -308,13 +284,6 @@ class DampedWaveJvpJvp(torch.autograd.Function):
             + (df.xy * x_t + df.yy * y_t) * y_u,
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha = inputs
-        ctx.save_for_backward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u)
-        ctx.save_for_forward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -388,7 +357,7 @@ class DampedWaveJvpJvp(torch.autograd.Function):
         )
 
 
-class _DampedWaveForCompile(torch.autograd.Function):
+class _DampedWaveForCompile(_Function):
     """DampedWave for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(DampedWave.forward)

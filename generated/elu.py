@@ -69,22 +69,27 @@ def _partials(x, alpha, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Elu(torch.autograd.Function):
-    """elu(x; alpha) = Piecewise((x, x > 0), (alpha*expm1(x), True))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Elu(_Function):
+    """elu(x; alpha) = Piecewise((x, x > 0), (alpha*expm1(x), True))"""
 
     @staticmethod
     def forward(x, alpha):
         dtype, x = _opmath(x)
         return _round(torch.where(x > 0.0, x, alpha * torch.expm1(x)), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -103,23 +108,14 @@ class Elu(torch.autograd.Function):
         return EluJvp.apply(x, x_t, alpha)
 
 
-class EluBackward(torch.autograd.Function):
+class EluBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, alpha):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, alpha, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, alpha = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -138,23 +134,14 @@ class EluBackward(torch.autograd.Function):
         return EluBackwardJvp.apply(grad, x, grad_t, x_t, alpha)
 
 
-class EluJvp(torch.autograd.Function):
+class EluJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, alpha):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, alpha, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, alpha = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -173,23 +160,14 @@ class EluJvp(torch.autograd.Function):
         return EluJvpJvp.apply(x, x_t, x_u, x_t_u, alpha)
 
 
-class EluBackwardJvp(torch.autograd.Function):
+class EluBackwardJvp(_Function):
     """the jvp of EluBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, alpha):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, alpha, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, alpha = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -222,23 +200,14 @@ class EluBackwardJvp(torch.autograd.Function):
         )
 
 
-class EluJvpJvp(torch.autograd.Function):
+class EluJvpJvp(_Function):
     """the jvp of EluJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, alpha):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, alpha, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, alpha = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -269,7 +238,7 @@ class EluJvpJvp(torch.autograd.Function):
         )
 
 
-class _EluForCompile(torch.autograd.Function):
+class _EluForCompile(_Function):
     """Elu for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Elu.forward)

@@ -75,22 +75,27 @@ def _partials(x, center, width, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class GaussianRbf(torch.autograd.Function):
-    """gaussian_rbf(x; center, width) = exp(-(-center + x)**2/(2*width**2))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class GaussianRbf(_Function):
+    """gaussian_rbf(x; center, width) = exp(-(-center + x)**2/(2*width**2))"""
 
     @staticmethod
     def forward(x, center, width):
         dtype, x = _opmath(x)
         return _round((x - center).pow_(2).mul_(-0.5 / width**2).exp_(), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, center, width = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (center, width)
 
     @staticmethod
     def backward(ctx, grad):
@@ -110,23 +115,14 @@ class GaussianRbf(torch.autograd.Function):
         return GaussianRbfJvp.apply(x, x_t, center, width)
 
 
-class GaussianRbfBackward(torch.autograd.Function):
+class GaussianRbfBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, center, width):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, center, width, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, center, width = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (center, width)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -145,23 +141,14 @@ class GaussianRbfBackward(torch.autograd.Function):
         return GaussianRbfBackwardJvp.apply(grad, x, grad_t, x_t, center, width)
 
 
-class GaussianRbfJvp(torch.autograd.Function):
+class GaussianRbfJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, center, width):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, center, width, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, center, width = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (center, width)
 
     @staticmethod
     def backward(ctx, grad):
@@ -180,23 +167,14 @@ class GaussianRbfJvp(torch.autograd.Function):
         return GaussianRbfJvpJvp.apply(x, x_t, x_u, x_t_u, center, width)
 
 
-class GaussianRbfBackwardJvp(torch.autograd.Function):
+class GaussianRbfBackwardJvp(_Function):
     """the jvp of GaussianRbfBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, center, width):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, center, width, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, center, width = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (center, width)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -229,23 +207,14 @@ class GaussianRbfBackwardJvp(torch.autograd.Function):
         )
 
 
-class GaussianRbfJvpJvp(torch.autograd.Function):
+class GaussianRbfJvpJvp(_Function):
     """the jvp of GaussianRbfJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, center, width):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, center, width, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, center, width = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (center, width)
 
     @staticmethod
     def backward(ctx, grad):
@@ -277,7 +246,7 @@ class GaussianRbfJvpJvp(torch.autograd.Function):
         )
 
 
-class _GaussianRbfForCompile(torch.autograd.Function):
+class _GaussianRbfForCompile(_Function):
     """GaussianRbf for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(GaussianRbf.forward)

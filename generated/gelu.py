@@ -69,21 +69,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Gelu(torch.autograd.Function):
-    """gelu(x) = 0.5*x*erfc(-sqrt(2)*x/2)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Gelu(_Function):
+    """gelu(x) = 0.5*x*erfc(-sqrt(2)*x/2)"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round((-0.7071067811865476 * x).erfc_().mul_(x).mul_(0.5), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -97,22 +103,14 @@ class Gelu(torch.autograd.Function):
         return GeluJvp.apply(x, x_t)
 
 
-class GeluBackward(torch.autograd.Function):
+class GeluBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -129,22 +127,14 @@ class GeluBackward(torch.autograd.Function):
         return GeluBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class GeluJvp(torch.autograd.Function):
+class GeluJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -161,22 +151,14 @@ class GeluJvp(torch.autograd.Function):
         return GeluJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class GeluBackwardJvp(torch.autograd.Function):
+class GeluBackwardJvp(_Function):
     """the jvp of GeluBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -205,22 +187,14 @@ class GeluBackwardJvp(torch.autograd.Function):
         )
 
 
-class GeluJvpJvp(torch.autograd.Function):
+class GeluJvpJvp(_Function):
     """the jvp of GeluJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -247,7 +221,7 @@ class GeluJvpJvp(torch.autograd.Function):
         )
 
 
-class _GeluForCompile(torch.autograd.Function):
+class _GeluForCompile(_Function):
     """Gelu for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Gelu.forward)

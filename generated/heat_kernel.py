@@ -108,10 +108,22 @@ def _partials(x, t, k, order):
     return _Partials(f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt)
 
 
-class HeatKernel(torch.autograd.Function):
-    """heat_kernel(x, t; k) = exp(-x**2/(4*k*t))/(2*sqrt(pi)*sqrt(k*t))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class HeatKernel(_Function):
+    """heat_kernel(x, t; k) = exp(-x**2/(4*k*t))/(2*sqrt(pi)*sqrt(k*t))"""
 
     @staticmethod
     def forward(x, t, k):
@@ -124,13 +136,6 @@ class HeatKernel(torch.autograd.Function):
             .mul_(0.28209479177387814),
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, t, k = inputs
-        ctx.save_for_backward(x, t)
-        ctx.save_for_forward(x, t)
-        ctx.params = (k,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -150,10 +155,8 @@ class HeatKernel(torch.autograd.Function):
         return HeatKernelJvp.apply(x, t, x_t, t_t, k)
 
 
-class HeatKernelBackward(torch.autograd.Function):
+class HeatKernelBackward(_Function):
     """(grad, x, t) -> grad·∂f/∂x, grad·∂f/∂t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, t, k):
@@ -162,13 +165,6 @@ class HeatKernelBackward(torch.autograd.Function):
         grad_x = df.x * grad
         grad_t = df.t * grad
         return _round(grad_x, dtype), _round(grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, t, k = inputs
-        ctx.save_for_backward(grad, x, t)
-        ctx.save_for_forward(grad, x, t)
-        ctx.params = (k,)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_t):
@@ -190,23 +186,14 @@ class HeatKernelBackward(torch.autograd.Function):
         return HeatKernelBackwardJvp.apply(grad, x, t, grad_t, x_t, t_t, k)
 
 
-class HeatKernelJvp(torch.autograd.Function):
+class HeatKernelJvp(_Function):
     """(x, t, x_t, t_t) -> ∂f/∂x·x_t + ∂f/∂t·t_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, t, x_t, t_t, k):
         dtype, x, t, x_t, t_t = _opmath(x, t, x_t, t_t)
         df = _partials(x, t, k, 1)
         return _round(df.t * t_t + df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, t, x_t, t_t, k = inputs
-        ctx.save_for_backward(x, t, x_t, t_t)
-        ctx.save_for_forward(x, t, x_t, t_t)
-        ctx.params = (k,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -227,10 +214,8 @@ class HeatKernelJvp(torch.autograd.Function):
         return HeatKernelJvpJvp.apply(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k)
 
 
-class HeatKernelBackwardJvp(torch.autograd.Function):
+class HeatKernelBackwardJvp(_Function):
     """the jvp of HeatKernelBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, t, grad_t, x_t, t_t, k):
@@ -241,13 +226,6 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
         grad_x_t = t0 * df.xt + df.x * grad_t + t1 * df.xx
         grad_t_t = t0 * df.tt + df.t * grad_t + t1 * df.xt
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, t, grad_t, x_t, t_t, k = inputs
-        ctx.save_for_backward(grad, x, t, grad_t, x_t, t_t)
-        ctx.save_for_forward(grad, x, t, grad_t, x_t, t_t)
-        ctx.params = (k,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_t_t):
@@ -316,10 +294,8 @@ class HeatKernelBackwardJvp(torch.autograd.Function):
         return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
 
-class HeatKernelJvpJvp(torch.autograd.Function):
+class HeatKernelJvpJvp(_Function):
     """the jvp of HeatKernelJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k):
@@ -334,13 +310,6 @@ class HeatKernelJvpJvp(torch.autograd.Function):
             + (df.xt * t_t + df.xx * x_t) * x_u,
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k = inputs
-        ctx.save_for_backward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u)
-        ctx.save_for_forward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u)
-        ctx.params = (k,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -414,7 +383,7 @@ class HeatKernelJvpJvp(torch.autograd.Function):
         )
 
 
-class _HeatKernelForCompile(torch.autograd.Function):
+class _HeatKernelForCompile(_Function):
     """HeatKernel for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(HeatKernel.forward)

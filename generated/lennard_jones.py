@@ -69,10 +69,22 @@ def _partials(r, epsilon, sigma, order):
     return _Partials(f_r, f_rr, f_rrr)
 
 
-class LennardJones(torch.autograd.Function):
-    """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class LennardJones(_Function):
+    """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)"""
 
     @staticmethod
     def forward(r, epsilon, sigma):
@@ -84,13 +96,6 @@ class LennardJones(torch.autograd.Function):
             .mul_(4.0 * epsilon),
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, epsilon, sigma = inputs
-        ctx.save_for_backward(r)
-        ctx.save_for_forward(r)
-        ctx.params = (epsilon, sigma)
 
     @staticmethod
     def backward(ctx, grad):
@@ -110,23 +115,14 @@ class LennardJones(torch.autograd.Function):
         return LennardJonesJvp.apply(r, r_t, epsilon, sigma)
 
 
-class LennardJonesBackward(torch.autograd.Function):
+class LennardJonesBackward(_Function):
     """(grad, r) -> grad·∂f/∂r"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, r, epsilon, sigma):
         dtype, grad, r = _opmath(grad, r)
         df = _partials(r, epsilon, sigma, 1)
         return _round(df.r * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, r, epsilon, sigma = inputs
-        ctx.save_for_backward(grad, r)
-        ctx.save_for_forward(grad, r)
-        ctx.params = (epsilon, sigma)
 
     @staticmethod
     def backward(ctx, grad_grad_r):
@@ -145,23 +141,14 @@ class LennardJonesBackward(torch.autograd.Function):
         return LennardJonesBackwardJvp.apply(grad, r, grad_t, r_t, epsilon, sigma)
 
 
-class LennardJonesJvp(torch.autograd.Function):
+class LennardJonesJvp(_Function):
     """(r, r_t) -> ∂f/∂r·r_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r, r_t, epsilon, sigma):
         dtype, r, r_t = _opmath(r, r_t)
         df = _partials(r, epsilon, sigma, 1)
         return _round(df.r * r_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, r_t, epsilon, sigma = inputs
-        ctx.save_for_backward(r, r_t)
-        ctx.save_for_forward(r, r_t)
-        ctx.params = (epsilon, sigma)
 
     @staticmethod
     def backward(ctx, grad):
@@ -180,23 +167,14 @@ class LennardJonesJvp(torch.autograd.Function):
         return LennardJonesJvpJvp.apply(r, r_t, r_u, r_t_u, epsilon, sigma)
 
 
-class LennardJonesBackwardJvp(torch.autograd.Function):
+class LennardJonesBackwardJvp(_Function):
     """the jvp of LennardJonesBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, r, grad_t, r_t, epsilon, sigma):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
         df = _partials(r, epsilon, sigma, 2)
         return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, r, grad_t, r_t, epsilon, sigma = inputs
-        ctx.save_for_backward(grad, r, grad_t, r_t)
-        ctx.save_for_forward(grad, r, grad_t, r_t)
-        ctx.params = (epsilon, sigma)
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
@@ -229,23 +207,14 @@ class LennardJonesBackwardJvp(torch.autograd.Function):
         )
 
 
-class LennardJonesJvpJvp(torch.autograd.Function):
+class LennardJonesJvpJvp(_Function):
     """the jvp of LennardJonesJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, epsilon, sigma):
         dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
         df = _partials(r, epsilon, sigma, 2)
         return _round(df.rr * r_t * r_u + df.r * r_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, r_t, r_u, r_t_u, epsilon, sigma = inputs
-        ctx.save_for_backward(r, r_t, r_u, r_t_u)
-        ctx.save_for_forward(r, r_t, r_u, r_t_u)
-        ctx.params = (epsilon, sigma)
 
     @staticmethod
     def backward(ctx, grad):
@@ -277,7 +246,7 @@ class LennardJonesJvpJvp(torch.autograd.Function):
         )
 
 
-class _LennardJonesForCompile(torch.autograd.Function):
+class _LennardJonesForCompile(_Function):
     """LennardJones for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(LennardJones.forward)

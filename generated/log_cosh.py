@@ -69,10 +69,22 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class LogCosh(torch.autograd.Function):
-    """log_cosh(x) = x + softplus(-2*x) - log(2)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class LogCosh(_Function):
+    """log_cosh(x) = x + softplus(-2*x) - log(2)"""
 
     @staticmethod
     def forward(x):
@@ -81,12 +93,6 @@ class LogCosh(torch.autograd.Function):
             torch.nn.functional.softplus(-2.0 * x).add_(x).sub_(0.6931471805599453),
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -100,22 +106,14 @@ class LogCosh(torch.autograd.Function):
         return LogCoshJvp.apply(x, x_t)
 
 
-class LogCoshBackward(torch.autograd.Function):
+class LogCoshBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -132,22 +130,14 @@ class LogCoshBackward(torch.autograd.Function):
         return LogCoshBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class LogCoshJvp(torch.autograd.Function):
+class LogCoshJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -164,22 +154,14 @@ class LogCoshJvp(torch.autograd.Function):
         return LogCoshJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class LogCoshBackwardJvp(torch.autograd.Function):
+class LogCoshBackwardJvp(_Function):
     """the jvp of LogCoshBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -208,22 +190,14 @@ class LogCoshBackwardJvp(torch.autograd.Function):
         )
 
 
-class LogCoshJvpJvp(torch.autograd.Function):
+class LogCoshJvpJvp(_Function):
     """the jvp of LogCoshJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -250,7 +224,7 @@ class LogCoshJvpJvp(torch.autograd.Function):
         )
 
 
-class _LogCoshForCompile(torch.autograd.Function):
+class _LogCoshForCompile(_Function):
     """LogCosh for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(LogCosh.forward)

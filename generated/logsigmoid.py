@@ -68,21 +68,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Logsigmoid(torch.autograd.Function):
-    """logsigmoid(x) = -softplus(-x)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Logsigmoid(_Function):
+    """logsigmoid(x) = -softplus(-x)"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round(torch.nn.functional.softplus(-x).neg_(), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -96,22 +102,14 @@ class Logsigmoid(torch.autograd.Function):
         return LogsigmoidJvp.apply(x, x_t)
 
 
-class LogsigmoidBackward(torch.autograd.Function):
+class LogsigmoidBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -128,22 +126,14 @@ class LogsigmoidBackward(torch.autograd.Function):
         return LogsigmoidBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class LogsigmoidJvp(torch.autograd.Function):
+class LogsigmoidJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -160,22 +150,14 @@ class LogsigmoidJvp(torch.autograd.Function):
         return LogsigmoidJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class LogsigmoidBackwardJvp(torch.autograd.Function):
+class LogsigmoidBackwardJvp(_Function):
     """the jvp of LogsigmoidBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -204,22 +186,14 @@ class LogsigmoidBackwardJvp(torch.autograd.Function):
         )
 
 
-class LogsigmoidJvpJvp(torch.autograd.Function):
+class LogsigmoidJvpJvp(_Function):
     """the jvp of LogsigmoidJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -246,7 +220,7 @@ class LogsigmoidJvpJvp(torch.autograd.Function):
         )
 
 
-class _LogsigmoidForCompile(torch.autograd.Function):
+class _LogsigmoidForCompile(_Function):
     """Logsigmoid for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Logsigmoid.forward)

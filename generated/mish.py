@@ -101,21 +101,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Mish(torch.autograd.Function):
-    """mish(x) = x*tanh(softplus(x))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Mish(_Function):
+    """mish(x) = x*tanh(softplus(x))"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round(torch.nn.functional.softplus(x).tanh_().mul_(x), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -129,22 +135,14 @@ class Mish(torch.autograd.Function):
         return MishJvp.apply(x, x_t)
 
 
-class MishBackward(torch.autograd.Function):
+class MishBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -161,22 +159,14 @@ class MishBackward(torch.autograd.Function):
         return MishBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class MishJvp(torch.autograd.Function):
+class MishJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -193,22 +183,14 @@ class MishJvp(torch.autograd.Function):
         return MishJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class MishBackwardJvp(torch.autograd.Function):
+class MishBackwardJvp(_Function):
     """the jvp of MishBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -237,22 +219,14 @@ class MishBackwardJvp(torch.autograd.Function):
         )
 
 
-class MishJvpJvp(torch.autograd.Function):
+class MishJvpJvp(_Function):
     """the jvp of MishJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -279,7 +253,7 @@ class MishJvpJvp(torch.autograd.Function):
         )
 
 
-class _MishForCompile(torch.autograd.Function):
+class _MishForCompile(_Function):
     """Mish for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Mish.forward)

@@ -73,10 +73,22 @@ def _partials(r, depth, a, r0, order):
     return _Partials(f_r, f_rr, f_rrr)
 
 
-class Morse(torch.autograd.Function):
-    """morse(r; depth, a, r0) = depth*(1 - exp(-a*(r - r0)))**2"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Morse(_Function):
+    """morse(r; depth, a, r0) = depth*(1 - exp(-a*(r - r0)))**2"""
 
     @staticmethod
     def forward(r, depth, a, r0):
@@ -84,13 +96,6 @@ class Morse(torch.autograd.Function):
         return _round(
             (r - r0).mul_(-a).exp_().neg_().add_(1.0).pow_(2).mul_(depth), dtype
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, depth, a, r0 = inputs
-        ctx.save_for_backward(r)
-        ctx.save_for_forward(r)
-        ctx.params = (depth, a, r0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -111,23 +116,14 @@ class Morse(torch.autograd.Function):
         return MorseJvp.apply(r, r_t, depth, a, r0)
 
 
-class MorseBackward(torch.autograd.Function):
+class MorseBackward(_Function):
     """(grad, r) -> grad·∂f/∂r"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, r, depth, a, r0):
         dtype, grad, r = _opmath(grad, r)
         df = _partials(r, depth, a, r0, 1)
         return _round(df.r * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, r, depth, a, r0 = inputs
-        ctx.save_for_backward(grad, r)
-        ctx.save_for_forward(grad, r)
-        ctx.params = (depth, a, r0)
 
     @staticmethod
     def backward(ctx, grad_grad_r):
@@ -146,23 +142,14 @@ class MorseBackward(torch.autograd.Function):
         return MorseBackwardJvp.apply(grad, r, grad_t, r_t, depth, a, r0)
 
 
-class MorseJvp(torch.autograd.Function):
+class MorseJvp(_Function):
     """(r, r_t) -> ∂f/∂r·r_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r, r_t, depth, a, r0):
         dtype, r, r_t = _opmath(r, r_t)
         df = _partials(r, depth, a, r0, 1)
         return _round(df.r * r_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, r_t, depth, a, r0 = inputs
-        ctx.save_for_backward(r, r_t)
-        ctx.save_for_forward(r, r_t)
-        ctx.params = (depth, a, r0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -181,23 +168,14 @@ class MorseJvp(torch.autograd.Function):
         return MorseJvpJvp.apply(r, r_t, r_u, r_t_u, depth, a, r0)
 
 
-class MorseBackwardJvp(torch.autograd.Function):
+class MorseBackwardJvp(_Function):
     """the jvp of MorseBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, r, grad_t, r_t, depth, a, r0):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
         df = _partials(r, depth, a, r0, 2)
         return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, r, grad_t, r_t, depth, a, r0 = inputs
-        ctx.save_for_backward(grad, r, grad_t, r_t)
-        ctx.save_for_forward(grad, r, grad_t, r_t)
-        ctx.params = (depth, a, r0)
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
@@ -230,23 +208,14 @@ class MorseBackwardJvp(torch.autograd.Function):
         )
 
 
-class MorseJvpJvp(torch.autograd.Function):
+class MorseJvpJvp(_Function):
     """the jvp of MorseJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(r, r_t, r_u, r_t_u, depth, a, r0):
         dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
         df = _partials(r, depth, a, r0, 2)
         return _round(df.rr * r_t * r_u + df.r * r_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        r, r_t, r_u, r_t_u, depth, a, r0 = inputs
-        ctx.save_for_backward(r, r_t, r_u, r_t_u)
-        ctx.save_for_forward(r, r_t, r_u, r_t_u)
-        ctx.params = (depth, a, r0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -279,7 +248,7 @@ class MorseJvpJvp(torch.autograd.Function):
         )
 
 
-class _MorseForCompile(torch.autograd.Function):
+class _MorseForCompile(_Function):
     """Morse for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Morse.forward)

@@ -71,10 +71,22 @@ def _partials(x, delta, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class PseudoHuber(torch.autograd.Function):
-    """pseudo_huber(x; delta) = delta**2*(sqrt(1 + x**2/delta**2) - 1)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class PseudoHuber(_Function):
+    """pseudo_huber(x; delta) = delta**2*(sqrt(1 + x**2/delta**2) - 1)"""
 
     @staticmethod
     def forward(x, delta):
@@ -83,13 +95,6 @@ class PseudoHuber(torch.autograd.Function):
         return _round(
             x.square().mul_(1.0 / t0).add_(1.0).sqrt_().sub_(1.0).mul_(t0), dtype
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, delta = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (delta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -108,23 +113,14 @@ class PseudoHuber(torch.autograd.Function):
         return PseudoHuberJvp.apply(x, x_t, delta)
 
 
-class PseudoHuberBackward(torch.autograd.Function):
+class PseudoHuberBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, delta):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, delta, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, delta = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (delta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -143,23 +139,14 @@ class PseudoHuberBackward(torch.autograd.Function):
         return PseudoHuberBackwardJvp.apply(grad, x, grad_t, x_t, delta)
 
 
-class PseudoHuberJvp(torch.autograd.Function):
+class PseudoHuberJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, delta):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, delta, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, delta = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (delta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -178,23 +165,14 @@ class PseudoHuberJvp(torch.autograd.Function):
         return PseudoHuberJvpJvp.apply(x, x_t, x_u, x_t_u, delta)
 
 
-class PseudoHuberBackwardJvp(torch.autograd.Function):
+class PseudoHuberBackwardJvp(_Function):
     """the jvp of PseudoHuberBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, delta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, delta, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, delta = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (delta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -227,23 +205,14 @@ class PseudoHuberBackwardJvp(torch.autograd.Function):
         )
 
 
-class PseudoHuberJvpJvp(torch.autograd.Function):
+class PseudoHuberJvpJvp(_Function):
     """the jvp of PseudoHuberJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, delta):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, delta, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, delta = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (delta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -274,7 +243,7 @@ class PseudoHuberJvpJvp(torch.autograd.Function):
         )
 
 
-class _PseudoHuberForCompile(torch.autograd.Function):
+class _PseudoHuberForCompile(_Function):
     """PseudoHuber for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(PseudoHuber.forward)

@@ -69,10 +69,22 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Selu(torch.autograd.Function):
-    """selu(x) = 1.0507009873554805*Piecewise((x, x > 0), (1.6732632423543772*exp(x) - 1.6732632423543772, True))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Selu(_Function):
+    """selu(x) = 1.0507009873554805*Piecewise((x, x > 0), (1.6732632423543772*exp(x) - 1.6732632423543772, True))"""
 
     @staticmethod
     def forward(x):
@@ -83,12 +95,6 @@ class Selu(torch.autograd.Function):
             ).mul_(1.0507009873554805),
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -102,22 +108,14 @@ class Selu(torch.autograd.Function):
         return SeluJvp.apply(x, x_t)
 
 
-class SeluBackward(torch.autograd.Function):
+class SeluBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -134,22 +132,14 @@ class SeluBackward(torch.autograd.Function):
         return SeluBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class SeluJvp(torch.autograd.Function):
+class SeluJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -166,22 +156,14 @@ class SeluJvp(torch.autograd.Function):
         return SeluJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class SeluBackwardJvp(torch.autograd.Function):
+class SeluBackwardJvp(_Function):
     """the jvp of SeluBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -210,22 +192,14 @@ class SeluBackwardJvp(torch.autograd.Function):
         )
 
 
-class SeluJvpJvp(torch.autograd.Function):
+class SeluJvpJvp(_Function):
     """the jvp of SeluJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -252,7 +226,7 @@ class SeluJvpJvp(torch.autograd.Function):
         )
 
 
-class _SeluForCompile(torch.autograd.Function):
+class _SeluForCompile(_Function):
     """Selu for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Selu.forward)

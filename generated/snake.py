@@ -70,22 +70,27 @@ def _partials(x, alpha, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Snake(torch.autograd.Function):
-    """snake(x; alpha) = x + sin(alpha*x)**2/alpha"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Snake(_Function):
+    """snake(x; alpha) = x + sin(alpha*x)**2/alpha"""
 
     @staticmethod
     def forward(x, alpha):
         dtype, x = _opmath(x)
         return _round((alpha * x).sin_().pow_(2).mul_(1.0 / alpha).add_(x), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -104,23 +109,14 @@ class Snake(torch.autograd.Function):
         return SnakeJvp.apply(x, x_t, alpha)
 
 
-class SnakeBackward(torch.autograd.Function):
+class SnakeBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, alpha):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, alpha, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, alpha = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -139,23 +135,14 @@ class SnakeBackward(torch.autograd.Function):
         return SnakeBackwardJvp.apply(grad, x, grad_t, x_t, alpha)
 
 
-class SnakeJvp(torch.autograd.Function):
+class SnakeJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, alpha):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, alpha, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, alpha = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -174,23 +161,14 @@ class SnakeJvp(torch.autograd.Function):
         return SnakeJvpJvp.apply(x, x_t, x_u, x_t_u, alpha)
 
 
-class SnakeBackwardJvp(torch.autograd.Function):
+class SnakeBackwardJvp(_Function):
     """the jvp of SnakeBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, alpha):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, alpha, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, alpha = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -223,23 +201,14 @@ class SnakeBackwardJvp(torch.autograd.Function):
         )
 
 
-class SnakeJvpJvp(torch.autograd.Function):
+class SnakeJvpJvp(_Function):
     """the jvp of SnakeJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, alpha):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, alpha, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, alpha = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (alpha,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -270,7 +239,7 @@ class SnakeJvpJvp(torch.autograd.Function):
         )
 
 
-class _SnakeForCompile(torch.autograd.Function):
+class _SnakeForCompile(_Function):
     """Snake for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Snake.forward)

@@ -124,10 +124,22 @@ def _partials(x, y, z, q, eps, order):
     )
 
 
-class SoftenedCoulomb(torch.autograd.Function):
-    """softened_coulomb(x, y, z; q, eps) = q/sqrt(eps**2 + x**2 + y**2 + z**2)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class SoftenedCoulomb(_Function):
+    """softened_coulomb(x, y, z; q, eps) = q/sqrt(eps**2 + x**2 + y**2 + z**2)"""
 
     @staticmethod
     def forward(x, y, z, q, eps):
@@ -135,13 +147,6 @@ class SoftenedCoulomb(torch.autograd.Function):
         return _round(
             (x.square() + y.square() + z.square()).add_(eps**2).rsqrt_().mul_(q), dtype
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, z, q, eps = inputs
-        ctx.save_for_backward(x, y, z)
-        ctx.save_for_forward(x, y, z)
-        ctx.params = (q, eps)
 
     @staticmethod
     def backward(ctx, grad):
@@ -163,10 +168,8 @@ class SoftenedCoulomb(torch.autograd.Function):
         return SoftenedCoulombJvp.apply(x, y, z, x_t, y_t, z_t, q, eps)
 
 
-class SoftenedCoulombBackward(torch.autograd.Function):
+class SoftenedCoulombBackward(_Function):
     """(grad, x, y, z) -> grad·∂f/∂x, grad·∂f/∂y, grad·∂f/∂z"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, y, z, q, eps):
@@ -176,13 +179,6 @@ class SoftenedCoulombBackward(torch.autograd.Function):
         grad_y = df.y * grad
         grad_z = df.z * grad
         return _round(grad_x, dtype), _round(grad_y, dtype), _round(grad_z, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, y, z, q, eps = inputs
-        ctx.save_for_backward(grad, x, y, z)
-        ctx.save_for_forward(grad, x, y, z)
-        ctx.params = (q, eps)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
@@ -215,23 +211,14 @@ class SoftenedCoulombBackward(torch.autograd.Function):
         )
 
 
-class SoftenedCoulombJvp(torch.autograd.Function):
+class SoftenedCoulombJvp(_Function):
     """(x, y, z, x_t, y_t, z_t) -> ∂f/∂x·x_t + ∂f/∂y·y_t + ∂f/∂z·z_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, q, eps):
         dtype, x, y, z, x_t, y_t, z_t = _opmath(x, y, z, x_t, y_t, z_t)
         df = _partials(x, y, z, q, eps, 1)
         return _round(df.x * x_t + df.y * y_t + df.z * z_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, z, x_t, y_t, z_t, q, eps = inputs
-        ctx.save_for_backward(x, y, z, x_t, y_t, z_t)
-        ctx.save_for_forward(x, y, z, x_t, y_t, z_t)
-        ctx.params = (q, eps)
 
     @staticmethod
     def backward(ctx, grad):
@@ -258,10 +245,8 @@ class SoftenedCoulombJvp(torch.autograd.Function):
         )
 
 
-class SoftenedCoulombBackwardJvp(torch.autograd.Function):
+class SoftenedCoulombBackwardJvp(_Function):
     """the jvp of SoftenedCoulombBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps):
@@ -276,13 +261,6 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
         grad_y_t = t0 * df.xy + df.y * grad_t + t1 * df.yy + t2 * df.yz
         grad_z_t = t0 * df.xz + t1 * df.yz + df.z * grad_t + t2 * df.zz
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps = inputs
-        ctx.save_for_backward(grad, x, y, z, grad_t, x_t, y_t, z_t)
-        ctx.save_for_forward(grad, x, y, z, grad_t, x_t, y_t, z_t)
-        ctx.params = (q, eps)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
@@ -392,10 +370,8 @@ class SoftenedCoulombBackwardJvp(torch.autograd.Function):
         )
 
 
-class SoftenedCoulombJvpJvp(torch.autograd.Function):
+class SoftenedCoulombJvpJvp(_Function):
     """the jvp of SoftenedCoulombJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps):
@@ -412,15 +388,6 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
             + (df.xz * x_t + df.yz * y_t + df.zz * z_t) * z_u,
             dtype,
         )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps = inputs
-        ctx.save_for_backward(
-            x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u
-        )
-        ctx.save_for_forward(x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u)
-        ctx.params = (q, eps)
 
     @staticmethod
     def backward(ctx, grad):
@@ -566,7 +533,7 @@ class SoftenedCoulombJvpJvp(torch.autograd.Function):
         )
 
 
-class _SoftenedCoulombForCompile(torch.autograd.Function):
+class _SoftenedCoulombForCompile(_Function):
     """SoftenedCoulomb for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(SoftenedCoulomb.forward)

@@ -69,22 +69,27 @@ def _partials(x, beta, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Softplus(torch.autograd.Function):
-    """softplus(x; beta) = softplus(beta*x)/beta"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Softplus(_Function):
+    """softplus(x; beta) = softplus(beta*x)/beta"""
 
     @staticmethod
     def forward(x, beta):
         dtype, x = _opmath(x)
         return _round(torch.nn.functional.softplus(beta * x).mul_(1.0 / beta), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, beta = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -103,23 +108,14 @@ class Softplus(torch.autograd.Function):
         return SoftplusJvp.apply(x, x_t, beta)
 
 
-class SoftplusBackward(torch.autograd.Function):
+class SoftplusBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, beta):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, beta, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, beta = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -138,23 +134,14 @@ class SoftplusBackward(torch.autograd.Function):
         return SoftplusBackwardJvp.apply(grad, x, grad_t, x_t, beta)
 
 
-class SoftplusJvp(torch.autograd.Function):
+class SoftplusJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, beta):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, beta, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, beta = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -173,23 +160,14 @@ class SoftplusJvp(torch.autograd.Function):
         return SoftplusJvpJvp.apply(x, x_t, x_u, x_t_u, beta)
 
 
-class SoftplusBackwardJvp(torch.autograd.Function):
+class SoftplusBackwardJvp(_Function):
     """the jvp of SoftplusBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, beta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, beta, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, beta = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -222,23 +200,14 @@ class SoftplusBackwardJvp(torch.autograd.Function):
         )
 
 
-class SoftplusJvpJvp(torch.autograd.Function):
+class SoftplusJvpJvp(_Function):
     """the jvp of SoftplusJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, beta):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, beta, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, beta = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -269,7 +238,7 @@ class SoftplusJvpJvp(torch.autograd.Function):
         )
 
 
-class _SoftplusForCompile(torch.autograd.Function):
+class _SoftplusForCompile(_Function):
     """Softplus for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Softplus.forward)

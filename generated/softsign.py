@@ -71,21 +71,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Softsign(torch.autograd.Function):
-    """softsign(x) = x/(Abs(x) + 1)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Softsign(_Function):
+    """softsign(x) = x/(Abs(x) + 1)"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round(x / torch.abs(x).add_(1.0), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -99,22 +105,14 @@ class Softsign(torch.autograd.Function):
         return SoftsignJvp.apply(x, x_t)
 
 
-class SoftsignBackward(torch.autograd.Function):
+class SoftsignBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -131,22 +129,14 @@ class SoftsignBackward(torch.autograd.Function):
         return SoftsignBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class SoftsignJvp(torch.autograd.Function):
+class SoftsignJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -163,22 +153,14 @@ class SoftsignJvp(torch.autograd.Function):
         return SoftsignJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class SoftsignBackwardJvp(torch.autograd.Function):
+class SoftsignBackwardJvp(_Function):
     """the jvp of SoftsignBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -207,22 +189,14 @@ class SoftsignBackwardJvp(torch.autograd.Function):
         )
 
 
-class SoftsignJvpJvp(torch.autograd.Function):
+class SoftsignJvpJvp(_Function):
     """the jvp of SoftsignJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -249,7 +223,7 @@ class SoftsignJvpJvp(torch.autograd.Function):
         )
 
 
-class _SoftsignForCompile(torch.autograd.Function):
+class _SoftsignForCompile(_Function):
     """Softsign for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Softsign.forward)

@@ -70,22 +70,27 @@ def _partials(x, b, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Squareplus(torch.autograd.Function):
-    """squareplus(x; b) = x/2 + sqrt(b + x**2)/2"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Squareplus(_Function):
+    """squareplus(x; b) = x/2 + sqrt(b + x**2)/2"""
 
     @staticmethod
     def forward(x, b):
         dtype, x = _opmath(x)
         return _round(x.square().add_(b).sqrt_().mul_(0.5).add_(x, alpha=0.5), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, b = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (b,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -104,23 +109,14 @@ class Squareplus(torch.autograd.Function):
         return SquareplusJvp.apply(x, x_t, b)
 
 
-class SquareplusBackward(torch.autograd.Function):
+class SquareplusBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, b):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, b, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, b = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (b,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -139,23 +135,14 @@ class SquareplusBackward(torch.autograd.Function):
         return SquareplusBackwardJvp.apply(grad, x, grad_t, x_t, b)
 
 
-class SquareplusJvp(torch.autograd.Function):
+class SquareplusJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, b):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, b, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, b = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (b,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -174,23 +161,14 @@ class SquareplusJvp(torch.autograd.Function):
         return SquareplusJvpJvp.apply(x, x_t, x_u, x_t_u, b)
 
 
-class SquareplusBackwardJvp(torch.autograd.Function):
+class SquareplusBackwardJvp(_Function):
     """the jvp of SquareplusBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, b):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, b, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, b = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (b,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -223,23 +201,14 @@ class SquareplusBackwardJvp(torch.autograd.Function):
         )
 
 
-class SquareplusJvpJvp(torch.autograd.Function):
+class SquareplusJvpJvp(_Function):
     """the jvp of SquareplusJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, b):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, b, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, b = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (b,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -270,7 +239,7 @@ class SquareplusJvpJvp(torch.autograd.Function):
         )
 
 
-class _SquareplusForCompile(torch.autograd.Function):
+class _SquareplusForCompile(_Function):
     """Squareplus for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Squareplus.forward)

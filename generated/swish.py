@@ -71,22 +71,27 @@ def _partials(x, beta, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class Swish(torch.autograd.Function):
-    """swish(x; beta) = x*sigmoid(beta*x)"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class Swish(_Function):
+    """swish(x; beta) = x*sigmoid(beta*x)"""
 
     @staticmethod
     def forward(x, beta):
         dtype, x = _opmath(x)
         return _round((beta * x).sigmoid_().mul_(x), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, beta = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -105,23 +110,14 @@ class Swish(torch.autograd.Function):
         return SwishJvp.apply(x, x_t, beta)
 
 
-class SwishBackward(torch.autograd.Function):
+class SwishBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, beta):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, beta, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, beta = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -140,23 +136,14 @@ class SwishBackward(torch.autograd.Function):
         return SwishBackwardJvp.apply(grad, x, grad_t, x_t, beta)
 
 
-class SwishJvp(torch.autograd.Function):
+class SwishJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, beta):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, beta, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, beta = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -175,23 +162,14 @@ class SwishJvp(torch.autograd.Function):
         return SwishJvpJvp.apply(x, x_t, x_u, x_t_u, beta)
 
 
-class SwishBackwardJvp(torch.autograd.Function):
+class SwishBackwardJvp(_Function):
     """the jvp of SwishBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t, beta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, beta, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t, beta = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -224,23 +202,14 @@ class SwishBackwardJvp(torch.autograd.Function):
         )
 
 
-class SwishJvpJvp(torch.autograd.Function):
+class SwishJvpJvp(_Function):
     """the jvp of SwishJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u, beta):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, beta, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u, beta = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
-        ctx.params = (beta,)
 
     @staticmethod
     def backward(ctx, grad):
@@ -271,7 +240,7 @@ class SwishJvpJvp(torch.autograd.Function):
         )
 
 
-class _SwishForCompile(torch.autograd.Function):
+class _SwishForCompile(_Function):
     """Swish for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Swish.forward)

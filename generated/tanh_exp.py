@@ -97,21 +97,27 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
-class TanhExp(torch.autograd.Function):
-    """tanh_exp(x) = x*tanh(exp(x))"""
+class _Function(torch.autograd.Function):
+    """What every Function below shares: a vmap rule from its formulas, and
+    saving its tensor arguments (never intermediates) and its float parameters."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        ctx.params = inputs[len(tensors) :]
+
+
+class TanhExp(_Function):
+    """tanh_exp(x) = x*tanh(exp(x))"""
 
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
         return _round(torch.exp(x).tanh_().mul_(x), dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -125,22 +131,14 @@ class TanhExp(torch.autograd.Function):
         return TanhExpJvp.apply(x, x_t)
 
 
-class TanhExpBackward(torch.autograd.Function):
+class TanhExpBackward(_Function):
     """(grad, x) -> grad·∂f/∂x"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x):
         dtype, grad, x = _opmath(grad, x)
         df = _partials(x, 1)
         return _round(df.x * grad, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad, x)
-        ctx.save_for_forward(grad, x)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
@@ -157,22 +155,14 @@ class TanhExpBackward(torch.autograd.Function):
         return TanhExpBackwardJvp.apply(grad, x, grad_t, x_t)
 
 
-class TanhExpJvp(torch.autograd.Function):
+class TanhExpJvp(_Function):
     """(x, x_t) -> ∂f/∂x·x_t"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t):
         dtype, x, x_t = _opmath(x, x_t)
         df = _partials(x, 1)
         return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t = inputs
-        ctx.save_for_backward(x, x_t)
-        ctx.save_for_forward(x, x_t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -189,22 +179,14 @@ class TanhExpJvp(torch.autograd.Function):
         return TanhExpJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
-class TanhExpBackwardJvp(torch.autograd.Function):
+class TanhExpBackwardJvp(_Function):
     """the jvp of TanhExpBackward"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
         return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad, x, grad_t, x_t = inputs
-        ctx.save_for_backward(grad, x, grad_t, x_t)
-        ctx.save_for_forward(grad, x, grad_t, x_t)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
@@ -233,22 +215,14 @@ class TanhExpBackwardJvp(torch.autograd.Function):
         )
 
 
-class TanhExpJvpJvp(torch.autograd.Function):
+class TanhExpJvpJvp(_Function):
     """the jvp of TanhExpJvp"""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x, x_t, x_u, x_t_u):
         dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
         df = _partials(x, 2)
         return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, x_t, x_u, x_t_u = inputs
-        ctx.save_for_backward(x, x_t, x_u, x_t_u)
-        ctx.save_for_forward(x, x_t, x_u, x_t_u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -275,7 +249,7 @@ class TanhExpJvpJvp(torch.autograd.Function):
         )
 
 
-class _TanhExpForCompile(torch.autograd.Function):
+class _TanhExpForCompile(_Function):
     """TanhExp for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(TanhExp.forward)
