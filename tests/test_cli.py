@@ -159,7 +159,7 @@ def test_api_render_and_emit(tmp_path: Path) -> None:
     import adgen
 
     rendered = adgen.render("x*exp(-alpha*x**2)*cos(y)", name="wave", params={"alpha": 0.5})
-    assert "class WaveBackward(torch.autograd.Function):" in rendered.module_source
+    assert "class WaveBackward(_Function):" in rendered.module_source
     written = adgen.emit("x*exp(-alpha*x**2)*cos(y)", name="wave", params={"alpha": 0.5}, out=tmp_path)
     assert written == [tmp_path / "wave.py", tmp_path / "test_wave.py"]
     assert (tmp_path / "wave.py").read_text() == rendered.module_source.replace("-o .", f"-o {tmp_path.name}")

@@ -72,7 +72,7 @@ def test_parameters_are_floats_and_cheap_forms_are_used() -> None:
 
 
 @pytest.fixture(scope="module")
-def families(corpus_dir: Path) -> list[tuple[str, list[type]]]:
+def families(corpus_dir: Path) -> list[tuple[str, list[type], list[str]]]:
     out = corpus_dir
     found = []
     for name, _, _ in CORPUS:
@@ -85,24 +85,23 @@ def families(corpus_dir: Path) -> list[tuple[str, list[type]]]:
             and "forward" in vars(value)
             and not value.__name__.startswith("_")
         ]
-        found.append((name, classes))
+        public = inspect.signature(getattr(module, name)).parameters.values()
+        params = [p.name for p in public if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        found.append((name, classes, params))
     return found
 
 
-def _arguments(function: type) -> tuple[list[str], list[str]]:
-    """Tensor arguments (those setup_context saves for forward) and parameters."""
+def _arguments(function: type, params: list[str]) -> tuple[list[str], list[str]]:
+    """Tensor arguments and parameters (the public function's keyword-only ones)."""
     names = list(inspect.signature(function.forward).parameters)
-    source = inspect.getsource(function.setup_context)
-    saved = source.split("ctx.save_for_forward(")[1].split(")")[0]
-    tensors = [n.strip() for n in saved.split(",")]
-    return tensors, [n for n in names if n not in tensors]
+    return [n for n in names if n not in params], [n for n in names if n in params]
 
 
 def test_forward_kernels_never_write_to_their_inputs(families) -> None:
     generator = torch.Generator().manual_seed(0)
-    for name, classes in families:
+    for name, classes, param_names in families:
         for function in classes:
-            tensors, params = _arguments(function)
+            tensors, params = _arguments(function, param_names)
             # Broadcasting shapes: an in-place op onto the smaller one would fail.
             shapes = [(2, 1), (3,), (2, 3), (1, 3)]
             args = [
@@ -119,9 +118,9 @@ def test_forward_kernels_under_vmap_with_any_argument_batched(families) -> None:
     """vmap rejects an in-place op whose target is unbatched while the operand is
     batched; each argument batched alone and all together."""
     generator = torch.Generator().manual_seed(1)
-    for name, classes in families:
+    for name, classes, param_names in families:
         for function in classes:
-            tensors, params = _arguments(function)
+            tensors, params = _arguments(function, param_names)
             args = [
                 torch.rand((4, 3), generator=generator, dtype=torch.float64) + 0.5
                 for _ in tensors
