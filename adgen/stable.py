@@ -57,6 +57,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sigmoid", 1 / (1 + _exp(b)), sigmoid(-b)),
     Rule("sigmoid of exp", rest * _exp(a) * sigmoid(-a), rest * sigmoid(a)),
     Rule("sigmoid quotient", rest * _exp(a) / (1 + _exp(a)), rest * sigmoid(a)),
+    # softmax of two: e^a / (e^a + e^b) = sigmoid(a - b), which does not overflow
+    Rule("sigmoid of a difference", rest * _exp(a) / (_exp(a) + _exp(b)), rest * sigmoid(a - b)),
+    # the textbook tanh (e^a - e^-a)/(e^a + e^-a), and any (e^a - e^b)/(e^a + e^b)
+    Rule("tanh of exponentials", rest * (_exp(a) - _exp(b)) / (_exp(a) + _exp(b)), rest * _tanh((a - b) / 2)),
     Rule("erfc", 1 + sympy.erf(a), erfc(-a)),
     Rule("erfc of difference", 1 - sympy.erf(a), erfc(a)),
     Rule("one plus tanh", 1 + _tanh(a), 2 * sigmoid(2 * a)),

@@ -28,6 +28,9 @@ REWRITES = [
     ("1 + tanh(x)", 2 * sigmoid(2 * x)),
     ("1 - tanh(x)**2", 4 * sigmoid(2 * x) * sigmoid(-2 * x)),
     ("(exp(2*x) - 1)/(exp(2*x) + 1)", sympy.tanh(x)),
+    ("(exp(x) - exp(-x))/(exp(x) + exp(-x))", sympy.tanh(x)),
+    ("exp(x)/(exp(x) + exp(y))", sigmoid(x - y)),
+    ("2*exp(y)/(exp(x) + exp(y))", 2 * sigmoid(y - x)),
     ("log(cosh(x))", x + softplus(-2 * x) - sympy.log(2)),
     ("x*tanh(log(1 + exp(x)))", x * sympy.tanh(softplus(x))),
     ("sin(x) + x**2", sympy.sin(x) + x**2),  # nothing to do
