@@ -14,6 +14,7 @@ through `sympy.cse`. No `simplify()`: its running time is unbounded.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import itertools
 import keyword
@@ -79,6 +80,16 @@ class PartialTables:
         return self.by_index.get(index)
 
 
+class Role(enum.Enum):
+    """What a Function of the family computes; its value names the class suffix."""
+
+    OP = ""  # f
+    BACKWARD = "Backward"  # grad·∂f
+    JVP = "Jvp"  # ∂f·x_t
+    BACKWARD_JVP = "BackwardJvp"  # the jvp of Backward
+    JVP_JVP = "JvpJvp"  # the jvp of Jvp
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     """One torch.autograd.Function of the emitted family.
@@ -89,6 +100,7 @@ class FunctionSpec:
     """
 
     class_name: str  # "WaveBackward"
+    role: Role  # Role.BACKWARD
     summary: str  # "(grad, x, y) -> grad·∂f/∂x, grad·∂f/∂y"
     tensor_args: tuple[str, ...]  # ("grad", "x", "y")
     outputs: tuple[str, ...]  # ("grad_x", "grad_y")
@@ -184,11 +196,11 @@ def build_model(
     #   BackwardJvp   backward:  plain          jvp:   plain
     #   JvpJvp        backward:  plain          jvp:   plain
     tables = _TableBuilder(f, inputs, param_names)
-    op = _Formula(f"{class_name}", inputs, ("out",), (tables.abstract,), inputs, "_t")
-    backward = op.vjp_formula(f"{class_name}Backward", ("grad",))
-    jvp = op.jvp_formula(f"{class_name}Jvp", inputs)
-    backward_jvp = backward.jvp_formula(f"{class_name}BackwardJvp", ("grad",))
-    jvp_jvp = jvp.jvp_formula(f"{class_name}JvpJvp", inputs)
+    op = _Formula(class_name, Role.OP, inputs, ("out",), (tables.abstract,), inputs, "_t")
+    backward = op.vjp_formula(Role.BACKWARD, ("grad",))
+    jvp = op.jvp_formula(Role.JVP, inputs)
+    backward_jvp = backward.jvp_formula(Role.BACKWARD_JVP, ("grad",))
+    jvp_jvp = jvp.jvp_formula(Role.JVP_JVP, inputs)
 
     taken = set(inputs) | set(param_names) | set(tables.all_names())
     functions = (
@@ -231,6 +243,7 @@ class _Formula:
     """A Function's outputs as sympy expressions of its tensor arguments."""
 
     class_name: str  # "WaveBackward"
+    role: Role  # Role.BACKWARD
     args: tuple[str, ...]  # ("grad", "x", "y")
     outputs: tuple[str, ...]  # ("grad_x", "grad_y")
     values: tuple[sympy.Expr, ...]  # (grad*Derivative(f(x, y), x), ...): f abstract
@@ -260,11 +273,16 @@ class _Formula:
     def tangent_names(self) -> tuple[str, ...]:
         return tuple(a + self.tangent_suffix for a in self.args)
 
-    def vjp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
+    def family_name(self, role: Role) -> str:
+        """`WaveBackward` for Role.BACKWARD: the op's class name and the role's suffix."""
+        return self.class_name.removesuffix(self.role.value) + role.value
+
+    def vjp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's backward (the same tangent naming)."""
         grads = self.grad_names()
         return _Formula(
-            class_name,
+            self.family_name(role),
+            role,
             grads + self.args,
             tuple(f"grad_{a}" for a in self.args),
             tuple(self.vjp_values(grads)),
@@ -272,10 +290,11 @@ class _Formula:
             self.tangent_suffix,
         )
 
-    def jvp_formula(self, class_name: str, shape_of: tuple[str, ...]) -> _Formula:
+    def jvp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's jvp; its own tangents take the next suffix."""
         return _Formula(
-            class_name,
+            self.family_name(role),
+            role,
             self.args + self.tangent_names(),
             tuple(o + self.tangent_suffix for o in self.outputs),
             tuple(self.jvp_values()),
@@ -293,12 +312,13 @@ class _Formula:
     ) -> FunctionSpec:
         grads = self.grad_names()
         tangents = self.tangent_names()
-        if self.values == (tables.abstract,):  # the op itself: f, not a contraction
+        if self.role is Role.OP:  # f itself, not a contraction
             forward = _kernel(self.args + params, [tables.f], taken)
         else:
             forward = tables.contraction(self.args + params, list(self.values), taken)
         return FunctionSpec(
             class_name=self.class_name,
+            role=self.role,
             summary="",
             tensor_args=self.args,
             outputs=self.outputs,

@@ -17,7 +17,7 @@ import black
 import jinja2
 import sympy
 
-from .derive import FunctionSpec, Kernel, OpModel, PartialTables
+from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
 from .printer import torch_code
@@ -164,7 +164,7 @@ class _ClassPrinter:
                 setup.append(f"ctx.params = {_param_tuple(params)}")
         forward_lines = self.forward_lines(spec)
         if self.options.fuse:
-            kernel = f"_{self.model.name}{_snake(spec.class_name[len(self.model.class_name):])}"
+            kernel = f"_{self.model.name}{_snake(spec.role.value)}"
             self.kernels.append(
                 {"name": kernel, "args": ", ".join(all_args), "lines": forward_lines}
             )
@@ -189,7 +189,7 @@ class _ClassPrinter:
 
     def saves_gradient(self, spec: FunctionSpec) -> bool:
         """--save intermediates: the op's forward also returns its derivatives."""
-        return self.options.save == "intermediates" and spec is self.model.functions[0]
+        return self.options.save == "intermediates" and spec.role is Role.OP
 
     def saved_derivatives(self) -> list[str]:
         return [f"d_{n}" for n in self.model.inputs]
