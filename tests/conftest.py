@@ -1,6 +1,10 @@
 """Hypothesis explores new random examples on every local run; under CI (CI set in
 the environment) it replays a fixed set, so that a landing never depends on luck.
-Run `pytest --hypothesis-seed=N` locally to explore more."""
+Run `pytest --hypothesis-seed=N` locally to explore more.
+
+Tests marked `exhaustive` (the whole corpus under every emit option, the slow
+sweeps) are skipped unless ADGEN_EXHAUSTIVE=1; `bash .ci/run` sets it, so CI runs
+everything while `python -m pytest -q` stays within a few minutes."""
 
 import os
 
@@ -12,6 +16,17 @@ if os.environ.get("CI"):
 
 
 import pytest  # noqa: E402
+
+EXHAUSTIVE = os.environ.get("ADGEN_EXHAUSTIVE") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if EXHAUSTIVE:
+        return
+    skip = pytest.mark.skip(reason="exhaustive: run with ADGEN_EXHAUSTIVE=1 (bash .ci/run sets it)")
+    for item in items:
+        if item.get_closest_marker("exhaustive") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
