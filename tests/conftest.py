@@ -30,12 +30,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def corpus_dir(tmp_path_factory: pytest.TempPathFactory):
-    """Every op of tests/corpus.py emitted once per session (default options)."""
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """Every op of tests/corpus.py emitted once per test run (default options).
+
+    Under pytest-xdist each worker is its own session: the first to get the lock
+    emits into a folder all workers share, the others wait and reuse it."""
+    from filelock import FileLock
+
     from tests.corpus import CORPUS
     from tests.helpers import emit
 
-    out = tmp_path_factory.mktemp("ops")
-    for name, expression, options in CORPUS:
-        assert emit(out, expression, "--name", name, *options) == 0, name
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # xdist: basetemp/popen-gwN; share its parent
+        shared = shared.parent
+    out = shared / "corpus_ops"
+    with FileLock(str(shared / "corpus_ops.lock")):
+        if not (out / "done").exists():
+            out.mkdir(exist_ok=True)
+            for name, expression, options in CORPUS:
+                assert emit(out, expression, "--name", name, *options) == 0, name
+            (out / "done").write_text("")
     return out
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """xdist's worker id ("gw0", ...), or "master" without xdist (xdist defines
+    this fixture too; this one serves when xdist is not installed)."""
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")

@@ -17,12 +17,9 @@ import adgen
 from tests.corpus import CORPUS
 from tests.helpers import emit, load_module, run_pytest
 
-# Parameters, broadcasting, a constant and a zero derivative, where(), two
-# sigmoid-based activations.
-INTERMEDIATES_SUBSET = [
-    "sin", "wave", "mix2", "gelu_tanh", "mish_naive", "affine", "unused_input",
-    "clipped", "constant_of_two", "elu", "gauss3",
-]
+# Parameters and broadcasting, a constant and a zero derivative, where(), a
+# sigmoid-based activation (the rest of the corpus: exhaustive).
+INTERMEDIATES_SUBSET = ["wave", "mix2", "mish_naive", "unused_input", "constant_of_two", "elu"]
 # Compiling costs seconds per kernel on a small CPU. identity: inductor reduces
 # its kernel to the input itself.
 FUSE_SUBSET = ["wave", "mix2", "identity"]
