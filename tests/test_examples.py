@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
@@ -100,3 +102,40 @@ def test_mlp_activation_gelu_tanh_smoke(tmp_path):
     assert match, out
     # The composite keeps intermediates besides x; the generated op keeps x alone.
     assert int(match.group(1)) == 32 and int(match.group(2)) > 2 * 32
+
+
+def test_distributed_training_smoke(tmp_path):
+    out = run_example("distributed_training.py", "--smoke", cwd=tmp_path)
+    assert "activation: mish(x) = x*tanh(softplus(x)), from adgen.load" in out
+    assert "DDP, 2 processes, gloo on CPU" in out
+    match = re.search(r"loss on all 4096 samples: initial ([0-9.]+), final ([0-9.]+)", out)
+    assert match, out
+    assert float(match.group(2)) < 0.9 * float(match.group(1)), out  # it learns
+    # Every process holds the same weights, and they are those of one process
+    # training the composite on the whole batches (float32, Adam: rounding only).
+    assert number_after("max |weights of process r - weights of process 0| over 2 processes:", out) == 0
+    assert number_after("max |weights - one process with the composite activation|:", out) < 1e-4
+
+
+@pytest.mark.exhaustive
+def test_distributed_training_fsdp_smoke(tmp_path):
+    out = run_example("distributed_training.py", "--smoke", "--fsdp", cwd=tmp_path, smoke_env=True)
+    assert "FSDP2, 2 processes, gloo on CPU" in out
+    assert number_after("max |weights of process r - weights of process 0| over 2 processes:", out) == 0
+    assert number_after("max |weights - one process with the composite activation|:", out) < 1e-4
+
+
+GPU_CHECK = ROOT / "benchmarks" / "gpu_check.sh"
+
+
+def test_gpu_check_script_parses_and_refuses_without_cuda(tmp_path):
+    """No GPU on the machines this is developed on: check the script's syntax,
+    and that without CUDA it stops with exit 2 and says why."""
+    subprocess.run(["bash", "-n", str(GPU_CHECK)], check=True, timeout=60)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: run bash benchmarks/gpu_check.sh itself")
+    result = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "needs a CUDA GPU" in result.stderr
