@@ -153,3 +153,17 @@ def test_unknown_save_policy_is_an_input_error(tmp_path: Path, capsys: pytest.Ca
     assert "--save" in capsys.readouterr().err
     with pytest.raises(adgen.errors.InputError, match="--save"):
         adgen.render("sin(x)", save="everything")
+
+
+def test_fuse_keeps_compiling_after_gradchecks_batched_grad(tmp_path: Path) -> None:
+    """gradcheck(check_batched_grad=True) batches with the older vmap, which the
+    compiled kernels cannot take: they run eager for that call only, with no
+    warning and no permanent fall-back to eager."""
+    assert emit(tmp_path, "x*y + sin(x)*exp(y)", "--name", "mix2", "--fuse") == 0
+    module = load_module(tmp_path / "mix2.py")
+    inputs = _inputs((3,), (3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert torch.autograd.gradcheck(module.mix2, inputs, check_batched_grad=True)
+    assert module._Fused.failed is False
+    assert module._mix2.compiled is not None
