@@ -15,6 +15,7 @@ import black
 import jinja2
 import sympy
 
+from .anchors import anchors
 from .derive import FunctionSpec, Kernel, OpModel, value_and_gradient_kernel
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
@@ -329,6 +330,24 @@ def _test_context(
         "reference_expression": reference,
         "uses_math": "math." in reference,
         "reference_inputs": ", ".join(inputs),
+        "anchors": [
+            f"({_tuple(map(repr, a.point))}, {_tuple(map(repr, a.values))}, "
+            f"{_tuple(f'{s:.3g}' for s in a.scales)})"
+            for a in anchors(model, domains, _test_param_values(model))
+        ],
+    }
+
+
+def _tuple(items) -> str:
+    """A tuple literal without a trailing comma (black would split it over lines)."""
+    items = list(items)
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _test_param_values(model: OpModel) -> dict[str, float]:
+    """The parameter values the generated test passes."""
+    return {
+        p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in model.params
     }
 
 
