@@ -10,7 +10,7 @@ the numbers come from mpmath, not from torch.
 
 Each anchor also carries an error scale for each number, in units of float64's
 eps: a first-order bound on the rounding error of evaluating the formula as
-written (`_rounding_bound`) plus its conditioning. The test allows a fixed
+written (`_evaluate`) plus its conditioning. The test allows a fixed
 multiple of eps times that scale.
 """
 
@@ -31,6 +31,7 @@ from .functions import elementary
 _FRACTIONS = (0.2317, 0.5743, 0.8129, 0.3871, 0.6954, 0.1139, 0.9061)
 ANCHOR_COUNT = 3
 _DIGITS = 30  # mpmath precision; float64 needs 17
+_LARGEST = sympy.Float("1e300")  # beyond this a float64 evaluation would overflow
 # Rounding error of one call of a library function (torch.sin, torch.lgamma ...)
 # in float64, in epsilons of its result: the common ones are within 1-2.
 _LIBRARY_ULPS = 4
@@ -120,18 +121,18 @@ def _anchor_at(
     values = []
     scales = []
     for formula, row in zip(formulas, hessian):
-        value = _number(formula, exact)
-        slopes = [_number(h, exact) for h in row]
-        if value is None or any(s is None for s in slopes):
+        evaluated = _evaluate(formula.xreplace(exact))
+        slopes = [_evaluate(h.xreplace(exact)) for h in row]
+        if evaluated is None or any(s is None for s in slopes):
+            return None
+        value, rounding = evaluated
+        if abs(value) > _LARGEST:
             return None
         # Rounding an input x by one epsilon moves the result by |x·∂g/∂x|·eps:
         # the condition of the number, which no float64 evaluation escapes.
-        conditioning = sum(abs(x * s) for x, s in zip(point, slopes))
-        rounding = _rounding_bound(formula.xreplace(exact))
-        if rounding is None:
-            return None
+        conditioning = sum(abs(x * s) for x, (s, _) in zip(point, slopes))
         scales.append(float(rounding + conditioning))
-        # At _DIGITS digits a cancellation such as sin(x)**2 + cos(x)**2 - 1
+        # Working at _DIGITS digits, a cancellation such as sin(x)**2 + cos(x)**2 - 1
         # leaves noise far below any float64 rounding: that is zero.
         if abs(value) < rounding * sympy.Float(10) ** (8 - _DIGITS):
             value = sympy.S.Zero
@@ -139,21 +140,11 @@ def _anchor_at(
     return Anchor(point=point, values=tuple(values), scales=tuple(scales))
 
 
-def _number(expr: sympy.Expr, exact: dict[sympy.Symbol, sympy.Rational]) -> sympy.Float | None:
-    """`expr` at the exact point to _DIGITS digits, or None unless finite and real."""
-    value = sympy.N(expr.xreplace(exact), _DIGITS)
-    if not (value.is_number and value.is_real and value.is_finite):
-        return None
-    if not isinstance(value, (sympy.Float, sympy.Integer, sympy.Rational)):
-        return None
-    if abs(value) > sympy.Float("1e300"):  # a float64 would overflow on the way
-        return None
-    return sympy.Float(value, _DIGITS)
-
-
-def _rounding_bound(expr: sympy.Expr) -> sympy.Float | None:
-    """A first-order bound, in units of eps, on the rounding error of evaluating
-    `expr` (numbers only: the point substituted) in float64 as written: each
+def _evaluate(expr: sympy.Expr) -> tuple[sympy.Float, sympy.Float] | None:
+    """The value of `expr` (numbers only: the point substituted), node by node
+    at _DIGITS digits (sympy's adaptive evalf can take minutes on a large
+    expression whose value cancels to 0), and a first-order bound, in units of
+    eps, on the rounding error of evaluating it in float64 as written: each
     operation rounds its result by one eps, each library function by
     _LIBRARY_ULPS, and errors in an argument propagate by the local
     derivative. Cancellation shows: sin(x)**2 + cos(x)**2 - 1 is 0, but its
@@ -164,8 +155,11 @@ def _rounding_bound(expr: sympy.Expr) -> sympy.Float | None:
     def visit(node: sympy.Expr) -> tuple[sympy.Float, sympy.Float]:
         if node in memo:
             return memo[node]
-        if isinstance(node, sympy.Piecewise):  # the branch taken (xreplace chose it)
-            result = visit(node.args[0].expr)
+        if isinstance(node, sympy.Piecewise):  # the branch taken, as torch.where
+            taken = [pair.expr for pair in node.args if pair.cond == sympy.true]
+            if not taken or any(p.cond not in (sympy.true, sympy.false) for p in node.args):
+                raise _NotANumber(node)  # a condition that exact numbers did not decide
+            result = visit(taken[0])
         elif node.is_Atom:
             value = _float(node)
             result = (value, sympy.S.Zero if _is_float64(node) else abs(value))
@@ -200,7 +194,7 @@ def _rounding_bound(expr: sympy.Expr) -> sympy.Float | None:
         return result
 
     try:
-        return _float(visit(expr)[1])
+        return visit(expr)
     except (_NotANumber, ArithmeticError, ValueError, TypeError, AttributeError):
         return None
 
