@@ -71,7 +71,7 @@ def _anchors(
 ) -> tuple[Anchor, ...]:
     symbols = [sympy.Symbol(name, real=True) for name in model.inputs]
     params = {
-        sympy.Symbol(name, real=True): sympy.Rational(value)
+        sympy.Symbol(name, real=True): sympy.Float(value, _DIGITS)
         for name, value in param_values.items()
     }
     f = _almost_everywhere(elementary(model.reference)).xreplace(params)
@@ -89,7 +89,9 @@ def _anchors(
             _inside(by_name[name], _FRACTIONS[(k + i) % len(_FRACTIONS)])
             for i, name in enumerate(model.inputs)
         )
-        exact = {s: sympy.Rational(x) for s, x in zip(symbols, point)}
+        # Binary floats at _DIGITS digits hold each input exactly. (Exact
+        # rationals would too, but x**1024**2 of one has millions of digits.)
+        exact = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
         anchor = _anchor_at(point, exact, [f, *gradient], hessian)
         if anchor is not None:
             found.append(anchor)
@@ -114,15 +116,15 @@ def _almost_everywhere(expr: sympy.Expr) -> sympy.Expr:
 
 def _anchor_at(
     point: tuple[float, ...],
-    exact: dict[sympy.Symbol, sympy.Rational],
+    exact: dict[sympy.Symbol, sympy.Float],
     formulas: list[sympy.Expr],
     hessian: list[list[sympy.Expr]],
 ) -> Anchor | None:
     values = []
     scales = []
     for formula, row in zip(formulas, hessian):
-        evaluated = _evaluate(formula.xreplace(exact))
-        slopes = [_evaluate(h.xreplace(exact)) for h in row]
+        evaluated = _evaluate(formula, exact)
+        slopes = [_evaluate(h, exact) for h in row]
         if evaluated is None or any(s is None for s in slopes):
             return None
         value, rounding = evaluated
@@ -140,8 +142,10 @@ def _anchor_at(
     return Anchor(point=point, values=tuple(values), scales=tuple(scales))
 
 
-def _evaluate(expr: sympy.Expr) -> tuple[sympy.Float, sympy.Float] | None:
-    """The value of `expr` (numbers only: the point substituted), node by node
+def _evaluate(
+    expr: sympy.Expr, point: dict[sympy.Symbol, sympy.Float]
+) -> tuple[sympy.Float, sympy.Float] | None:
+    """The value of `expr` at `point` (exact inputs), node by node
     at _DIGITS digits (sympy's adaptive evalf can take minutes on a large
     expression whose value cancels to 0), and a first-order bound, in units of
     eps, on the rounding error of evaluating it in float64 as written: each
@@ -156,10 +160,12 @@ def _evaluate(expr: sympy.Expr) -> tuple[sympy.Float, sympy.Float] | None:
         if node in memo:
             return memo[node]
         if isinstance(node, sympy.Piecewise):  # the branch taken, as torch.where
-            taken = [pair.expr for pair in node.args if pair.cond == sympy.true]
-            if not taken or any(p.cond not in (sympy.true, sympy.false) for p in node.args):
-                raise _NotANumber(node)  # a condition that exact numbers did not decide
-            result = visit(taken[0])
+            conditions = [pair.cond.xreplace(point) for pair in node.args]
+            if any(c not in (sympy.true, sympy.false) for c in conditions):
+                raise _NotANumber(node)  # a condition the numbers did not decide
+            result = visit(node.args[conditions.index(sympy.true)].expr)
+        elif node in point:
+            result = (point[node], sympy.S.Zero)  # an input: exact
         elif node.is_Atom:
             value = _float(node)
             result = (value, sympy.S.Zero if _is_float64(node) else abs(value))
@@ -183,8 +189,8 @@ def _evaluate(expr: sympy.Expr) -> tuple[sympy.Float, sympy.Float] | None:
                 if e_exponent:
                     error += e_exponent * abs(value * _float(sympy.log(abs(base))))
             else:  # sin, erf, Max, Heaviside ...: one call of a library function
-                call = node.func(*values, evaluate=False)
-                value = _float(call)
+                value = _float(node.func(*values))
+                call = node.func(*values, evaluate=False)  # for its derivative
                 error = _library_ulps(call) * abs(value)
                 for i, e in enumerate(errors, start=1):
                     if e:
@@ -195,7 +201,7 @@ def _evaluate(expr: sympy.Expr) -> tuple[sympy.Float, sympy.Float] | None:
 
     try:
         return visit(expr)
-    except (_NotANumber, ArithmeticError, ValueError, TypeError, AttributeError):
+    except (_NotANumber, ArithmeticError, ValueError, TypeError, AttributeError, IndexError):
         return None
 
 
@@ -206,12 +212,10 @@ def _library_ulps(call: sympy.Expr) -> int:
 
 
 def _is_float64(number: sympy.Expr) -> bool:
-    """Whether a number is exactly a float64 (the anchor's inputs, 0.5, 3): a
-    rational with a power of two below and 53 bits above."""
-    if not number.is_Rational:
+    """Whether a number is exactly a float64 (the parameters, 0.5, 3)."""
+    if not (number.is_Rational or number.is_Float) or not number.is_finite:
         return False
-    p, q = int(number.p), int(number.q)
-    return q & (q - 1) == 0 and abs(p).bit_length() <= 53 and q.bit_length() < 1075
+    return sympy.Rational(float(number)) == sympy.Rational(number)
 
 
 class _NotANumber(Exception):
