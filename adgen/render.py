@@ -17,6 +17,7 @@ import black
 import jinja2
 import sympy
 
+from .anchors import anchors
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
@@ -395,6 +396,19 @@ def _test_context(
         "reference_expression": reference,
         "uses_math": "math." in reference,
         "reference_inputs": ", ".join(inputs),
+        "anchors": [
+            f"({_result_tuple([repr(v) for v in a.point], parenthesized=True)}, "
+            f"{_result_tuple([repr(v) for v in a.values], parenthesized=True)}, "
+            f"{_result_tuple([f'{s:.3g}' for s in a.scales], parenthesized=True)})"
+            for a in anchors(model, domains, _test_param_values(model))
+        ],
+    }
+
+
+def _test_param_values(model: OpModel) -> dict[str, float]:
+    """The parameter values the generated test passes."""
+    return {
+        p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in model.params
     }
 
 

@@ -27,7 +27,12 @@ from adgen.functions import elementary  # noqa: E402
 from adgen.parse import parse_expression  # noqa: E402
 from adgen.printer import torch_code  # noqa: E402
 
-POINTS = (-100.0, -80.0, -30.0, -10.0, -1e-6, 0.0, 1e-6, 10.0, 30.0, 80.0, 100.0)
+# Tails where naive formulas overflow or cancel, the neighbourhood of 0, and
+# mid-range points where every formula is at its ordinary accuracy.
+POINTS = (
+    -100.0, -80.0, -30.0, -10.0, -3.5, -0.75, -1e-6, 0.0,
+    1e-6, 0.75, 3.5, 10.0, 30.0, 80.0, 100.0,
+)  # fmt: skip
 DTYPES = (torch.float32, torch.float64)
 REFERENCE_FLOOR = 1e-250
 

@@ -1,11 +1,17 @@
 """derive: gradient and Hessian against sympy.diff, kernels that expand back to
-the formulas they stand for, and the naming rules."""
+the formulas they stand for, and the naming rules.
+
+Every expected derivative differentiates the *elementary* form of the formula
+(adgen's sigmoid, softplus, hypot ... rewritten into sympy's exp, log, sqrt by
+`elementary`), so sympy's own rules decide it, never adgen's `fdiff`."""
 
 from __future__ import annotations
 
+import mpmath
 import pytest
 import sympy
 
+from adgen import functions
 from adgen.derive import Kernel, Param, build_model, camel_case
 from adgen.errors import InputError
 from adgen.functions import elementary
@@ -26,19 +32,32 @@ def expand(kernel: Kernel, partials=None) -> list[sympy.Expr]:
 
 
 def same(a: sympy.Expr, b: sympy.Expr) -> bool:
-    difference = elementary(a - b)
-    if sympy.simplify(difference) == 0:
-        return True
-    # Stable rewrites (sigmoid, softplus ...) can defeat simplify: compare numbers.
-    symbols = sorted(difference.free_symbols, key=str)
-    for point in ([0.3, 0.7, 1.1, 0.45], [1.3, 0.2, 0.9, 1.7]):
-        values = dict(zip(symbols, point * 3))
-        if abs(complex(difference.evalf(30, subs=values))) > 1e-20:
+    """Equal as functions, by value at a few points (simplify is slow on the
+    stable vocabulary and cannot always see through it). Relative to the size
+    of the terms: derive writes constants such as 2/sqrt(pi) as 17-digit literals."""
+    a, b = elementary(a), elementary(b)
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    for point in ([0.3, 0.7, 1.1, 0.45], [1.3, 0.2, 0.9, 1.7], [0.8, 1.45, 0.35, 0.6]):
+        values = {s: point[i % 4] + 0.05 * (i // 4) for i, s in enumerate(symbols)}
+        got, expected = (complex(e.evalf(30, subs=values)) for e in (a, b))
+        if abs(got - expected) > 1e-20 + 1e-15 * (abs(got) + abs(expected)):
             return False
     return True
 
 
-EXPRESSIONS = ["sin(x)", "x*exp(-alpha*x**2)*cos(y)", "atan2(y, x)*z", "log(1 + x**2)/y", "abs(x)*x"]
+EXPRESSIONS = [
+    "sin(x)",
+    "x*exp(-alpha*x**2)*cos(y)",
+    "atan2(y, x)*z",
+    "log(1 + x**2)/y",
+    "abs(x)*x",
+    # The stable vocabulary, whose derivative rules are adgen's own.
+    "softplus(x)*sigmoid(y)",
+    "hypot(x, y)*y",
+    "logaddexp(x, 2*y)",
+    "xlogy(x, y) + erfc(x)*relu(y)",
+    "where(x > 0.5, log1p(x), expm1(x))*alpha",
+]
 
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
@@ -47,8 +66,7 @@ def test_gradient_matches_sympy(text: str) -> None:
     params = (Param("alpha", 0.5),) if "alpha" in parsed.names else ()
     model = build_model(parsed, "op", params=params)
     for name, derivative in zip(model.inputs, model.gradient):
-        expected = sympy.diff(parsed.expr, sympy.Symbol(name, real=True))
-        assert same(derivative, expected.replace(sympy.DiracDelta, lambda *a: 0))
+        assert same(derivative, d(parsed.expr, name))
 
 
 def values(kernel: Kernel, partials=None) -> list[sympy.Expr]:
@@ -56,8 +74,10 @@ def values(kernel: Kernel, partials=None) -> list[sympy.Expr]:
 
 
 def d(expr: sympy.Expr, name: str) -> sympy.Expr:
-    """Derivative almost everywhere, as adgen (and PyTorch) take it."""
-    return sympy.diff(expr, sympy.Symbol(name, real=True)).replace(sympy.DiracDelta, lambda *a: 0)
+    """Derivative almost everywhere, as adgen (and PyTorch) take it, by sympy's
+    rules on the elementary form (not by adgen's derivative rules)."""
+    derivative = sympy.diff(elementary(expr), sympy.Symbol(name, real=True))
+    return derivative.replace(sympy.DiracDelta, lambda *a: 0)
 
 
 def vjp(spec, forward: list[sympy.Expr]) -> list[sympy.Expr]:
@@ -165,3 +185,47 @@ def test_bad_inputs_and_params(text, inputs, params, message) -> None:
 def test_bad_names(name: str) -> None:
     with pytest.raises(InputError):
         build_model(parse_expression("sin(x)"), name)
+
+
+# Each derivative rule of the vocabulary, at points inside its domain.
+VOCABULARY = [
+    (functions.sigmoid, [(-3.1,), (0.4,), (2.2,)]),
+    (functions.softplus, [(-3.1,), (0.4,), (2.2,)]),
+    (functions.relu, [(-1.3,), (0.7,)]),
+    (functions.logaddexp, [(-1.2, 0.7), (0.9, -0.4), (2.5, 2.1)]),
+    (functions.xlogy, [(0.3, 0.7), (-1.4, 2.5), (1.1, 0.2)]),
+    (functions.hypot, [(0.3, 0.7), (-1.4, 2.5), (1.1, -0.2)]),
+    (functions.erfc, [(-1.2,), (0.3,), (1.7,)]),
+    (functions.log1p, [(-0.6,), (0.3,), (1.7,)]),
+    (functions.expm1, [(-1.2,), (0.3,), (1.7,)]),
+]
+
+
+@pytest.mark.parametrize("function, points", VOCABULARY, ids=[f.__name__ for f, _ in VOCABULARY])
+def test_vocabulary_derivative_rules_match_the_definition(function, points) -> None:
+    """fdiff (what derive uses) against the derivative of the definition: sympy's
+    rules on the elementary form, and a finite difference in mpmath at 40 digits
+    of the definition's value."""
+    args = sympy.symbols(f"a0:{function.nargs.args[0]}", real=True)
+    call = function(*args)
+    definition = elementary(call)
+    assert not definition.has(type(call)), "the definition must not use the function itself"
+    for index, arg in enumerate(args):
+        rule = elementary(call.fdiff(index + 1))
+        by_sympy = sympy.diff(definition, arg)
+        for point in points:
+            exact = {a: sympy.Rational(v) for a, v in zip(args, point)}
+
+            def along(t: mpmath.mpf, exact=exact, arg=arg) -> mpmath.mpf:
+                moved = {**exact, arg: sympy.Float(mpmath.nstr(t, 45), 45)}
+                return mpmath.mpf(str(sympy.N(definition.xreplace(moved), 45)))
+
+            with mpmath.workdps(45):
+                # Central difference: truncation ~h**2 = 1e-24, rounding ~1e-45/h.
+                at, h = mpmath.mpf(exact[arg].p) / exact[arg].q, mpmath.mpf("1e-12")
+                by_difference = mpmath.nstr((along(at + h) - along(at - h)) / (2 * h), 40)
+            got = sympy.N(rule.xreplace(exact), 30)
+            assert abs(got - sympy.N(by_sympy.xreplace(exact), 30)) <= 1e-25 * (1 + abs(got))
+            assert abs(got - sympy.Float(by_difference, 30)) <= 1e-20 * (1 + abs(got)), (
+                function.__name__, index, point
+            )

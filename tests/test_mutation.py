@@ -1,63 +1,78 @@
-"""A generated test that still passes when a formula is wrong is a defect: scale
-one formula of one Function by 1.001 and the generated test must fail."""
+"""A generated test that still passes when a formula is wrong is a defect:
+scale one output of one method (forward, backward, jvp) of one Function of the
+emitted family by 1.001, and the generated test must fail.
+
+tests/mutation_driver.py runs all mutants of one op in one process: a
+recording run finds every output of every method the tests reach, then each
+is scaled in turn. The exhaustive part (every output, ops with where(), the
+stable vocabulary, a parameter, under --save intermediates) takes minutes and
+is marked `exhaustive`; the unmarked test mutates the first output of every
+method of every Function of one op that has all of these at once."""
 
 from __future__ import annotations
 
-import re
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from adgen.derive import camel_case
-from tests.helpers import emit, run_pytest
+from tests.helpers import REPO, emit
 
+# (name, expression, emit options)
+WHERE_VOCABULARY_PARAM = (
+    "mixed",
+    "where(x > 0, x, alpha*expm1(x))*softplus(y)",
+    ("--param", "alpha=1.0"),
+)
 OPS = [
     ("sin", "sin(x)", ()),
     ("wave", "x*exp(-alpha*x**2)*cos(y)", ("--param", "alpha=0.5")),
+    WHERE_VOCABULARY_PARAM,
+    ("hypot_xlogy", "hypot(x, y) + xlogy(y, z)", ("--domain", "y=0.5:2")),
 ]
-
-# (what, class suffix, method, how): how is "return" to scale what the method
-# returns (its first result), or the name of a result variable to scale.
-MUTATIONS = [
-    ("value", "", "forward", "return"),
-    ("first derivative", "Backward", "forward", "return"),
-    ("second derivative by x", "Backward", "backward", "d_x"),
-    ("second derivative by grad", "Backward", "backward", "d_grad"),
-    ("forward-mode derivative", "Jvp", "forward", "return"),
-    ("reverse over forward", "Jvp", "backward", "d_x"),
-    ("forward over reverse", "BackwardJvp", "forward", "return"),
-    ("forward over forward", "JvpJvp", "forward", "return"),
-    ("third order, reverse over forward over forward", "JvpJvp", "backward", "d_x"),
-    ("third order, forward over forward over forward", "JvpJvp", "jvp", "return"),
-    ("third order, forward over forward over reverse", "BackwardJvp", "jvp", "return"),
-]
+SAVES = ["inputs", "intermediates"]
 
 
-def mutate(source: str, class_name: str, method: str, how: str) -> str:
-    class_start = source.index(f"class {class_name}(")
-    method_start = source.index(f"    def {method}(", class_start)
-    match = re.compile(r"^        return\b", re.M).search(source, method_start)
-    assert match is not None
-    if how == "return":
-        return source[: match.end()] + " 1.001 *" + source[match.end() :]
-    assert f"        {how} = " in source[method_start : match.start()], (class_name, method, how)
-    line = f"        {how} = {how} * 1.001\n"
-    return source[: match.start()] + line + source[match.start() :]
+def mutate_all(folder: Path, name: str, *driver_options: str) -> dict[str, object]:
+    """Run the driver on the op `name` emitted in `folder`; its JSON report."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "mutation_driver.py"), str(folder), name, *driver_options],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        cwd=REPO,
+    )
+    lines = [l for l in result.stdout.splitlines() if l.startswith("MUTATION-RESULT ")]
+    assert lines, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("MUTATION-RESULT "))
 
 
+def check(report: dict[str, object]) -> None:
+    assert report["baseline"] == 0, "the unmodified op must pass its tests"
+    assert report["never_called"] == [], "methods the generated tests never call"
+    assert report["mutants"] > 0
+    assert report["survivors"] == [], (
+        "generated test passes with these outputs (class, method, index) scaled by 1.001"
+    )
+
+
+def test_first_output_of_every_method_of_every_function(tmp_path: Path) -> None:
+    name, expression, options = WHERE_VOCABULARY_PARAM
+    assert emit(tmp_path, expression, "--name", name, "--save", "intermediates", *options) == 0
+    report = mutate_all(tmp_path, name, "--first-outputs")
+    check(report)
+    # The op's forward under --save intermediates returns its derivatives too;
+    # every Function has forward, backward and jvp (5 classes).
+    assert report["mutants"] == 15 and report["outputs"] > 15
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("save", SAVES)
 @pytest.mark.parametrize("name, expression, options", OPS, ids=[o[0] for o in OPS])
-def test_generated_test_fails_on_a_perturbed_formula(
-    tmp_path: Path, name: str, expression: str, options: tuple[str, ...]
+def test_every_output_of_every_method(
+    tmp_path: Path, name: str, expression: str, options: tuple[str, ...], save: str
 ) -> None:
-    assert emit(tmp_path, expression, "--name", name, *options) == 0
-    module = tmp_path / f"{name}.py"
-    original = module.read_text()
-    assert run_pytest(str(tmp_path), "-x").returncode == 0, "the unmodified op must pass"
-    survivors = []
-    for what, suffix, method, how in MUTATIONS:
-        module.write_text(mutate(original, camel_case(name) + suffix, method, how))
-        result = run_pytest(str(tmp_path), "-x", "-k", "not compile")
-        if result.returncode != 1:
-            survivors.append(what)
-    module.write_text(original)
-    assert survivors == [], f"generated test passes with these formulas scaled by 1.001: {survivors}"
+    assert emit(tmp_path, expression, "--name", name, "--save", save, *options) == 0
+    check(mutate_all(tmp_path, name))

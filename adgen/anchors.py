@@ -1,0 +1,229 @@
+"""Anchor values for the generated test: the op's value and first derivatives at
+a few points, computed at emit time with mpmath (through sympy's evalf) from the
+parsed expression.
+
+The generated test's `reference()` is printed by the same printer from the same
+parse as the op, so a printer bug they share passes it. The anchors share
+neither: adgen's own functions are rewritten into sympy's elementary ones
+(`elementary`), so `sympy.diff` uses sympy's rules and not adgen's `fdiff`, and
+the numbers come from mpmath, not from torch.
+
+Each anchor also carries an error scale for each number, in units of float64's
+eps: a first-order bound on the rounding error of evaluating the formula as
+written (`_evaluate`) plus its conditioning. The test allows a fixed
+multiple of eps times that scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from .derive import OpModel
+from .domain import Domain
+from .functions import elementary
+
+# Where in each input's interval the anchors sit: fractions of the interval
+# that are no simple number, so that no anchor falls on a kink of where(),
+# abs, max ... (which sit at round numbers such as 0 or 1). Input i starts at
+# the i-th fraction, so that two inputs with one interval differ (max(x, y)).
+_FRACTIONS = (0.2317, 0.5743, 0.8129, 0.3871, 0.6954, 0.1139, 0.9061)
+ANCHOR_COUNT = 3
+_DIGITS = 30  # mpmath precision; float64 needs 17
+_LARGEST = sympy.Float("1e300")  # beyond this a float64 evaluation would overflow
+# Rounding error of one call of a library function (torch.sin, torch.lgamma ...)
+# in float64, in epsilons of its result: the common ones are within 1-2.
+_LIBRARY_ULPS = 4
+# Except torch's polygamma kernels, measured against mpmath on [0.05, 3] in
+# float64: digamma is off by up to 880 eps (near its root), trigamma by 2.2e6.
+_DIGAMMA_ULPS = 2**10
+_POLYGAMMA_ULPS = 2**23
+# Expressions larger than this (in sympy operations, after differentiation)
+# get no anchors: evalf of each node costs time, and a 300-operation input's
+# second derivatives are large. The other generated tests still cover them.
+_MAX_OPERATIONS = 4000
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The op's value and gradient at one point, with an error scale for each."""
+
+    point: tuple[float, ...]  # (0.3172, -1.0743): one exact float per input
+    values: tuple[float, ...]  # (f, ∂f/∂x, ∂f/∂y) at the point, correctly rounded
+    scales: tuple[float, ...]  # error scale of each value, in eps (see _anchor_at)
+
+
+def anchors(
+    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
+) -> tuple[Anchor, ...]:
+    """Up to ANCHOR_COUNT anchors inside `domains`, with params at `param_values`
+    (the values the generated test passes). Points where the value or a
+    derivative is not a finite real number are skipped; none found, none given."""
+    try:
+        return _anchors(model, domains, param_values)
+    except (ArithmeticError, ValueError, TypeError, RecursionError, NotImplementedError):
+        return ()  # an expression sympy cannot evaluate: the other tests remain
+
+
+def _anchors(
+    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
+) -> tuple[Anchor, ...]:
+    symbols = [sympy.Symbol(name, real=True) for name in model.inputs]
+    params = {
+        sympy.Symbol(name, real=True): sympy.Float(value, _DIGITS)
+        for name, value in param_values.items()
+    }
+    f = _almost_everywhere(elementary(model.reference)).xreplace(params)
+    gradient = [_derivative(f, s) for s in symbols]
+    # The conditioning of each number: its derivatives by every input.
+    hessian = [[_derivative(g, s) for s in symbols] for g in [f, *gradient]]
+    if sum(sympy.count_ops(e) for row in hessian for e in row) > _MAX_OPERATIONS:
+        return ()
+    by_name = {d.name: d for d in domains}
+    found: list[Anchor] = []
+    for k in range(len(_FRACTIONS)):
+        if len(found) == ANCHOR_COUNT:
+            break
+        point = tuple(
+            _inside(by_name[name], _FRACTIONS[(k + i) % len(_FRACTIONS)])
+            for i, name in enumerate(model.inputs)
+        )
+        # Binary floats at _DIGITS digits hold each input exactly. (Exact
+        # rationals would too, but x**1024**2 of one has millions of digits.)
+        exact = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
+        anchor = _anchor_at(point, exact, [f, *gradient], hessian)
+        if anchor is not None:
+            found.append(anchor)
+    return tuple(found)
+
+
+def _inside(domain: Domain, fraction: float) -> float:
+    """A float with a short decimal spelling (the test file shows it); the
+    anchor is computed at exactly that float."""
+    point = float(f"{domain.low + fraction * (domain.high - domain.low):.5g}")
+    return min(max(point, domain.low), domain.high)
+
+
+def _derivative(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    return _almost_everywhere(sympy.diff(expr, symbol))
+
+
+def _almost_everywhere(expr: sympy.Expr) -> sympy.Expr:
+    """Derivatives as PyTorch takes them: the Dirac delta of a step is zero."""
+    return expr.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+
+
+def _anchor_at(
+    point: tuple[float, ...],
+    exact: dict[sympy.Symbol, sympy.Float],
+    formulas: list[sympy.Expr],
+    hessian: list[list[sympy.Expr]],
+) -> Anchor | None:
+    values = []
+    scales = []
+    for formula, row in zip(formulas, hessian):
+        evaluated = _evaluate(formula, exact)
+        slopes = [_evaluate(h, exact) for h in row]
+        if evaluated is None or any(s is None for s in slopes):
+            return None
+        value, rounding = evaluated
+        if abs(value) > _LARGEST:
+            return None
+        # Rounding an input x by one epsilon moves the result by |x·∂g/∂x|·eps:
+        # the condition of the number, which no float64 evaluation escapes.
+        conditioning = sum(abs(x * s) for x, (s, _) in zip(point, slopes))
+        scales.append(float(rounding + conditioning))
+        # Working at _DIGITS digits, a cancellation such as sin(x)**2 + cos(x)**2 - 1
+        # leaves noise far below any float64 rounding: that is zero.
+        if abs(value) < rounding * sympy.Float(10) ** (8 - _DIGITS):
+            value = sympy.S.Zero
+        values.append(float(value))
+    return Anchor(point=point, values=tuple(values), scales=tuple(scales))
+
+
+def _evaluate(
+    expr: sympy.Expr, point: dict[sympy.Symbol, sympy.Float]
+) -> tuple[sympy.Float, sympy.Float] | None:
+    """The value of `expr` at `point` (exact inputs), node by node
+    at _DIGITS digits (sympy's adaptive evalf can take minutes on a large
+    expression whose value cancels to 0), and a first-order bound, in units of
+    eps, on the rounding error of evaluating it in float64 as written: each
+    operation rounds its result by one eps, each library function by
+    _LIBRARY_ULPS, and errors in an argument propagate by the local
+    derivative. Cancellation shows: sin(x)**2 + cos(x)**2 - 1 is 0, but its
+    terms are of size 1, and so is its bound. None where a node cannot be
+    evaluated (the point is then not used)."""
+    memo: dict[sympy.Basic, tuple[sympy.Float, sympy.Float]] = {}
+
+    def visit(node: sympy.Expr) -> tuple[sympy.Float, sympy.Float]:
+        if node in memo:
+            return memo[node]
+        if isinstance(node, sympy.Piecewise):  # the branch taken, as torch.where
+            conditions = [pair.cond.xreplace(point) for pair in node.args]
+            if any(c not in (sympy.true, sympy.false) for c in conditions):
+                raise _NotANumber(node)  # a condition the numbers did not decide
+            result = visit(node.args[conditions.index(sympy.true)].expr)
+        elif node in point:
+            result = (point[node], sympy.S.Zero)  # an input: exact
+        elif node.is_Atom:
+            value = _float(node)
+            result = (value, sympy.S.Zero if _is_float64(node) else abs(value))
+        else:
+            parts = [visit(arg) for arg in node.args]
+            values = [v for v, _ in parts]
+            errors = [e for _, e in parts]
+            if node.is_Add:
+                value = _float(sympy.Add(*values))
+                error = sum(errors) + sum(abs(v) for v in values)
+            elif node.is_Mul:
+                value = _float(sympy.Mul(*values))
+                error = len(values) * abs(value)
+                for i, e in enumerate(errors):
+                    others = sympy.Mul(*(v for j, v in enumerate(values) if j != i))
+                    error += e * abs(others)
+            elif node.is_Pow:
+                (base, exponent), (e_base, e_exponent) = values, errors
+                value = _float(base**exponent)
+                error = abs(value) + e_base * abs(_float(exponent * base ** (exponent - 1)))
+                if e_exponent:
+                    error += e_exponent * abs(value * _float(sympy.log(abs(base))))
+            else:  # sin, erf, Max, Heaviside ...: one call of a library function
+                value = _float(node.func(*values))
+                call = node.func(*values, evaluate=False)  # for its derivative
+                error = _library_ulps(call) * abs(value)
+                for i, e in enumerate(errors, start=1):
+                    if e:
+                        error += e * abs(_float(_almost_everywhere(call.fdiff(i))))
+            result = (value, error)
+        memo[node] = result
+        return result
+
+    try:
+        return visit(expr)
+    except (_NotANumber, ArithmeticError, ValueError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def _library_ulps(call: sympy.Expr) -> int:
+    if isinstance(call, sympy.polygamma):
+        return _DIGAMMA_ULPS if call.args[0].is_zero else _POLYGAMMA_ULPS
+    return _LIBRARY_ULPS
+
+
+def _is_float64(number: sympy.Expr) -> bool:
+    """Whether a number is exactly a float64 (the parameters, 0.5, 3)."""
+    if not (number.is_Rational or number.is_Float) or not number.is_finite:
+        return False
+    return sympy.Rational(float(number)) == sympy.Rational(number)
+
+
+class _NotANumber(Exception):
+    pass
+
+
+def _float(expr: sympy.Expr) -> sympy.Float:
+    value = sympy.N(expr, _DIGITS)
+    if not (value.is_number and value.is_real and value.is_finite):
+        raise _NotANumber(expr)
+    return sympy.Float(value, _DIGITS)
