@@ -35,6 +35,36 @@ BROADCAST_SHAPES = {
     "x": (2, 1),
     "t": (3,),
 }
+# The op's value and gradient at a few points, computed when it was emitted with
+# mpmath (30 digits) from the parsed expression and differentiated by sympy's
+# own rules: they share no printer, no derivative rule and no torch code with the
+# op, so a bug that the op shares with reference() below still shows here.
+# Each entry: (inputs, (f, df/d<input>...), error scale of each number), the
+# scale a first-order bound, in float64 eps, on the rounding of the formula as
+# written plus its conditioning (sum of |input * derivative by the input|).
+ANCHORS = [
+    (
+        (-1.0732, 1.1912),
+        (0.20296636812185764, 0.09143028302064204, -0.0440074665816423),
+        (2.53, 1.32, 1.81),
+    ),
+    (
+        (0.2972, 1.6445),
+        (0.21704337034160276, -0.019612432248563193, -0.06421847232512307),
+        (2.4, 0.275, 0.886),
+    ),
+    (
+        (1.2516, 0.83549),
+        (0.19313200726174504, -0.14466003201043706, -0.007226604266647125),
+        (2.67, 2.16, 3.64),
+    ),
+]
+# Multiples of eps*scale a float64 result may be off: the op evaluates another,
+# stabilized formula of the same number, whose rounding may exceed the bound of
+# the formula as written by a small factor (over adgen's corpus and random
+# expressions the worst seen is 0.5). A formula off by 0.1% misses this by ~10
+# orders of magnitude wherever the scale is within 1e3 of the number.
+ANCHOR_EPS = 32
 
 
 def _load_module(relative_path):
@@ -243,6 +273,24 @@ def test_gradient_only_for_inputs_that_require_it():
         (gradient,) = torch.autograd.grad(apply_op(*partial).sum(), partial[index])
         expected = grads(apply_reference(*inputs).sum(), inputs, None)[index]
         assert_all_close([gradient], [expected])
+
+
+def test_value_and_gradient_at_the_anchors():
+    """float64 value and gradient at the ANCHORS points, against mpmath."""
+    eps = torch.finfo(torch.float64).eps
+    for point, expected, scales in ANCHORS:
+        inputs = [
+            torch.tensor(v, dtype=torch.float64, device=DEVICE, requires_grad=True)
+            for v in point
+        ]
+        output = apply_op(*inputs)
+        results = [output] + grads(output, inputs, None)
+        for index, (got, want, scale) in enumerate(zip(results, expected, scales)):
+            error = abs(float(got.detach()) - want)
+            assert error <= ANCHOR_EPS * eps * scale, (
+                f"at {point}, result {index} (0: value, then the gradient) is "
+                f"{float(got.detach())!r}; mpmath gives {want!r}"
+            )
 
 
 def test_float32_stays_float32():

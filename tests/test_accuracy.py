@@ -33,6 +33,18 @@ SUBNORMAL_STEPS = 32  # the worst seen is 27 (softplus' at -100 in float32)
 NATIVE_BAD = 1e-3  # relative error beyond which native is no yardstick
 
 
+# Known gaps, each a point where the emitted formula misses the bound today:
+# (op, dtype, x, order). The check is strict both ways: a new failure fails it,
+# and so does a gap that closes (then remove it here). Closing these is the
+# formula-selection work of issue #14.
+KNOWN_GAPS = {
+    # gelu_tanh' has its minimum near x = -0.75: the truth (1.06e-3) is the
+    # difference of two terms of about 0.22. Every formula we emit cancels there
+    # (320-400 eps); native happens to get 50, autograd of the composite 68.
+    ("gelu_tanh", "float32", -0.75, 1),
+}
+
+
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
     return measure(emitted_ops(Path(tmp_path_factory.mktemp("accuracy"))))
@@ -61,13 +73,19 @@ def test_native_bad_bound_fails_a_sign_flip() -> None:
 @pytest.mark.parametrize("spelling", ["emitted", "emitted_naive"])
 def test_no_less_accurate_than_native(rows: list[dict[str, object]], name: str, spelling: str) -> None:
     failures = []
+    gaps = set()
     for row in (r for r in rows if r["op"] == name):
         largest = torch.finfo(getattr(torch, row["dtype"])).max
         if math.isfinite(row["truth"]) and abs(row["truth"]) <= largest and math.isinf(row[spelling]):
             failures.append(("not finite", row))
         elif row[spelling] > bound(row):
-            failures.append(("less accurate", row))
+            where = (row["op"], row["dtype"], row["x"], row["order"])
+            if where in KNOWN_GAPS:
+                gaps.add(where)
+            else:
+                failures.append(("less accurate", row))
     assert failures == []
+    assert gaps == {g for g in KNOWN_GAPS if g[0] == name}, "a known gap closed: remove it"
 
 
 def test_the_naive_composite_is_what_we_improve_on(rows: list[dict[str, object]]) -> None:
