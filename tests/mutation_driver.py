@@ -3,8 +3,10 @@
     python tests/mutation_driver.py FOLDER NAME [--first-outputs]
 
 A mutant scales one output of one method (forward, backward or jvp) of one
-Function class by 1.001: a wrapper appended to the module, so every output of
-every method can be reached without knowing how the template writes it. First
+Function class by 1.001, or one entry of the partial-derivative tables that
+the module's `_partials` helper returns (df.xy): a wrapper appended to the
+module, so every output can be reached without knowing how the template
+writes it. First
 a recording run of the unmodified op finds which (class, method, output) the
 generated tests call with a tensor result; then each of those is mutated in
 turn (with --first-outputs, only the first output of each method that is
@@ -71,6 +73,20 @@ def _mutation_scaled(original):
 '''
 
 
+_PARTIAL_MUTANT = '''
+
+# --- mutation driver: scale the table entry {field} of _partials by {scale}
+_mutation_unscaled_partials = _partials
+
+
+def _partials(*args):
+    table = _mutation_unscaled_partials(*args)
+    if table.{field} is None:
+        return table
+    return table._replace({field}=table.{field} * {scale})
+'''
+
+
 def run_tests(folder: Path, module: Path, source: str, extra: list[str]) -> int:
     """pytest on `folder` with `module` holding `source`; its exit code."""
     module.write_text(source)
@@ -114,6 +130,12 @@ def main(argv: list[str]) -> None:
         mutant = original + _MUTANT.format(cls=cls, method=method, index=index, scale=SCALE)
         if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
             survivors.append([cls, method, index])
+    table = getattr(sys.modules.get(alias), "_Partials", None)
+    fields = list(table._fields) if table is not None else []
+    for field in fields:
+        mutant = original + _PARTIAL_MUTANT.format(field=field, scale=SCALE)
+        if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
+            survivors.append(["_partials", field])
     module.write_text(original)
     print(
         "MUTATION-RESULT "
@@ -122,6 +144,7 @@ def main(argv: list[str]) -> None:
                 "baseline": baseline,
                 "outputs": len(seen),
                 "mutants": len(mutated),
+                "table_entries": len(fields),
                 "survivors": survivors,
                 "never_called": sorted(defined - called),
             }
