@@ -27,7 +27,8 @@ CASES = [
 
 
 def run(checkout: Path, args: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # The cache would serve every run after the first: measure derivation.
+    env = {**os.environ, "PYTHONPATH": str(checkout), "ADGEN_CACHE": "0"}
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         # cwd: `python -m` puts the current folder first on sys.path
