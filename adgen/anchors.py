@@ -8,6 +8,12 @@ neither: adgen's own functions are rewritten into sympy's elementary ones
 (`elementary`), so `sympy.diff` uses sympy's rules and not adgen's `fdiff`, and
 the numbers come from mpmath, not from torch.
 
+The value itself comes from a second reading that shares nothing with the
+parser either: `text_value` walks Python's `ast` of the user's text with its own
+table of textbook definitions in mpmath (`_DEFINITIONS`). So a parser that maps
+a name to the wrong function (`maximum` to Min) makes an op whose value misses
+its anchors, although its `reference()` makes the same mistake.
+
 Each anchor also carries an error scale for each number, in units of float64's
 eps: a first-order bound on the rounding error of evaluating the formula as
 written (`_evaluate`) plus its conditioning. The test allows a fixed
@@ -16,8 +22,12 @@ multiple of eps times that scale.
 
 from __future__ import annotations
 
+import ast
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import mpmath
 import sympy
 
 from .derive import OpModel
@@ -93,8 +103,9 @@ def _anchors(
         # rationals would too, but x**1024**2 of one has millions of digits.)
         exact = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
         anchor = _anchor_at(point, exact, [f, *gradient], hessian)
-        if anchor is not None:
-            found.append(anchor)
+        value = text_value(model.text, {**dict(zip(model.inputs, point)), **param_values})
+        if anchor is not None and value is not None:
+            found.append(Anchor(anchor.point, (value, *anchor.values[1:]), anchor.scales))
     return tuple(found)
 
 
@@ -227,3 +238,100 @@ def _float(expr: sympy.Expr) -> sympy.Float:
     if not (value.is_number and value.is_real and value.is_finite):
         raise _NotANumber(expr)
     return sympy.Float(value, _DIGITS)
+
+
+# -- the value, read from the text itself -------------------------------------
+
+def _sigmoid(x: mpmath.mpf) -> mpmath.mpf:
+    return 1 / (1 + mpmath.exp(-x))
+
+
+def _xlogy(x: mpmath.mpf, y: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.mpf(0) if x == 0 else x * mpmath.log(y)
+
+
+# Every function of the expression language, by its textbook definition; kept
+# apart from the registry on purpose (a test checks that it covers every name).
+_DEFINITIONS: dict[str, Callable[..., mpmath.mpf]] = {
+    "sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan,
+    "asin": mpmath.asin, "acos": mpmath.acos, "atan": mpmath.atan,
+    "atan2": mpmath.atan2,
+    "sinh": mpmath.sinh, "cosh": mpmath.cosh, "tanh": mpmath.tanh,
+    "asinh": mpmath.asinh, "acosh": mpmath.acosh, "atanh": mpmath.atanh,
+    "exp": mpmath.exp, "log": mpmath.log, "sqrt": mpmath.sqrt,
+    "abs": abs, "Abs": abs,
+    "erf": mpmath.erf, "erfc": mpmath.erfc, "erfinv": mpmath.erfinv,
+    "loggamma": mpmath.loggamma, "lgamma": mpmath.loggamma, "digamma": mpmath.digamma,
+    "sigmoid": _sigmoid,
+    "softplus": lambda x: mpmath.log(1 + mpmath.exp(x)),
+    "relu": lambda x: max(x, mpmath.mpf(0)),
+    "log1p": lambda x: mpmath.log(1 + x),
+    "expm1": lambda x: mpmath.exp(x) - 1,
+    "logaddexp": lambda a, b: mpmath.log(mpmath.exp(a) + mpmath.exp(b)),
+    "xlogy": _xlogy,
+    "hypot": lambda x, y: mpmath.sqrt(x * x + y * y),
+    "sign": mpmath.sign,
+    "heaviside": lambda x: mpmath.mpf(1 if x > 0 else 0),
+    "Heaviside": lambda x: mpmath.mpf(1 if x > 0 else 0),
+    "max": max, "Max": max, "maximum": max,
+    "min": min, "Min": min, "minimum": min,
+}
+_CONSTANTS = {"pi": mpmath.pi, "e": mpmath.e, "E": mpmath.e}
+_OPERATORS: dict[type, Callable[[mpmath.mpf, mpmath.mpf], mpmath.mpf]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_COMPARISONS: dict[type, Callable[[mpmath.mpf, mpmath.mpf], bool]] = {
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+}
+
+
+def text_value(text: str, values: Mapping[str, float]) -> float | None:
+    """The expression `text` at `values` (every symbol's value), evaluated from
+    its `ast` at _DIGITS digits; None where it is not a finite real number.
+    Nothing is evaluated as Python: the walk knows numbers, names, operators,
+    comparisons inside where(), and the functions of _DEFINITIONS."""
+    try:
+        with mpmath.workdps(_DIGITS):
+            result = _value(ast.parse(text.strip(), mode="eval").body, values)
+            if not isinstance(result, mpmath.mpf) or not mpmath.isfinite(result):
+                return None
+            number = float(result)
+    except (ArithmeticError, ValueError, TypeError, KeyError, RecursionError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _value(node: ast.AST, values: Mapping[str, float]) -> mpmath.mpf:
+    if isinstance(node, ast.Constant):
+        return mpmath.mpf(node.value)  # exactly the float64 (or int) the op uses
+    if isinstance(node, ast.Name):
+        if node.id in values:
+            return mpmath.mpf(values[node.id])
+        return +_CONSTANTS[node.id]
+    if isinstance(node, ast.UnaryOp):
+        operand = _value(node.operand, values)
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp):
+        return _OPERATORS[type(node.op)](_value(node.left, values), _value(node.right, values))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name == "where":
+            condition, chosen, otherwise = node.args
+            return _value(chosen if _holds(condition, values) else otherwise, values)
+        return mpmath.mpf(_DEFINITIONS[name](*(_value(a, values) for a in node.args)))
+    raise TypeError(f"no value for {ast.dump(node)}")
+
+
+def _holds(node: ast.AST, values: Mapping[str, float]) -> bool:
+    if not isinstance(node, ast.Compare):
+        raise TypeError("where() needs a comparison")
+    operands = [_value(node.left, values)] + [_value(c, values) for c in node.comparators]
+    return all(
+        _COMPARISONS[type(op)](a, b) for op, a, b in zip(node.ops, operands, operands[1:])
+    )

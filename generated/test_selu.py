@@ -35,7 +35,7 @@ SHAPES = {
 # written plus its conditioning (sum of |input * derivative by the input|).
 ANCHORS = [
     ((-1.0732,), (-1.1569829459337033, 0.6011163949136735), (12.4, 6.66)),
-    ((0.2972,), (0.31226833344204885, 1.0507009873554805), (1.25, 3.15)),
+    ((0.2972,), (0.3122683334420488, 1.0507009873554805), (1.25, 3.15)),
     ((1.2516,), (1.3150573557741194, 1.0507009873554805), (5.26, 3.15)),
 ]
 # Multiples of eps*scale a float64 result may be off: the op evaluates another,

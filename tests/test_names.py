@@ -189,3 +189,16 @@ def test_name_means_its_textbook_function(ops: Path, name: str) -> None:
                 f"{meaning.expression} at {point}: result {index} (0: value, then "
                 f"the gradient) is {a!r}, the definition gives {b!r}"
             )
+
+
+def test_anchor_definitions_cover_every_name() -> None:
+    """The generated tests' anchor values read the user's text with their own
+    table of definitions (adgen/anchors.py), apart from the registry: it must
+    know every name the parser accepts."""
+    from adgen.anchors import _DEFINITIONS
+    from adgen.parse import CONSTANTS, FUNCTIONS
+
+    assert set(FUNCTIONS) - {"where"} == set(_DEFINITIONS)
+    from adgen.anchors import _CONSTANTS
+
+    assert set(CONSTANTS) == set(_CONSTANTS)
