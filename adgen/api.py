@@ -18,7 +18,7 @@ from typing import Any
 # cache first: it fingerprints the generator's files before the stages are imported.
 from . import cache, timing
 from .derive import Param, build_model, check_name
-from .domain import PARAM_TEST_VALUE, Domain, choose_domains
+from .domain import PARAM_TEST_VALUE, Domain, checked_domain, choose_domains
 from .errors import InputError
 from .parse import ParsedExpression, parse_expression
 from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
@@ -158,7 +158,10 @@ def _request(
         raise InputError(f"`--save` expects one of {', '.join(SAVE_POLICIES)}, got {save!r}")
     options = EmitOptions(save=save, fuse=fuse)
     param_list = tuple(Param(n, _float_or_none(n, v)) for n, v in (params or {}).items())
-    given = tuple(Domain(n, float(lo), float(hi)) for n, (lo, hi) in (domains or {}).items())
+    given = tuple(
+        checked_domain(n, _float_bound(n, lo), _float_bound(n, hi), f"domains[{n!r}] = ({lo!r}, {hi!r})")
+        for n, (lo, hi) in (domains or {}).items()
+    )
     out_dir = Path(out)
     test_dir = Path(tests_dir) if tests_dir is not None else out_dir
     module_path = out_dir / f"{name}.py"
@@ -364,6 +367,13 @@ def _portable(path: Path) -> str:
     if path.is_absolute():
         return path.name or "."
     return path.as_posix()
+
+
+def _float_bound(name: str, value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"domains[{name!r}]: bounds must be numbers, got {value!r}") from None
 
 
 def _float_or_none(name: str, value: float | None) -> float | None:

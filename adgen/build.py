@@ -168,9 +168,8 @@ def _plan_in_pool(
         executor = ProcessPoolExecutor(max_workers=workers)
     except (OSError, ImportError, NotImplementedError):  # no semaphores, no processes
         return
-    profile = timing.wanted()
     try:
-        futures = {i: executor.submit(_plan_in_worker, requests[i], profile) for i in missing}
+        futures = {i: executor.submit(_plan_in_worker, requests[i]) for i in missing}
         for index in missing:
             outcome, record = futures[index].result()
             timing.add(record)
@@ -184,13 +183,9 @@ def _plan_in_pool(
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _plan_in_worker(
-    request: Mapping[str, Any], profile: bool
-) -> tuple[_Outcome, dict[str, Any]]:
+def _plan_in_worker(request: Mapping[str, Any]) -> tuple[_Outcome, dict[str, Any]]:
     """One op in a worker process: its outcome and the stage times it took."""
     timing.reset()
-    if profile:
-        timing.time_black()
     outcome = _plan_here(request)
     return outcome, timing.snapshot()
 

@@ -140,7 +140,7 @@ class OpModel:
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Names the generated module uses for itself; an input or param may not take them.
 _RESERVED = frozenset(
-    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs", "dtype", "need", "df"}
+    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs", "dtype", "need", "df", "order"}
 )
 # pytest puts a test's folder first on sys.path, so NAME.py there would shadow these.
 _IMPORTED_BY_GENERATED_CODE = frozenset(
@@ -353,12 +353,17 @@ class _TableBuilder:
         self.formulas: dict[tuple[int, ...], sympy.Expr] = {(): f}
         self.entry: dict[tuple[int, ...], bool] = {}  # is_entry, computed once per index
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
-        # where a field would be a keyword (inputs i, f: df.if).
+        # where a field would be a keyword (inputs i, f: df.if); "__" where
+        # "_" would give two entries one name (inputs a, b, a_b: f_a_b).
         self.separator = ""
-        if any(len(n) > 1 for n in inputs) or any(
-            keyword.iskeyword(self.name(index)[2:]) for index in self.indices()
-        ):
-            self.separator = "_"
+        while not self.names_are_distinct():
+            self.separator += "_"
+
+    def names_are_distinct(self) -> bool:
+        fields = [self.name(index)[2:] for index in self.indices()]
+        if self.separator == "" and any(len(n) > 1 for n in self.inputs):
+            return False
+        return len(set(fields)) == len(fields) and not any(map(keyword.iskeyword, fields))
 
     def formula(self, index: tuple[int, ...]) -> sympy.Expr:
         """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
@@ -424,13 +429,13 @@ class _TableBuilder:
                 by_index[index] = self.name(index)
         arguments = self.inputs + self.params
         kernel = _kernel(arguments, [e.formula for e in entries], taken)
-        stage_of = {}  # temporary -> the lowest order of an entry that needs it
+        stage_of: dict[str, int] = {}  # temporary -> the lowest order of an entry that needs it
         values = dict(kernel.temporaries)
-        for entry, output in sorted(zip(entries, kernel.outputs), key=lambda p: -p[0].order):
+        for entry, output in sorted(zip(entries, kernel.outputs), key=lambda p: p[0].order):
             pending = [s.name for s in output.free_symbols]
             while pending:
                 name = pending.pop()
-                if name in values:
+                if name in values and name not in stage_of:  # each temporary once
                     stage_of[name] = entry.order
                     pending.extend(s.name for s in values[name].free_symbols)
         stages = tuple(

@@ -7,6 +7,7 @@ stalls on a large expression the way symbolic domain analysis can.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import sympy
@@ -52,9 +53,14 @@ def parse_domain(text: str) -> Domain:
         low, high = float(low_text), float(high_text)
     except ValueError:
         raise InputError(usage) from None
-    if not (low < high) or abs(low) == float("inf") or abs(high) == float("inf"):
-        raise InputError(f"`--domain {text}`: LO must be finite and less than HI")
-    return Domain(name.strip(), low, high)
+    return checked_domain(name.strip(), low, high, f"`--domain {text}`")
+
+
+def checked_domain(name: str, low: float, high: float, where: str) -> Domain:
+    """Domain(name, low, high), or InputError unless LO < HI, both finite."""
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InputError(f"{where}: LO must be finite and less than HI")
+    return Domain(name, low, high)
 
 
 def choose_domains(

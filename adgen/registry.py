@@ -33,7 +33,9 @@ class KnownFunction:
     torch: str | None  # "torch.abs"; None where the printer has a method (_print_Max)
     math: str | None = None  # "abs": the same function of Python floats (parameters)
     in_place: str | None = None  # "abs": the tensor method abs_() in buffer-reusing kernels
-    domain: tuple[float, float] = _EVERYWHERE  # (0.0, inf) for log: where it is real and smooth
+    # (0.0, inf) for log: where every argument may lie for it to be real and
+    # smooth; tests sample there (the generated tests probe each op's domain).
+    domain: tuple[float, float] = _EVERYWHERE
     tensors_only: bool = False  # True: torch's kernel rejects a Python number argument
     build: Callable[..., sympy.Expr] | None = None  # the parser's constructor; None: sympy_class
 

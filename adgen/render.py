@@ -17,6 +17,7 @@ import black
 import jinja2
 import sympy
 
+from . import timing
 from .anchors import anchors
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
@@ -229,8 +230,10 @@ class _ClassPrinter:
         for name, saved in zip(self.model.inputs, self.saved_derivatives()):
             entry = self.model.partials.name_of((self.model.inputs.index(name),))
             code = _code_name(entry) if entry else torch_code(first[name], self.scalars)
-            expr = sympy.Symbol(entry) if entry else first[name]
-            derivatives.append(f"{saved} = {self.new_tensor(code, expr, spec.forward, tuple(self.model.inputs))}")
+            # A new tensor of the full shape already, unless the formula is a
+            # bare input (f = x*y: df.x is y) or lacks an input's shape.
+            shape = tuple(self.model.inputs)
+            derivatives.append(f"{saved} = {self.new_tensor(code, first[name], spec.forward, shape)}")
         results = ", ".join([value] + [_rounded(d) for d in self.saved_derivatives()])
         return lines + table + derivatives + [f"return {results}"]
 
@@ -478,7 +481,9 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         for k in range(1, top + 1)
     ]
     fields = [e.field for e in tables.entries]
+    example = next((e for e in tables.entries if e.order == 2), tables.entries[0])
     return {
+        "example": f"df.{example.field} is {example.name}",
         "fields": " ".join(fields),
         "defaults": f"(None,) * {len(fields)}",
         "args": ", ".join(list(model.inputs) + printer.param_names + ["order"]),
@@ -581,6 +586,13 @@ def _one_line(text: str) -> str:
 _black_once = getattr(black, "_format_str_once", black.format_str)
 
 
+def _formatted(source: str) -> str:
+    try:
+        return _black_once(source, mode=black.Mode())
+    except TypeError:  # the private function changed its signature
+        return black.format_str(source, mode=black.Mode())
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -603,7 +615,8 @@ def templates_folder() -> Path:
 
 def _render(template: str, context: dict[str, object]) -> str:
     source = _environment().get_template(template).render(**context)
-    formatted = _black_once(source, mode=black.Mode())
+    with timing.stage("black"):
+        formatted = _formatted(source)
     compile(formatted, template.removesuffix(".j2"), "exec")
     return formatted
 

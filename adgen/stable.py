@@ -62,7 +62,7 @@ RULES: tuple[Rule, ...] = (
     # the textbook tanh (e^a - e^-a)/(e^a + e^-a), and any (e^a - e^b)/(e^a + e^b)
     Rule("tanh of exponentials", rest * (_exp(a) - _exp(b)) / (_exp(a) + _exp(b)), rest * _tanh((a - b) / 2)),
     Rule("erfc", 1 + sympy.erf(a), erfc(-a)),
-    Rule("erfc of difference", 1 - sympy.erf(a), erfc(a)),
+    Rule("one minus erf", 1 - sympy.erf(a), erfc(a)),
     Rule("one plus tanh", 1 + _tanh(a), 2 * sigmoid(2 * a)),
     Rule("one minus tanh", 1 - _tanh(a), 2 * sigmoid(-2 * a)),
     Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a), -_tanh(a / 2)),

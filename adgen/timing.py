@@ -8,7 +8,6 @@ parallel build send their records back and the parent adds them up.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -43,7 +42,6 @@ _asked = [False]  # set by `--profile`
 def ask() -> None:
     """Ask for the table (the CLI's `--profile`), as ADGEN_PROFILE=1 does."""
     _asked[0] = True
-    time_black()
 
 
 def wanted() -> bool:
@@ -116,22 +114,3 @@ def print_table(stream: TextIO, wall: float) -> None:
     )
     lines.append(f"  cache: {hits} hit{'s' * (hits != 1)}, {misses} miss{'es' * (misses != 1)}{extra}")
     stream.write("\n".join(lines) + "\n")
-
-
-def time_black() -> None:
-    """Record black's share of rendering as its own stage.
-
-    render.py holds no timing code, so this wraps the formatter it calls; done
-    only when a profile is asked for, and once per process."""
-    # by module name: the package attribute `adgen.render` is the API function
-    render = importlib.import_module(f"{__package__}.render")
-    original = render._black_once
-    if getattr(original, "adgen_timed", False):
-        return
-
-    def timed(*args: object, **kwargs: object) -> str:
-        with stage("black"):
-            return original(*args, **kwargs)
-
-    timed.adgen_timed = True  # type: ignore[attr-defined]
-    render._black_once = timed

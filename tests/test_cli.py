@@ -203,3 +203,11 @@ def test_no_profile_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("ADGEN_PROFILE", raising=False)
     assert emit(tmp_path, "sin(x)") == 0
     assert "profile" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("interval", [(0.0, float("inf")), (2.0, 1.0), (float("nan"), 1.0), ("a", 1.0)])
+def test_api_domain_must_be_a_finite_interval(interval) -> None:
+    import adgen
+
+    with pytest.raises(adgen.AdgenError, match="domains"):
+        adgen.render("sin(x)", domains={"x": interval})

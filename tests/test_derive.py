@@ -174,6 +174,7 @@ def test_explicit_inputs_order_and_unused_input() -> None:
         ("OpJvpJvp*x", None, (), "used by the generated code"),
         ("f_x*x", None, (), "used by the generated code"),  # a partial derivative's name
         ("dtype*x", None, (), "used by the generated code"),
+        ("sin(order)", None, (), "used by the generated code"),  # _partials(..., order)
     ],
 )
 def test_bad_inputs_and_params(text, inputs, params, message) -> None:

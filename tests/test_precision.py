@@ -167,3 +167,11 @@ def test_fused_kernels_round_once() -> None:
     assert out.dtype == grad.dtype == torch.bfloat16
     torch.testing.assert_close(out, F.silu(x), rtol=0, atol=0)
     torch.testing.assert_close(grad.float(), native.float(), rtol=2 * torch.finfo(torch.bfloat16).eps, atol=0)
+
+
+def test_constant_output_follows_type_promotion() -> None:
+    """A constant op's output (a new tensor of the inputs' shape) ranks a 0-dim
+    float64 below a dimensioned float32, as PyTorch's arithmetic does."""
+    constant = adgen.load("2.5", name="constant", inputs=["x", "y"])
+    x, y = torch.ones(3), torch.tensor(1.0, dtype=torch.float64)
+    assert constant(x, y).dtype == (x * y).dtype == torch.float32

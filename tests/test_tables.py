@@ -76,3 +76,15 @@ def test_each_partial_is_written_once_and_kernels_contract_it(text: str, options
     rest = kernels.replace(forward_of_op, "")
     assert not re.search(r"torch\.(exp|tanh|sigmoid|sqrt|rsqrt|cos|sin)\(", rest)
     assert "df = _partials(" in rest
+
+
+def test_entry_names_stay_distinct_when_input_names_have_underscores() -> None:
+    """Inputs a, b, a_b: ∂²f/∂a∂b and ∂f/∂a_b may not both be f_a_b."""
+    import torch
+
+    op = adgen.load("sin(a*b) + sin(a_b)", name="op")
+    a, b, ab = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.3, 0.2, 0.5))
+    first = torch.autograd.grad(op(a, b, ab), (a, b, ab), create_graph=True)
+    second = torch.autograd.grad(first[0], b)[0]  # ∂²f/∂a∂b = cos(ab) - ab sin(ab)
+    torch.testing.assert_close(second, torch.cos(a * b) - a * b * torch.sin(a * b))
+    torch.testing.assert_close(first[2], torch.cos(ab))
