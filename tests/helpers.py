@@ -30,6 +30,14 @@ def load_module(path: Path) -> ModuleType:
     return module
 
 
+def chunks(names: list[str], count: int, label: str, *marks) -> list:
+    """`names` split into `count` pytest params, so that `pytest -n 2` spreads
+    the runs and each stays within run_pytest's timeout."""
+    import pytest
+
+    return [pytest.param(names[i::count], id=f"{label}{i}", marks=marks) for i in range(count)]
+
+
 def run_pytest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run pytest in a fresh process (generated tests must stand on their own)."""
     return subprocess.run(

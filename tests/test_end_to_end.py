@@ -17,7 +17,7 @@ import torch
 from adgen.functions import elementary
 from adgen.parse import parse_expression
 from tests.corpus import CORPUS
-from tests.helpers import emit, load_module, run_pytest
+from tests.helpers import chunks, emit, load_module, run_pytest
 
 
 @pytest.fixture(scope="module")
@@ -153,17 +153,12 @@ GENERATED_TESTS_SUBSET = ["wave", "norm3", "scaled", "unused_input", "constant_o
 REST_OF_CORPUS = [name for name, _, _ in CORPUS if name not in GENERATED_TESTS_SUBSET]
 
 
-def _chunks(names: list[str], count: int, label: str, *marks: pytest.MarkDecorator) -> list:
-    """Split into `count` pytest runs, so that `pytest -n 2` spreads them."""
-    return [pytest.param(names[i::count], id=f"{label}{i}", marks=marks) for i in range(count)]
-
-
 def test_subset_names_are_in_the_corpus() -> None:
     assert set(GENERATED_TESTS_SUBSET) <= {name for name, _, _ in CORPUS}
 
 
 @pytest.mark.parametrize(
-    "names", _chunks(GENERATED_TESTS_SUBSET, 2, "subset") + _chunks(REST_OF_CORPUS, 4, "rest", pytest.mark.exhaustive)
+    "names", chunks(GENERATED_TESTS_SUBSET, 2, "subset") + chunks(REST_OF_CORPUS, 4, "rest", pytest.mark.exhaustive)
 )
 def test_generated_tests_pass(ops_dir: Path, names: list[str]) -> None:
     result = run_pytest(*(str(ops_dir / f"test_{name}.py") for name in names))

@@ -15,7 +15,7 @@ import torch
 
 import adgen
 from tests.corpus import CORPUS
-from tests.helpers import emit, load_module, run_pytest
+from tests.helpers import chunks, emit, load_module, run_pytest
 
 # Parameters and broadcasting, a constant and a zero derivative, where(), a
 # sigmoid-based activation (the rest of the corpus: exhaustive).
@@ -23,10 +23,10 @@ INTERMEDIATES_SUBSET = ["wave", "mix2", "mish_naive", "unused_input", "constant_
 # Compiling costs seconds per kernel on a small CPU. identity: inductor reduces
 # its kernel to the input itself.
 FUSE_SUBSET = ["wave", "mix2", "identity"]
-SUBSET_OR_CORPUS = [
-    pytest.param("subset", id="subset"),
-    pytest.param("corpus", id="corpus", marks=pytest.mark.exhaustive),
-]
+# The whole corpus under an option is exhaustive, in chunks that `pytest -n 2`
+# spreads: under --fuse each op's kernels compile once per dtype the generated
+# tests use (float64, float32, bfloat16, float16), about 20 CPU-minutes in all.
+CORPUS_NAMES = [name for name, _, _ in CORPUS]
 
 
 def _emit_corpus(out: Path, names: list[str] | None, *flags: str) -> Path:
@@ -85,18 +85,24 @@ def test_intermediates_save_more_and_agree_to_second_order(
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("ops", SUBSET_OR_CORPUS)
-def test_generated_tests_pass_under_save_intermediates(intermediates_dir: Path, tmp_path: Path, ops: str) -> None:
-    if ops == "corpus":
-        intermediates_dir = _emit_corpus(tmp_path, None, "--save", "intermediates")
-    result = run_pytest(str(intermediates_dir))
+@pytest.mark.parametrize(
+    "names",
+    [pytest.param(INTERMEDIATES_SUBSET, id="subset")]
+    + chunks(CORPUS_NAMES, 2, "corpus", pytest.mark.exhaustive),
+)
+def test_generated_tests_pass_under_save_intermediates(tmp_path: Path, names: list[str]) -> None:
+    out = _emit_corpus(tmp_path, names, "--save", "intermediates")
+    result = run_pytest(str(out))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     print(f"--save intermediates: {result.stdout.strip().splitlines()[-1]}")
 
 
-@pytest.mark.parametrize("ops", SUBSET_OR_CORPUS)
-def test_generated_tests_pass_under_fuse(tmp_path: Path, ops: str) -> None:
-    out = _emit_corpus(tmp_path, FUSE_SUBSET if ops == "subset" else None, "--fuse")
+@pytest.mark.parametrize(
+    "names",
+    [pytest.param(FUSE_SUBSET, id="subset")] + chunks(CORPUS_NAMES, 8, "corpus", pytest.mark.exhaustive),
+)
+def test_generated_tests_pass_under_fuse(tmp_path: Path, names: list[str]) -> None:
+    out = _emit_corpus(tmp_path, names, "--fuse")
     result = run_pytest(str(out))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     print(f"--fuse: {result.stdout.strip().splitlines()[-1]}")
