@@ -63,14 +63,22 @@ def run(argv: list[str], cwd: Path, timeout: float, **environment: str) -> Run:
     return Run(time.perf_counter() - start, done.returncode, done.stderr)
 
 
-def operations(function: ast.FunctionDef) -> int:
+def operations(function: ast.AST, table: dict[int, int] | None = None) -> int:
     """Torch calls, arithmetic operators and comparisons in a method's body
-    (`X.apply(...)` calls and signs of literals are not operations)."""
+    (`X.apply(...)` calls and signs of literals are not operations); a call of
+    the module's `_partials(..., k)` counts the helper's operations up to order
+    k (`table`), since the kernel runs them."""
     count = 0
     for node in ast.walk(function):
         if isinstance(node, ast.Call):
             callee = node.func
             if isinstance(callee, ast.Attribute) and callee.attr == "apply":
+                continue
+            if isinstance(callee, ast.Name) and callee.id in ("_opmath", "_round"):
+                continue  # dtype bookkeeping (a no-op in float32 and float64)
+            if isinstance(callee, ast.Name) and callee.id == "_partials" and table:
+                order = node.args[-1]
+                count += table[order.value] if isinstance(order, ast.Constant) else max(table.values())
                 continue
             count += 1
         elif isinstance(node, (ast.BinOp, ast.Compare)):
@@ -80,10 +88,30 @@ def operations(function: ast.FunctionDef) -> int:
     return count
 
 
+def partials_operations(tree: ast.Module) -> dict[int, int]:
+    """Operations the `_partials` helper runs for each order it can be asked
+    (it returns early, after `if order == k:`, for lower orders)."""
+    helper = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_partials"), None
+    )
+    if helper is None:
+        return {}
+    counts: dict[int, int] = {}
+    total = 0
+    for statement in helper.body:
+        if isinstance(statement, ast.If):  # `if order == k: return ...`
+            counts[statement.test.comparators[0].value] = total
+            continue
+        total += operations(statement)
+    counts[max(counts, default=0) + 1] = total
+    return counts
+
+
 def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
     """The forward kernel's operations and every derivative kernel's, by
     `Class.method`, from an emitted module."""
     tree = ast.parse(module.read_text())
+    table = partials_operations(tree)
     forward = 0
     others: dict[str, int] = {}
     for node in tree.body:
@@ -94,7 +122,7 @@ def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
         for method in node.body:
             if not isinstance(method, ast.FunctionDef) or method.name in _NOT_KERNELS:
                 continue
-            size = operations(method)
+            size = operations(method, table)
             if node.name == op_class and method.name == "forward":
                 forward = size
             elif size:
