@@ -140,7 +140,8 @@ class OpModel:
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Names the generated module uses for itself; an input or param may not take them.
 _RESERVED = frozenset(
-    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs", "dtype", "need", "df", "order"}
+    {"torch", "math", "ctx", "grad", "inputs", "output", "function", "float", "abs"}
+    | {"dtype", "need", "df", "order"}  # opmath, needs_input_grad, the table helper
 )
 # pytest puts a test's folder first on sys.path, so NAME.py there would shadow these.
 _IMPORTED_BY_GENERATED_CODE = frozenset(
