@@ -196,6 +196,7 @@ def build_model(
     #   Jvp           backward:  plain          jvp -> JvpJvp
     #   BackwardJvp   backward:  plain          jvp:   plain
     #   JvpJvp        backward:  plain          jvp:   plain
+    _check_identifiers(inputs + param_names)  # before they name table entries
     tables = _TableBuilder(f, inputs, param_names)
     op = _Formula(class_name, Role.OP, inputs, ("out",), (tables.abstract,), inputs, "_t")
     backward = op.vjp_formula(Role.BACKWARD, ("grad",))
@@ -533,6 +534,12 @@ def _resolve_inputs(
     return tuple(inputs)
 
 
+def _check_identifiers(names: tuple[str, ...]) -> None:
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
+            raise InputError(f"{name!r} is not a valid input or parameter name")
+
+
 def _check_argument_names(
     inputs: tuple[str, ...],
     params: tuple[Param, ...],
@@ -548,8 +555,6 @@ def _check_argument_names(
         generated |= {f"d_{a}" for a in spec.tensor_args}  # plain backward's results
         generated |= {o + spec.tangent_suffix for o in spec.outputs}  # plain jvp's results
     for name in user:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
-            raise InputError(f"{name!r} is not a valid input or parameter name")
         if name in generated:
             raise InputError(
                 f"name {name!r} is used by the generated code; rename that symbol"
