@@ -22,13 +22,17 @@ def _opmath(*tensors):
     untouched), then the tensors, float16 and bfloat16 ones in float32."""
     if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
         return (None, *tensors)
-    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    return (_promoted_dtype(tensors), *upcast)
+
+
+def _promoted_dtype(tensors):
+    """PyTorch's type promotion: tensors with dimensions outrank 0-dim ones."""
     ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
     dtype = ranked[0].dtype
     for tensor in ranked[1:]:
         dtype = torch.promote_types(dtype, tensor.dtype)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
-    return (dtype, *upcast)
+    return dtype
 
 
 def _round(result, dtype):
@@ -49,7 +53,7 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
-# What _partials returns: df.xy is ∂²f/∂x∂y (None above the order asked for).
+# What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3)
 
 
@@ -82,7 +86,7 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = inputs[len(tensors) :]
+        ctx.params = tuple(a for a in inputs if not isinstance(a, torch.Tensor))
 
 
 class PseudoHuber(_Function):
