@@ -163,7 +163,7 @@ class _ClassPrinter:
                 f"ctx.save_for_forward({saved})",
             ]
             if params:
-                setup.append(f"ctx.params = {_param_tuple(params)}")
+                setup.append(f"ctx.params = {_tuple_literal(params)}")
         forward_lines = self.forward_lines(spec)
         if self.options.fuse:
             kernel = f"_{self.model.name}{_snake(spec.role.value)}"
@@ -294,11 +294,11 @@ class _ClassPrinter:
                     results.append(f"d_{arg}")
         nones = ["None"] * len(params)
         if spec.backward_call is None:  # results are already None where not needed
-            gradients = _result_tuple([r or "None" for r in results], parenthesized=True)
-            arguments = _result_tuple(list(spec.tensor_args), parenthesized=True)
+            gradients = _tuple_literal([r or "None" for r in results])
+            arguments = _tuple_literal(list(spec.tensor_args))
             reduced = f"_gradients(dtype, {gradients}, {arguments})"
             if nones:  # the parameters get no gradient
-                reduced += f" + {_result_tuple(nones, parenthesized=True)}"
+                reduced += f" + {_tuple_literal(nones)}"
             return lines + [f"return {reduced}"]
         returns = []
         for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
@@ -400,9 +400,9 @@ def _test_context(
         "uses_math": "math." in reference,
         "reference_inputs": ", ".join(inputs),
         "anchors": [
-            f"({_result_tuple([repr(v) for v in a.point], parenthesized=True)}, "
-            f"{_result_tuple([repr(v) for v in a.values], parenthesized=True)}, "
-            f"{_result_tuple([f'{s:.3g}' for s in a.scales], parenthesized=True)})"
+            f"({_tuple_literal([repr(v) for v in a.point])}, "
+            f"{_tuple_literal([repr(v) for v in a.values])}, "
+            f"{_tuple_literal([f'{s:.3g}' for s in a.scales])})"
             for a in anchors(model, domains, _test_param_values(model))
         ],
     }
@@ -499,14 +499,6 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
     }
 
 
-def _result_tuple(names: list[str], parenthesized: bool = False) -> str:
-    """`(a,)`, `a, b` or `(a, b)`: no trailing comma after several items, which
-    black would take as a request to put each on a line of its own."""
-    if len(names) == 1:
-        return f"({names[0]},)"
-    return f"({', '.join(names)})" if parenthesized else ", ".join(names)
-
-
 def _public_signature(model: OpModel) -> str:
     parts = [f"{n}: torch.Tensor" for n in model.inputs]
     if model.params:
@@ -546,8 +538,10 @@ def _unpack_result(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names)
 
 
-def _param_tuple(params: list[str]) -> str:
-    return f"({params[0]},)" if len(params) == 1 else f"({', '.join(params)})"
+def _tuple_literal(items: list[str]) -> str:
+    """`(a,)` or `(a, b)`: no trailing comma after several items, which black
+    would take as a request to put each on a line of its own."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 def _math(expr: sympy.Expr) -> str:
