@@ -21,6 +21,7 @@ from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, checked_domain, choose_domains
 from .errors import InputError
 from .parse import ParsedExpression, parse_expression
+from .select import FormSelector
 from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
 from .write import PlannedFile, write_files
 
@@ -211,11 +212,15 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
         timing.count("cache hit")
         return found
     timing.count("cache miss")
-    with timing.stage("derive"):
-        model = build_model(request.parsed, request.name, request.inputs, request.params)
     param_values = {
         p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
     }
+    given = {d.name: (d.low, d.high) for d in request.domains}
+    with timing.stage("derive and select"):
+        model = build_model(
+            request.parsed, request.name, request.inputs, request.params,
+            chooser=lambda inputs: FormSelector(inputs, given, param_values),
+        )
     if with_test:
         with timing.stage("domain"):
             chosen, notes = choose_domains(

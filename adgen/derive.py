@@ -19,6 +19,7 @@ import functools
 import itertools
 import keyword
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
@@ -169,19 +170,27 @@ def check_name(name: str) -> None:
         )
 
 
+# Chooses the form of one formula (select.FormSelector): called with the
+# formula's name ("f", "f_xy"), its order, its stable form, and a thunk giving
+# the same formula differentiated from the expression as written.
+Chooser = Callable[[str, int, sympy.Expr, Callable[[], sympy.Expr]], sympy.Expr]
+
+
 def build_model(
     parsed: ParsedExpression,
     name: str,
     inputs: tuple[str, ...] | None = None,
     params: tuple[Param, ...] = (),
+    chooser: Callable[[tuple[str, ...]], Chooser] | None = None,
 ) -> OpModel:
-    """Derive the op's family of Functions and the kernels of each."""
+    """Derive the op's family of Functions and the kernels of each; `chooser`,
+    given the inputs, makes the selection stage's chooser of forms (None: the
+    stable forms, unmeasured)."""
     check_name(name)
     class_name = camel_case(name)
     inputs = _resolve_inputs(parsed, inputs, params)
     param_names = tuple(p.name for p in params)
     f = stabilize(parsed.expr)
-    gradient = tuple(_derivative(f, _symbol(n)) for n in inputs)
 
     # The family. Every Function has a backward and a jvp; those that return
     # another Function's output stay exactly differentiable one more time, in
@@ -197,7 +206,8 @@ def build_model(
     #   BackwardJvp   backward:  plain          jvp:   plain
     #   JvpJvp        backward:  plain          jvp:   plain
     _check_identifiers(inputs + param_names)  # before they name table entries
-    tables = _TableBuilder(f, inputs, param_names)
+    choose = chooser(inputs) if chooser else None
+    tables = _TableBuilder(f, parsed.expr, inputs, param_names, choose)
     op = _Formula(class_name, Role.OP, inputs, ("out",), (tables.abstract,), inputs, "_t")
     backward = op.vjp_formula(Role.BACKWARD, ("grad",))
     jvp = op.jvp_formula(Role.JVP, inputs)
@@ -226,6 +236,8 @@ def build_model(
     functions = tuple(
         dataclasses.replace(spec, summary=summaries[spec.class_name]) for spec in functions
     )
+    partials = tables.tables(taken)
+    gradient = tuple(tables.chosen((i,)) for i in range(len(inputs)))
     return OpModel(
         name=name,
         class_name=class_name,
@@ -236,7 +248,7 @@ def build_model(
         gradient=gradient,
         reference=guard_branches(parsed.expr),
         functions=functions,
-        partials=tables.tables(taken),
+        partials=partials,
     )
 
 
@@ -315,7 +327,7 @@ class _Formula:
         grads = self.grad_names()
         tangents = self.tangent_names()
         if self.role is Role.OP:  # f itself, not a contraction
-            forward = _kernel(self.args + params, [tables.f], taken)
+            forward = _kernel(self.args + params, [tables.chosen(())], taken)
         else:
             forward = tables.contraction(self.args + params, list(self.values), taken)
         return FunctionSpec(
@@ -346,13 +358,23 @@ class _TableBuilder:
 
     MAX_ORDER = 3  # JvpJvp.jvp and BackwardJvp.backward contract ∂³f
 
-    def __init__(self, f: sympy.Expr, inputs: tuple[str, ...], params: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        f: sympy.Expr,
+        as_written: sympy.Expr,
+        inputs: tuple[str, ...],
+        params: tuple[str, ...],
+        choose: Chooser | None = None,
+    ) -> None:
         self.f = f
         self.inputs = inputs
         self.params = params
+        self.choose = choose
         self.symbols = [_symbol(n) for n in inputs]
         self.abstract = sympy.Function("f")(*self.symbols)
         self.formulas: dict[tuple[int, ...], sympy.Expr] = {(): f}
+        self.written: dict[tuple[int, ...], sympy.Expr] = {(): as_written}
+        self.chosen_forms: dict[tuple[int, ...], sympy.Expr] = {}
         self.entry: dict[tuple[int, ...], bool] = {}  # is_entry, computed once per index
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
         # where a field would be a keyword (inputs i, f: df.if); "__" where
@@ -374,6 +396,27 @@ class _TableBuilder:
             self.formulas[index] = _derivative(parent, self.symbols[index[-1]])
         return self.formulas[index]
 
+    def as_written(self, index: tuple[int, ...]) -> sympy.Expr:
+        """The same partial derivative of the expression as the user wrote it."""
+        if index not in self.written:
+            parent = self.as_written(index[:-1])
+            self.written[index] = _plain_derivative(parent, self.symbols[index[-1]])
+        return self.written[index]
+
+    def chosen(self, index: tuple[int, ...]) -> sympy.Expr:
+        """The form the selection stage chose for `formula(index)` (the stable
+        form without a chooser, or where the formula is no tensor function)."""
+        if index not in self.chosen_forms:
+            formula = self.formula(index)
+            if self.choose is not None and self.depends_on_input(formula):
+                name = self.name(index) if index else "f"
+                formula = self.choose(name, len(index), formula, lambda: self.as_written(index))
+            self.chosen_forms[index] = formula
+        return self.chosen_forms[index]
+
+    def depends_on_input(self, formula: sympy.Expr) -> bool:
+        return any(s.name in self.inputs for s in formula.free_symbols)
+
     def name(self, index: tuple[int, ...]) -> str:
         return "f_" + self.separator.join(self.inputs[i] for i in index)
 
@@ -391,7 +434,7 @@ class _TableBuilder:
     def is_entry(self, index: tuple[int, ...]) -> bool:
         """Whether the table helper computes this partial: it depends on a tensor."""
         if index not in self.entry:
-            self.entry[index] = any(s.name in self.inputs for s in self.formula(index).free_symbols)
+            self.entry[index] = self.depends_on_input(self.formula(index))
         return self.entry[index]
 
     def index(self, derivative: sympy.Derivative) -> tuple[int, ...]:
@@ -424,8 +467,8 @@ class _TableBuilder:
         entries = []
         by_index: dict[tuple[int, ...], str] = {}
         for index in self.indices():
-            formula = self.formula(index)
-            if formula != 0 and self.is_entry(index):
+            if self.formula(index) != 0 and self.is_entry(index):
+                formula = self.chosen(index)
                 name = self.name(index)
                 entries.append(Partial(name, name[2:], len(index), guard_branches(formula)))
                 by_index[index] = self.name(index)
@@ -481,6 +524,12 @@ def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     if result.has(sigmoid):
         result = sympy.factor_terms(result)
     return stabilize(result)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """The derivative with no rewriting: what autograd of the formula computes."""
+    return sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
 
 
 def _kernel(

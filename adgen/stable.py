@@ -211,6 +211,12 @@ def _safe_point(condition: sympy.Basic) -> tuple[sympy.Symbol, sympy.Expr] | Non
     if len(condition.free_symbols) != 1:
         return None
     (symbol,) = condition.free_symbols
+    if (
+        isinstance(condition, sympy.StrictLessThan)
+        and condition.lhs == sympy.Abs(symbol)
+        and condition.rhs.is_positive
+    ):
+        return None  # |x| < c: select's series regimes, a polynomial needs no guard
     try:
         interval = condition.as_set()
     except (NotImplementedError, TypeError, ValueError):

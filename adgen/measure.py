@@ -1,0 +1,477 @@
+"""Error of a formula as torch would compute it, in bits, at sampled points.
+
+The selection stage (select.py) compares equivalent formulas by this measure,
+the one Herbie uses: sample points over the inputs' domain uniformly over the
+floats' bit patterns (so 1e-30 and 1e30 are as likely as 0.5), evaluate each
+formula operation by operation with float32 or float64 rounding, and count how
+many floats lie between the result and the truth (mpmath at 256 bits):
+bits = log2(1 + that count), averaged over the points.
+
+No torch here (the generator must not need it): arithmetic is Python floats,
+rounded to float32 after each operation for the float32 measure (a float64
+operation on float32 operands, rounded once, is the float32 operation). Library
+functions (exp, sigmoid, ...) are evaluated correctly rounded with mpmath, as a
+good libm nearly is, so a formula's error is its own, not the library's, and
+the measure is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import mpmath
+import sympy
+
+from . import functions
+
+FLOAT32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+FLOAT64_MAX = 1.7976931348623157e308
+SAMPLE_SIZE = 128  # Herbie uses 256; half keeps emit time reasonable
+ORDINARY = 10.0  # half the sample lies in [-10, 10] (within the domain)
+SEED = 20261126
+TRUTH_BITS = 256
+_LIBRARY_BITS = 64  # a library function's working precision before it rounds
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Points at which formulas are compared: each input's values, one per point,
+    all exactly representable in float32 (so one truth serves both dtypes)."""
+
+    inputs: tuple[str, ...]  # ("x", "y")
+    columns: tuple[tuple[float, ...], ...]  # columns[i][k]: input i at point k
+    params: tuple[tuple[str, float], ...]  # (("alpha", 0.5),): parameter values
+
+    @property
+    def size(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def point(self, k: int) -> dict[str, float]:
+        values = {name: column[k] for name, column in zip(self.inputs, self.columns)}
+        return {**dict(self.params), **values}
+
+
+def sample_points(
+    inputs: Sequence[str],
+    domains: dict[str, tuple[float, float]],
+    params: dict[str, float],
+    size: int = SAMPLE_SIZE,
+    seed: int = SEED,
+) -> Sample:
+    """`size` points. Half have each input uniform over the bit patterns of all
+    float32 numbers (tails, overflow, underflow, tiny values: Herbie's sample),
+    half over the input's ordinary range: uniform over [-ORDINARY, ORDINARY]
+    (widened to the input's `domains` interval where one is given, and then a
+    quarter of the points by bit pattern inside that interval),
+    where a bit-pattern sample puts few points and most activations' and force
+    fields' inputs lie. Plus the interval's ends, +-1 and 0, paired at random.
+    Points where the formula is not real drop out when the truth is computed."""
+    rng = random.Random(seed)
+    columns = []
+    first, last = _ordinal32(-FLOAT32_MAX), _ordinal32(FLOAT32_MAX)
+    for name in inputs:
+        low, high = domains.get(name, (-ORDINARY, ORDINARY))
+        low, high = _round32_up(max(low, -FLOAT32_MAX)), _round32_down(min(high, FLOAT32_MAX))
+        special = [v for v in (low, high, 1.0, -1.0, 0.0) if low <= v <= high]
+        values = [_round32(v) for v in special]
+        tails = (size - len(values)) // 2
+        values += [_from_ordinal32(rng.randint(first, last)) for _ in range(tails)]
+        if name in domains:  # a given interval may span many octaves: half by bit pattern
+            inside = (size - len(values)) // 2
+            values += [
+                _from_ordinal32(rng.randint(_ordinal32(low), _ordinal32(high)))
+                for _ in range(inside)
+            ]
+        # The ordinary range also covers [-ORDINARY, ORDINARY] beyond a narrow given
+        # interval: a test interval of [-2, 2] does not make x = 5 unimportant.
+        near_low, near_high = min(low, -ORDINARY), max(high, ORDINARY)
+        values += [_round32(rng.uniform(near_low, near_high)) for _ in range(size - len(values))]
+        rng.shuffle(values)
+        columns.append(tuple(values))
+    return Sample(tuple(inputs), tuple(columns), tuple(sorted(params.items())))
+
+
+def truth(expr: sympy.Expr, sample: Sample, memo: dict | None = None) -> list[mpmath.mpf | None]:
+    """`expr` at each point, to TRUTH_BITS bits; None where it is not a finite real.
+    `memo` shares subexpressions' values between formulas of one sample."""
+    with mpmath.workprec(TRUTH_BITS):
+        evaluate = _compile(expr, _TRUTH, memo)
+        values = evaluate(_environment(sample, mpmath.mpf))
+    return [v if _finite_real(v) else None for v in values]
+
+
+def rounded_values(expr: sympy.Expr, sample: Sample, dtype: str, memo: dict) -> list[float]:
+    """`expr` at each point as torch computes it in `dtype` ("float32" or
+    "float64"): each operation rounded. `memo` shares subexpressions' values
+    between the formulas measured on one sample (sympy nodes are hashable)."""
+    arithmetic = _FLOAT32 if dtype == "float32" else _FLOAT64
+    evaluate = _compile(expr, arithmetic, memo.setdefault(dtype, {}))
+    return evaluate(_environment(sample, float))
+
+
+def bits_of_error(
+    values: Sequence[float], truths: Sequence[mpmath.mpf | None], dtype: str
+) -> tuple[float, ...]:
+    """log2(1 + floats between value and truth) at each point with a truth;
+    a NaN where the truth is a number counts as the widest error."""
+    ordinal = _ordinal32 if dtype == "float32" else _ordinal64
+    rounding = _round32 if dtype == "float32" else float
+    widest = 32.0 if dtype == "float32" else 64.0
+    bits = []
+    for value, exact in zip(values, truths):
+        if exact is None:
+            continue
+        if math.isnan(value):
+            bits.append(widest)
+            continue
+        distance = abs(ordinal(value) - ordinal(rounding(float(exact))))
+        bits.append(min(widest, math.log2(1 + distance)))
+    return tuple(bits)
+
+
+# --- evaluation ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Arithmetic:
+    """How one number system evaluates each kind of node."""
+
+    number: Callable[[sympy.Expr], object]  # a sympy number -> a value
+    add: Callable[[object, object], object]
+    mul: Callable[[object, object], object]
+    div: Callable[[object, object], object]
+    power: Callable[[object, object], object]
+    function: Callable[[type, tuple], object]  # (sympy class, argument values) -> value
+
+
+def _environment(sample: Sample, convert: Callable[[float], object]) -> list[dict[str, object]]:
+    return [{n: convert(v) for n, v in sample.point(k).items()} for k in range(sample.size)]
+
+
+def _compile(expr: sympy.Expr, arithmetic: _Arithmetic, memo: dict | None = None):
+    """A function from the points' environments to `expr`'s value at each."""
+    memo = {} if memo is None else memo
+
+    def values(node: sympy.Basic, points: list[dict]) -> list:
+        if node in memo:
+            return memo[node]
+        result = _node_values(node, points, arithmetic, values)
+        memo[node] = result
+        return result
+
+    return lambda points: values(expr, points)
+
+
+def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
+    size = len(points)
+    if node.is_Symbol:
+        return [p[node.name] for p in points]
+    if node.is_number and not isinstance(node, sympy.Piecewise):
+        return [arithmetic.number(node)] * size
+    if node.is_Add or node.is_Mul:
+        combine = arithmetic.add if node.is_Add else arithmetic.mul
+        # The printer's order: terms left to right; a Mul's denominator divides last.
+        if node.is_Mul:
+            numerator, denominator = _split_fraction(node)
+            if denominator:
+                top = _product(numerator, points, arithmetic, values)
+                bottom = _product(denominator, points, arithmetic, values)
+                return [arithmetic.div(a, b) for a, b in zip(top, bottom)]
+        ordered = node.as_ordered_terms() if node.is_Add else node.as_ordered_factors()
+        result = values(ordered[0], points)
+        for term in ordered[1:]:
+            result = [combine(a, b) for a, b in zip(result, values(term, points))]
+        return result
+    if node.is_Pow:
+        base, exponent = node.args
+        if exponent == -1:
+            one = arithmetic.number(sympy.S.One)
+            return [arithmetic.div(one, b) for b in values(base, points)]
+        bases, exponents = values(base, points), values(exponent, points)
+        return [arithmetic.power(b, e) for b, e in zip(bases, exponents)]
+    if isinstance(node, sympy.Piecewise):
+        return _piecewise(node, points, values)
+    if isinstance(node, functions.guarded):
+        value, safe, condition = node.args
+        held = _conditions(condition, points, values)
+        return [v if h else s for v, s, h in zip(values(value, points), values(safe, points), held)]
+    if isinstance(node, sympy.Function):
+        arguments = [values(a, points) for a in node.args]
+        return [arithmetic.function(type(node), args) for args in zip(*arguments)]
+    raise ValueError(f"cannot measure {type(node).__name__} in {node}")
+
+
+def _split_fraction(node: sympy.Mul) -> tuple[list, list]:
+    numerator, denominator = [], []
+    for factor in node.as_ordered_factors():
+        if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
+            denominator.append(factor.base ** -factor.exp)
+        else:
+            numerator.append(factor)
+    return numerator or [sympy.S.One], denominator
+
+
+def _product(factors, points, arithmetic, values) -> list:
+    result = values(factors[0], points)
+    for factor in factors[1:]:
+        result = [arithmetic.mul(a, b) for a, b in zip(result, values(factor, points))]
+    return result
+
+
+def _piecewise(node: sympy.Piecewise, points, values) -> list:
+    branches = [(values(v, points), _conditions(c, points, values)) for v, c in node.args]
+    result = []
+    for k in range(len(points)):
+        for branch_values, held in branches:
+            if held[k]:
+                result.append(branch_values[k])
+                break
+        else:
+            result.append(math.nan)
+    return result
+
+
+def _conditions(condition: sympy.Basic, points, values) -> list[bool]:
+    if condition is sympy.true:
+        return [True] * len(points)
+    if condition is sympy.false:
+        return [False] * len(points)
+    if isinstance(condition, sympy.And):
+        parts = [_conditions(c, points, values) for c in condition.args]
+        return [all(p) for p in zip(*parts)]
+    if isinstance(condition, sympy.Or):
+        parts = [_conditions(c, points, values) for c in condition.args]
+        return [any(p) for p in zip(*parts)]
+    if isinstance(condition, sympy.Not):
+        return [not c for c in _conditions(condition.args[0], points, values)]
+    compare = _COMPARISONS[condition.rel_op]
+    lhs, rhs = values(condition.lhs, points), values(condition.rhs, points)
+    return [bool(compare(a, b)) for a, b in zip(lhs, rhs)]
+
+
+_COMPARISONS = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}  # fmt: skip
+
+
+# --- the definitions of the functions, in mpmath ----------------------------------
+
+
+def _sigmoid(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+def _xlogy(x, y):
+    return mpmath.mpf(0) if x == 0 else x * mpmath.log(y)
+
+
+def _heaviside(x, at_zero=mpmath.mpf(0.5)):
+    return mpmath.mpf(1) if x > 0 else (at_zero if x == 0 else mpmath.mpf(0))
+
+
+def _polygamma(order, x):
+    return mpmath.psi(int(order), x)
+
+
+# The textbook definition of every function a formula may hold, for the truth
+# and for the correctly rounded library calls (tests/test_select.py checks that
+# every registry row has one).
+DEFINITIONS: dict[type, Callable[..., mpmath.mpf]] = {
+    sympy.sin: mpmath.sin, sympy.cos: mpmath.cos, sympy.tan: mpmath.tan,
+    sympy.asin: mpmath.asin, sympy.acos: mpmath.acos, sympy.atan: mpmath.atan,
+    sympy.atan2: mpmath.atan2,
+    sympy.sinh: mpmath.sinh, sympy.cosh: mpmath.cosh, sympy.tanh: mpmath.tanh,
+    sympy.asinh: mpmath.asinh, sympy.acosh: mpmath.acosh, sympy.atanh: mpmath.atanh,
+    sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.Abs: abs,
+    sympy.erf: mpmath.erf, sympy.erfc: mpmath.erfc, functions.erfc: mpmath.erfc,
+    sympy.erfinv: mpmath.erfinv, sympy.loggamma: mpmath.loggamma,
+    sympy.polygamma: _polygamma, sympy.sign: mpmath.sign, sympy.Heaviside: _heaviside,
+    sympy.Max: max, sympy.Min: min,
+    functions.sigmoid: _sigmoid,
+    functions.softplus: lambda x: mpmath.log1p(mpmath.exp(x)),
+    functions.relu: lambda x: max(x, mpmath.mpf(0)),
+    functions.log1p: mpmath.log1p,
+    functions.expm1: mpmath.expm1,
+    functions.logaddexp: lambda a, b: max(a, b) + mpmath.log1p(mpmath.exp(-abs(a - b))),
+    functions.xlogy: _xlogy,
+    functions.hypot: lambda x, y: mpmath.sqrt(x * x + y * y),
+}  # fmt: skip
+
+
+def _finite_real(value) -> bool:
+    return isinstance(value, mpmath.mpf) and mpmath.isfinite(value)
+
+
+def _truth_power(base, exponent):
+    if base == 0 and exponent < 0:
+        return mpmath.inf
+    return mpmath.power(base, exponent)
+
+
+# Beyond 2**(2**20) a function's argument (sin(exp(1e38))) would need a working
+# precision of that many bits: such a point has no truth we can afford, and drops.
+_LARGEST_MAGNITUDE = 2**20
+
+
+def _truth_function(cls: type, args: tuple):
+    if any(not _finite_real(a) or mpmath.mag(a) > _LARGEST_MAGNITUDE for a in args):
+        return mpmath.nan
+    try:
+        result = DEFINITIONS[cls](*args)
+    except (ValueError, ZeroDivisionError, OverflowError, MemoryError):
+        return mpmath.nan
+    return result if isinstance(result, mpmath.mpf) else mpmath.nan
+
+
+def _truth_divide(a, b):
+    if not (_finite_real(a) and _finite_real(b)) or b == 0:
+        return mpmath.nan
+    return a / b
+
+
+_TRUTH = _Arithmetic(
+    number=lambda n: mpmath.mpf(n.evalf(TRUTH_BITS * 30 // 100 + 5)),
+    add=lambda a, b: a + b,
+    mul=lambda a, b: a * b,
+    div=_truth_divide,
+    power=lambda b, e: _truth_power(b, e) if _finite_real(b) and _finite_real(e) else mpmath.nan,
+    function=_truth_function,
+)
+
+
+# --- float64 and float32 -------------------------------------------------------
+
+
+def _divide(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _power(base: float, exponent: float) -> float:
+    if exponent == 0.5:
+        return math.sqrt(base) if base >= 0 else math.nan
+    if exponent == -0.5:
+        return _divide(1.0, math.sqrt(base)) if base >= 0 else math.nan
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        negative = base < 0 and float(exponent).is_integer() and int(exponent) % 2 == 1
+        return -math.inf if negative else math.inf
+    except ValueError:  # a negative base to a fractional power, or 0 to a negative one
+        if base == 0:
+            return math.inf
+        return math.nan
+
+
+def _library(cls: type, args: tuple) -> float:
+    """A library function, correctly rounded to float64: special values as IEEE."""
+    if any(math.isnan(a) for a in args):
+        return math.nan
+    with mpmath.workprec(_LIBRARY_BITS):
+        try:
+            result = DEFINITIONS[cls](*(mpmath.mpf(a) for a in args))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return math.nan
+    if not isinstance(result, mpmath.mpf) or mpmath.isnan(result):
+        return math.nan
+    return float(result)
+
+
+def _add(a: float, b: float) -> float:
+    return a + b
+
+
+def _mul(a: float, b: float) -> float:
+    return a * b
+
+
+def _round32(value: float) -> float:
+    """The float32 nearest to `value` (inf beyond float32's range)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _round32_down(value: float) -> float:
+    rounded = _round32(value)
+    return rounded if rounded <= value else _from_ordinal32(_ordinal32(rounded) - 1)
+
+
+def _round32_up(value: float) -> float:
+    rounded = _round32(value)
+    return rounded if rounded >= value else _from_ordinal32(_ordinal32(rounded) + 1)
+
+
+def _ordinal32(value: float) -> int:
+    """Floats of float32 as consecutive integers (-0.0 and 0.0 both 0)."""
+    (bits,) = struct.unpack("<i", struct.pack("<f", value))
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFF)
+
+
+def _from_ordinal32(ordinal: int) -> float:
+    bits = ordinal if ordinal >= 0 else (-ordinal) | -0x80000000
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
+
+
+def _ordinal64(value: float) -> int:
+    (bits,) = struct.unpack("<q", struct.pack("<d", value))
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
+
+
+def _float32(operation: Callable[..., float]) -> Callable[..., float]:
+    return lambda *args: _round32(operation(*args))
+
+
+_FLOAT64 = _Arithmetic(
+    number=lambda n: float(n.evalf(20)),
+    add=_add,
+    mul=_mul,
+    div=_divide,
+    power=_power,
+    function=_library,
+)
+_FLOAT32 = _Arithmetic(
+    number=lambda n: _round32(float(n.evalf(20))),
+    add=_float32(_add),
+    mul=_float32(_mul),
+    div=_float32(_divide),
+    power=_float32(_power),
+    function=_float32(_library),
+)
+
+
+# --- series near zero ------------------------------------------------------------
+
+_FIT_POINTS = 16  # interpolation points, symmetric about 0 and avoiding it
+_FIT_SPACING = mpmath.mpf(2) ** -12
+_FIT_BITS = 512
+
+
+def taylor_coefficients(
+    expr: sympy.Expr, variable: str, degree: int, params: dict[str, float]
+) -> list[float] | None:
+    """The Taylor coefficients of `expr` at `variable` = 0 up to `degree`, as
+    floats; None where `expr` is not smooth and real around 0 there. Found by
+    interpolating values at points around 0 (not at 0, where the formula may
+    read 0/0) in 512-bit arithmetic, so no symbolic series (slow on derivative
+    formulas) is needed; the fit's error, h**(points - k), is far below float64's."""
+    offsets = [(k - (_FIT_POINTS - 1) / 2) * _FIT_SPACING for k in range(_FIT_POINTS)]
+    with mpmath.workprec(_FIT_BITS):
+        evaluate = _compile(expr, _TRUTH)
+        points = [{**{n: mpmath.mpf(v) for n, v in params.items()}, variable: h} for h in offsets]
+        values = evaluate(points)
+        if not all(_finite_real(v) for v in values):
+            return None
+        matrix = mpmath.matrix([[h**k for k in range(_FIT_POINTS)] for h in offsets])
+        coefficients = mpmath.lu_solve(matrix, mpmath.matrix(values))
+        return [float(coefficients[k]) for k in range(degree + 1)]

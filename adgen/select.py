@@ -1,0 +1,349 @@
+"""Stage 2b: choose, for the op's value and each partial-derivative table entry,
+the form that torch computes most cheaply among the most accurate.
+
+derive hands over each formula twice: in its stable form (stable.py's rewrites,
+applied before and after differentiation) and as the derivative of the formula
+as the user wrote it. Rewrites that keep the value (the rules below, each with a
+soundness test, plus sympy's `together` and `factor_terms`) grow a small set of
+equivalent candidates from both. Each candidate's error is measured (measure.py:
+bits of error in float32 and float64 at sampled points against a 256-bit truth)
+and its cost counted from the repo's table of per-operation costs (costs.py),
+where subexpressions already computed by a lower-order entry are free. The
+choice:
+
+  - accurate enough: total error (float32 + float64 mean bits) within
+    TOLERANCE_BITS of the most accurate candidate, at no point more than
+    POINTWISE_SLACK_BITS worse than it, and in neither dtype worse on average
+    than the formula as written (by more than TOLERANCE_BITS);
+  - among those, the cheapest; ties go to the more accurate, then to the stable
+    form, then to the first found (the search order is fixed).
+
+Nothing depends on timing or the machine: the points come from a fixed seed
+and the arithmetic is IEEE's, so the same formula is chosen everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import sympy
+
+from . import costs
+from .functions import expm1, hypot, log1p, sigmoid, softplus
+from .measure import (
+    Sample,
+    bits_of_error,
+    rounded_values,
+    sample_points,
+    taylor_coefficients,
+    truth,
+)
+from .stable import Bindings, match, stabilize
+
+# Selection gives up nothing measurable: a cheaper form may lose at most this
+# many bits (float32 + float64, mean over the sample) against the best.
+TOLERANCE_BITS = 0.25
+# ... and at no sample point more than this (1 bit: twice the error).
+POINTWISE_SLACK_BITS = 1.0
+MAX_CANDIDATES = 24  # per formula: rewrites beyond this are not tried
+SEARCH_DEPTH = 2  # rewrites applied in sequence
+LARGEST_FORMULA = 400  # sympy operations: larger formulas keep their stable form
+# A series regime (a where()) must earn its cost: this many bits better in total.
+REGIME_GAIN_BITS = 1.0
+REGIME_THRESHOLDS = (2.0**-20, 2.0**-12, 2.0**-8, 2.0**-5, 2.0**-3, 0.5)
+SERIES_DEGREE = 6
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """An identity `pattern = replacement(bindings)`, true wherever both sides are real."""
+
+    name: str  # "sigmoid complement"
+    pattern: sympy.Expr  # sigmoid(a)
+    replacement: Callable[[Bindings], sympy.Expr]  # 1 - sigmoid(-a)
+
+
+a, b, rest = sympy.Wild("a"), sympy.Wild("b"), sympy.Wild("rest")
+
+
+def _rationalised(bindings: Bindings) -> sympy.Expr:
+    """sqrt(a) - sqrt(b) = (a - b)/(sqrt(a) + sqrt(b)), with a - b expanded so
+    that its cancellation happens exactly (x + 1 - x = 1)."""
+    u, v = bindings[a], bindings[b]
+    return sympy.expand(u - v) / (sympy.sqrt(u) + sympy.sqrt(v)) + bindings.get(rest, 0)
+
+
+def _log_quotient(bindings: Bindings) -> sympy.Expr:
+    """log(a) - log(b) = log1p((a - b)/b)."""
+    u, v = bindings[a], bindings[b]
+    return log1p(sympy.expand(u - v) / v) + bindings.get(rest, 0)
+
+
+def _reciprocal_difference(bindings: Bindings) -> sympy.Expr:
+    """1/a - 1/b = (b - a)/(a*b)."""
+    u, v = bindings[a], bindings[b]
+    return sympy.expand(v - u) / (u * v) + bindings.get(rest, 0)
+
+
+def _replace(template: sympy.Expr) -> Callable[[Bindings], sympy.Expr]:
+    return lambda bindings: template.xreplace(bindings)
+
+
+REWRITES: tuple[Rewrite, ...] = (
+    # The stable vocabulary's other spellings: one transcendental call where two
+    # would be spent on σ(x) and σ(-x), softplus(x) and softplus(-x), ...
+    Rewrite("sigmoid complement", sigmoid(a), _replace(1 - sigmoid(-a))),
+    Rewrite("one minus sigmoid", 1 - sigmoid(a) + rest, _replace(sigmoid(-a) + rest)),
+    Rewrite("softplus complement", softplus(a), _replace(a + softplus(-a))),
+    Rewrite("tanh as sigmoid", sympy.tanh(a), _replace(2 * sigmoid(2 * a) - 1)),
+    Rewrite("sigmoid as tanh", sigmoid(a), _replace((1 + sympy.tanh(a / 2)) / 2)),
+    Rewrite("expm1 as exp", expm1(a), _replace(sympy.exp(a) - 1)),
+    Rewrite("log1p as log", log1p(a), _replace(sympy.log(1 + a))),
+    Rewrite("exp minus one", sympy.exp(a) - 1 + rest, _replace(expm1(a) + rest)),
+    Rewrite("one plus as log1p", sympy.log(1 + a), _replace(log1p(a))),
+    Rewrite("exp difference", sympy.exp(a) - sympy.exp(b) + rest,
+            _replace(sympy.exp(b) * expm1(a - b) + rest)),
+    # Cancellation removed by algebra (Herbie's classic rewrites).
+    Rewrite("difference of roots", sympy.sqrt(a) - sympy.sqrt(b) + rest, _rationalised),
+    Rewrite("difference of logs", sympy.log(a) - sympy.log(b) + rest, _log_quotient),
+    Rewrite("difference of reciprocals", 1 / a - 1 / b + rest, _reciprocal_difference),
+    Rewrite("one minus cos", 1 - sympy.cos(a) + rest, _replace(2 * sympy.sin(a / 2) ** 2 + rest)),
+    Rewrite("hypot", sympy.sqrt(a**2 + b**2), _replace(hypot(a, b))),
+)  # fmt: skip
+
+_WHOLE_FORMULA: tuple[tuple[str, Callable[[sympy.Expr], sympy.Expr]], ...] = (
+    ("together", sympy.together),
+    ("factor terms", sympy.factor_terms),
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One candidate form, with its error and cost."""
+
+    formula: sympy.Expr
+    origin: str  # "stable", "as written", or the rewrites that made it
+    float32_errors: tuple[float, ...]  # bits of error at each sample point with a truth
+    float64_errors: tuple[float, ...]
+    cost: float
+
+    @property
+    def float32_bits(self) -> float:
+        return _mean(self.float32_errors)
+
+    @property
+    def float64_bits(self) -> float:
+        return _mean(self.float64_errors)
+
+    @property
+    def bits(self) -> float:
+        return self.float32_bits + self.float64_bits
+
+    def nowhere_worse(self, other: Measured, slack: float) -> bool:
+        """At no point more than `slack` bits less accurate than `other`."""
+        return all(
+            mine <= theirs + slack
+            for errors, others in (
+                (self.float32_errors, other.float32_errors),
+                (self.float64_errors, other.float64_errors),
+            )
+            for mine, theirs in zip(errors, others)
+        )
+
+
+def _mean(values: tuple[float, ...]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What selection decided for one formula, for reports and tests."""
+
+    target: str  # "f_xy"
+    chosen: Measured
+    candidates: tuple[Measured, ...]  # every form measured, the chosen one included
+
+
+class FormSelector:
+    """Chooses forms for the formulas of one op, in the order derive asks: the
+    op's value, then the table entries by order (an entry may reuse, for free,
+    what an earlier entry of lower or equal order computes)."""
+
+    def __init__(
+        self,
+        inputs: tuple[str, ...],
+        domains: dict[str, tuple[float, float]],
+        params: dict[str, float],
+    ) -> None:
+        self.sample: Sample = sample_points(inputs, domains, params)
+        self.scalars = frozenset(params)
+        self.memo: dict = {}  # rounded values of subexpressions, by dtype
+        self.truth_memo: dict = {}
+        self.computed: dict[int, set[sympy.Expr]] = {}  # order -> subexpressions computed
+        self.choices: list[Choice] = []
+
+    def __call__(
+        self, target: str, order: int, stable: sympy.Expr, as_written: Callable[[], sympy.Expr]
+    ) -> sympy.Expr:
+        """The form to emit for `target` (an entry of the given order; 0 for the value)."""
+        free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
+        chosen = self._choose(target, stable, as_written, free)
+        if order > 0:
+            self.computed.setdefault(order, set()).update(_operations(chosen))
+        return chosen
+
+    def _choose(
+        self,
+        target: str,
+        stable: sympy.Expr,
+        as_written: Callable[[], sympy.Expr],
+        free: set[sympy.Expr],
+    ) -> sympy.Expr:
+        if sympy.count_ops(stable) > LARGEST_FORMULA:
+            return stable
+        forms = _candidates(stable, as_written())
+        truths = truth(stable, self.sample, self.truth_memo)
+        measured = [self._measure(formula, origin, truths, free) for formula, origin in forms]
+        written = next(m for m in measured if m.origin == "as written")
+        best = min(measured, key=lambda m: round(m.bits, 6))
+        accurate = [
+            m
+            for m in measured
+            if m.bits <= best.bits + TOLERANCE_BITS
+            and m.nowhere_worse(best, POINTWISE_SLACK_BITS)
+            and m.float32_bits <= written.float32_bits + TOLERANCE_BITS
+            and m.float64_bits <= written.float64_bits + TOLERANCE_BITS
+        ] or [best]
+        chosen = min(accurate, key=lambda m: (round(m.cost, 6), round(m.bits, 6)))
+        regimes = [
+            self._measure(formula, f"{chosen.origin}, series below {threshold}", truths, free)
+            for formula, threshold in self._regimes(stable, chosen.formula)
+        ]
+        better = [m for m in regimes if m.bits <= chosen.bits - REGIME_GAIN_BITS]
+        if better:
+            chosen = min(better, key=lambda m: (round(m.bits, 6), round(m.cost, 6)))
+        self.choices.append(Choice(target, chosen, tuple(measured + regimes)))
+        return chosen.formula
+
+    def _regimes(self, stable: sympy.Expr, general: sympy.Expr) -> list[tuple[sympy.Expr, float]]:
+        """`general`, but its Taylor polynomial at 0 where |x| < threshold, for
+        each threshold: the cure for cancellation near 0 ((1 - cos x)/x**2, the
+        odd derivatives of even functions), as Herbie's series expansions. Only
+        for formulas of one input (the coefficients are numbers)."""
+        variables = [s for s in stable.free_symbols if s.name not in self.scalars]
+        if len(variables) != 1:
+            return []
+        (x,) = variables
+        params = dict(self.sample.params)
+        coefficients = taylor_coefficients(stable, x.name, SERIES_DEGREE, params)
+        if coefficients is None:
+            return []
+        largest = max(abs(c) for c in coefficients)
+        polynomial = sympy.Add(
+            *(
+                sympy.Float(c, 17) * x**k
+                for k, c in enumerate(coefficients)
+                if abs(c) > largest * 1e-30  # the fit's noise where a coefficient is 0
+            )
+        )
+        return [
+            (sympy.Piecewise((polynomial, sympy.Abs(x) < threshold), (general, True)), threshold)
+            for threshold in REGIME_THRESHOLDS
+        ]
+
+    def _measure(self, formula, origin, truths, free) -> Measured:
+        errors = [
+            bits_of_error(rounded_values(formula, self.sample, dtype, self.memo), truths, dtype)
+            for dtype in ("float32", "float64")
+        ]
+        return Measured(formula, origin, *errors, cost(formula, free, self.scalars))
+
+
+def _candidates(stable: sympy.Expr, as_written: sympy.Expr) -> list[tuple[sympy.Expr, str]]:
+    """Equivalent forms, the stable one first, each once (a breadth-first search
+    over the rewrites, SEARCH_DEPTH deep, at most MAX_CANDIDATES)."""
+    forms: dict[sympy.Expr, str] = {stable: "stable"}
+    forms.setdefault(as_written, "as written")
+    if as_written == stable:
+        forms[stable] = "as written"  # the stable form is the formula as written
+    frontier = list(forms)
+    for _ in range(SEARCH_DEPTH):
+        following = []
+        for formula in frontier:
+            for rewritten, how in _rewrites(formula):
+                if len(forms) >= MAX_CANDIDATES:
+                    break
+                if rewritten not in forms:
+                    forms[rewritten] = f"{forms[formula]}, {how}"
+                    following.append(rewritten)
+        frontier = following
+    return list(forms.items())
+
+
+def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
+    """Each rewrite applied at one place (every occurrence of one subexpression),
+    then the whole-formula transforms; each result stabilised once more, so a
+    rewrite that uncovers a stable spelling gets it."""
+    for node in sympy.preorder_traversal(formula):
+        if node.is_Atom:
+            continue
+        for rule in REWRITES:
+            if type(rule.pattern) is not type(node):
+                continue
+            for bindings in match(rule.pattern, node, {}):
+                replaced = formula.xreplace({node: rule.replacement(bindings)})
+                yield replaced, rule.name
+                break
+    for name, transform in _WHOLE_FORMULA:
+        yield transform(formula), name
+    yield stabilize(formula), "stabilised"
+
+
+# --- cost ------------------------------------------------------------------------
+
+
+def cost(formula: sympy.Expr, free: set[sympy.Expr], scalars: frozenset[str]) -> float:
+    """Time to compute `formula` elementwise, in multiplications, each distinct
+    subexpression once (the kernels share them), those in `free` for nothing."""
+    total = 0.0
+    for node in _operations(formula):
+        if node in free or {s.name for s in node.free_symbols} <= scalars:
+            continue  # computed already, or a Python float computed once per call
+        total += _node_cost(node)
+    return total
+
+
+def _operations(formula: sympy.Expr) -> set[sympy.Expr]:
+    return {n for n in sympy.preorder_traversal(formula) if not n.is_Atom and n.free_symbols}
+
+
+def _node_cost(node: sympy.Expr) -> float:
+    table = costs.COSTS
+    if node.is_Add:
+        return table["add"] * (len(node.args) - 1)
+    if node.is_Mul:
+        factors = [f for f in node.args if f != -1]  # -x*y is one multiplication
+        if len(factors) == 1:
+            return table["neg"]
+        return table["mul"] * (len(factors) - 1)
+    if node.is_Pow:
+        exponent = node.exp
+        if exponent == sympy.S.Half:
+            return table["sqrt"]
+        if exponent == -sympy.S.Half:
+            return table["rsqrt"]
+        if exponent == -1:
+            return table["reciprocal"]
+        if exponent == 2:
+            return table["square"]
+        if exponent.is_Integer:
+            return table["pow_int"] + (table["reciprocal"] if exponent < 0 else 0)
+        return table["pow"]
+    if isinstance(node, (sympy.Piecewise,)):
+        return table["where"] * (len(node.args) - 1)
+    if isinstance(node, sympy.core.relational.Relational):
+        return table["gt"]
+    if isinstance(node, (sympy.And, sympy.Or, sympy.Not)):
+        return table["mul"]
+    return costs.function_cost(type(node))
