@@ -42,6 +42,7 @@ class _Request:
     parsed: ParsedExpression
     name: str  # "wave"
     inputs: tuple[str, ...] | None  # None: order of appearance
+    outputs: tuple[str, ...] | None  # ("u", "v"): names of a tuple's outputs; None: out0, ...
     params: tuple[Param, ...]
     domains: tuple[Domain, ...]  # the domains given; the others are chosen
     options: EmitOptions
@@ -57,6 +58,7 @@ class _Request:
             "expr": self.expr,
             "name": self.name,
             "inputs": self.inputs,
+            **({"outputs": self.outputs} if self.outputs is not None else {}),
             "params": [[p.name, p.default] for p in self.params],
             "domains": [[d.name, d.low, d.high] for d in self.domains],
             "save": self.options.save,
@@ -74,11 +76,12 @@ class _Generated:
 
 
 def plan_emit(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -92,7 +95,7 @@ def plan_emit(
     (default: the equivalent `adgen emit` line). The text comes from the cache
     when this generator already produced it for the same request."""
     request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
     )
     generated = _generate(request, with_test=True)
     assert generated.test is not None
@@ -104,11 +107,12 @@ def plan_emit(
 
 
 def cached_plan(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -119,7 +123,7 @@ def cached_plan(
     """`plan_emit`'s result when the cache holds it, else None (nothing derived).
     Raises what `plan_emit` raises for input it rejects before deriving."""
     request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
     )
     found = _lookup(cache.default_cache(), request, with_test=True)
     if found is None or found.test is None:
@@ -133,7 +137,7 @@ def cached_plan(
 
 
 def _request(
-    expr: str,
+    expr: str | Sequence[str],
     name: str | None,
     out: str | os.PathLike[str],
     inputs: Sequence[str] | None,
@@ -143,8 +147,10 @@ def _request(
     save: str,
     fuse: bool,
     regenerate: str | None,
+    outputs: Sequence[str] | None = None,
 ) -> _Request:
     """Parse and check the cheap part of the input (no derivation)."""
+    expr = joined_outputs(expr)
     with timing.stage("parse"):
         parsed = parse_expression(expr)
     if name is None:
@@ -167,7 +173,7 @@ def _request(
     module_path = out_dir / f"{name}.py"
     test_path = test_dir / f"test_{name}.py"
     command = regenerate or regenerate_command(
-        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options
+        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options, outputs
     )
     relative = Path(
         os.path.relpath(module_path.resolve(), test_path.parent.resolve())
@@ -177,6 +183,7 @@ def _request(
         parsed=parsed,
         name=name,
         inputs=tuple(inputs) if inputs is not None else None,
+        outputs=tuple(outputs) if outputs is not None else None,
         params=param_list,
         domains=given,
         options=options,
@@ -212,14 +219,18 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
         return found
     timing.count("cache miss")
     with timing.stage("derive"):
-        model = build_model(request.parsed, request.name, request.inputs, request.params)
+        model = build_model(
+            request.parsed, request.name, request.inputs, request.params, request.outputs
+        )
     param_values = {
         p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
     }
+    # Several outputs: every output and its gradient must be real and finite.
+    first, rest = model.exprs[0], tuple(model.exprs[1:]) + model.gradient
     if with_test:
         with timing.stage("domain"):
             chosen, notes = choose_domains(
-                model.expr, model.gradient, model.inputs, param_values, request.domains
+                first, rest, model.inputs, param_values, request.domains
             )
     else:
         # Only the module: check the names of the domains given, probe nothing
@@ -227,7 +238,7 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
         given = {d.name for d in request.domains}
         placeholders = tuple(Domain(n, -1.0, 1.0) for n in model.inputs if n not in given)
         choose_domains(
-            model.expr, model.gradient, model.inputs, param_values,
+            first, rest, model.inputs, param_values,
             request.domains + placeholders,
         )
         notes = ()
@@ -247,11 +258,12 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
 
 
 def emit(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -269,6 +281,7 @@ def emit(
         name=name,
         out=out,
         inputs=inputs,
+        outputs=outputs,
         params=params,
         domains=domains,
         tests_dir=tests_dir,
@@ -281,10 +294,11 @@ def emit(
 
 
 def render(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     save: str = "inputs",
@@ -293,16 +307,18 @@ def render(
     """The module and test source for `expr`, without writing files (the test
     expects the module beside it)."""
     plan = plan_emit(
-        expr, name=name, inputs=inputs, params=params, domains=domains, save=save, fuse=fuse
+        expr, name=name, inputs=inputs, outputs=outputs, params=params, domains=domains,
+        save=save, fuse=fuse,
     )
     return RenderedOp(module_source=plan.module.content, test_source=plan.test.content)
 
 
 def load(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     save: str = "inputs",
@@ -316,7 +332,9 @@ def load(
     >>> mish = load("x*tanh(softplus(x))", name="mish")
     >>> y = mish(torch.randn(3, requires_grad=True))
     """
-    request = _request(expr, name, ".", inputs, params, domains, None, save, fuse, None)
+    request = _request(
+        expr, name, ".", inputs, params, domains, None, save, fuse, None, outputs
+    )
     name = request.name
     # Only the module: no test file, so no test domains to probe.
     source = _generate(request, with_test=False).module
@@ -340,6 +358,7 @@ def regenerate_command(
     out: Path,
     tests_dir: str | os.PathLike[str] | None,
     options: EmitOptions = EmitOptions(),
+    outputs: Sequence[str] | None = None,
 ) -> str:
     """The canonical `adgen emit` line for these options. Folders appear as given
     when relative; absolute ones are reduced to their last part, so that output
@@ -347,6 +366,8 @@ def regenerate_command(
     words = ["adgen", "emit", "--name", name]
     if inputs is not None:
         words += ["--inputs", ",".join(inputs)]
+    if outputs is not None:
+        words += ["--outputs", ",".join(outputs)]
     for p in params:
         words += ["--param", p.name if p.default is None else f"{p.name}={p.default!r}"]
     for d in domains:
@@ -361,6 +382,24 @@ def regenerate_command(
     if text.startswith("-"):
         words.append("--")
     return " ".join(shlex.quote(w) for w in words + [text])
+
+
+def joined_outputs(expr: object) -> str:
+    """The text of an expression given as one string, or as a list of strings,
+    one per output: "r*cos(t), r*sin(t)"."""
+    if isinstance(expr, str):
+        return expr
+    if not isinstance(expr, (list, tuple)) or not all(isinstance(e, str) for e in expr):
+        raise InputError(f"expr must be a string or a list of strings, got {expr!r}")
+    if len(expr) < 2:
+        raise InputError("a list of expressions needs one string per output, at least two")
+    for index, item in enumerate(expr):
+        if not item.strip():
+            raise InputError(f"expr[{index}] is empty")
+        count = len(parse_expression(item).outputs)
+        if count:
+            raise InputError(f"expr[{index}] holds {count} outputs; give one expression per item")
+    return ", ".join(" ".join(item.split()) for item in expr)
 
 
 def _portable(path: Path) -> str:
