@@ -20,7 +20,7 @@ from . import cache, timing
 from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, checked_domain, choose_domains
 from .errors import InputError
-from .parse import ParsedExpression, parse_expression
+from .parse import ParsedExpression, joined_outputs, parse_expression
 from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
 from .write import PlannedFile, write_files
 
@@ -382,24 +382,6 @@ def regenerate_command(
     if text.startswith("-"):
         words.append("--")
     return " ".join(shlex.quote(w) for w in words + [text])
-
-
-def joined_outputs(expr: object) -> str:
-    """The text of an expression given as one string, or as a list of strings,
-    one per output: "r*cos(t), r*sin(t)"."""
-    if isinstance(expr, str):
-        return expr
-    if not isinstance(expr, (list, tuple)) or not all(isinstance(e, str) for e in expr):
-        raise InputError(f"expr must be a string or a list of strings, got {expr!r}")
-    if len(expr) < 2:
-        raise InputError("a list of expressions needs one string per output, at least two")
-    for index, item in enumerate(expr):
-        if not item.strip():
-            raise InputError(f"expr[{index}] is empty")
-        count = len(parse_expression(item).outputs)
-        if count:
-            raise InputError(f"expr[{index}] holds {count} outputs; give one expression per item")
-    return ", ".join(" ".join(item.split()) for item in expr)
 
 
 def _portable(path: Path) -> str:

@@ -165,6 +165,24 @@ def _output(converter: _Converter, node: ast.expr) -> sympy.Expr:
     return expr
 
 
+def joined_outputs(expr: object) -> str:
+    """The text of an expression given as one string, or as a list of strings,
+    one per output: "r*cos(t), r*sin(t)"."""
+    if isinstance(expr, str):
+        return expr
+    if not isinstance(expr, (list, tuple)) or not all(isinstance(e, str) for e in expr):
+        raise InputError(f"expr must be a string or a list of strings, got {expr!r}")
+    if len(expr) < 2:
+        raise InputError("a list of expressions needs one string per output, at least two")
+    for index, item in enumerate(expr):
+        if not item.strip():
+            raise InputError(f"expr[{index}] is empty")
+        count = len(parse_expression(item).outputs)
+        if count:
+            raise InputError(f"expr[{index}] holds {count} outputs; give one expression per item")
+    return ", ".join(" ".join(item.split()) for item in expr)
+
+
 def _check_characters(text: str) -> None:
     if not text.strip():
         raise InputError("empty expression")
