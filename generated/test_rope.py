@@ -24,21 +24,21 @@ PARAMS = {}
 # Interval each input is drawn from: where the expression is real and smooth.
 DOMAINS = {
     "x1": (-2.0, 2.0),
-    "c": (-2.0, 2.0),
     "x2": (-2.0, 2.0),
+    "c": (-2.0, 2.0),
     "s": (-2.0, 2.0),
 }
 SHAPES = {
     "x1": (5,),
-    "c": (5,),
     "x2": (5,),
+    "c": (5,),
     "s": (5,),
 }
 # Shapes that broadcast against each other.
 BROADCAST_SHAPES = {
     "x1": (2, 1),
-    "c": (3,),
-    "x2": (2, 3),
+    "x2": (3,),
+    "c": (2, 3),
     "s": (),
 }
 # The op's value and gradient at a few points, computed when it was emitted with
@@ -52,20 +52,20 @@ ANCHORS = [
     (
         0,
         (-1.0732, 0.2972, 1.2516, -0.4516),
-        (0.24626752000000002, 0.2972, -1.0732, 0.4516, -1.2516),
-        (4.99, 0.297, 1.07, 1.35, 3.75),
+        (-1.2090016, 1.2516, 0.4516, -1.0732, -0.2972),
+        (7.52, 1.25, 1.35, 1.07, 0.892),
     ),
     (
         0,
         (0.2972, 1.2516, -0.4516, 0.7816),
-        (0.72494608, 1.2516, 0.2972, -0.7816, 0.4516),
-        (3.98, 1.25, 0.297, 2.34, 1.35),
+        (-1.11246608, -0.4516, -0.7816, 0.2972, -1.2516),
+        (6.54, 0.452, 2.34, 0.297, 3.75),
     ),
     (
         0,
         (1.2516, -0.4516, 0.7816, -1.5444),
-        (0.6418804799999999, -0.4516, 1.2516, 1.5444, -0.7816),
-        (10.1, 0.452, 1.25, 4.63, 2.34),
+        (0.28079951999999997, 0.7816, 1.5444, 1.2516, 0.4516),
+        (9.08, 0.782, 4.63, 1.25, 1.35),
     ),
     (
         1,
@@ -114,10 +114,10 @@ OUTPUTS = 2  # y1, y2
 USED = [tuple(range(OUTPUTS))] + [(o,) for o in range(OUTPUTS)]
 
 
-def reference(x1, c, x2, s):
+def reference(x1, x2, c, s):
     """The expressions in plain torch ops, for autograd to differentiate."""
     # The op's outputs have the broadcast shape of all inputs, used or not.
-    x1, c, x2, s = torch.broadcast_tensors(x1, c, x2, s)
+    x1, x2, c, s = torch.broadcast_tensors(x1, x2, c, s)
     return (
         c * x1 - s * x2,
         c * x2 + s * x1,
