@@ -165,7 +165,7 @@ def _op_entry(name: str, table: Any, where: str) -> OpEntry:
     if isinstance(expr, list):  # several outputs, one string each
         expr = joined_outputs(expr)
     if not isinstance(expr, str):
-        raise InputError(f"{here}: missing 'expr', or not a string or a list of strings")
+        raise InputError(f"{here}: missing or non-string 'expr' (a string, or a list of strings for several outputs)")
     outputs = table.get("outputs")
     if outputs is not None and not (
         isinstance(outputs, list) and outputs and all(isinstance(n, str) for n in outputs)
