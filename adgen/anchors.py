@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable, Mapping
+import dataclasses
 from dataclasses import dataclass
 
 import mpmath
@@ -74,6 +75,19 @@ def anchors(
         return _anchors(model, domains, param_values)
     except (ArithmeticError, ValueError, TypeError, RecursionError, NotImplementedError):
         return ()  # an expression sympy cannot evaluate: the other tests remain
+
+
+def output_anchors(
+    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
+) -> tuple[tuple[Anchor, ...], ...]:
+    """`anchors` of each output of an op with several, from that output's
+    reference formula and its own text (the item of the top-level tuple)."""
+    items = ast.parse(model.text, mode="eval").body.elts  # parsed, never evaluated
+    texts = [ast.get_source_segment(model.text, item) or "" for item in items]
+    return tuple(
+        anchors(dataclasses.replace(model, reference=reference, text=text), domains, param_values)
+        for reference, text in zip(model.references, texts)
+    )
 
 
 def _anchors(

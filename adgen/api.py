@@ -20,7 +20,7 @@ from . import cache, timing
 from .derive import Param, build_model, check_name
 from .domain import PARAM_TEST_VALUE, Domain, checked_domain, choose_domains
 from .errors import InputError
-from .parse import ParsedExpression, parse_expression
+from .parse import ParsedExpression, joined_outputs, parse_expression
 from .select import FormSelector
 from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
 from .write import PlannedFile, write_files
@@ -43,6 +43,7 @@ class _Request:
     parsed: ParsedExpression
     name: str  # "wave"
     inputs: tuple[str, ...] | None  # None: order of appearance
+    outputs: tuple[str, ...] | None  # ("u", "v"): names of a tuple's outputs; None: out0, ...
     params: tuple[Param, ...]
     domains: tuple[Domain, ...]  # the domains given; the others are chosen
     options: EmitOptions
@@ -58,6 +59,7 @@ class _Request:
             "expr": self.expr,
             "name": self.name,
             "inputs": self.inputs,
+            **({"outputs": self.outputs} if self.outputs is not None else {}),
             "params": [[p.name, p.default] for p in self.params],
             "domains": [[d.name, d.low, d.high] for d in self.domains],
             "save": self.options.save,
@@ -75,11 +77,12 @@ class _Generated:
 
 
 def plan_emit(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -93,7 +96,7 @@ def plan_emit(
     (default: the equivalent `adgen emit` line). The text comes from the cache
     when this generator already produced it for the same request."""
     request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
     )
     generated = _generate(request, with_test=True)
     assert generated.test is not None
@@ -105,11 +108,12 @@ def plan_emit(
 
 
 def cached_plan(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -120,7 +124,7 @@ def cached_plan(
     """`plan_emit`'s result when the cache holds it, else None (nothing derived).
     Raises what `plan_emit` raises for input it rejects before deriving."""
     request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate
+        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
     )
     found = _lookup(cache.default_cache(), request, with_test=True)
     if found is None or found.test is None:
@@ -134,7 +138,7 @@ def cached_plan(
 
 
 def _request(
-    expr: str,
+    expr: str | Sequence[str],
     name: str | None,
     out: str | os.PathLike[str],
     inputs: Sequence[str] | None,
@@ -144,8 +148,10 @@ def _request(
     save: str,
     fuse: bool,
     regenerate: str | None,
+    outputs: Sequence[str] | None = None,
 ) -> _Request:
     """Parse and check the cheap part of the input (no derivation)."""
+    expr = joined_outputs(expr)
     with timing.stage("parse"):
         parsed = parse_expression(expr)
     if name is None:
@@ -168,7 +174,7 @@ def _request(
     module_path = out_dir / f"{name}.py"
     test_path = test_dir / f"test_{name}.py"
     command = regenerate or regenerate_command(
-        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options
+        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options, outputs
     )
     relative = Path(
         os.path.relpath(module_path.resolve(), test_path.parent.resolve())
@@ -178,6 +184,7 @@ def _request(
         parsed=parsed,
         name=name,
         inputs=tuple(inputs) if inputs is not None else None,
+        outputs=tuple(outputs) if outputs is not None else None,
         params=param_list,
         domains=given,
         options=options,
@@ -218,13 +225,15 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
     given = {d.name: (d.low, d.high) for d in request.domains}
     with timing.stage("derive and select"):
         model = build_model(
-            request.parsed, request.name, request.inputs, request.params,
+            request.parsed, request.name, request.inputs, request.params, request.outputs,
             chooser=lambda inputs: FormSelector(inputs, given, param_values),
         )
+    # Several outputs: every output and its gradient must be real and finite.
+    first, rest = model.exprs[0], tuple(model.exprs[1:]) + model.gradient
     if with_test:
         with timing.stage("domain"):
             chosen, notes = choose_domains(
-                model.expr, model.gradient, model.inputs, param_values, request.domains
+                first, rest, model.inputs, param_values, request.domains
             )
     else:
         # Only the module: check the names of the domains given, probe nothing
@@ -232,7 +241,7 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
         given = {d.name for d in request.domains}
         placeholders = tuple(Domain(n, -1.0, 1.0) for n in model.inputs if n not in given)
         choose_domains(
-            model.expr, model.gradient, model.inputs, param_values,
+            first, rest, model.inputs, param_values,
             request.domains + placeholders,
         )
         notes = ()
@@ -252,11 +261,12 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
 
 
 def emit(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     out: str | os.PathLike[str] = ".",
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     tests_dir: str | os.PathLike[str] | None = None,
@@ -274,6 +284,7 @@ def emit(
         name=name,
         out=out,
         inputs=inputs,
+        outputs=outputs,
         params=params,
         domains=domains,
         tests_dir=tests_dir,
@@ -286,10 +297,11 @@ def emit(
 
 
 def render(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     save: str = "inputs",
@@ -298,16 +310,18 @@ def render(
     """The module and test source for `expr`, without writing files (the test
     expects the module beside it)."""
     plan = plan_emit(
-        expr, name=name, inputs=inputs, params=params, domains=domains, save=save, fuse=fuse
+        expr, name=name, inputs=inputs, outputs=outputs, params=params, domains=domains,
+        save=save, fuse=fuse,
     )
     return RenderedOp(module_source=plan.module.content, test_source=plan.test.content)
 
 
 def load(
-    expr: str,
+    expr: str | Sequence[str],
     *,
     name: str | None = None,
     inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     params: Mapping[str, float | None] | None = None,
     domains: Mapping[str, tuple[float, float]] | None = None,
     save: str = "inputs",
@@ -321,7 +335,9 @@ def load(
     >>> mish = load("x*tanh(softplus(x))", name="mish")
     >>> y = mish(torch.randn(3, requires_grad=True))
     """
-    request = _request(expr, name, ".", inputs, params, domains, None, save, fuse, None)
+    request = _request(
+        expr, name, ".", inputs, params, domains, None, save, fuse, None, outputs
+    )
     name = request.name
     # Only the module: no test file, so no test domains to probe.
     source = _generate(request, with_test=False).module
@@ -345,6 +361,7 @@ def regenerate_command(
     out: Path,
     tests_dir: str | os.PathLike[str] | None,
     options: EmitOptions = EmitOptions(),
+    outputs: Sequence[str] | None = None,
 ) -> str:
     """The canonical `adgen emit` line for these options. Folders appear as given
     when relative; absolute ones are reduced to their last part, so that output
@@ -352,6 +369,8 @@ def regenerate_command(
     words = ["adgen", "emit", "--name", name]
     if inputs is not None:
         words += ["--inputs", ",".join(inputs)]
+    if outputs is not None:
+        words += ["--outputs", ",".join(outputs)]
     for p in params:
         words += ["--param", p.name if p.default is None else f"{p.name}={p.default!r}"]
     for d in domains:

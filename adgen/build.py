@@ -72,6 +72,7 @@ def plan_build(
             name=op.name,
             out=project.out,
             inputs=op.inputs,
+            outputs=op.outputs,
             params=dict(op.params),
             domains={name: (low, high) for name, low, high in op.domains},
             tests_dir=project.tests,

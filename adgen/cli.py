@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("-o", "--out", default=".", metavar="DIR", help="folder for NAME.py (default: .)")
     emit.add_argument("--name", help="module and function name (default: the function of EXPR, as 'sin' for 'sin(x)')")
     emit.add_argument("--inputs", metavar="X,Y", help="tensor inputs in call order (default: order of appearance)")
+    emit.add_argument("--outputs", metavar="U,V", help="names of the outputs of a tuple expression such as 'r*cos(t), r*sin(t)' (default: out0,out1,...)")
     emit.add_argument("--param", action="append", default=[], metavar="NAME[=DEFAULT]", help="a float parameter, keyword-only, not differentiated (repeatable)")
     emit.add_argument("--domain", action="append", default=[], metavar="NAME=LO:HI", help="interval the generated test samples NAME from (repeatable)")
     emit.add_argument("--tests-dir", metavar="DIR", help="folder for test_NAME.py (default: the --out folder)")
@@ -145,6 +146,7 @@ def _emit(args: argparse.Namespace) -> int:
         name=args.name,
         out=args.out,
         inputs=_split_inputs(args.inputs),
+        outputs=_split_inputs(args.outputs, "--outputs"),
         params=_parse_params(args.param),
         domains={d.name: (d.low, d.high) for d in map(parse_domain, args.domain)},
         tests_dir=args.tests_dir,
@@ -215,12 +217,12 @@ def _unified_diff(difference: Difference) -> list[str]:
     return [line if line.endswith("\n") else line + "\n" for line in lines]
 
 
-def _split_inputs(text: str | None) -> list[str] | None:
+def _split_inputs(text: str | None, option: str = "--inputs") -> list[str] | None:
     if text is None:
         return None
     names = [n.strip() for n in text.split(",")]
     if not all(names):
-        raise InputError(f"`--inputs` expects names separated by commas, got {text!r}")
+        raise InputError(f"`{option}` expects names separated by commas, got {text!r}")
     return names
 
 

@@ -47,16 +47,21 @@ class Kernel:
     temporaries: tuple[tuple[str, sympy.Expr], ...]  # (("t0", grad*f_x), ...)
     outputs: tuple[sympy.Expr, ...]  # (t0*f_xx + ..., ...), in terms of t* and f_*
     partials_order: int = 0  # 2: the kernel reads the table entries of orders 1 and 2
+    # Several outputs: the terms that vanish when an output's grad is None, one
+    # kernel per output, added to `outputs` only where that grad is present:
+    # (("grad_u", ("grad_u", "grad_u_t"), Kernel(...)), ...): guard, its group, terms.
+    blocks: tuple[tuple[str, tuple[str, ...], Kernel], ...] = ()
 
 
 @dataclass(frozen=True)
 class Partial:
     """One entry of the partial-derivative tables."""
 
-    name: str  # "f_xy"
-    field: str  # "xy": its name in the helper's result, `df.xy` in the kernels
+    name: str  # "f_xy"; "u_xy" for output u of several
+    field: str  # "xy": its name in the helper's result, `df.xy` in the kernels ("u_xy")
     order: int  # 2
     formula: sympy.Expr  # -2*alpha*x*exp(-alpha*x**2)*sin(y), where() branches guarded
+    output: int = 0  # 1: the position of the output it differentiates
 
 
 @dataclass(frozen=True)
@@ -69,15 +74,18 @@ class PartialTables:
     entries: tuple[Partial, ...]  # f_x, f_y, f_xx, f_xy, f_yy, ...: by order, then index
     stages: tuple[tuple[tuple[str, sympy.Expr], ...], ...]  # (("t0", exp(-alpha*x**2)),), ...
     outputs: tuple[sympy.Expr, ...]  # each entry's formula over the temporaries
-    by_index: dict[tuple[int, ...], str]  # {(0, 1): "f_xy"}: input positions -> entry
+    by_index: dict[tuple[int, ...], str]  # {(0, 1): "f_xy"}: input positions -> entry (output 0)
+    by_output: tuple[dict[tuple[int, ...], str], ...] = ()  # by_index of each output
 
     def names(self, order: int) -> tuple[str, ...]:
         """The entries a caller needing `order` unpacks: all of orders 1..order."""
         return tuple(e.name for e in self.entries if e.order <= order)
 
-    def name_of(self, index: tuple[int, ...]) -> str | None:
+    def name_of(self, index: tuple[int, ...], output: int = 0) -> str | None:
         """The entry for the sorted input positions `index`, None where it is not
         one (zero, or a function of parameters alone)."""
+        if self.by_output:
+            return self.by_output[output].get(index)
         return self.by_index.get(index)
 
 
@@ -112,6 +120,9 @@ class FunctionSpec:
     backward: Kernel | None  # plain kernel when backward_call is None
     jvp_call: str | None  # "WaveJvp": jvp returns that Function's output
     jvp: Kernel | None  # plain kernel when jvp_call is None
+    # Grads backward may receive as None (set_materialize_grads(False)): those of
+    # an op's several outputs, never materialised as zeros.
+    optional_grads: tuple[str, ...] = ()  # ("grad_u", "grad_v")
 
     def grad_names(self) -> tuple[str, ...]:
         """Names of the gradients backward receives, one per output."""
@@ -136,6 +147,15 @@ class OpModel:
     reference: sympy.Expr  # the user's formula as written, where() guarded: the tests' oracle
     functions: tuple[FunctionSpec, ...]  # Wave, WaveBackward, WaveJvp, ...: the op first
     partials: PartialTables  # ∂f, ∂²f, ∂³f that every kernel but the op's forward contracts
+    # Several outputs (expr, reference: their sympy.Tuple; gradient: every
+    # output's, output by output). One output: ("out",), (expr,), (reference,).
+    outputs: tuple[str, ...] = ("out",)  # ("u", "v")
+    exprs: tuple[sympy.Expr, ...] = ()  # (r*cos(t), r*sin(t))
+    references: tuple[sympy.Expr, ...] = ()  # the same as written, where() guarded
+
+    @property
+    def multi_output(self) -> bool:
+        return len(self.outputs) > 1
 
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -181,16 +201,21 @@ def build_model(
     name: str,
     inputs: tuple[str, ...] | None = None,
     params: tuple[Param, ...] = (),
+    outputs: tuple[str, ...] | None = None,
     chooser: Callable[[tuple[str, ...]], Chooser] | None = None,
 ) -> OpModel:
-    """Derive the op's family of Functions and the kernels of each; `chooser`,
-    given the inputs, makes the selection stage's chooser of forms (None: the
-    stable forms, unmeasured)."""
+    """Derive the op's family of Functions and the kernels of each. `outputs`
+    names the outputs of a tuple expression (default out0, out1, ...);
+    `chooser`, given the inputs, makes the selection stage's chooser of forms
+    (None: the stable forms, unmeasured)."""
     check_name(name)
     class_name = camel_case(name)
     inputs = _resolve_inputs(parsed, inputs, params)
     param_names = tuple(p.name for p in params)
-    f = stabilize(parsed.expr)
+    output_names = _resolve_outputs(parsed, outputs, inputs + param_names)
+    as_written = parsed.outputs or (parsed.expr,)
+    exprs = tuple(stabilize(e) for e in as_written)
+    f = exprs[0] if len(exprs) == 1 else sympy.Tuple(*exprs)
 
     # The family. Every Function has a backward and a jvp; those that return
     # another Function's output stay exactly differentiable one more time, in
@@ -207,14 +232,22 @@ def build_model(
     #   JvpJvp        backward:  plain          jvp:   plain
     _check_identifiers(inputs + param_names)  # before they name table entries
     choose = chooser(inputs) if chooser else None
-    tables = _TableBuilder(f, parsed.expr, inputs, param_names, choose)
-    op = _Formula(class_name, Role.OP, inputs, ("out",), (tables.abstract,), inputs, "_t")
+    tables = _TableBuilder(exprs, inputs, param_names, output_names, as_written, choose)
+    multi = len(exprs) > 1
+    op = _Formula(
+        class_name, Role.OP, inputs, output_names if multi else ("out",),
+        tuple(tables.abstract), inputs, "_t", (None,) * len(inputs),
+    )
     backward = op.vjp_formula(Role.BACKWARD, ("grad",))
+    # Several outputs: the backward's results have the grads' shape (one output's
+    # grad alone may be given).
+    grads_shape = backward.args[: len(exprs)] if multi else ("grad",)
+    backward = dataclasses.replace(backward, shape_of=grads_shape)
     jvp = op.jvp_formula(Role.JVP, inputs)
-    backward_jvp = backward.jvp_formula(Role.BACKWARD_JVP, ("grad",))
+    backward_jvp = backward.jvp_formula(Role.BACKWARD_JVP, grads_shape)
     jvp_jvp = jvp.jvp_formula(Role.JVP_JVP, inputs)
 
-    taken = set(inputs) | set(param_names) | set(tables.all_names())
+    taken = set(inputs) | set(param_names) | set(tables.all_names()) | set(output_names)
     functions = (
         op.spec(param_names, taken, tables, backward_call=backward, jvp_call=jvp),
         backward.spec(param_names, taken, tables, jvp_call=backward_jvp),
@@ -223,13 +256,31 @@ def build_model(
         jvp_jvp.spec(param_names, taken, tables),
     )
     _check_argument_names(inputs, params, functions, tables.all_names())
-    summaries = {
-        op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
-        f"{sympy.sstr(f)}",
-        backward.class_name: f"({', '.join(backward.args)}) -> "
-        + ", ".join(f"grad·∂f/∂{n}" for n in inputs),
-        jvp.class_name: f"({', '.join(jvp.args)}) -> "
-        + " + ".join(f"∂f/∂{n}·{n}_t" for n in inputs),
+    if multi:
+        signature = f"{name}({', '.join(inputs)}{_params_suffix(param_names)})"
+        backward_summary = ", ".join(
+            " + ".join(f"{g}·∂{o}/∂{n}" for g, o in zip(op.grad_names(), output_names))
+            for n in inputs
+        )
+        jvp_summary = ", ".join(
+            " + ".join(f"∂{o}/∂{n}·{n}_t" for n in inputs) for o in output_names
+        )
+        summaries = {
+            op.class_name: f"{signature} = "
+            + ", ".join(f"{o}: {sympy.sstr(e)}" for o, e in zip(output_names, exprs)),
+            backward.class_name: f"({', '.join(backward.args)}) -> {backward_summary}",
+            jvp.class_name: f"({', '.join(jvp.args)}) -> {jvp_summary}",
+        }
+    else:
+        summaries = {
+            op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
+            f"{sympy.sstr(f)}",
+            backward.class_name: f"({', '.join(backward.args)}) -> "
+            + ", ".join(f"grad·∂f/∂{n}" for n in inputs),
+            jvp.class_name: f"({', '.join(jvp.args)}) -> "
+            + " + ".join(f"∂f/∂{n}·{n}_t" for n in inputs),
+        }
+    summaries |= {
         backward_jvp.class_name: f"the jvp of {backward.class_name}",
         jvp_jvp.class_name: f"the jvp of {jvp.class_name}",
     }
@@ -237,7 +288,9 @@ def build_model(
         dataclasses.replace(spec, summary=summaries[spec.class_name]) for spec in functions
     )
     partials = tables.tables(taken)
-    gradient = tuple(tables.chosen((i,)) for i in range(len(inputs)))
+    gradient = tuple(
+        tables.chosen((i,), o) for o in range(len(exprs)) for i in range(len(inputs))
+    )
     return OpModel(
         name=name,
         class_name=class_name,
@@ -249,6 +302,9 @@ def build_model(
         reference=guard_branches(parsed.expr),
         functions=functions,
         partials=partials,
+        outputs=output_names if multi else ("out",),
+        exprs=exprs,
+        references=tuple(guard_branches(e) for e in (parsed.outputs or (parsed.expr,))),
     )
 
 
@@ -263,6 +319,9 @@ class _Formula:
     values: tuple[sympy.Expr, ...]  # (grad*Derivative(f(x, y), x), ...): f abstract
     shape_of: tuple[str, ...]  # ("grad",)
     tangent_suffix: str  # "_t"
+    # For each argument, the op output whose grad it is or derives from (a
+    # tangent of it): None when given, it makes that output's terms vanish.
+    groups: tuple[int | None, ...]  # (0, 1, None, None) for (grad_u, grad_v, x, y)
 
     def vjp_values(self, grads: tuple[str, ...]) -> list[sympy.Expr]:
         """For each argument a: sum over outputs o of grad_o * d(value_o)/da."""
@@ -294,6 +353,8 @@ class _Formula:
     def vjp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's backward (the same tangent naming)."""
         grads = self.grad_names()
+        # The op's grads, when it has several outputs, may be None.
+        several = self.role is Role.OP and len(self.outputs) > 1
         return _Formula(
             self.family_name(role),
             role,
@@ -302,6 +363,7 @@ class _Formula:
             tuple(self.vjp_values(grads)),
             shape_of,
             self.tangent_suffix,
+            (tuple(range(len(grads))) if several else (None,) * len(grads)) + self.groups,
         )
 
     def jvp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
@@ -314,7 +376,25 @@ class _Formula:
             tuple(self.jvp_values()),
             shape_of,
             _NEXT_SUFFIX[self.tangent_suffix],
+            self.groups + self.groups,  # a tangent belongs to its argument's group
         )
+
+    def optional_grads(self) -> tuple[str, ...]:
+        """The grads backward may receive as None: one per output of an op with
+        several, and of the Functions computing its outputs' tangents."""
+        several = len(self.outputs) > 1 and self.role in (Role.OP, Role.JVP, Role.JVP_JVP)
+        return self.grad_names() if several else ()
+
+    def block_groups(self, extra: tuple[str, ...], extra_groups: tuple[int | None, ...]):
+        """(guard, members) of each output whose grad may be None, for a kernel
+        over the arguments and `extra` (tangents or grads) with their groups."""
+        names = self.args + extra
+        groups = self.groups + extra_groups
+        found: dict[int, list[str]] = {}
+        for name, group in zip(names, groups):
+            if group is not None:
+                found.setdefault(group, []).append(name)
+        return tuple((members[0], tuple(members)) for _, members in sorted(found.items()))
 
     def spec(
         self,
@@ -326,10 +406,19 @@ class _Formula:
     ) -> FunctionSpec:
         grads = self.grad_names()
         tangents = self.tangent_names()
+        optional = self.optional_grads()
+        grad_groups = tuple(range(len(grads))) if optional else (None,) * len(grads)
+        # A grad of the op's several outputs, and all derived from it, is None
+        # together: the kernels add each output's terms only where it is not.
+        forward_blocks = self.block_groups((), ())
+        backward_blocks = self.block_groups(grads, grad_groups)
+        jvp_blocks = self.block_groups(tangents, self.groups)
         if self.role is Role.OP:  # f itself, not a contraction
-            forward = _kernel(self.args + params, [tables.chosen(())], taken)
+            forward = _kernel(self.args + params, tables.values(), taken)
         else:
-            forward = tables.contraction(self.args + params, list(self.values), taken)
+            forward = tables.contraction(
+                self.args + params, list(self.values), taken, forward_blocks
+            )
         return FunctionSpec(
             class_name=self.class_name,
             role=self.role,
@@ -342,11 +431,16 @@ class _Formula:
             backward_call=backward_call.class_name if backward_call else None,
             backward=None
             if backward_call
-            else tables.contraction(self.args + grads + params, self.vjp_values(grads), taken),
+            else tables.contraction(
+                self.args + grads + params, self.vjp_values(grads), taken, backward_blocks
+            ),
             jvp_call=jvp_call.class_name if jvp_call else None,
             jvp=None
             if jvp_call
-            else tables.contraction(self.args + tangents + params, self.jvp_values(), taken),
+            else tables.contraction(
+                self.args + tangents + params, self.jvp_values(), taken, jvp_blocks
+            ),
+            optional_grads=optional,
         )
 
 
@@ -354,28 +448,39 @@ class _TableBuilder:
     """The partial derivatives of f, computed once each, and the contractions
     that read them: an abstract f(x, y)'s Derivative atoms become table entries
     (f_x, f_xy, ...), or the entry's formula itself where that is a number or a
-    function of parameters alone."""
+    function of parameters alone. An op with several outputs u, v has one table
+    each (u_x, v_xy, ...), all computed by one program."""
 
     MAX_ORDER = 3  # JvpJvp.jvp and BackwardJvp.backward contract ∂³f
 
     def __init__(
         self,
-        f: sympy.Expr,
-        as_written: sympy.Expr,
+        f: tuple[sympy.Expr, ...],
         inputs: tuple[str, ...],
         params: tuple[str, ...],
+        outputs: tuple[str, ...] = ("f",),
+        as_written: tuple[sympy.Expr, ...] | None = None,
         choose: Chooser | None = None,
     ) -> None:
         self.f = f
         self.inputs = inputs
         self.params = params
         self.choose = choose
+        self.multi = len(f) > 1
+        # Entries are named f_xy for one output, u_xy for output u of several.
+        self.prefixes = outputs if self.multi else ("f",)
         self.symbols = [_symbol(n) for n in inputs]
-        self.abstract = sympy.Function("f")(*self.symbols)
-        self.formulas: dict[tuple[int, ...], sympy.Expr] = {(): f}
-        self.written: dict[tuple[int, ...], sympy.Expr] = {(): as_written}
-        self.chosen_forms: dict[tuple[int, ...], sympy.Expr] = {}
-        self.entry: dict[tuple[int, ...], bool] = {}  # is_entry, computed once per index
+        abstract_names = ("f",) if not self.multi else tuple(f"f{o}" for o in range(len(f)))
+        self.abstract = [sympy.Function(n)(*self.symbols) for n in abstract_names]
+        self.output_of = {a.func: o for o, a in enumerate(self.abstract)}
+        self.formulas: dict[tuple[int, tuple[int, ...]], sympy.Expr] = {
+            (o, ()): e for o, e in enumerate(f)
+        }
+        self.entry: dict[tuple[int, tuple[int, ...]], bool] = {}  # is_entry, once per key
+        self.written: dict[tuple[int, tuple[int, ...]], sympy.Expr] = {
+            (o, ()): e for o, e in enumerate(as_written or f)
+        }
+        self.chosen_forms: dict[tuple[int, tuple[int, ...]], sympy.Expr] = {}
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
         # where a field would be a keyword (inputs i, f: df.if); "__" where
         # "_" would give two entries one name (inputs a, b, a_b: f_a_b).
@@ -384,41 +489,55 @@ class _TableBuilder:
             self.separator += "_"
 
     def names_are_distinct(self) -> bool:
-        fields = [self.name(index)[2:] for index in self.indices()]
+        fields = [self.field(o, index) for o, index in self.keys()]
         if self.separator == "" and any(len(n) > 1 for n in self.inputs):
             return False
         return len(set(fields)) == len(fields) and not any(map(keyword.iskeyword, fields))
 
-    def formula(self, index: tuple[int, ...]) -> sympy.Expr:
+    def formula(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
         """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
-        if index not in self.formulas:
-            parent = self.formula(index[:-1])
-            self.formulas[index] = _derivative(parent, self.symbols[index[-1]])
-        return self.formulas[index]
+        key = (output, index)
+        if key not in self.formulas:
+            parent = self.formula(index[:-1], output)
+            self.formulas[key] = _derivative(parent, self.symbols[index[-1]])
+        return self.formulas[key]
 
-    def as_written(self, index: tuple[int, ...]) -> sympy.Expr:
+    def as_written(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
         """The same partial derivative of the expression as the user wrote it."""
-        if index not in self.written:
-            parent = self.as_written(index[:-1])
-            self.written[index] = _plain_derivative(parent, self.symbols[index[-1]])
-        return self.written[index]
+        key = (output, index)
+        if key not in self.written:
+            parent = self.as_written(index[:-1], output)
+            self.written[key] = _plain_derivative(parent, self.symbols[index[-1]])
+        return self.written[key]
 
-    def chosen(self, index: tuple[int, ...]) -> sympy.Expr:
-        """The form the selection stage chose for `formula(index)` (the stable
-        form without a chooser, or where the formula is no tensor function)."""
-        if index not in self.chosen_forms:
-            formula = self.formula(index)
+    def chosen(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
+        """The form the selection stage chose for `formula(index, output)` (the
+        stable form without a chooser, or where it is no function of a tensor)."""
+        key = (output, index)
+        if key not in self.chosen_forms:
+            formula = self.formula(index, output)
             if self.choose is not None and self.depends_on_input(formula):
-                name = self.name(index) if index else "f"
-                formula = self.choose(name, len(index), formula, lambda: self.as_written(index))
-            self.chosen_forms[index] = formula
-        return self.chosen_forms[index]
+                name = self.name(index, output) if index else self.prefixes[output]
+                formula = self.choose(
+                    name, len(index), formula, lambda: self.as_written(index, output)
+                )
+            self.chosen_forms[key] = formula
+        return self.chosen_forms[key]
+
+    def values(self) -> list[sympy.Expr]:
+        """The op's outputs, in their chosen forms."""
+        return [self.chosen((), o) for o in range(len(self.f))]
 
     def depends_on_input(self, formula: sympy.Expr) -> bool:
         return any(s.name in self.inputs for s in formula.free_symbols)
 
-    def name(self, index: tuple[int, ...]) -> str:
-        return "f_" + self.separator.join(self.inputs[i] for i in index)
+    def name(self, index: tuple[int, ...], output: int = 0) -> str:
+        return f"{self.prefixes[output]}_" + self.separator.join(self.inputs[i] for i in index)
+
+    def field(self, output: int, index: tuple[int, ...]) -> str:
+        """The entry's field of the helper's result: xy (df.xy), or u_xy for several outputs."""
+        name = self.name(index, output)
+        return name if self.multi else name[2:]
 
     def indices(self) -> list[tuple[int, ...]]:
         positions = range(len(self.inputs))
@@ -428,14 +547,22 @@ class _TableBuilder:
             for index in itertools.combinations_with_replacement(positions, order)
         ]
 
-    def all_names(self) -> list[str]:
-        return [self.name(index) for index in self.indices()]
+    def keys(self) -> list[tuple[int, tuple[int, ...]]]:
+        """(output, index) of every possible entry: by order, then output, then index."""
+        return sorted(
+            ((o, index) for o in range(len(self.f)) for index in self.indices()),
+            key=lambda key: (len(key[1]), key[0]),
+        )
 
-    def is_entry(self, index: tuple[int, ...]) -> bool:
+    def all_names(self) -> list[str]:
+        return [self.name(index, o) for o, index in self.keys()]
+
+    def is_entry(self, index: tuple[int, ...], output: int = 0) -> bool:
         """Whether the table helper computes this partial: it depends on a tensor."""
-        if index not in self.entry:
-            self.entry[index] = self.depends_on_input(self.formula(index))
-        return self.entry[index]
+        key = (output, index)
+        if key not in self.entry:
+            self.entry[key] = self.depends_on_input(self.formula(index, output))
+        return self.entry[key]
 
     def index(self, derivative: sympy.Derivative) -> tuple[int, ...]:
         """Derivative(f(x, y), x, y) -> (0, 1): the sorted input positions."""
@@ -444,34 +571,62 @@ class _TableBuilder:
 
     def atom(self, derivative: sympy.Derivative) -> sympy.Expr:
         """The table entry's name, or its formula where that is not an entry."""
-        index = self.index(derivative)
-        return _symbol(self.name(index)) if self.is_entry(index) else self.formula(index)
+        index, output = self.index(derivative), self.output_of[derivative.expr.func]
+        if self.is_entry(index, output):
+            return _symbol(self.name(index, output))
+        return self.formula(index, output)
 
     def contraction(
-        self, arguments: tuple[str, ...], outputs: list[sympy.Expr], taken: set[str]
+        self,
+        arguments: tuple[str, ...],
+        outputs: list[sympy.Expr],
+        taken: set[str],
+        blocks: tuple[tuple[str, tuple[str, ...]], ...] = (),
     ) -> Kernel:
-        """A kernel over the table entries: outputs with Derivative atoms replaced."""
+        """A kernel over the table entries: outputs with Derivative atoms replaced.
+        With `blocks` (guard, members), each group's terms (linear in its members)
+        become a kernel of their own and the main kernel keeps the rest."""
         order = 0
         lowered = []
         for output in outputs:
             for derivative in output.atoms(sympy.Derivative):
-                if self.is_entry(self.index(derivative)):
+                output_index = self.output_of[derivative.expr.func]
+                if self.is_entry(self.index(derivative), output_index):
                     order = max(order, derivative.derivative_count)
             lowered.append(output.replace(lambda e: isinstance(e, sympy.Derivative), self.atom))
-        kernel = _kernel(arguments, lowered, taken)
-        return dataclasses.replace(kernel, partials_order=order)
+        if not blocks:
+            kernel = _kernel(arguments, lowered, taken)
+            return dataclasses.replace(kernel, partials_order=order)
+        members = {_symbol(m) for _, group in blocks for m in group}
+        base = _kernel(arguments, [e.xreplace({m: 0 for m in members}) for e in lowered], taken)
+        used = set(taken) | {n for n, _ in base.temporaries}
+        split = []
+        scale = sympy.Dummy("scale")
+        for guard, group in blocks:
+            scaled = {_symbol(m): scale * _symbol(m) for m in group}
+            others = {m: 0 for m in members - set(scaled)}
+            # The coefficient of `scale`: the terms of this group (they are linear in it).
+            terms = [sympy.diff(e.xreplace(others).xreplace(scaled), scale) for e in lowered]
+            if all(t == 0 for t in terms):
+                continue
+            kernel = _kernel(arguments, terms, used)
+            used |= {n for n, _ in kernel.temporaries}
+            split.append((guard, group, dataclasses.replace(kernel, partials_order=order)))
+        return dataclasses.replace(base, partials_order=order, blocks=tuple(split))
 
     def tables(self, taken: set[str]) -> PartialTables:
-        """The entries as one program, common subexpressions shared across orders;
-        where() branches guarded, since autograd differentiates these formulas."""
+        """The entries as one program, common subexpressions shared across orders
+        and outputs; where() branches guarded, since autograd differentiates these
+        formulas."""
         entries = []
-        by_index: dict[tuple[int, ...], str] = {}
-        for index in self.indices():
-            if self.formula(index) != 0 and self.is_entry(index):
-                formula = self.chosen(index)
-                name = self.name(index)
-                entries.append(Partial(name, name[2:], len(index), guard_branches(formula)))
-                by_index[index] = self.name(index)
+        by_output: list[dict[tuple[int, ...], str]] = [{} for _ in self.f]
+        for output, index in self.keys():
+            if self.formula(index, output) != 0 and self.is_entry(index, output):
+                formula = self.chosen(index, output)
+                name = self.name(index, output)
+                field = self.field(output, index)
+                entries.append(Partial(name, field, len(index), guard_branches(formula), output))
+                by_output[output][index] = name
         arguments = self.inputs + self.params
         kernel = _kernel(arguments, [e.formula for e in entries], taken)
         stage_of: dict[str, int] = {}  # temporary -> the lowest order of an entry that needs it
@@ -487,7 +642,10 @@ class _TableBuilder:
             tuple((n, v) for n, v in kernel.temporaries if stage_of.get(n) == order)
             for order in range(1, self.MAX_ORDER + 1)
         )
-        return PartialTables(arguments, tuple(entries), stages, kernel.outputs, by_index)
+        return PartialTables(
+            arguments, tuple(entries), stages, kernel.outputs, by_output[0],
+            tuple(by_output) if self.multi else (),
+        )
 
 
 _NEXT_SUFFIX = {"_t": "_u", "_u": "_v", "_v": "_w"}
@@ -583,6 +741,38 @@ def _resolve_inputs(
     return tuple(inputs)
 
 
+def _resolve_outputs(
+    parsed: ParsedExpression, outputs: tuple[str, ...] | None, user_names: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The names of a tuple expression's outputs: given, or out0, out1, ..."""
+    count = len(parsed.outputs)
+    if outputs is None:
+        return tuple(f"out{i}" for i in range(count))
+    outputs = tuple(outputs)
+    if count == 0:
+        raise InputError("--outputs names the outputs of a tuple expression such as 'x*y, x+y'")
+    if len(outputs) != count:
+        raise InputError(
+            f"--outputs names {len(outputs)} output{'s' if len(outputs) != 1 else ''} "
+            f"({','.join(outputs)}); the expression has {count}"
+        )
+    for output in outputs:
+        if not NAME_PATTERN.match(output) or keyword.iskeyword(output):
+            raise InputError(
+                f"--outputs expects snake_case identifiers such as 'u,v', got {output!r}"
+            )
+    doubled = sorted({n for n in outputs if outputs.count(n) > 1})
+    if doubled:
+        raise InputError(f"--outputs names {doubled[0]!r} twice")
+    clash = sorted(set(outputs) & set(user_names))
+    if clash:
+        raise InputError(f"output {clash[0]!r} has the name of an input or parameter")
+    reserved = sorted(set(outputs) & _RESERVED)
+    if reserved:
+        raise InputError(f"output name {reserved[0]!r} is used by the generated code")
+    return outputs
+
+
 def _check_identifiers(names: tuple[str, ...]) -> None:
     for name in names:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
@@ -597,6 +787,12 @@ def _check_argument_names(
 ) -> None:
     user = inputs + tuple(p.name for p in params)
     generated = set(_RESERVED) | set(partials)
+    arguments = {a for spec in functions for a in spec.tensor_args + spec.grad_names()}
+    arguments -= set(user)  # a user name taken by an entry is reported below
+    for entry in sorted(set(partials) & arguments):  # only possible with named outputs
+        raise InputError(
+            f"table entry {entry!r} would have the name of an argument; rename that output"
+        )
     for spec in functions:
         generated.add(spec.class_name)
         generated |= set(spec.tensor_args) - set(inputs)  # the inputs are the user's own

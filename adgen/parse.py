@@ -22,6 +22,7 @@ MAX_LENGTH = 10_000  # characters; ast.parse itself fails badly on huge inputs
 MAX_DEPTH = 100  # nesting of parentheses, calls and operators
 MAX_OPERATIONS = 300  # operators and calls; third derivatives grow fast
 MAX_CONSTANT_EXPONENT = 1024  # 2**(10**100) would make sympy compute forever
+MAX_OUTPUTS = 16  # a top-level tuple: one output per item
 
 # Functions an expression may call: name -> (constructor, arity), from the
 # registry's rows (registry.py is the one table of functions).
@@ -98,6 +99,9 @@ class ParsedExpression:
     expr: sympy.Expr  # x*exp(-alpha*x**2)*cos(y) as a sympy tree
     names: tuple[str, ...]  # ("x", "alpha", "y"): symbols in order of first appearance
     call_name: str | None  # "sin" for "sin(x)": the whole expression is one call of names
+    # (r*cos(t), r*sin(t)): one expression per output when the text is a top-level
+    # tuple (then `expr` is their sympy.Tuple); empty for a single output.
+    outputs: tuple[sympy.Expr, ...] = ()
 
 
 def parse_expression(text: str) -> ParsedExpression:
@@ -121,15 +125,62 @@ def parse_expression(text: str) -> ParsedExpression:
             "(its third derivatives would take too long to generate)"
         )
     converter = _Converter(text.strip())
-    expr = converter.convert(tree.body, depth=0)
-    if not isinstance(expr, sympy.Expr):
-        raise InputError("expression does not evaluate to a number")
+    if isinstance(tree.body, ast.Tuple):  # several outputs: "r*cos(t), r*sin(t)"
+        outputs = tuple(_output(converter, item) for item in _output_items(converter, tree.body))
+        return ParsedExpression(
+            text=" ".join(text.split()),
+            expr=sympy.Tuple(*outputs),
+            names=tuple(converter.names),
+            call_name=None,
+            outputs=outputs,
+        )
+    expr = _output(converter, tree.body)
     return ParsedExpression(
         text=" ".join(text.split()),
         expr=expr,
         names=tuple(converter.names),
         call_name=_call_name(tree.body),
     )
+
+
+def _output_items(converter: _Converter, node: ast.Tuple) -> list[ast.expr]:
+    """The items of a top-level tuple, each one output, checked for count and nesting."""
+    if len(node.elts) < 2:
+        what = "an empty tuple" if not node.elts else "a tuple of one item"
+        raise converter.error(f"{what} is not an expression: give 2 to {MAX_OUTPUTS} outputs", node)
+    if len(node.elts) > MAX_OUTPUTS:
+        raise converter.error(
+            f"{len(node.elts)} outputs; the limit is {MAX_OUTPUTS}", node
+        )
+    for item in node.elts:
+        if isinstance(item, ast.Tuple):
+            raise converter.error("nested tuples not allowed (outputs are one flat tuple)", item)
+    return list(node.elts)
+
+
+def _output(converter: _Converter, node: ast.expr) -> sympy.Expr:
+    expr = converter.convert(node, depth=0)
+    if not isinstance(expr, sympy.Expr):
+        raise InputError("expression does not evaluate to a number")
+    return expr
+
+
+def joined_outputs(expr: object) -> str:
+    """The text of an expression given as one string, or as a list of strings,
+    one per output: "r*cos(t), r*sin(t)"."""
+    if isinstance(expr, str):
+        return expr
+    if not isinstance(expr, (list, tuple)) or not all(isinstance(e, str) for e in expr):
+        raise InputError(f"expr must be a string or a list of strings, got {expr!r}")
+    if len(expr) < 2:
+        raise InputError("a list of expressions needs one string per output, at least two")
+    for index, item in enumerate(expr):
+        if not item.strip():
+            raise InputError(f"expr[{index}] is empty")
+        count = len(parse_expression(item).outputs)
+        if count:
+            raise InputError(f"expr[{index}] holds {count} outputs; give one expression per item")
+    return ", ".join(" ".join(item.split()) for item in expr)
 
 
 def _check_characters(text: str) -> None:

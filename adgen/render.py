@@ -18,7 +18,7 @@ import jinja2
 import sympy
 
 from . import timing
-from .anchors import anchors
+from .anchors import anchors, output_anchors
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
@@ -82,7 +82,7 @@ def render_test(
 ) -> str:
     """The test file of `render_op` alone."""
     return _render(
-        "test_module.py.j2",
+        "test_module_multi.py.j2" if model.multi_output else "test_module.py.j2",
         _test_context(model, domains, _header(model, command), module_path_from_tests),
     )
 
@@ -118,12 +118,22 @@ def _module_context(
         "docstring": _docstring(model),
         "uses_math": printer.uses_math,
         "uses_broadcast_new": printer.uses_broadcast_new,
+        "multi_output": model.multi_output,
+        "uses_add": printer.uses_add,
+        "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
+        "output_doc": (
+            f"Returns ({', '.join(model.outputs)}), each of the broadcast shape of the inputs."
+            if model.multi_output
+            else ""
+        ),
         "classes": classes,
         "compile_twin": f"_{op.class_name}ForCompile",
         "compile_backward_lines": compile_backward_lines,
         "op_class": op.class_name,
         "name": model.name,
-        "math": _math(model.expr),
+        "math": _math(model.expr) if not model.multi_output else ", ".join(
+            f"{o} = {_math(e)}" for o, e in zip(model.outputs, model.exprs)
+        ),
         "public_signature": _public_signature(model),
         "public_call": public_call,
         "param_docs": [
@@ -146,6 +156,7 @@ class _ClassPrinter:
         self.by_name = {spec.class_name: spec for spec in model.functions}
         self.uses_math = False
         self.uses_broadcast_new = False
+        self.uses_add = False  # several outputs: the sum of the present grads' terms
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
         """The prepared strings of one class."""
@@ -164,6 +175,11 @@ class _ClassPrinter:
             ]
             if params:
                 setup.append(f"ctx.params = {_tuple_literal(params)}")
+        if spec.optional_grads:
+            if not setup:
+                setup = ["_Function.setup_context(ctx, inputs, output)"]
+            # An unused output's grad stays None: no zeros made, no terms computed.
+            setup.append("ctx.set_materialize_grads(False)")
         forward_lines = self.forward_lines(spec)
         if self.options.fuse:
             kernel = f"_{self.model.name}{_snake(spec.role.value)}"
@@ -174,7 +190,15 @@ class _ClassPrinter:
         grad_names = list(spec.grad_names())
         if self.saves_gradient(spec):
             grad_names.append("*_")  # the saved derivatives are not differentiable
-        jvp_lines = self.restore_lines(spec, opmath=spec.jvp_call is None) + self.jvp_lines(spec)
+        jvp_lines = self.restore_lines(spec, opmath=spec.jvp_call is None)
+        if spec.optional_grads:
+            # set_materialize_grads(False) leaves a missing tangent None too.
+            tangents = list(spec.tangent_names())
+            jvp_lines.append(
+                f"{_unpack(tangents)} = _zeros_for_none("
+                f"{_tuple_literal(tangents)}, {_tuple_literal(list(spec.tensor_args))})"
+            )
+        jvp_lines += self.jvp_lines(spec)
         if self.saves_gradient(spec):
             jvp_lines[-1] += ", " + ", ".join(["None"] * len(self.saved_derivatives()))
         return {
@@ -229,7 +253,7 @@ class _ClassPrinter:
         derivatives = []
         for name, saved in zip(self.model.inputs, self.saved_derivatives()):
             entry = self.model.partials.name_of((self.model.inputs.index(name),))
-            code = _code_name(entry) if entry else torch_code(first[name], self.scalars)
+            code = _code_name(entry, self.model.partials) if entry else torch_code(first[name], self.scalars)
             # A new tensor of the full shape already, unless the formula is a
             # bare input (f = x*y: df.x is y) or lacks an input's shape.
             shape = tuple(self.model.inputs)
@@ -249,16 +273,37 @@ class _ClassPrinter:
         and a plain jvp): one result is returned directly, several by name.
         `tensors` are the arguments to bring to opmath (None: already done)."""
         printed = self.printed(kernel, in_place)
+        lines = opmath_lines(tensors) if tensors else []
+        lines += self.partials_call(kernel.partials_order) + list(printed.statements)
+        if kernel.blocks:
+            return lines + self.block_lines(kernel, names, in_place)
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
         ]
-        lines = opmath_lines(tensors) if tensors else []
-        lines += self.partials_call(kernel.partials_order) + list(printed.statements)
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
         assignments = [f"{n} = {r}" for n, r in zip(names, results)]
         return lines + assignments + [f"return {', '.join(map(_rounded, names))}"]
+
+    def block_lines(self, kernel: Kernel, names: list[str], in_place: bool) -> list[str]:
+        """Results that sum one term per output whose grad is present: each
+        output's terms run only where its grad is not None (several outputs)."""
+        if any(out != 0 for out in kernel.outputs):
+            raise AssertionError("a kernel of new tensors has terms without a grad")
+        self.uses_add = True
+        lines = [" = ".join(names) + " = None"]
+        for guard, members, block in kernel.blocks:
+            printed = self.printed(block, in_place)
+            body = list(printed.statements)
+            for name, code, expr in zip(names, printed.outputs, block.outputs):
+                if code is None:
+                    continue
+                depends = _depends_on(expr, block, self.model.partials)
+                shape = tuple(m for m in members if m in depends)[:1] or (guard,)
+                body.append(f"{name} = _add({name}, {self.new_tensor(code, expr, block, shape)})")
+            lines += [f"if {guard} is not None:", *_indent(body)]
+        return lines + [f"return {', '.join(map(_rounded, names))}"]
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
         params = self.param_names
@@ -292,6 +337,19 @@ class _ClassPrinter:
                     # argument's, in a plain double backward).
                     lines.append(f"d_{arg} = {code} if need[{index}] else None")
                     results.append(f"d_{arg}")
+            # Several outputs: each present grad's terms, added where needed.
+            blocks = [(guard, self.printed(block)) for guard, _, block in spec.backward.blocks]
+            for index, arg in enumerate(spec.tensor_args):
+                if results[index] is None and any(p.outputs[index] for _, p in blocks):
+                    lines.append(f"d_{arg} = None")  # no term without a grad
+                    results[index] = f"d_{arg}"
+            for guard, printed in blocks:
+                body = list(printed.statements)
+                for index, (arg, code) in enumerate(zip(spec.tensor_args, printed.outputs)):
+                    if code is not None:
+                        body.append(f"d_{arg} = _add(d_{arg}, {code}) if need[{index}] else None")
+                self.uses_add = True
+                lines += [f"if {guard} is not None:", *_indent(body)]
         nones = ["None"] * len(params)
         if spec.backward_call is None:  # results are already None where not needed
             gradients = _tuple_literal([r or "None" for r in results])
@@ -330,7 +388,7 @@ class _ClassPrinter:
     def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
         # Table entries print as fields of the helper's result: f_xy -> df.xy.
         spelled = {
-            sympy.Symbol(e.name, real=True): sympy.Symbol(_code_name(e.name), real=True)
+            sympy.Symbol(e.name, real=True): sympy.Symbol(_code_name(e.name, self.model.partials), real=True)
             for e in self.model.partials.entries
         }
         kernel = dataclasses.replace(
@@ -340,7 +398,7 @@ class _ClassPrinter:
         )
         if in_place:
             # The table entries are read, never written: arguments to the lowering.
-            entries = tuple(_code_name(n) for n in self.model.partials.names(kernel.partials_order))
+            entries = tuple(_code_name(n, self.model.partials) for n in self.model.partials.names(kernel.partials_order))
             kernel = dataclasses.replace(kernel, arguments=kernel.arguments + entries)
             reusing = print_in_place(kernel, self.scalars)
             printed = _PrintedKernel(reusing.statements, reusing.outputs)
@@ -373,10 +431,47 @@ def _test_context(
     # Broadcasting case: inputs get shapes (2, 1), (3,), (1, 3), () ... so every
     # pair broadcasts and some input is smaller than the output.
     broadcast_shapes = ["(2, 1)", "(3,)", "(2, 3)", "()", "(1, 3)", "(1,)"]
-    reference = torch_code(model.reference, frozenset(p.name for p in model.params))
-    if not {s.name for s in model.reference.free_symbols} & set(inputs):
-        # A constant (x - x): still a tensor of the inputs' shape, like the op's.
-        reference = f"torch.zeros_like({inputs[0]}) + {reference}"
+    references = []
+    for formula in model.references or (model.reference,):
+        reference = torch_code(formula, frozenset(p.name for p in model.params))
+        if not {s.name for s in formula.free_symbols} & set(inputs):
+            # A constant (x - x): still a tensor of the inputs' shape, like the op's.
+            reference = f"torch.zeros_like({inputs[0]}) + {reference}"
+        references.append(reference)
+    if model.multi_output:
+        test_params = _test_param_values(model)
+        rows = [
+            f"({o}, {_tuple_literal([repr(v) for v in a.point])}, "
+            f"{_tuple_literal([repr(v) for v in a.values])}, "
+            f"{_tuple_literal([f'{s:.3g}' for s in a.scales])})"
+            for o, found in enumerate(output_anchors(model, domains, test_params))
+            for a in found
+        ]
+        return {
+            "header": header,
+            "name": model.name,
+            "output_list": ", ".join(model.outputs),
+            "output_count": len(model.outputs),
+            "multi_input": len(inputs) > 1,
+            "module_path": repr(module_path),
+            "module_alias": f"adgen_generated_{model.name}",
+            "param_values": [
+                f"{p.name!r}: {PARAM_TEST_VALUE if p.default is None else p.default!r}"
+                for p in model.params
+            ],
+            "domain_values": [f"{d.name!r}: ({d.low!r}, {d.high!r})" for d in domains],
+            "shape_values": [f"{n!r}: (5,)" for n in inputs],
+            "broadcast_shape_values": [
+                f"{n!r}: {_BROADCAST_SHAPES[i % len(_BROADCAST_SHAPES)]}"
+                for i, n in enumerate(inputs)
+            ],
+            "reference_signature": ", ".join(list(inputs) + [p.name for p in model.params]),
+            "reference_expressions": references,
+            "uses_math": any("math." in r for r in references),
+            "reference_inputs": ", ".join(inputs),
+            "anchors": rows,
+        }
+    reference = references[0]
     return {
         "header": header,
         "name": model.name,
@@ -406,6 +501,9 @@ def _test_context(
             for a in anchors(model, domains, _test_param_values(model))
         ],
     }
+
+
+_BROADCAST_SHAPES = ["(2, 1)", "(3,)", "(2, 3)", "()", "(1, 3)", "(1,)"]
 
 
 def _test_param_values(model: OpModel) -> dict[str, float]:
@@ -450,8 +548,11 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     return seen
 
 
-def _code_name(entry: str) -> str:
-    """f_xy -> df.xy: how a kernel reads a table entry from the helper's result."""
+def _code_name(entry: str, tables: PartialTables | None = None) -> str:
+    """f_xy -> df.xy (u_xy -> df.u_xy for output u of several): how a kernel
+    reads a table entry from the helper's result."""
+    if tables is not None and tables.by_output:
+        return "df." + entry
     return "df." + entry.removeprefix("f_")
 
 
@@ -555,12 +656,28 @@ def _math_signature(model: OpModel) -> str:
 
 
 def _docstring(model: OpModel) -> str:
+    if model.multi_output:
+        return _multi_docstring(model)
     lines = [f"{_math_signature(model)} = {_math(model.expr)}", "", "First derivatives:"]
     for name, derivative in zip(model.inputs, model.gradient):
         text = _math(derivative)
         if len(text) > _LONG_FORMULA:
             text = f"({len(text)} characters; see {model.class_name}Backward)"
         lines.append(f"    ∂f/∂{name} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _multi_docstring(model: OpModel) -> str:
+    lines = [f"{_math_signature(model)} = ({', '.join(model.outputs)})", ""]
+    lines += [f"    {o} = {_math(e)}" for o, e in zip(model.outputs, model.exprs)]
+    lines += ["", "First derivatives:"]
+    gradient = iter(model.gradient)  # output by output, then input by input
+    for output in model.outputs:
+        for name in model.inputs:
+            text = _math(next(gradient))
+            if len(text) > _LONG_FORMULA:
+                text = f"({len(text)} characters; see {model.class_name}Backward)"
+            lines.append(f"    ∂{output}/∂{name} = {text}")
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .parse import joined_outputs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +36,7 @@ else:  # pragma: no cover - Python 3.10
 SPEC_FILE = "adgen.toml"
 PYPROJECT = "pyproject.toml"
 _TOP_KEYS = ("out", "tests", "ops")
-_OP_KEYS = ("expr", "inputs", "params", "domain", "save", "fuse")
+_OP_KEYS = ("expr", "inputs", "outputs", "params", "domain", "save", "fuse")
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,13 @@ class OpEntry:
     """One `[ops.NAME]` table."""
 
     name: str  # "wave"
-    expr: str  # "x*exp(-alpha*x**2)*cos(y)"
+    expr: str  # "x*exp(-alpha*x**2)*cos(y)"; several outputs: "r*cos(t), r*sin(t)"
     inputs: tuple[str, ...] | None  # ("x", "y"); None: order of appearance
     params: tuple[tuple[str, float | None], ...]  # (("alpha", 0.5),)
     domains: tuple[tuple[str, float, float], ...]  # (("x", -2.0, 2.0),)
     save: str  # "inputs" or "intermediates", as `adgen emit --save`
     fuse: bool  # True: kernels under torch.compile, as `adgen emit --fuse`
+    outputs: tuple[str, ...] | None = None  # ("u", "v"): names of several outputs
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,15 @@ def _op_entry(name: str, table: Any, where: str) -> OpEntry:
         raise InputError(f'{here} must be a table with expr = "..."')
     _reject_unknown(table, _OP_KEYS, here)
     expr = table.get("expr")
+    if isinstance(expr, list):  # several outputs, one string each
+        expr = joined_outputs(expr)
     if not isinstance(expr, str):
-        raise InputError(f"{here}: missing or non-string 'expr'")
+        raise InputError(f"{here}: missing or non-string 'expr' (a string, or a list of strings for several outputs)")
+    outputs = table.get("outputs")
+    if outputs is not None and not (
+        isinstance(outputs, list) and outputs and all(isinstance(n, str) for n in outputs)
+    ):
+        raise InputError(f'{here}: \'outputs\' must be a list of names, e.g. ["u", "v"]')
     inputs = table.get("inputs")
     if inputs is not None and not (
         isinstance(inputs, list) and inputs and all(isinstance(n, str) for n in inputs)
@@ -181,6 +190,7 @@ def _op_entry(name: str, table: Any, where: str) -> OpEntry:
         domains=_domains(table.get("domain", {}), here),
         save=save,
         fuse=fuse,
+        outputs=None if outputs is None else tuple(outputs),
     )
 
 

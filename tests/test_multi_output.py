@@ -1,0 +1,139 @@
+"""Ops with several outputs (a top-level tuple): errors, naming, the API's
+list form, values against sympy per output, and the generated tests of a
+corpus of 2-4 outputs, 1-4 inputs, with params and broadcasting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sympy
+import torch
+
+import adgen
+from adgen.cli import main
+from adgen.functions import elementary
+from adgen.parse import parse_expression
+from tests.helpers import emit, load_module, run_pytest
+
+# (name, expression, options): every one passes its generated test.
+MULTI_CORPUS = [
+    ("m_polar", "r*cos(t), r*sin(t)", ("--outputs", "u,v")),
+    ("m_complex_mul", "a*c - b*d, a*d + b*c", ()),
+    ("m_rope", "x1*c - x2*s, x2*c + x1*s", ("--outputs", "y1,y2", "--inputs", "x1,x2,c,s")),
+    ("m_sincos", "(sin(x), cos(x))", ()),
+    ("m_three", "exp(x)*y, x*y**2, tanh(x + y)", ("--outputs", "p,q,w")),
+    ("m_four", "x + y, x - y, x*y, x/(1 + y**2)", ()),
+    ("m_scaled", "alpha*sigmoid(x), softplus(beta*x)/beta", ("--param", "alpha=1.5", "--param", "beta=2.0")),
+    ("m_spherical", "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", ("--outputs", "x,y,z")),
+    ("m_value_aux", "log(1 + exp(x)), sigmoid(x)", ("--outputs", "value,slope")),
+    ("m_gauss", "exp(-alpha*(x**2 + y**2)), -2*alpha*x*exp(-alpha*(x**2 + y**2))", ("--param", "alpha",)),
+    ("m_mix4", "a*b + c*d, a*tanh(d), exp(-b*c), a*b*c*d", ("--outputs", "s,t1,e,prod")),
+]
+# The generated tests of these run by default; all with ADGEN_EXHAUSTIVE=1.
+REPRESENTATIVE = {"m_polar", "m_three", "m_scaled"}
+
+
+@pytest.fixture(scope="module")
+def multi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("multi")
+    for name, expression, options in MULTI_CORPUS:
+        assert emit(out, expression, "--name", name, *options) == 0, name
+    return out
+
+
+def test_corpus_shape() -> None:
+    counts = [len(parse_expression(e).outputs) for _, e, _ in MULTI_CORPUS]
+    assert len(MULTI_CORPUS) >= 10 and min(counts) == 2 and max(counts) == 4
+
+
+@pytest.mark.parametrize("name, expression, options", MULTI_CORPUS, ids=[c[0] for c in MULTI_CORPUS])
+def test_values_and_gradients_match_sympy(multi_dir: Path, name: str, expression: str, options: tuple[str, ...]) -> None:
+    function = getattr(load_module(multi_dir / f"{name}.py"), name)
+    parsed = parse_expression(expression)
+    params = {}
+    for flag, value in zip(options, options[1:]):
+        if flag == "--param":
+            key, _, default = value.partition("=")
+            params[key] = float(default) if default else 0.75
+    inputs = [n for n in parsed.names if n not in params]
+    if "--inputs" in options:
+        inputs = options[options.index("--inputs") + 1].split(",")
+    domains = load_module(multi_dir / f"test_{name}.py").DOMAINS
+    symbols = {s.name: s for s in parsed.expr.free_symbols}
+    values = {n: lo + (hi - lo) * 0.37 for n, (lo, hi) in domains.items()}
+    tensors = [torch.tensor(values[n], dtype=torch.float64, requires_grad=True) for n in inputs]
+    outputs = function(*tensors, **params)
+    assert isinstance(outputs, tuple) and len(outputs) == len(parsed.outputs)
+    subs = {symbols[n]: v for n, v in {**values, **params}.items() if n in symbols}
+    for output, formula in zip(outputs, parsed.outputs):
+        formula = elementary(formula)
+        assert float(output) == pytest.approx(float(formula.subs(subs).evalf(30)), rel=1e-12, abs=1e-12)
+        found = torch.autograd.grad(output, tensors, allow_unused=True, retain_graph=True)
+        for n, g in zip(inputs, found):
+            want = float(sympy.diff(formula, symbols[n]).subs(subs).evalf(30))
+            assert (0.0 if g is None else float(g)) == pytest.approx(want, rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=() if n in REPRESENTATIVE or os.environ.get("ADGEN_EXHAUSTIVE") else pytest.mark.skip("ADGEN_EXHAUSTIVE=1 runs it"),
+        )
+        for n, _, _ in MULTI_CORPUS
+    ],
+)
+def test_generated_tests_pass(multi_dir: Path, name: str) -> None:
+    result = run_pytest("-x", "-p", "no:warnings", str(multi_dir / f"test_{name}.py"))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_backward_with_one_output_used_gets_none(multi_dir: Path) -> None:
+    """The op's backward receives None (not zeros) for an unused output's grad."""
+    module = load_module(multi_dir / "m_polar.py")
+    seen = []
+    original = module.MPolarBackward.forward
+
+    def spy(grad_u, grad_v, r, t):
+        seen.append((grad_u is None, grad_v is None))
+        return original(grad_u, grad_v, r, t)
+
+    module.MPolarBackward.forward = staticmethod(spy)
+    r = torch.rand(4, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(4, dtype=torch.float64, requires_grad=True)
+    u, v = module.m_polar(r, t)
+    (gr,) = torch.autograd.grad(v.sum(), r)
+    assert seen == [(True, False)]
+    torch.testing.assert_close(gr, torch.sin(t.detach()))
+
+
+def test_api_takes_a_list_of_strings() -> None:
+    polar = adgen.load(["r*cos(t)", "r*sin(t)"], name="lpolar", outputs=["u", "v"])
+    r, t = torch.tensor([2.0]), torch.tensor([0.5])
+    u, v = polar(r, t)
+    torch.testing.assert_close(u, 2.0 * torch.cos(t))
+    torch.testing.assert_close(v, 2.0 * torch.sin(t))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["()"], "empty tuple"),
+        (["x, (y, x)"], "nested tuples"),
+        ([", ".join(f"x*{i}" for i in range(1, 18))], "limit is 16"),
+        (["x, y", "--outputs", "u"], "names 1 output"),
+        (["x, y", "--outputs", "u,u"], "twice"),
+        (["x, y", "--outputs", "u,x"], "name of an input"),
+        (["x, y", "--outputs", "u,2v"], "snake_case"),
+        (["x", "--outputs", "u"], "tuple expression"),
+        (["x, y", "--outputs", "u,need"], "used by the generated code"),
+    ],
+)
+def test_errors_are_one_line_exit_2_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code = main(["emit", "--name", "bad", "-o", str(tmp_path), *argv[1:], "--", argv[0]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not any(tmp_path.iterdir())
