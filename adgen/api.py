@@ -223,7 +223,7 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
         p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
     }
     given = {d.name: (d.low, d.high) for d in request.domains}
-    with timing.stage("derive and select"):
+    with timing.stage("derive"):  # select, nested, times itself
         model = build_model(
             request.parsed, request.name, request.inputs, request.params, request.outputs,
             chooser=lambda inputs: FormSelector(inputs, given, param_values),

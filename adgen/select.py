@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import costs
+from . import costs, timing
 from .functions import expm1, hypot, log1p, sigmoid, softplus
 from .measure import (
     Sample,
@@ -188,7 +188,8 @@ class FormSelector:
     ) -> sympy.Expr:
         """The form to emit for `target` (an entry of the given order; 0 for the value)."""
         free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
-        chosen = self._choose(target, stable, as_written, free)
+        with timing.stage("select"):
+            chosen = self._choose(target, stable, as_written, free)
         if order > 0:
             self.computed.setdefault(order, set()).update(_operations(chosen))
         return chosen

@@ -165,7 +165,7 @@ def test_api_render_and_emit(tmp_path: Path) -> None:
     assert (tmp_path / "wave.py").read_text() == rendered.module_source.replace("-o .", f"-o {tmp_path.name}")
 
 
-PROFILE_STAGES = ("parse", "derive", "domain", "render module", "render test", "black", "cache lookup", "cache store", "write / compare")
+PROFILE_STAGES = ("parse", "derive", "select", "domain", "render module", "render test", "black", "cache lookup", "cache store", "write / compare")
 
 
 def _profile_rows(err: str) -> dict[str, float]:
