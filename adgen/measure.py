@@ -356,7 +356,14 @@ def _divide(a: float, b: float) -> float:
         return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def _power(base: float, exponent: float) -> float:
+def _power(base: float, exponent: float, rounding: Callable[[float], float] = float) -> float:
+    """base**exponent as torch's pow kernel computes it: small integer powers
+    by multiplication (each product rounded), halves by sqrt, others by pow."""
+    if exponent in (2.0, 3.0, -2.0):
+        square = rounding(base * base)
+        if exponent == 3.0:
+            return rounding(square * base)
+        return square if exponent == 2.0 else _divide(1.0, square)
     if exponent == 0.5:
         return math.sqrt(base) if base >= 0 else math.nan
     if exponent == -0.5:
@@ -445,7 +452,7 @@ _FLOAT32 = _Arithmetic(
     add=_float32(_add),
     mul=_float32(_mul),
     div=_float32(_divide),
-    power=_float32(_power),
+    power=_float32(lambda b, e: _power(b, e, _round32)),
     function=_float32(_library),
 )
 

@@ -61,7 +61,7 @@ class Rewrite:
 
     name: str  # "sigmoid complement"
     pattern: sympy.Expr  # sigmoid(a)
-    replacement: Callable[[Bindings], sympy.Expr]  # 1 - sigmoid(-a)
+    replacement: Callable[[Bindings], sympy.Expr | None]  # 1 - sigmoid(-a); None: not here
 
 
 a, b, rest = sympy.Wild("a"), sympy.Wild("b"), sympy.Wild("rest")
@@ -84,6 +84,15 @@ def _reciprocal_difference(bindings: Bindings) -> sympy.Expr:
     """1/a - 1/b = (b - a)/(a*b)."""
     u, v = bindings[a], bindings[b]
     return sympy.expand(v - u) / (u * v) + bindings.get(rest, 0)
+
+
+def _hypot_of_constant(bindings: Bindings) -> sympy.Expr | None:
+    """sqrt(a**2 + c) = hypot(a, sqrt(c)) for a positive number c: a**2 need not
+    overflow (nor underflow) on the way."""
+    c = bindings[b]
+    if not (c.is_number and c.is_positive):
+        return None
+    return hypot(bindings[a], sympy.sqrt(c))
 
 
 def _replace(template: sympy.Expr) -> Callable[[Bindings], sympy.Expr]:
@@ -110,6 +119,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("difference of reciprocals", 1 / a - 1 / b + rest, _reciprocal_difference),
     Rewrite("one minus cos", 1 - sympy.cos(a) + rest, _replace(2 * sympy.sin(a / 2) ** 2 + rest)),
     Rewrite("hypot", sympy.sqrt(a**2 + b**2), _replace(hypot(a, b))),
+    Rewrite("hypot of a constant", sympy.sqrt(a**2 + b), _hypot_of_constant),
 )  # fmt: skip
 
 _WHOLE_FORMULA: tuple[tuple[str, Callable[[sympy.Expr], sympy.Expr]], ...] = (
@@ -286,6 +296,7 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
     """Each rewrite applied at one place (every occurrence of one subexpression),
     then the whole-formula transforms; each result stabilised once more, so a
     rewrite that uncovers a stable spelling gets it."""
+    everywhere: dict[str, dict[sympy.Expr, sympy.Expr]] = {}  # rule -> all its places
     for node in sympy.preorder_traversal(formula):
         if node.is_Atom:
             continue
@@ -293,9 +304,15 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
             if type(rule.pattern) is not type(node):
                 continue
             for bindings in match(rule.pattern, node, {}):
-                replaced = formula.xreplace({node: rule.replacement(bindings)})
-                yield replaced, rule.name
+                replacement = rule.replacement(bindings)
+                if replacement is None:
+                    continue
+                yield formula.xreplace({node: replacement}), rule.name
+                everywhere.setdefault(rule.name, {}).setdefault(node, replacement)
                 break
+    for name, places in everywhere.items():
+        if len(places) > 1:  # sqrt(x**2 + 1) and sqrt(x**2 + 3) both to hypot
+            yield formula.xreplace(places), f"{name} everywhere"
     for name, transform in _WHOLE_FORMULA:
         yield transform(formula), name
     yield stabilize(formula), "stabilised"
