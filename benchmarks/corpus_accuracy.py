@@ -414,6 +414,8 @@ def sample(bounds: list[tuple[float, float]], count: int, dtype: str, rng):
     for low, high in bounds:
         low = max(low, -biggest)
         high = min(high, biggest)
+        if low > high:
+            return []  # the domain lies outside this dtype's range (xlohi in float32)
         # The floats of the dtype inside [low, high].
         first, last = ftype(low), ftype(high)  # rounded: step inside where they left
         first = np.nextafter(first, last) if first < low else first
