@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import sympy
 
 from . import costs, timing
+from . import functions
 from .functions import expm1, hypot, log1p, sigmoid, softplus
 from .measure import (
     Sample,
@@ -39,6 +40,7 @@ from .measure import (
     taylor_coefficients,
     truth,
 )
+from .registry import REGISTRY
 from .stable import Bindings, match, stabilize
 
 # Selection gives up nothing measurable: a cheaper form may lose at most this
@@ -337,31 +339,32 @@ def _operations(formula: sympy.Expr) -> set[sympy.Expr]:
 
 
 def _node_cost(node: sympy.Expr) -> float:
-    table = costs.COSTS
     if node.is_Add:
-        return table["add"] * (len(node.args) - 1)
+        return costs.cost("add") * (len(node.args) - 1)
     if node.is_Mul:
         factors = [f for f in node.args if f != -1]  # -x*y is one multiplication
         if len(factors) == 1:
-            return table["neg"]
-        return table["mul"] * (len(factors) - 1)
+            return costs.cost("neg")
+        return costs.cost("mul") * (len(factors) - 1)
     if node.is_Pow:
-        exponent = node.exp
-        if exponent == sympy.S.Half:
-            return table["sqrt"]
-        if exponent == -sympy.S.Half:
-            return table["rsqrt"]
-        if exponent == -1:
-            return table["reciprocal"]
-        if exponent == 2:
-            return table["square"]
-        if exponent.is_Integer:
-            return table["pow_int"] + (table["reciprocal"] if exponent < 0 else 0)
-        return table["pow"]
-    if isinstance(node, (sympy.Piecewise,)):
-        return table["where"] * (len(node.args) - 1)
+        return costs.cost(_POWERS.get(node.exp, "pow_int" if node.exp.is_Integer else "pow"))
+    if isinstance(node, sympy.Piecewise):
+        return costs.cost("where") * (len(node.args) - 1)
     if isinstance(node, sympy.core.relational.Relational):
-        return table["gt"]
+        return costs.cost("gt")
     if isinstance(node, (sympy.And, sympy.Or, sympy.Not)):
-        return table["mul"]
-    return costs.function_cost(type(node))
+        return costs.cost("mul")
+    return costs.cost(_FUNCTION_NAMES[type(node)])
+
+
+# How the printer writes each power (printer.py's _print_Pow).
+_POWERS = {
+    sympy.S.Half: "sqrt",
+    -sympy.S.Half: "rsqrt",
+    sympy.S.NegativeOne: "reciprocal",
+    sympy.Integer(2): "square",
+}
+# The cost table's name of each function: its registry row's first name.
+_FUNCTION_NAMES: dict[type, str] = {
+    row.sympy_class: row.names[0] for row in reversed(REGISTRY) if row.names
+} | {sympy.Max: "max", sympy.Min: "min", functions.guarded: "where", sympy.erfc: "erfc"}
