@@ -17,7 +17,10 @@ the measure is the same on every machine.
 
 from __future__ import annotations
 
+import array
+import functools
 import math
+import operator
 import random
 import struct
 from collections.abc import Callable, Sequence
@@ -46,6 +49,13 @@ class Sample:
     columns: tuple[tuple[float, ...], ...]  # columns[i][k]: input i at point k
     params: tuple[tuple[str, float], ...]  # (("alpha", 0.5),): parameter values
 
+    @functools.cached_property
+    def in_float32(self) -> tuple[bool, ...]:
+        """Whether float32 holds every input of each point exactly."""
+        return tuple(
+            all(_round32(c[k]) == c[k] for c in self.columns) for k in range(self.size)
+        )
+
     @property
     def size(self) -> int:
         return len(self.columns[0]) if self.columns else 0
@@ -62,8 +72,10 @@ def sample_points(
     size: int = SAMPLE_SIZE,
     seed: int = SEED,
 ) -> Sample:
-    """`size` points. Half have each input uniform over the bit patterns of all
-    float32 numbers (tails, overflow, underflow, tiny values: Herbie's sample),
+    """`size` points. A quarter have each input uniform over the bit patterns of
+    all float32 numbers (tails, overflow, underflow, tiny values: Herbie's
+    sample), a quarter over those of all float64 numbers (for the float64
+    measure only: the float32 one skips points float32 cannot hold),
     half over the input's ordinary range: uniform over [-ORDINARY, ORDINARY]
     (widened to the input's `domains` interval where one is given, and then a
     quarter of the points by bit pattern inside that interval),
@@ -78,8 +90,10 @@ def sample_points(
         low, high = _round32_up(max(low, -FLOAT32_MAX)), _round32_down(min(high, FLOAT32_MAX))
         special = [v for v in (low, high, 1.0, -1.0, 0.0) if low <= v <= high]
         values = [_round32(v) for v in special]
-        tails = (size - len(values)) // 2
+        tails = (size - len(values)) // 4
         values += [_from_ordinal32(rng.randint(first, last)) for _ in range(tails)]
+        # float64's own tails (1e-300, 1e300): only the float64 measure sees them.
+        values += [_from_ordinal64(rng.randint(-_ORDINAL64_MAX, _ORDINAL64_MAX)) for _ in range(tails)]
         if name in domains:  # a given interval may span many octaves: half by bit pattern
             inside = (size - len(values)) // 2
             values += [
@@ -96,34 +110,50 @@ def sample_points(
 
 
 def truth(expr: sympy.Expr, sample: Sample, memo: dict | None = None) -> list[mpmath.mpf | None]:
-    """`expr` at each point, to TRUTH_BITS bits; None where it is not a finite real.
+    """`expr` at each point, correct to well beyond float64; None where it is not
+    a finite real. Evaluated at TRUTH_BITS bits, and again at twice that (up to
+    MOST_TRUTH_BITS) at each point where an addition cancelled more bits than
+    the working precision can spare (1 - cos(1e-200), sqrt(1e300 + 1) - 1e150).
     `memo` shares subexpressions' values between formulas of one sample."""
+    memo = {} if memo is None else memo
+    environment = _environment(sample, mpmath.mpf)  # exact: floats convert exactly
     with mpmath.workprec(TRUTH_BITS):
-        evaluate = _compile(expr, _TRUTH, memo)
-        values = evaluate(_environment(sample, mpmath.mpf))
+        values = _compile(expr, _TRUTH, memo.setdefault(TRUTH_BITS, {}))(environment)
+    for k, value in enumerate(values):
+        bits = TRUTH_BITS
+        while value is LOST and bits < MOST_TRUTH_BITS:
+            bits *= 2
+            with mpmath.workprec(bits):
+                point = memo.setdefault((k, bits), {})  # one point's memo at this precision
+                value = _compile(expr, _TRUTH, point)([environment[k]])[0]
+        values[k] = value
     return [v if _finite_real(v) else None for v in values]
 
 
-def rounded_values(expr: sympy.Expr, sample: Sample, dtype: str, memo: dict) -> list[float]:
+def rounded_values(expr: sympy.Expr, sample: Sample, dtype: str, memo: dict) -> list[float | None]:
     """`expr` at each point as torch computes it in `dtype` ("float32" or
     "float64"): each operation rounded. `memo` shares subexpressions' values
     between the formulas measured on one sample (sympy nodes are hashable)."""
     arithmetic = _FLOAT32 if dtype == "float32" else _FLOAT64
     evaluate = _compile(expr, arithmetic, memo.setdefault(dtype, {}))
-    return evaluate(_environment(sample, float))
+    values = evaluate(_environment(sample, float))
+    if dtype == "float32":  # None: a point float32 cannot hold (bits_of_error skips it)
+        values = [v if held else None for v, held in zip(values, sample.in_float32)]
+    return values
 
 
 def bits_of_error(
-    values: Sequence[float], truths: Sequence[mpmath.mpf | None], dtype: str
+    values: Sequence[float | None], truths: Sequence[mpmath.mpf | None], dtype: str
 ) -> tuple[float, ...]:
-    """log2(1 + floats between value and truth) at each point with a truth;
+    """log2(1 + floats between value and truth) at each point with a truth and
+    a value (None: a point this dtype cannot hold);
     a NaN where the truth is a number counts as the widest error."""
     ordinal = _ordinal32 if dtype == "float32" else _ordinal64
     rounding = _round32 if dtype == "float32" else float
     widest = 32.0 if dtype == "float32" else 64.0
     bits = []
     for value, exact in zip(values, truths):
-        if exact is None:
+        if exact is None or value is None:
             continue
         if math.isnan(value):
             bits.append(widest)
@@ -146,6 +176,8 @@ class _Arithmetic:
     div: Callable[[object, object], object]
     power: Callable[[object, object], object]
     function: Callable[[type, tuple], object]  # (sympy class, argument values) -> value
+    # Each operation's results, rounded at once (float32: a C loop, not per value).
+    round: Callable[[list], list] = list
 
 
 def _environment(sample: Sample, convert: Callable[[float], object]) -> list[dict[str, object]]:
@@ -180,19 +212,19 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
             if denominator:
                 top = _product(numerator, points, arithmetic, values)
                 bottom = _product(denominator, points, arithmetic, values)
-                return [arithmetic.div(a, b) for a, b in zip(top, bottom)]
+                return arithmetic.round(list(map(arithmetic.div, top, bottom)))
         ordered = node.as_ordered_terms() if node.is_Add else node.as_ordered_factors()
         result = values(ordered[0], points)
         for term in ordered[1:]:
-            result = [combine(a, b) for a, b in zip(result, values(term, points))]
+            result = arithmetic.round(list(map(combine, result, values(term, points))))
         return result
     if node.is_Pow:
         base, exponent = node.args
         if exponent == -1:
-            one = arithmetic.number(sympy.S.One)
-            return [arithmetic.div(one, b) for b in values(base, points)]
+            ones = [arithmetic.number(sympy.S.One)] * size
+            return arithmetic.round(list(map(arithmetic.div, ones, values(base, points))))
         bases, exponents = values(base, points), values(exponent, points)
-        return [arithmetic.power(b, e) for b, e in zip(bases, exponents)]
+        return arithmetic.round(list(map(arithmetic.power, bases, exponents)))
     if isinstance(node, sympy.Piecewise):
         return _piecewise(node, points, values)
     if isinstance(node, functions.guarded):
@@ -201,7 +233,8 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
         return [v if h else s for v, s, h in zip(values(value, points), values(safe, points), held)]
     if isinstance(node, sympy.Function):
         arguments = [values(a, points) for a in node.args]
-        return [arithmetic.function(type(node), args) for args in zip(*arguments)]
+        kind = type(node)
+        return arithmetic.round([arithmetic.function(kind, args) for args in zip(*arguments)])
     raise ValueError(f"cannot measure {type(node).__name__} in {node}")
 
 
@@ -218,7 +251,7 @@ def _split_fraction(node: sympy.Mul) -> tuple[list, list]:
 def _product(factors, points, arithmetic, values) -> list:
     result = values(factors[0], points)
     for factor in factors[1:]:
-        result = [arithmetic.mul(a, b) for a, b in zip(result, values(factor, points))]
+        result = arithmetic.round(list(map(arithmetic.mul, result, values(factor, points))))
     return result
 
 
@@ -262,8 +295,42 @@ _COMPARISONS = {
 # --- the definitions of the functions, in mpmath ----------------------------------
 
 
+# Beyond this, e**x over- or underflows every float by a factor of 2**(2**24) or
+# more: it is taken as inf or 0 (mpmath's exp of 1e300 is exact but slow), so a
+# point where the truth hangs on such a value drops out, as inf*0 is NaN.
+_EXP_SATURATES = 2**24
+
+
+def _exp(x):
+    if x > _EXP_SATURATES:
+        return mpmath.inf
+    if x < -_EXP_SATURATES:
+        return mpmath.mpf(0)
+    return mpmath.exp(x)
+
+
 def _sigmoid(x):
-    return 1 / (1 + mpmath.exp(-x))
+    return 1 / (1 + _exp(-x))
+
+
+def _softplus(x):
+    return x + mpmath.log1p(_exp(-x)) if x > 0 else mpmath.log1p(_exp(x))
+
+
+def _tanh(x):
+    return mpmath.sign(x) if abs(x) > _EXP_SATURATES else mpmath.tanh(x)
+
+
+def _sinh(x):
+    return mpmath.sign(x) * mpmath.inf if abs(x) > _EXP_SATURATES else mpmath.sinh(x)
+
+
+def _cosh(x):
+    return mpmath.inf if abs(x) > _EXP_SATURATES else mpmath.cosh(x)
+
+
+def _expm1(x):
+    return _exp(x) - 1 if abs(x) > _EXP_SATURATES else mpmath.expm1(x)
 
 
 def _xlogy(x, y):
@@ -285,19 +352,19 @@ DEFINITIONS: dict[type, Callable[..., mpmath.mpf]] = {
     sympy.sin: mpmath.sin, sympy.cos: mpmath.cos, sympy.tan: mpmath.tan,
     sympy.asin: mpmath.asin, sympy.acos: mpmath.acos, sympy.atan: mpmath.atan,
     sympy.atan2: mpmath.atan2,
-    sympy.sinh: mpmath.sinh, sympy.cosh: mpmath.cosh, sympy.tanh: mpmath.tanh,
+    sympy.sinh: _sinh, sympy.cosh: _cosh, sympy.tanh: _tanh,
     sympy.asinh: mpmath.asinh, sympy.acosh: mpmath.acosh, sympy.atanh: mpmath.atanh,
-    sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.Abs: abs,
+    sympy.exp: _exp, sympy.log: mpmath.log, sympy.Abs: abs,
     sympy.erf: mpmath.erf, sympy.erfc: mpmath.erfc, functions.erfc: mpmath.erfc,
     sympy.erfinv: mpmath.erfinv, sympy.loggamma: mpmath.loggamma,
     sympy.polygamma: _polygamma, sympy.sign: mpmath.sign, sympy.Heaviside: _heaviside,
     sympy.Max: max, sympy.Min: min,
     functions.sigmoid: _sigmoid,
-    functions.softplus: lambda x: mpmath.log1p(mpmath.exp(x)),
+    functions.softplus: _softplus,
     functions.relu: lambda x: max(x, mpmath.mpf(0)),
     functions.log1p: mpmath.log1p,
-    functions.expm1: mpmath.expm1,
-    functions.logaddexp: lambda a, b: max(a, b) + mpmath.log1p(mpmath.exp(-abs(a - b))),
+    functions.expm1: _expm1,
+    functions.logaddexp: lambda a, b: max(a, b) + mpmath.log1p(_exp(-abs(a - b))),
     functions.xlogy: _xlogy,
     functions.hypot: lambda x, y: mpmath.sqrt(x * x + y * y),
 }  # fmt: skip
@@ -305,6 +372,37 @@ DEFINITIONS: dict[type, Callable[..., mpmath.mpf]] = {
 
 def _finite_real(value) -> bool:
     return isinstance(value, mpmath.mpf) and mpmath.isfinite(value)
+
+
+class _Lost:
+    """The value of an addition that cancelled more bits than the working
+    precision keeps: it needs a higher precision. Every operation passes it on."""
+
+    def __lt__(self, other): return False  # noqa: E704 - a where() on it picks a branch
+    __le__ = __gt__ = __ge__ = __lt__
+
+
+LOST = _Lost()
+MOST_TRUTH_BITS = 2048  # 1 - cos(1e-200) needs 1330: enough for float64 inputs
+_SPARE_BITS = 64  # an addition must leave this many bits beyond float64's 53
+
+
+def _truth_add(a, b):
+    if a is LOST or b is LOST:
+        return LOST
+    result = a + b
+    if _finite_real(result) and (a or b):
+        largest = max(mpmath.mag(a) if a else -math.inf, mpmath.mag(b) if b else -math.inf)
+        if not result or mpmath.mag(result) < largest - (mpmath.mp.prec - _SPARE_BITS):
+            return LOST
+    return result
+
+
+def _passing_lost(operation):
+    def checked(*args):
+        return LOST if any(a is LOST for a in args) else operation(*args)
+
+    return checked
 
 
 def _truth_power(base, exponent):
@@ -319,6 +417,8 @@ _LARGEST_MAGNITUDE = 2**20
 
 
 def _truth_function(cls: type, args: tuple):
+    if any(a is LOST for a in args):
+        return LOST
     if any(not _finite_real(a) or mpmath.mag(a) > _LARGEST_MAGNITUDE for a in args):
         return mpmath.nan
     try:
@@ -335,11 +435,13 @@ def _truth_divide(a, b):
 
 
 _TRUTH = _Arithmetic(
-    number=lambda n: mpmath.mpf(n.evalf(TRUTH_BITS * 30 // 100 + 5)),
-    add=lambda a, b: a + b,
-    mul=lambda a, b: a * b,
-    div=_truth_divide,
-    power=lambda b, e: _truth_power(b, e) if _finite_real(b) and _finite_real(e) else mpmath.nan,
+    number=lambda n: mpmath.mpf(n.evalf(mpmath.mp.dps + 5)),
+    add=_truth_add,
+    mul=_passing_lost(operator.mul),
+    div=_passing_lost(_truth_divide),
+    power=_passing_lost(
+        lambda b, e: _truth_power(b, e) if _finite_real(b) and _finite_real(e) else mpmath.nan
+    ),
     function=_truth_function,
 )
 
@@ -393,14 +495,6 @@ def _library(cls: type, args: tuple) -> float:
     return float(result)
 
 
-def _add(a: float, b: float) -> float:
-    return a + b
-
-
-def _mul(a: float, b: float) -> float:
-    return a * b
-
-
 def _round32(value: float) -> float:
     """The float32 nearest to `value` (inf beyond float32's range)."""
     try:
@@ -430,30 +524,40 @@ def _from_ordinal32(ordinal: int) -> float:
     return struct.unpack("<f", struct.pack("<i", bits))[0]
 
 
+_ORDINAL64_MAX = 0x7FEFFFFFFFFFFFFF  # the largest finite float64's bit pattern
+
+
+def _from_ordinal64(ordinal: int) -> float:
+    bits = ordinal if ordinal >= 0 else (-ordinal) | -0x8000000000000000
+    return struct.unpack("<d", struct.pack("<q", bits))[0]
+
+
 def _ordinal64(value: float) -> int:
     (bits,) = struct.unpack("<q", struct.pack("<d", value))
     return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
 
 
-def _float32(operation: Callable[..., float]) -> Callable[..., float]:
-    return lambda *args: _round32(operation(*args))
-
-
 _FLOAT64 = _Arithmetic(
     number=lambda n: float(n.evalf(20)),
-    add=_add,
-    mul=_mul,
+    add=operator.add,
+    mul=operator.mul,
     div=_divide,
     power=_power,
     function=_library,
 )
+def _round32_all(values: list[float]) -> list[float]:
+    """Each value rounded to the nearest float32 (inf beyond its range)."""
+    return array.array("f", values).tolist()
+
+
 _FLOAT32 = _Arithmetic(
     number=lambda n: _round32(float(n.evalf(20))),
-    add=_float32(_add),
-    mul=_float32(_mul),
-    div=_float32(_divide),
-    power=_float32(lambda b, e: _power(b, e, _round32)),
-    function=_float32(_library),
+    add=operator.add,
+    mul=operator.mul,
+    div=_divide,
+    power=lambda b, e: _power(b, e, _round32),
+    function=_library,
+    round=_round32_all,
 )
 
 

@@ -24,10 +24,12 @@ and the arithmetic is IEEE's, so the same formula is chosen everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import sympy
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from . import costs, timing
 from . import functions
@@ -203,7 +205,7 @@ class FormSelector:
         with timing.stage("select"):
             chosen = self._choose(target, stable, as_written, free)
         if order > 0:
-            self.computed.setdefault(order, set()).update(_operations(chosen))
+            self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
         return chosen
 
     def _choose(
@@ -326,16 +328,20 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
 def cost(formula: sympy.Expr, free: set[sympy.Expr], scalars: frozenset[str]) -> float:
     """Time to compute `formula` elementwise, in multiplications, each distinct
     subexpression once (the kernels share them), those in `free` for nothing."""
-    total = 0.0
-    for node in _operations(formula):
-        if node in free or {s.name for s in node.free_symbols} <= scalars:
-            continue  # computed already, or a Python float computed once per call
-        total += _node_cost(node)
-    return total
+    return sum(_node_cost(n) for n in _tensor_operations(formula, scalars) - free)
 
 
-def _operations(formula: sympy.Expr) -> set[sympy.Expr]:
-    return {n for n in sympy.preorder_traversal(formula) if not n.is_Atom and n.free_symbols}
+@functools.lru_cache(maxsize=65536)
+def _tensor_operations(formula: sympy.Basic, scalars: frozenset[str]) -> frozenset[sympy.Basic]:
+    """The distinct operations of `formula` that act on a tensor: those of
+    parameters alone are Python floats, computed once per call."""
+    if formula.is_Atom:
+        return frozenset()
+    below = frozenset().union(*(_tensor_operations(a, scalars) for a in formula.args))
+    tensor = bool(below) or any(
+        a.is_Symbol and a.name not in scalars for a in formula.args
+    )
+    return below | {formula} if tensor else below
 
 
 def _node_cost(node: sympy.Expr) -> float:
@@ -350,6 +356,8 @@ def _node_cost(node: sympy.Expr) -> float:
         return costs.cost(_POWERS.get(node.exp, "pow_int" if node.exp.is_Integer else "pow"))
     if isinstance(node, sympy.Piecewise):
         return costs.cost("where") * (len(node.args) - 1)
+    if isinstance(node, ExprCondPair):
+        return 0.0  # a branch of the Piecewise above: its parts are counted themselves
     if isinstance(node, sympy.core.relational.Relational):
         return costs.cost("gt")
     if isinstance(node, (sympy.And, sympy.Or, sympy.Not)):

@@ -70,6 +70,9 @@ def test_rounded_values_are_what_torch_computes(text: str, dtype: str) -> None:
     library = any(isinstance(e, sympy.Function) for e in sympy.preorder_traversal(expr))
     allowed = 2 * len(list(sympy.preorder_traversal(expr))) if library else 0
     for emulated, actual in zip(values, result.tolist()):
+        if emulated is None:  # a point float32 cannot hold: not measured in float32
+            assert dtype == "float32"
+            continue
         if math.isnan(actual) or math.isnan(emulated):
             assert math.isnan(actual) == math.isnan(emulated)
             continue
@@ -81,6 +84,12 @@ def test_truth_is_high_precision() -> None:
     (tiny, half, far) = measure.truth(sympy.log(1 + x) - x, sample)  # cancels in float64
     assert abs(tiny - (-(mpmath.mpf(1e-20) ** 2) / 2)) < mpmath.mpf(1e-55)
     assert measure.truth(sympy.log(x), sample)[2] is None  # not real: no truth
+    # Cancellation beyond the first working precision: the truth raises it.
+    deep = measure.Sample(("x",), ((1e-200, 1e300),), ())
+    small, large = measure.truth(1 - sympy.cos(x), deep)
+    assert abs(small / (mpmath.mpf(1e-200) ** 2 / 2) - 1) < 1e-30
+    root = measure.truth(sympy.sqrt(x + 1) - sympy.sqrt(x), deep)[1]
+    assert abs(root * 2 * mpmath.sqrt(mpmath.mpf(1e300)) - 1) < 1e-30
 
 
 def _instance(rule: select.Rewrite) -> sympy.Expr:
@@ -189,5 +198,7 @@ def test_points_cover_tails_and_the_given_interval() -> None:
     sample = measure.sample_points(("x",), {"x": (1.0, 100.0)}, {})
     values = sample.columns[0]
     assert any(abs(v) > 1e10 for v in values) and any(0 < abs(v) < 1e-10 for v in values)
+    assert any(abs(v) > 1e100 for v in values)  # float64's own tails
     assert sum(1 <= v <= 100 for v in values) >= len(values) // 4
-    assert all(measure._round32(v) == v for v in values)  # exact in float32
+    in_float32 = sum(measure._round32(v) == v for v in values)
+    assert len(values) // 2 < in_float32 < len(values)
