@@ -4,7 +4,7 @@
 """gaussian_rbf(x; center, width) = exp(-(-center + x)**2/(2*width**2))
 
 First derivatives:
-    ∂f/∂x = -(-2*center + 2*x)*exp(-(-center + x)**2/(2*width**2))/(2*width**2)
+    ∂f/∂x = -(-center + x)*exp(-(-center + x)**2/(2*width**2))/width**2
 """
 
 import collections
@@ -60,22 +60,20 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, center, width, order):
     """The partial derivatives of gaussian_rbf(x; center, width) up to `order` (1 to
     3): ∂f (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = width ** (-2)
-    t1 = torch.exp(-0.5 * t0 * (-center + x) ** 2)
-    t2 = t0 * t1
-    t3 = -2.0 * center + 2.0 * x
-    t4 = 0.5 * t3
-    f_x = -t2 * t4
+    t0 = width**2
+    t1 = 1.0 / t0
+    t2 = -center + x
+    t3 = t2**2
+    t4 = torch.exp(-0.5 * t1 * t3)
+    t5 = t2 * t4
+    f_x = -t1 * t5
     if order == 1:
         return _Partials(f_x)
-    t5 = width ** (-4)
-    f_xx = 0.25 * t1 * t3**2 * t5 - t2
+    t6 = -t3
+    f_xx = t4 * (-t0 - t6) / width**4
     if order == 2:
         return _Partials(f_x, f_xx)
-    t6 = t1 * t5
-    f_xxx = (
-        -0.125 * t1 * t3**3 / width**6 + t4 * t6 + 0.25 * t6 * (-8.0 * center + 8.0 * x)
-    )
+    f_xxx = t5 * (3.0 * t0 + t6) / width**6
     return _Partials(f_x, f_xx, f_xxx)
 
 

@@ -4,7 +4,7 @@
 """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)
 
 First derivatives:
-    ∂f/∂r = 4*epsilon*(6*sigma**6/r**7 - 12*sigma**12/r**13)
+    ∂f/∂r = 24*epsilon*sigma**6*(1 - 2*sigma**6/r**6)/r**7
 """
 
 import collections
@@ -60,16 +60,18 @@ _Partials = collections.namedtuple("_Partials", "r rr rrr", defaults=(None,) * 3
 def _partials(r, epsilon, sigma, order):
     """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to
     3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
-    t0 = sigma**12
+    t0 = r ** (-6)
     t1 = sigma**6
-    t2 = 4.0 * epsilon
-    f_r = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+    t2 = t0 * t1
+    t3 = epsilon * t1
+    t4 = 24.0 * t3
+    f_r = t4 * (1.0 - 2.0 * t2) / r**7
     if order == 1:
         return _Partials(f_r)
-    f_rr = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+    f_rr = t4 * (26.0 * t0 * t1 - 7.0) / r**8
     if order == 2:
         return _Partials(f_r, f_rr)
-    f_rrr = t2 * (336.0 * t1 / r**9 - 2184.0 * t0 / r**15)
+    f_rrr = 672.0 * t3 * (2.0 - 13.0 * t2) / r**9
     return _Partials(f_r, f_rr, f_rrr)
 
 
@@ -93,13 +95,9 @@ class LennardJones(_Function):
     @staticmethod
     def forward(r, epsilon, sigma):
         dtype, r = _opmath(r)
-        return _round(
-            r.pow(-12)
-            .mul_(sigma**12)
-            .add_(r.pow(-6), alpha=-(sigma**6))
-            .mul_(4.0 * epsilon),
-            dtype,
-        )
+        t0 = r.pow(-6)
+        t1 = sigma**6
+        return _round((t1 * t0).sub_(1.0).mul_(t0).mul_(4.0 * epsilon * t1), dtype)
 
     @staticmethod
     def backward(ctx, grad):

@@ -94,9 +94,9 @@ class Selu(_Function):
     def forward(x):
         dtype, x = _opmath(x)
         return _round(
-            torch.where(
-                x > 0.0, x, 1.6732632423543772 * torch.exp(x) - 1.6732632423543772
-            ).mul_(1.0507009873554805),
+            torch.where(x > 0.0, x, 1.6732632423543772 * torch.expm1(x)).mul_(
+                1.0507009873554805
+            ),
             dtype,
         )
 

@@ -67,7 +67,7 @@ def _partials(x, alpha, order):
     f_x = 2.0 * t3 + 1.0
     if order == 1:
         return _Partials(f_x)
-    f_xx = 2.0 * alpha * t1**2 - 2.0 * alpha * t2**2
+    f_xx = 2.0 * alpha * (t1**2 - t2**2)
     if order == 2:
         return _Partials(f_x, f_xx)
     f_xxx = -8.0 * alpha**2 * t3

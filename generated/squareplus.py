@@ -60,17 +60,14 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, b, order):
     """The partial derivatives of squareplus(x; b) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = x**2
-    t1 = b + t0
-    t2 = torch.rsqrt(t1)
-    f_x = 0.5 * t2 * x + 0.5
+    t0 = b + x**2
+    f_x = 0.5 + 0.5 * x / torch.sqrt(t0)
     if order == 1:
         return _Partials(f_x)
-    t3 = t1 ** (-1.5)
-    f_xx = -0.5 * t0 * t3 + 0.5 * t2
+    f_xx = 0.5 * b / t0**1.5
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5 * t3 * x + 1.5 * x**3 / t1**2.5
+    f_xxx = -1.5 * b * x / t0**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -94,7 +91,7 @@ class Squareplus(_Function):
     @staticmethod
     def forward(x, b):
         dtype, x = _opmath(x)
-        return _round(x.square().add_(b).sqrt_().mul_(0.5).add_(x, alpha=0.5), dtype)
+        return _round(x.square().add_(b).sqrt_().add_(x).mul_(0.5), dtype)
 
     @staticmethod
     def backward(ctx, grad):
