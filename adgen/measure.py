@@ -40,6 +40,11 @@ TRUTH_BITS = 256
 _LIBRARY_BITS = 64  # a library function's working precision before it rounds
 
 
+class Unmeasurable(Exception):
+    """A formula holds a node the evaluator has no definition for (an
+    unevaluated Derivative, cot): selection leaves such a formula as it is."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """Points at which formulas are compared: each input's values, one per point,
@@ -232,10 +237,12 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
         held = _conditions(condition, points, values)
         return [v if h else s for v, s, h in zip(values(value, points), values(safe, points), held)]
     if isinstance(node, sympy.Function):
+        if type(node) not in DEFINITIONS:
+            raise Unmeasurable(f"no definition of {type(node).__name__} in {node}")
         arguments = [values(a, points) for a in node.args]
         kind = type(node)
         return arithmetic.round([arithmetic.function(kind, args) for args in zip(*arguments)])
-    raise ValueError(f"cannot measure {type(node).__name__} in {node}")
+    raise Unmeasurable(f"cannot measure {type(node).__name__} in {node}")
 
 
 def _split_fraction(node: sympy.Mul) -> tuple[list, list]:

@@ -36,6 +36,7 @@ from . import functions
 from .functions import expm1, hypot, log1p, sigmoid, softplus
 from .measure import (
     Sample,
+    Unmeasurable,
     bits_of_error,
     rounded_values,
     sample_points,
@@ -217,10 +218,20 @@ class FormSelector:
     ) -> sympy.Expr:
         if sympy.count_ops(stable) > LARGEST_FORMULA:
             return stable
-        forms = _candidates(stable, as_written())
-        truths = truth(stable, self.sample, self.truth_memo)
-        measured = [self._measure(formula, origin, truths, free) for formula, origin in forms]
-        written = next(m for m in measured if m.origin == "as written")
+        (_, label), *others = forms = _candidates(stable, as_written())
+        try:
+            truths = truth(stable, self.sample, self.truth_memo)
+            stable_form = self._measure(stable, label, truths, free)
+        except Unmeasurable:
+            return stable  # the printer says whether it can print it
+        measured = [stable_form]
+        for formula, origin in others:
+            try:
+                measured.append(self._measure(formula, origin, truths, free))
+            except Unmeasurable:
+                continue  # a rewrite made a node with no definition (cot): not a candidate
+        # The formula as written (the stable form where they are one).
+        written = next((m for m in measured if m.origin == "as written"), stable_form)
         best = min(measured, key=lambda m: round(m.bits, 6))
         accurate = [
             m
@@ -362,6 +373,8 @@ def _node_cost(node: sympy.Expr) -> float:
         return costs.cost("gt")
     if isinstance(node, (sympy.And, sympy.Or, sympy.Not)):
         return costs.cost("mul")
+    if type(node) not in _FUNCTION_NAMES:
+        raise Unmeasurable(f"no cost for {type(node).__name__}")
     return costs.cost(_FUNCTION_NAMES[type(node)])
 
 
