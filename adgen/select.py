@@ -180,6 +180,10 @@ class Choice:
     candidates: tuple[Measured, ...]  # every form measured, the chosen one included
 
 
+_CHOSEN: dict[tuple, tuple[sympy.Expr, tuple[Choice, ...]]] = {}  # see FormSelector.__call__
+_CHOSEN_LIMIT = 4096
+
+
 class FormSelector:
     """Chooses forms for the formulas of one op, in the order derive asks: the
     op's value, then the table entries by order (an entry may reuse, for free,
@@ -203,8 +207,21 @@ class FormSelector:
     ) -> sympy.Expr:
         """The form to emit for `target` (an entry of the given order; 0 for the value)."""
         free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
+        written = as_written()
+        # Everything the choice depends on: one process emitting an op under
+        # several options (--save, --fuse), or its module and its test, chooses once.
+        key = (stable, written, self.sample, frozenset(free))
         with timing.stage("select"):
-            chosen = self._choose(target, stable, as_written, free)
+            if key not in _CHOSEN:
+                if len(_CHOSEN) >= _CHOSEN_LIMIT:
+                    _CHOSEN.clear()
+                choices_before = len(self.choices)
+                formula = self._choose(target, stable, lambda: written, free)
+                _CHOSEN[key] = (formula, tuple(self.choices[choices_before:]))
+            else:
+                formula, made = _CHOSEN[key]
+                self.choices.extend(made)
+        chosen = formula
         if order > 0:
             self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
         return chosen
