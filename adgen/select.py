@@ -53,6 +53,7 @@ TOLERANCE_BITS = 0.25
 POINTWISE_SLACK_BITS = 1.0
 MAX_CANDIDATES = 24  # per formula: rewrites beyond this are not tried
 SEARCH_DEPTH = 2  # rewrites applied in sequence
+WHOLE_FORMULA_NODES = 150  # sympy nodes: larger formulas get the local rewrites only
 LARGEST_FORMULA = 400  # sympy operations: larger formulas keep their stable form
 # A series regime (a where()) must earn its cost: this many bits better in total.
 REGIME_GAIN_BITS = 1.0
@@ -326,10 +327,13 @@ def _candidates(stable: sympy.Expr, as_written: sympy.Expr) -> list[tuple[sympy.
 
 def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
     """Each rewrite applied at one place (every occurrence of one subexpression),
-    then the whole-formula transforms; each result stabilised once more, so a
-    rewrite that uncovers a stable spelling gets it."""
+    and at all its places; then, for a formula of at most WHOLE_FORMULA_NODES
+    nodes, the whole-formula transforms and stabilisation (a rewrite may
+    uncover a stable spelling)."""
     everywhere: dict[str, dict[sympy.Expr, sympy.Expr]] = {}  # rule -> all its places
+    size = 0
     for node in sympy.preorder_traversal(formula):
+        size += 1
         if node.is_Atom:
             continue
         for rule in REWRITES:
@@ -345,6 +349,8 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
     for name, places in everywhere.items():
         if len(places) > 1:  # sqrt(x**2 + 1) and sqrt(x**2 + 3) both to hypot
             yield formula.xreplace(places), f"{name} everywhere"
+    if size > WHOLE_FORMULA_NODES:
+        return  # together() and friends cost more than they find on large formulas
     for name, transform in _WHOLE_FORMULA:
         yield transform(formula), name
     yield stabilize(formula), "stabilised"
