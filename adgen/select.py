@@ -25,6 +25,7 @@ and the arithmetic is IEEE's, so the same formula is chosen everywhere.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -362,7 +363,8 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
 def cost(formula: sympy.Expr, free: set[sympy.Expr], scalars: frozenset[str]) -> float:
     """Time to compute `formula` elementwise, in multiplications, each distinct
     subexpression once (the kernels share them), those in `free` for nothing."""
-    return sum(_node_cost(n) for n in _tensor_operations(formula, scalars) - free)
+    # fsum: the same total whatever order the set iterates in (hash seeds vary).
+    return math.fsum(_node_cost(n) for n in _tensor_operations(formula, scalars) - free)
 
 
 @functools.lru_cache(maxsize=65536)

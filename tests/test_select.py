@@ -154,20 +154,20 @@ def test_choice_follows_the_rule(text: str) -> None:
     formula as written), unless a series regime is better by REGIME_GAIN_BITS."""
     for choice in _choices(text):
         plain = [m for m in choice.candidates if "series below" not in m.origin]
-        best = min(plain, key=lambda m: m.bits)
-        written = next(m for m in plain if m.origin == "as written")
+        best = min(plain, key=lambda m: round(m.bits, 6))  # ties: the first, as select
+        written = next((m for m in plain if m.origin == "as written"), plain[0])
         accurate = [
             m
             for m in plain
-            if m.bits <= best.bits + select.TOLERANCE_BITS + 1e-9
+            if m.bits <= best.bits + select.TOLERANCE_BITS
             and m.nowhere_worse(best, select.POINTWISE_SLACK_BITS)
-            and m.float32_bits <= written.float32_bits + select.TOLERANCE_BITS + 1e-9
-            and m.float64_bits <= written.float64_bits + select.TOLERANCE_BITS + 1e-9
+            and m.float32_bits <= written.float32_bits + select.TOLERANCE_BITS
+            and m.float64_bits <= written.float64_bits + select.TOLERANCE_BITS
         ] or [best]
         cheapest = min(m.cost for m in accurate)
         if "series below" in choice.chosen.origin:
             general = min((m for m in accurate if m.cost == cheapest), key=lambda m: m.bits)
-            assert choice.chosen.bits <= general.bits - select.REGIME_GAIN_BITS + 1e-9
+            assert choice.chosen.bits <= general.bits - select.REGIME_GAIN_BITS
         else:
             assert choice.chosen in accurate
             assert choice.chosen.cost == cheapest
