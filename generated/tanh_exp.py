@@ -65,26 +65,19 @@ def _partials(x, order):
     t2 = 2.0 * t0
     t3 = torch.sigmoid(-t2)
     t4 = torch.sigmoid(t2)
-    t5 = t3 * t4
-    t6 = t0 * t5
-    t7 = 4.0 * t6 * x
+    t5 = t0 * t3 * t4
+    t6 = 4.0 * x
+    t7 = t5 * t6
     f_x = t1 + t7
     if order == 1:
         return _Partials(f_x)
-    t8 = t1 * t5 * torch.exp(2.0 * x)
-    f_xx = 8.0 * t6 + t7 - 8.0 * t8 * x
+    t8 = torch.exp(2.0 * x)
+    t9 = 8.0 * t3 * t4 * t8 * x
+    f_xx = -t1 * t9 + 8.0 * t5 + t7
     if order == 2:
         return _Partials(f_x, f_xx)
-    t9 = 24.0 * t8
-    t10 = x * torch.exp(3.0 * x)
-    f_xxx = (
-        16.0 * t1**2 * t10 * t5
-        - 32.0 * t10 * t3**2 * t4**2
-        + 12.0 * t6
-        + t7
-        - t9 * x
-        - t9
-    )
+    t10 = 6.0 * t0 * t1
+    f_xxx = 4.0 * t5 * (t1**2 * t6 * t8 - t10 * x - t10 - t9 + x + 3.0)
     return _Partials(f_x, f_xx, f_xxx)
 
 
