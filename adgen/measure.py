@@ -423,10 +423,28 @@ def _truth_power(base, exponent):
 _LARGEST_MAGNITUDE = 2**20
 
 
+# mpmath's special functions slow to a crawl far out (digamma at -1e300, a pole,
+# or erfc at 1e30 at a raised precision): beyond 2**64 such a point has no truth.
+_SPECIAL = (sympy.polygamma, sympy.loggamma, sympy.erf, sympy.erfc, functions.erfc, sympy.erfinv)
+_LARGEST_SPECIAL = 64
+_MOST_NEGATIVE_GAMMA = 1000
+
+
+def _out_of_reach(cls: type, args: tuple) -> bool:
+    """Arguments at which mpmath would take minutes: no value there."""
+    finite = [a for a in args if a and mpmath.isfinite(a)]  # inf: the functions' own limits
+    if any(mpmath.mag(a) > _LARGEST_MAGNITUDE for a in finite):
+        return True
+    if issubclass(cls, _SPECIAL) and any(mpmath.mag(a) > _LARGEST_SPECIAL for a in finite):
+        return True
+    # digamma and loggamma: mpmath recurs once per unit below 0 (minutes at -1e15)
+    return issubclass(cls, (sympy.polygamma, sympy.loggamma)) and args[-1] < -_MOST_NEGATIVE_GAMMA
+
+
 def _truth_function(cls: type, args: tuple):
     if any(a is LOST for a in args):
         return LOST
-    if any(not _finite_real(a) or mpmath.mag(a) > _LARGEST_MAGNITUDE for a in args):
+    if any(not _finite_real(a) for a in args) or _out_of_reach(cls, args):
         return mpmath.nan
     try:
         result = DEFINITIONS[cls](*args)
@@ -493,8 +511,11 @@ def _library(cls: type, args: tuple) -> float:
     if any(math.isnan(a) for a in args):
         return math.nan
     with mpmath.workprec(_LIBRARY_BITS):
+        arguments = tuple(mpmath.mpf(a) for a in args)
+        if _out_of_reach(cls, arguments):
+            return math.nan
         try:
-            result = DEFINITIONS[cls](*(mpmath.mpf(a) for a in args))
+            result = DEFINITIONS[cls](*arguments)
         except (ValueError, ZeroDivisionError, OverflowError):
             return math.nan
     if not isinstance(result, mpmath.mpf) or mpmath.isnan(result):
