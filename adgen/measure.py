@@ -34,7 +34,8 @@ from . import functions
 FLOAT32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
 FLOAT64_MAX = 1.7976931348623157e308
 SAMPLE_SIZE = 128  # Herbie uses 256; half keeps emit time reasonable
-ORDINARY = 10.0  # half the sample lies in [-10, 10] (within the domain)
+ORDINARY = 10.0  # a good part of the sample lies in [-10, 10]
+MODERATE_OCTAVES = (-4.0, 10.0)
 SEED = 20261126
 TRUTH_BITS = 256
 _LIBRARY_BITS = 64  # a library function's working precision before it rounds
@@ -77,16 +78,15 @@ def sample_points(
     size: int = SAMPLE_SIZE,
     seed: int = SEED,
 ) -> Sample:
-    """`size` points. A quarter have each input uniform over the bit patterns of
-    all float32 numbers (tails, overflow, underflow, tiny values: Herbie's
-    sample), a quarter over those of all float64 numbers (for the float64
-    measure only: the float32 one skips points float32 cannot hold),
-    half over the input's ordinary range: uniform over [-ORDINARY, ORDINARY]
-    (widened to the input's `domains` interval where one is given, and then a
-    quarter of the points by bit pattern inside that interval),
-    where a bit-pattern sample puts few points and most activations' and force
-    fields' inputs lie. Plus the interval's ends, +-1 and 0, paired at random.
-    Points where the formula is not real drop out when the truth is computed."""
+    """`size` points, each input drawn independently: some uniform over the bit
+    patterns of all float32 numbers (tails, overflow, underflow, tiny values:
+    Herbie's sample), as many over those of all float64 numbers (for the float64
+    measure only: the float32 one skips points float32 cannot hold), some at
+    moderate magnitudes (2**-4 to 2**10, where exp overflows and activations
+    saturate), and the rest uniform over [-ORDINARY, ORDINARY] widened to the
+    input's `domains` interval where one is given (and then some by bit pattern
+    inside it). Plus the interval's ends, +-1 and 0. Points where the formula is
+    not real drop out when the truth is computed."""
     rng = random.Random(seed)
     columns = []
     first, last = _ordinal32(-FLOAT32_MAX), _ordinal32(FLOAT32_MAX)
@@ -95,12 +95,20 @@ def sample_points(
         low, high = _round32_up(max(low, -FLOAT32_MAX)), _round32_down(min(high, FLOAT32_MAX))
         special = [v for v in (low, high, 1.0, -1.0, 0.0) if low <= v <= high]
         values = [_round32(v) for v in special]
-        tails = (size - len(values)) // 4
+        tails = (size - len(values)) * 3 // 16
         values += [_from_ordinal32(rng.randint(first, last)) for _ in range(tails)]
         # float64's own tails (1e-300, 1e300): only the float64 measure sees them.
         values += [_from_ordinal64(rng.randint(-_ORDINAL64_MAX, _ORDINAL64_MAX)) for _ in range(tails)]
-        if name in domains:  # a given interval may span many octaves: half by bit pattern
-            inside = (size - len(values)) // 2
+        # Moderate magnitudes, 2**-4 to 2**10 of either sign, where exp overflows
+        # (88 in float32, 709 in float64) and activations saturate: a bit-pattern
+        # sample puts a point in this band once in a hundred.
+        moderate = (size - len(values)) * 2 // 5
+        values += [
+            _round32(rng.choice((-1.0, 1.0)) * 2.0 ** rng.uniform(*MODERATE_OCTAVES))
+            for _ in range(moderate)
+        ]
+        if name in domains:  # a given interval may span many octaves: some by bit pattern
+            inside = (size - len(values)) // 3
             values += [
                 _from_ordinal32(rng.randint(_ordinal32(low), _ordinal32(high)))
                 for _ in range(inside)
@@ -507,9 +515,12 @@ def _power(base: float, exponent: float, rounding: Callable[[float], float] = fl
 
 
 def _library(cls: type, args: tuple) -> float:
-    """A library function, correctly rounded to float64: special values as IEEE."""
+    """A library function as torch computes it: correctly rounded to float64
+    (special values as IEEE), except where torch's kernel is not (softplus)."""
     if any(math.isnan(a) for a in args):
         return math.nan
+    if cls is functions.softplus and args[0] > _SOFTPLUS_THRESHOLD:
+        return args[0]  # torch.nn.functional.softplus(x) is x above its threshold
     with mpmath.workprec(_LIBRARY_BITS):
         arguments = tuple(mpmath.mpf(a) for a in args)
         if _out_of_reach(cls, arguments):
@@ -521,6 +532,9 @@ def _library(cls: type, args: tuple) -> float:
     if not isinstance(result, mpmath.mpf) or mpmath.isnan(result):
         return math.nan
     return float(result)
+
+
+_SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus's default
 
 
 def _round32(value: float) -> float:

@@ -13,7 +13,8 @@ choice:
 
   - accurate enough: total error (float32 + float64 mean bits) within
     TOLERANCE_BITS of the most accurate candidate, at no point more than
-    POINTWISE_SLACK_BITS worse than it, and in neither dtype worse on average
+    POINTWISE_SLACK_BITS worse than it nor than the stable form (which stays
+    where no candidate qualifies), and in neither dtype worse on average
     than the formula as written (by more than TOLERANCE_BITS);
   - among those, the cheapest; ties go to the more accurate, then to the stable
     form, then to the first found (the search order is fixed).
@@ -257,9 +258,10 @@ class FormSelector:
             for m in measured
             if m.bits <= best.bits + TOLERANCE_BITS
             and m.nowhere_worse(best, POINTWISE_SLACK_BITS)
+            and m.nowhere_worse(stable_form, POINTWISE_SLACK_BITS)
             and m.float32_bits <= written.float32_bits + TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + TOLERANCE_BITS
-        ] or [best]
+        ] or [stable_form]
         chosen = min(accurate, key=lambda m: (round(m.cost, 6), round(m.bits, 6)))
         regimes = [
             self._measure(formula, f"{chosen.origin}, series below {threshold}", truths, free)

@@ -60,14 +60,17 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, order):
     """The partial derivatives of bent_identity(x) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = x**2 + 1.0
-    f_x = 1.0 + 0.5 * x / torch.sqrt(t0)
+    t0 = x**2
+    t1 = t0 + 1.0
+    t2 = torch.rsqrt(t1)
+    f_x = 0.5 * t2 * x + 1.0
     if order == 1:
         return _Partials(f_x)
-    f_xx = 0.5 / t0**1.5
+    t3 = t1 ** (-1.5)
+    f_xx = -0.5 * t0 * t3 + 0.5 * t2
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5 * x / t0**2.5
+    f_xxx = -1.5 * t3 * x + 1.5 * x**3 / t1**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 

@@ -4,7 +4,7 @@
 """damped_wave(x, y; alpha) = x*exp(-alpha*x**2)*cos(y)
 
 First derivatives:
-    ∂f/∂x = (-2*alpha*x**2 + 1)*exp(-alpha*x**2)*cos(y)
+    ∂f/∂x = -2*alpha*x**2*exp(-alpha*x**2)*cos(y) + exp(-alpha*x**2)*cos(y)
     ∂f/∂y = -x*exp(-alpha*x**2)*sin(y)
 """
 
@@ -63,30 +63,33 @@ _Partials = collections.namedtuple(
 def _partials(x, y, alpha, order):
     """The partial derivatives of damped_wave(x, y; alpha) up to `order` (1 to 3): ∂f
     (f_x, f_y), then ∂²f (f_xx, f_xy, f_yy), then ∂³f (f_xxx, f_xxy, f_xyy, f_yyy)."""
-    t0 = x**2
-    t1 = alpha * t0
-    t2 = 2.0 * t1
-    t3 = t2 - 1.0
-    t4 = torch.exp(-t1)
-    t5 = t4 * torch.cos(y)
-    t6 = t4 * torch.sin(y)
-    t7 = t6 * x
-    f_x = -t3 * t5
-    f_y = -t7
+    t0 = torch.cos(y)
+    t1 = x**2
+    t2 = alpha * t1
+    t3 = torch.exp(-t2)
+    t4 = t0 * t3
+    t5 = 2.0 * t2
+    t6 = -t0 * t3 + t4 * t5
+    t7 = torch.sin(y)
+    t8 = t3 * t7
+    t9 = t8 * x
+    f_x = -t6
+    f_y = -t9
     if order == 1:
         return _Partials(f_x, f_y)
-    t8 = t2 - 3.0
-    t9 = t5 * x
-    t10 = 2.0 * alpha
-    f_xx = t10 * t8 * t9
-    f_xy = t3 * t6
-    f_yy = -t9
+    t10 = t4 * x
+    t11 = 6.0 * alpha
+    t12 = alpha**2
+    t13 = 4.0 * x**3
+    f_xx = -t10 * t11 + t12 * t13 * t4
+    f_xy = t8 * (t5 - 1.0)
+    f_yy = -t10
     if order == 2:
         return _Partials(f_x, f_y, f_xx, f_xy, f_yy)
-    f_xxx = t10 * t5 * (-4.0 * alpha**2 * x**4 + 12.0 * alpha * t0 - 3.0)
-    f_xxy = -t10 * t7 * t8
-    f_xyy = t3 * t5
-    f_yyy = t7
+    f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
+    f_xxy = 6.0 * alpha * t3 * t7 * x - t12 * t13 * t8
+    f_xyy = t6
+    f_yyy = t9
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 
 

@@ -4,7 +4,7 @@
 """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)
 
 First derivatives:
-    ∂f/∂r = 24*epsilon*sigma**6*(1 - 2*sigma**6/r**6)/r**7
+    ∂f/∂r = 4*epsilon*(6*sigma**6/r**7 - 12*sigma**12/r**13)
 """
 
 import collections
@@ -60,18 +60,16 @@ _Partials = collections.namedtuple("_Partials", "r rr rrr", defaults=(None,) * 3
 def _partials(r, epsilon, sigma, order):
     """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to
     3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
-    t0 = r ** (-6)
+    t0 = sigma**12
     t1 = sigma**6
-    t2 = t0 * t1
-    t3 = epsilon * t1
-    t4 = 24.0 * t3
-    f_r = t4 * (1.0 - 2.0 * t2) / r**7
+    t2 = 4.0 * epsilon
+    f_r = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
     if order == 1:
         return _Partials(f_r)
-    f_rr = t4 * (26.0 * t0 * t1 - 7.0) / r**8
+    f_rr = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
     if order == 2:
         return _Partials(f_r, f_rr)
-    f_rrr = 672.0 * t3 * (2.0 - 13.0 * t2) / r**9
+    f_rrr = 672.0 * epsilon * t1 * (2.0 - 13.0 * t1 / r**6) / r**9
     return _Partials(f_r, f_rr, f_rrr)
 
 

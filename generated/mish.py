@@ -4,7 +4,7 @@
 """mish(x) = x*tanh(softplus(x))
 
 First derivatives:
-    ∂f/∂x = 4*x*(tanh(softplus(x))/2 + 1/2)*sigmoid(x)*sigmoid(-2*softplus(x)) + tanh(softplus(x))
+    ∂f/∂x = 4*x*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) + tanh(softplus(x))
 """
 
 import collections
@@ -62,54 +62,45 @@ def _partials(x, order):
     (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.nn.functional.softplus(x)
     t1 = torch.tanh(t0)
-    t2 = torch.sigmoid(x)
-    t3 = 2.0 * t0
-    t4 = torch.sigmoid(-t3)
-    t5 = t2 * t4
-    t6 = 4.0 * t5 * x
-    f_x = t1 + t6 * (0.5 * t1 + 0.5)
+    t2 = 2.0 * t0
+    t3 = torch.sigmoid(-t2)
+    t4 = torch.sigmoid(t2)
+    t5 = t3 * t4
+    t6 = 4.0 * t5
+    t7 = torch.sigmoid(x)
+    t8 = t7 * x
+    f_x = t1 + t6 * t8
     if order == 1:
         return _Partials(f_x)
-    t7 = torch.sigmoid(t3)
-    t8 = 8.0 * t7
-    t9 = -x
-    t10 = torch.sigmoid(t9)
-    t11 = t2**2 * x
-    f_xx = -t1 * t11 * t4 * t8 + t10 * t6 * t7 + t5 * t8
+    t9 = torch.sigmoid(-x)
+    t10 = t6 * t9
+    t11 = t4**2
+    t12 = t11 * t3
+    t13 = 8.0 * t8
+    t14 = t3**2
+    t15 = t14 * t4
+    t16 = -(t1**2) + t10 * x - t12 * t13 + t13 * t15 + t6 + 1.0
+    f_xx = t16 * t7
     if order == 2:
         return _Partials(f_x, f_xx)
-    t12 = torch.nn.functional.softplus(t9)
-    t13 = 2.0 * t12 + 2.0 * x
-    t14 = torch.sigmoid(-t13)
-    t15 = torch.sigmoid(t13)
-    t16 = t14 * t15
-    t17 = 4.0 * t16
-    t18 = t10 * t17
-    t19 = 16.0 * t2
-    t20 = t15**2
-    t21 = t14 * t20
-    t22 = t19 * t21
-    t23 = t14**2
-    t24 = t15 * t23
-    t25 = t19 * t24
-    t26 = 16.0 * t11
-    t27 = t18 * x
-    t28 = torch.tanh(t12 + x)
-    t29 = 8.0 * t2
-    t30 = t10 * x
-    t31 = t29 * x
-    f_xxx = t2 * (
-        t10 * (t17 - t21 * t31 + t24 * t31 + t27 - t28**2 + 1.0)
-        - 64.0 * t11 * t20 * t23
-        + t14**3 * t15 * t26
-        + t14 * t15**3 * t26
-        - t16 * t28 * t29
-        + t18
-        - t2 * t27
-        - t22 * t30
-        - t22
-        + t25 * t30
-        + t25
+    t17 = 16.0 * t7
+    t18 = t12 * t17
+    t19 = t15 * t17
+    t20 = t7**2 * x
+    t21 = 16.0 * t20
+    t22 = t9 * x
+    f_xxx = t7 * (
+        -8.0 * t1 * t5 * t7
+        - t10 * t8
+        + t10
+        - 64.0 * t11 * t14 * t20
+        + t16 * t9
+        - t18 * t22
+        - t18
+        + t19 * t22
+        + t19
+        + t21 * t3**3 * t4
+        + t21 * t3 * t4**3
     )
     return _Partials(f_x, f_xx, f_xxx)
 

@@ -62,18 +62,17 @@ def _partials(r, depth, a, r0, order):
     (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
     t0 = a * (r - r0)
     t1 = torch.exp(-t0)
-    t2 = depth * t1 * (1.0 - t1)
-    t3 = 2.0 * t2
-    f_r = a * t3
+    t2 = 1.0 - t1
+    t3 = 2.0 * t1
+    t4 = depth * t3
+    f_r = a * t2 * t4
     if order == 1:
         return _Partials(f_r)
-    t4 = a**2
-    t5 = torch.exp(-2.0 * t0)
-    f_rr = 2.0 * depth * t4 * t5 - 2.0 * t2 * t4
+    f_rr = a**2 * t4 * (2.0 * t1 - 1.0)
     if order == 2:
         return _Partials(f_r, f_rr)
-    t6 = a**3
-    f_rrr = -6.0 * depth * t5 * t6 + t3 * t6
+    t5 = a**3 * depth
+    f_rrr = t2 * t3 * t5 - 6.0 * t5 * torch.exp(-2.0 * t0)
     return _Partials(f_r, f_rr, f_rrr)
 
 

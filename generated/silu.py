@@ -4,7 +4,7 @@
 """silu(x) = x*sigmoid(x)
 
 First derivatives:
-    ∂f/∂x = x*sigmoid(-x)*sigmoid(x) + sigmoid(x)
+    ∂f/∂x = (x*sigmoid(-x) + 1)*sigmoid(x)
 """
 
 import collections
@@ -63,19 +63,17 @@ def _partials(x, order):
     t0 = torch.sigmoid(x)
     t1 = torch.sigmoid(-x)
     t2 = t1 * x
-    f_x = t0 * t2 + t0
+    f_x = t0 * (t2 + 1.0)
     if order == 1:
         return _Partials(f_x)
-    t3 = t0 * x
-    f_xx = t0 * t1 * (t2 - t3 + 2.0)
+    t3 = -t0 * x + t2 + 2.0
+    f_xx = t0 * t1 * t3
     if order == 2:
         return _Partials(f_x, f_xx)
-    t4 = t0**2
-    t5 = t1**2
     f_xxx = torch.where(
         torch.abs(x) < 9.5367431640625e-07,
         -0.07083333333333333 * x**5 + 0.25 * x**3 - 0.5 * x,
-        t0**3 * t2 + 3.0 * t0 * t5 + t1**3 * t3 - 3.0 * t1 * t4 - 4.0 * t4 * t5 * x,
+        t0 * t1 * (-2.0 * t0 * t2 - t0 * t3 - t0 + t1 * t3 + t1),
     )
     return _Partials(f_x, f_xx, f_xxx)
 

@@ -77,38 +77,33 @@ def _partials(x, y, z, q, eps, order):
     f_z = -t4 * z
     if order == 1:
         return _Partials(f_x, f_y, f_z)
-    t5 = 1.0 / t3
-    t6 = 3.0 * t5
-    t7 = 3.0 * q / t3**2.5
-    t8 = x * y
-    t9 = t7 * z
-    f_xx = t4 * (t0 * t6 - 1.0)
-    f_xy = t7 * t8
-    f_xz = t9 * x
-    f_yy = t4 * (t1 * t6 - 1.0)
-    f_yz = t9 * y
-    f_zz = t4 * (t2 * t6 - 1.0)
+    t5 = -t4
+    t6 = t3 ** (-2.5)
+    t7 = 3.0 * q * t6
+    t8 = t7 * y
+    f_xx = t0 * t7 + t5
+    f_xy = t8 * x
+    f_xz = t7 * x * z
+    f_yy = t1 * t7 + t5
+    f_yz = t8 * z
+    f_zz = t2 * t7 + t5
     if order == 2:
         return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
-    t10 = 5.0 * t5
-    t11 = t0 * t10
-    t12 = t7 * x
-    t13 = 1.0 - t11
-    t14 = t7 * y
-    t15 = t1 * t10
-    t16 = 1.0 - t15
-    t17 = t10 * t2
-    t18 = 1.0 - t17
-    f_xxx = t12 * (3.0 - t11)
-    f_xxy = t13 * t14
-    f_xxz = t13 * t9
-    f_xyy = t12 * t16
-    f_xyz = -15.0 * q * t8 * z / t3**3.5
-    f_xzz = t12 * t18
-    f_yyy = t14 * (3.0 - t15)
-    f_yyz = t16 * t9
-    f_yzz = t14 * t18
-    f_zzz = t9 * (3.0 - t17)
+    t9 = 15.0 * q / t3**3.5
+    t10 = -3.0 * q * t6 * y
+    t11 = t9 * y
+    t12 = -3.0 * q * t6 * x
+    t13 = t9 * x
+    f_xxx = 9.0 * q * t6 * x - t9 * x**3
+    f_xxy = -t0 * t11 - t10
+    f_xxz = t7 * z * (-5.0 * t0 / t3 + 1.0)
+    f_xyy = -t1 * t13 - t12
+    f_xyz = -t11 * x * z
+    f_xzz = -t12 - t13 * t2
+    f_yyy = 9.0 * q * t6 * y - t9 * y**3
+    f_yyz = 3.0 * q * t6 * z - t1 * t9 * z
+    f_yzz = -t10 - t11 * t2
+    f_zzz = 9.0 * q * t6 * z - t9 * z**3
     return _Partials(
         f_x,
         f_y,

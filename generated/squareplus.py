@@ -60,14 +60,16 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, b, order):
     """The partial derivatives of squareplus(x; b) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = b + x**2
-    f_x = 0.5 + 0.5 * x / torch.sqrt(t0)
+    t0 = x**2
+    t1 = b + t0
+    t2 = torch.rsqrt(t1)
+    f_x = 0.5 * t2 * x + 0.5
     if order == 1:
         return _Partials(f_x)
-    f_xx = 0.5 * b / t0**1.5
+    f_xx = -0.5 * t0 / t1**1.5 + 0.5 * t2
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5 * b * x / t0**2.5
+    f_xxx = -1.5 * b * x / t1**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 

@@ -161,9 +161,10 @@ def test_choice_follows_the_rule(text: str) -> None:
             for m in plain
             if m.bits <= best.bits + select.TOLERANCE_BITS
             and m.nowhere_worse(best, select.POINTWISE_SLACK_BITS)
+            and m.nowhere_worse(plain[0], select.POINTWISE_SLACK_BITS)
             and m.float32_bits <= written.float32_bits + select.TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + select.TOLERANCE_BITS
-        ] or [best]
+        ] or [plain[0]]
         cheapest = min(m.cost for m in accurate)
         if "series below" in choice.chosen.origin:
             general = min((m for m in accurate if m.cost == cheapest), key=lambda m: m.bits)
