@@ -4,7 +4,7 @@
 """swish(x; beta) = x*sigmoid(beta*x)
 
 First derivatives:
-    ∂f/∂x = beta*x*sigmoid(-beta*x)*sigmoid(beta*x) + sigmoid(beta*x)
+    ∂f/∂x = (beta*x*sigmoid(-beta*x) + 1)*sigmoid(beta*x)
 """
 
 import collections
@@ -64,24 +64,17 @@ def _partials(x, beta, order):
     t1 = torch.sigmoid(t0)
     t2 = torch.sigmoid(-t0)
     t3 = t0 * t2
-    f_x = t1 * t3 + t1
+    f_x = t1 * (t3 + 1.0)
     if order == 1:
         return _Partials(f_x)
-    f_xx = beta * t1 * t2 * (-t0 * t1 + t3 + 2.0)
+    t4 = -t0 * t1 + t3 + 2.0
+    f_xx = beta * t1 * t2 * t4
     if order == 2:
         return _Partials(f_x, f_xx)
-    t4 = t1**2
-    t5 = 3.0 * beta**2
-    t6 = t2**2
-    t7 = beta**3 * x
     f_xxx = torch.where(
         torch.abs(x) < 9.5367431640625e-07,
         -0.07083333333333333 * x**5 + 0.25 * x**3 - 0.5 * x,
-        t1**3 * t2 * t7
-        + t1 * t2**3 * t7
-        + t1 * t5 * t6
-        - t2 * t4 * t5
-        - 4.0 * t4 * t6 * t7,
+        beta**2 * t1 * t2 * (-2.0 * t1 * t3 - t1 * t4 - t1 + t2 * t4 + t2),
     )
     return _Partials(f_x, f_xx, f_xxx)
 
