@@ -1,18 +1,19 @@
 """Error of a formula as torch would compute it, in bits, at sampled points.
 
 The selection stage (select.py) compares equivalent formulas by this measure,
-the one Herbie uses: sample points over the inputs' domain uniformly over the
-floats' bit patterns (so 1e-30 and 1e30 are as likely as 0.5), evaluate each
-formula operation by operation with float32 or float64 rounding, and count how
-many floats lie between the result and the truth (mpmath at 256 bits):
-bits = log2(1 + that count), averaged over the points.
+the one Herbie uses: sample points (partly uniform over the floats' bit
+patterns, so 1e-30 and 1e30 are as likely as 0.5; see sample_points), evaluate
+each formula operation by operation with float32 or float64 rounding, and count
+how many floats lie between the result and the truth (mpmath at 256 bits, more
+where a sum cancels): bits = log2(1 + that count), averaged over the points.
 
 No torch here (the generator must not need it): arithmetic is Python floats,
 rounded to float32 after each operation for the float32 measure (a float64
 operation on float32 operands, rounded once, is the float32 operation). Library
 functions (exp, sigmoid, ...) are evaluated correctly rounded with mpmath, as a
-good libm nearly is, so a formula's error is its own, not the library's, and
-the measure is the same on every machine.
+good libm nearly is (softplus as torch's kernel, which is x above 20), so a
+formula's error is its own, not the library's, and the measure is the same on
+every machine.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import sympy
 from . import functions
 
 FLOAT32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
-FLOAT64_MAX = 1.7976931348623157e308
 SAMPLE_SIZE = 128  # Herbie uses 256; half keeps emit time reasonable
 ORDINARY = 10.0  # a good part of the sample lies in [-10, 10]
 MODERATE_OCTAVES = (-4.0, 10.0)
@@ -48,8 +48,9 @@ class Unmeasurable(Exception):
 
 @dataclass(frozen=True)
 class Sample:
-    """Points at which formulas are compared: each input's values, one per point,
-    all exactly representable in float32 (so one truth serves both dtypes)."""
+    """Points at which formulas are compared: each input's values, one per point
+    (float32 numbers, except float64's own tails, which only the float64
+    measure uses: one truth serves both dtypes)."""
 
     inputs: tuple[str, ...]  # ("x", "y")
     columns: tuple[tuple[float, ...], ...]  # columns[i][k]: input i at point k

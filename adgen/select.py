@@ -6,7 +6,7 @@ applied before and after differentiation) and as the derivative of the formula
 as the user wrote it. Rewrites that keep the value (the rules below, each with a
 soundness test, plus sympy's `together` and `factor_terms`) grow a small set of
 equivalent candidates from both. Each candidate's error is measured (measure.py:
-bits of error in float32 and float64 at sampled points against a 256-bit truth)
+bits of error in float32 and float64 at sampled points against an mpmath truth)
 and its cost counted from the repo's table of per-operation costs (costs.py),
 where subexpressions already computed by a lower-order entry are free. The
 choice:
@@ -33,8 +33,7 @@ from dataclasses import dataclass
 import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from . import costs, timing
-from . import functions
+from . import costs, functions, timing
 from .functions import expm1, hypot, log1p, sigmoid, softplus
 from .measure import (
     Sample,
