@@ -598,13 +598,14 @@ class _TableBuilder:
             kernel = _kernel(arguments, lowered, taken)
             return dataclasses.replace(kernel, partials_order=order)
         members = {_symbol(m) for _, group in blocks for m in group}
-        base = _kernel(arguments, [e.xreplace({m: 0 for m in members}) for e in lowered], taken)
+        # S.Zero, not 0: xreplace returns the replacement itself for a bare symbol.
+        base = _kernel(arguments, [e.xreplace({m: sympy.S.Zero for m in members}) for e in lowered], taken)
         used = set(taken) | {n for n, _ in base.temporaries}
         split = []
         scale = sympy.Dummy("scale")
         for guard, group in blocks:
             scaled = {_symbol(m): scale * _symbol(m) for m in group}
-            others = {m: 0 for m in members - set(scaled)}
+            others = {m: sympy.S.Zero for m in members - set(scaled)}
             # The coefficient of `scale`: the terms of this group (they are linear in it).
             terms = [sympy.diff(e.xreplace(others).xreplace(scaled), scale) for e in lowered]
             if all(t == 0 for t in terms):

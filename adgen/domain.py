@@ -158,7 +158,8 @@ def _well_defined(
         for pole in _poles((expr, *gradient), name, param_values):
             if domain.low - margin <= pole <= domain.high + margin:
                 return False
-    symbols = {s.name: s for s in expr.free_symbols}
+    # Every formula's symbols: an output may use an input the first one does not.
+    symbols = {s.name: s for f in (expr, *gradient) for s in f.free_symbols}
     columns = [probe_values(domains[n], i) for i, n in enumerate(inputs)]
     for point in zip(*columns):
         values = {symbols[n]: v for n, v in zip(inputs, point) if n in symbols}

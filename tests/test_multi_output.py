@@ -4,6 +4,7 @@ corpus of 2-4 outputs, 1-4 inputs, with params and broadcasting."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -30,9 +31,11 @@ MULTI_CORPUS = [
     ("m_value_aux", "log(1 + exp(x)), sigmoid(x)", ("--outputs", "value,slope")),
     ("m_gauss", "exp(-alpha*(x**2 + y**2)), -2*alpha*x*exp(-alpha*(x**2 + y**2))", ("--param", "alpha",)),
     ("m_mix4", "a*b + c*d, a*tanh(d), exp(-b*c), a*b*c*d", ("--outputs", "s,t1,e,prod")),
+    # Outputs that are an input itself or a constant (their grads pass through or vanish).
+    ("m_passthrough", "x*y, y, 2", ("--outputs", "prod,same,two")),
 ]
 # The generated tests of these run by default; all with ADGEN_EXHAUSTIVE=1.
-REPRESENTATIVE = {"m_polar", "m_three", "m_scaled"}
+REPRESENTATIVE = {"m_polar", "m_three", "m_scaled", "m_passthrough"}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +111,20 @@ def test_backward_with_one_output_used_gets_none(multi_dir: Path) -> None:
     (gr,) = torch.autograd.grad(v.sum(), r)
     assert seen == [(True, False)]
     torch.testing.assert_close(gr, torch.sin(t.detach()))
+
+
+@pytest.mark.parametrize("expression", ["x, y", "(y, x)", "x, 1", "sin(x), y"])
+def test_bare_inputs_and_constants_as_outputs_emit_without_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], expression: str
+) -> None:
+    assert main(["emit", "--name", "op", "-o", str(tmp_path), "--", expression]) == 0
+    assert capsys.readouterr().err == ""  # no domain warning: every output is finite anywhere
+    point = {"x": 0.3, "y": -0.7}
+    op = load_module(tmp_path / "op.py").op
+    names = inspect.signature(op).parameters  # the inputs in order of appearance
+    values = op(*(torch.tensor([point[n]], dtype=torch.float64) for n in names))
+    expected = [float(sympy.sympify(o).subs(point)) for o in expression.strip("()").split(",")]
+    assert [float(v) for v in values] == pytest.approx(expected)
 
 
 def test_api_takes_a_list_of_strings() -> None:
