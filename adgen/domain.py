@@ -173,6 +173,10 @@ def _well_defined(
                 return False
             if not (number.is_number and number.is_real and number.is_finite):
                 return False
-            if abs(number) > LARGEST_PROBED_VALUE:
+            try:
+                magnitude = float(abs(number))
+            except TypeError:  # Heaviside(zoo, 0): sympy cannot say what it is
+                return False
+            if magnitude > LARGEST_PROBED_VALUE:
                 return False
     return True

@@ -217,6 +217,8 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
     if node.is_Symbol:
         return [p[node.name] for p in points]
     if node.is_number and not isinstance(node, sympy.Piecewise):
+        if node.is_extended_real is not True:  # log(-1) = I*pi: torch has no such constant
+            raise Unmeasurable(f"the constant {node} is not real")
         return [arithmetic.number(node)] * size
     if node.is_Add or node.is_Mul:
         combine = arithmetic.add if node.is_Add else arithmetic.mul
@@ -424,6 +426,10 @@ def _passing_lost(operation):
 def _truth_power(base, exponent):
     if base == 0 and exponent < 0:
         return mpmath.inf
+    if exponent and mpmath.mag(exponent) > _LARGEST_MAGNITUDE:
+        # erfc(2.5)**sinh(1e30): mpmath would multiply for hours; like a
+        # function's argument that far out, the point has no truth.
+        return mpmath.nan
     return mpmath.power(base, exponent)
 
 

@@ -41,6 +41,7 @@ def test_ci_runs_the_readme_commands() -> None:
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert HEADING.strip() in script
     assert "ADGEN_EXHAUSTIVE=1" in script
+    assert "CI=1" in script  # hypothesis replays its fixed examples (conftest.py)
     # It installs nothing of its own besides the README's commands (the wheel
     # it builds and installs into a scratch folder is the project itself).
     installs = [line for line in script.splitlines() if re.search(r"pip install(?! -q --no-deps --target)", line)]
