@@ -143,6 +143,99 @@ def test_derivatives_match_autograd_of_the_expression(order):
     )
 
 
+def as_tuple(result):
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def reverse_mode(function, arity):
+    """(arguments, cotangents) -> the vjp of `function` (its first `arity`
+    arguments) with the cotangents: a gradient for every argument."""
+
+    def pulled_back(*arguments):
+        _, pull = torch.func.vjp(function, *arguments[:arity])
+        return as_tuple(pull(tuple(arguments[arity:])))
+
+    return pulled_back
+
+
+def forward_mode(function, arity):
+    """(arguments, tangents) -> the jvp of `function` (its first `arity`
+    arguments) along the tangents: a tangent for every output."""
+
+    def pushed_forward(*arguments):
+        primals, tangents = tuple(arguments[:arity]), tuple(arguments[arity:])
+        return as_tuple(torch.func.jvp(function, primals, tangents)[1])
+
+    return pushed_forward
+
+
+def mixed_derivatives(function, inputs, modes):
+    """The results of every level of `modes` applied in turn ("rev": a vjp
+    with random cotangents, "fwd": a jvp with random tangents), each taken by
+    every argument so far (the inputs and the earlier levels' cotangents and
+    tangents): so the derivative of each kernel by each of its arguments is
+    reached, which nested jacobians by the inputs alone do not do."""
+
+    def values(*xs):
+        return as_tuple(function(*xs))
+
+    current, arguments = values, [x.detach() for x in inputs]
+    outputs = current(*arguments)
+    results = list(outputs)
+    for depth, mode in enumerate(modes, start=1):
+        if mode == "rev":  # one cotangent per output of the level below
+            extra = random_like(outputs, seed=10 + depth)
+            current = reverse_mode(current, len(arguments))
+        else:  # one tangent per argument
+            extra = random_like(arguments, seed=20 + depth)
+            current = forward_mode(current, len(arguments))
+        arguments = arguments + extra
+        outputs = current(*arguments)
+        results += outputs
+    return results
+
+
+@pytest.mark.parametrize(
+    "modes", list(itertools.product(("rev", "fwd"), repeat=3)), ids="-".join
+)
+def test_every_mix_of_reverse_and_forward_mode_by_every_argument(modes):
+    """vjp and jvp nested three deep in each order (innermost first), every
+    level by all the arguments of the one below, equal the same transforms of
+    the plain expression."""
+    inputs = make_inputs(SHAPES)
+    assert_all_close(
+        mixed_derivatives(apply_op, inputs, modes),
+        mixed_derivatives(apply_reference, inputs, modes),
+    )
+
+
+def test_second_derivatives_by_one_input_at_a_time():
+    """Only one input differentiated (the op's backward then skips the other
+    inputs' gradients): the gradient by it and its derivatives in reverse and
+    forward mode equal the expression's."""
+    inputs = [t.detach() for t in make_inputs(SHAPES)]
+    weights = random_like(as_tuple(apply_reference(*inputs)), seed=7)
+    for index, x in enumerate(inputs):
+        tangent = random_like([x], seed=8)[0]
+        results = []
+        for function in (apply_op, apply_reference):
+
+            def weighted(x_, function=function, index=index):
+                arguments = inputs[:index] + [x_] + inputs[index + 1 :]
+                outputs = as_tuple(function(*arguments))
+                return sum((o * w).sum() for o, w in zip(outputs, weights))
+
+            gradient = torch.func.grad(weighted)
+            results.append(
+                [
+                    gradient(x),
+                    torch.func.jvp(gradient, (x,), (tangent,))[1],
+                    torch.func.vjp(gradient, x)[1](tangent)[0],
+                ]
+            )
+        assert_all_close(*results)
+
+
 def test_gradcheck():
     assert torch.autograd.gradcheck(
         apply_op, make_inputs(SHAPES), check_forward_ad=True, check_batched_grad=True
