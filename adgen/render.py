@@ -21,6 +21,7 @@ from . import timing
 from .anchors import anchors, output_anchors
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
+from .errors import InputError
 from .inplace import print_in_place
 from .printer import torch_code
 
@@ -74,6 +75,13 @@ def render_op(
 
 def render_module(model: OpModel, command: str, options: EmitOptions = EmitOptions()) -> str:
     """The module of `render_op` alone (what `adgen.load` runs: no test, so no test domains)."""
+    if model.multi_output and options.save == "intermediates":
+        # It would save a derivative per output and input and sum them per
+        # present grad in backward: not built yet (README, "Several outputs").
+        raise InputError(
+            f"`--save intermediates` is not supported for ops with several outputs "
+            f"({model.name!r} has {len(model.outputs)}); use `--save inputs`"
+        )
     return _render("module.py.j2", _module_context(model, _header(model, command), options))
 
 

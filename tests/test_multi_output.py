@@ -147,6 +147,7 @@ def test_api_takes_a_list_of_strings() -> None:
         (["x, y", "--outputs", "u,2v"], "snake_case"),
         (["x", "--outputs", "u"], "tuple expression"),
         (["x, y", "--outputs", "u,need"], "used by the generated code"),
+        (["x*y, x + y", "--save", "intermediates"], "not supported for ops with several outputs"),
     ],
 )
 def test_errors_are_one_line_exit_2_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
