@@ -209,7 +209,19 @@ class FormSelector:
     ) -> sympy.Expr:
         """The form to emit for `target` (an entry of the given order; 0 for the value)."""
         free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
-        written = as_written()
+        # Too large to search: the stable form, with no derivative of the formula
+        # as written taken for nothing.
+        if sympy.count_ops(stable) > LARGEST_FORMULA:
+            chosen = stable
+        else:
+            chosen = self._cached_choice(target, stable, as_written(), free)
+        if order > 0:
+            self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
+        return chosen
+
+    def _cached_choice(
+        self, target: str, stable: sympy.Expr, written: sympy.Expr, free: set[sympy.Expr]
+    ) -> sympy.Expr:
         # Everything the choice depends on: one process emitting an op under
         # several options (--save, --fuse), or its module and its test, chooses once.
         key = (stable, written, self.sample, frozenset(free))
@@ -223,10 +235,7 @@ class FormSelector:
             else:
                 formula, made = _CHOSEN[key]
                 self.choices.extend(made)
-        chosen = formula
-        if order > 0:
-            self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
-        return chosen
+        return formula
 
     def _choose(
         self,
@@ -235,8 +244,6 @@ class FormSelector:
         as_written: Callable[[], sympy.Expr],
         free: set[sympy.Expr],
     ) -> sympy.Expr:
-        if sympy.count_ops(stable) > LARGEST_FORMULA:
-            return stable
         (_, label), *others = forms = _candidates(stable, as_written())
         try:
             truths = truth(stable, self.sample, self.truth_memo)
