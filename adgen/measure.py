@@ -632,6 +632,25 @@ def taylor_coefficients(
         values = evaluate(points)
         if not all(_finite_real(v) for v in values):
             return None
-        matrix = mpmath.matrix([[h**k for k in range(_FIT_POINTS)] for h in offsets])
-        coefficients = mpmath.lu_solve(matrix, mpmath.matrix(values))
+        coefficients = _solve_fit(tuple(offsets), values)
         return [float(coefficients[k]) for k in range(degree + 1)]
+
+
+@functools.lru_cache(maxsize=4)
+def _fit_factorization(offsets: tuple) -> tuple:
+    """The LU factors of the fit's Vandermonde matrix (the same for every fit:
+    factoring it took most of the fit's time), as mpmath.lu_solve factors it."""
+    with mpmath.workprec(_FIT_BITS + _LU_GUARD_BITS):
+        matrix = mpmath.matrix([[h**k for k in range(len(offsets))] for h in offsets])
+        return mpmath.mp.LU_decomp(matrix, use_cache=False)
+
+
+_LU_GUARD_BITS = 10  # what mpmath.lu_solve adds to the working precision
+
+
+def _solve_fit(offsets: tuple, values: list) -> mpmath.matrix:
+    """mpmath.lu_solve(Vandermonde(offsets), values), step for step (so to the
+    same bits), with the factorization made once."""
+    factors, pivots = _fit_factorization(offsets)
+    with mpmath.workprec(_FIT_BITS + _LU_GUARD_BITS):
+        return mpmath.mp.U_solve(factors, mpmath.mp.L_solve(factors, mpmath.matrix(values), pivots))
