@@ -6,7 +6,8 @@ the generated test must fail.
 tests/mutation_driver.py runs all mutants of one op in one process: a
 recording run finds every output of every method the tests reach, then each
 is scaled in turn. The exhaustive part (every output, ops with where(), the
-stable vocabulary, a parameter, under --save intermediates) takes minutes and
+stable vocabulary, a parameter, under --save intermediates, several outputs)
+takes minutes and
 is marked `exhaustive`; the unmarked test mutates the first output of every
 method of every Function of one op that has all of these at once."""
 
@@ -79,3 +80,23 @@ def test_every_output_of_every_method(
 ) -> None:
     assert emit(tmp_path, expression, "--name", name, "--save", save, *options) == 0
     check(mutate_all(tmp_path, name))
+
+
+# Several outputs (`--save intermediates` is refused for them): each output of
+# each method, per output's grad and tangent.
+MULTI_OUTPUT_OPS = [
+    ("polar", "r*cos(t), r*sin(t)", ("--outputs", "u,v")),
+]
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize(
+    "name, expression, options", MULTI_OUTPUT_OPS, ids=[o[0] for o in MULTI_OUTPUT_OPS]
+)
+def test_every_output_of_every_method_of_a_multi_output_op(
+    tmp_path: Path, name: str, expression: str, options: tuple[str, ...]
+) -> None:
+    assert emit(tmp_path, expression, "--name", name, *options) == 0
+    report = mutate_all(tmp_path, name)
+    check(report)
+    assert report["table_entries"] >= 12  # u_r, u_t, v_r, v_t and their higher orders
