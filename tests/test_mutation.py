@@ -7,9 +7,9 @@ tests/mutation_driver.py runs all mutants of one op in one process: a
 recording run finds every output of every method the tests reach, then each
 is scaled in turn. The exhaustive part (every output, ops with where(), the
 stable vocabulary, a parameter, under --save intermediates, several outputs)
-takes minutes and
-is marked `exhaustive`; the unmarked test mutates the first output of every
-method of every Function of one op that has all of these at once."""
+takes minutes and is marked `exhaustive`; the unmarked test mutates the first
+output of every method of every Function of one op that has all of these at
+once."""
 
 from __future__ import annotations
 
