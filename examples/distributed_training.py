@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import tempfile
 import time
@@ -150,6 +151,12 @@ def main_in_process(rank: int, world_size: int, init_method: str, steps: int, fs
     )
     try:
         train(rank, world_size, steps, fsdp)
+        # Tear down together, and only once the model (FSDP2 keeps reference cycles
+        # to its process group) is gone: a process that destroys its group while
+        # another still uses it, or whose gloo work outlives the group, can abort
+        # at exit ("terminate called without an active exception").
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
