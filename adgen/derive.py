@@ -120,6 +120,10 @@ class FunctionSpec:
     backward: Kernel | None  # plain kernel when backward_call is None
     jvp_call: str | None  # "WaveJvp": jvp returns that Function's output
     jvp: Kernel | None  # plain kernel when jvp_call is None
+    # The jvp_call's arguments, named as jvp's locals (the saved tensors, the
+    # tangents): ("x", "y", "x_t", "y_t"); ("x_t", "x") where an op of one input
+    # and one output calls its Backward with the tangent as grad.
+    jvp_call_args: tuple[str, ...] = ()
     # Grads backward may receive as None (set_materialize_grads(False)): those of
     # an op's several outputs, never materialised as zeros.
     optional_grads: tuple[str, ...] = ()  # ("grad_u", "grad_v")
@@ -230,6 +234,10 @@ def build_model(
     #   Jvp           backward:  plain          jvp -> JvpJvp
     #   BackwardJvp   backward:  plain          jvp:   plain
     #   JvpJvp        backward:  plain          jvp:   plain
+    #
+    # One input and one output: the jvp f'(x)·x_t is Backward's grad·f'(x) with
+    # x_t as grad, and so are its derivatives, so the op's jvp calls Backward and
+    # Jvp and JvpJvp are not emitted (three Functions, each derived once).
     _check_identifiers(inputs + param_names)  # before they name table entries
     choose = chooser(inputs) if chooser else None
     tables = _TableBuilder(exprs, inputs, param_names, output_names, as_written, choose)
@@ -243,19 +251,30 @@ def build_model(
     # grad alone may be given).
     grads_shape = backward.args[: len(exprs)] if multi else ("grad",)
     backward = dataclasses.replace(backward, shape_of=grads_shape)
-    jvp = op.jvp_formula(Role.JVP, inputs)
     backward_jvp = backward.jvp_formula(Role.BACKWARD_JVP, grads_shape)
-    jvp_jvp = jvp.jvp_formula(Role.JVP_JVP, inputs)
 
     taken = set(inputs) | set(param_names) | set(tables.all_names()) | set(output_names)
-    functions = (
-        op.spec(param_names, taken, tables, backward_call=backward, jvp_call=jvp),
-        backward.spec(param_names, taken, tables, jvp_call=backward_jvp),
-        jvp.spec(param_names, taken, tables, jvp_call=jvp_jvp),
-        backward_jvp.spec(param_names, taken, tables),
-        jvp_jvp.spec(param_names, taken, tables),
-    )
+    if len(inputs) == 1 and not multi:
+        functions = (
+            op.spec(
+                param_names, taken, tables, backward_call=backward, jvp_call=backward,
+                jvp_call_args=(op.tangent_names()[0], inputs[0]),
+            ),
+            backward.spec(param_names, taken, tables, jvp_call=backward_jvp),
+            backward_jvp.spec(param_names, taken, tables),
+        )
+    else:
+        jvp = op.jvp_formula(Role.JVP, inputs)
+        jvp_jvp = jvp.jvp_formula(Role.JVP_JVP, inputs)
+        functions = (
+            op.spec(param_names, taken, tables, backward_call=backward, jvp_call=jvp),
+            backward.spec(param_names, taken, tables, jvp_call=backward_jvp),
+            jvp.spec(param_names, taken, tables, jvp_call=jvp_jvp),
+            backward_jvp.spec(param_names, taken, tables),
+            jvp_jvp.spec(param_names, taken, tables),
+        )
     _check_argument_names(inputs, params, functions, tables.all_names())
+    jvp_args = inputs + op.tangent_names()
     if multi:
         signature = f"{name}({', '.join(inputs)}{_params_suffix(param_names)})"
         backward_summary = ", ".join(
@@ -269,20 +288,21 @@ def build_model(
             op.class_name: f"{signature} = "
             + ", ".join(f"{o}: {sympy.sstr(e)}" for o, e in zip(output_names, exprs)),
             backward.class_name: f"({', '.join(backward.args)}) -> {backward_summary}",
-            jvp.class_name: f"({', '.join(jvp.args)}) -> {jvp_summary}",
+            op.family_name(Role.JVP): f"({', '.join(jvp_args)}) -> {jvp_summary}",
         }
     else:
         summaries = {
             op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
             f"{sympy.sstr(f)}",
             backward.class_name: f"({', '.join(backward.args)}) -> "
-            + ", ".join(f"grad·∂f/∂{n}" for n in inputs),
-            jvp.class_name: f"({', '.join(jvp.args)}) -> "
+            + ", ".join(f"grad·∂f/∂{n}" for n in inputs)
+            + (f"; also {class_name}'s jvp, with {inputs[0]}_t as grad" if len(inputs) == 1 else ""),
+            op.family_name(Role.JVP): f"({', '.join(jvp_args)}) -> "
             + " + ".join(f"∂f/∂{n}·{n}_t" for n in inputs),
         }
     summaries |= {
         backward_jvp.class_name: f"the jvp of {backward.class_name}",
-        jvp_jvp.class_name: f"the jvp of {jvp.class_name}",
+        op.family_name(Role.JVP_JVP): f"the jvp of {op.family_name(Role.JVP)}",
     }
     functions = tuple(
         dataclasses.replace(spec, summary=summaries[spec.class_name]) for spec in functions
@@ -403,6 +423,7 @@ class _Formula:
         tables: _TableBuilder,
         backward_call: _Formula | None = None,
         jvp_call: _Formula | None = None,
+        jvp_call_args: tuple[str, ...] | None = None,
     ) -> FunctionSpec:
         grads = self.grad_names()
         tangents = self.tangent_names()
@@ -435,6 +456,7 @@ class _Formula:
                 self.args + grads + params, self.vjp_values(grads), taken, backward_blocks
             ),
             jvp_call=jvp_call.class_name if jvp_call else None,
+            jvp_call_args=jvp_call_args or (jvp_call.args if jvp_call else ()),
             jvp=None
             if jvp_call
             else tables.contraction(

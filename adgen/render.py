@@ -380,7 +380,7 @@ class _ClassPrinter:
         params = self.param_names
         if spec.jvp_call is not None:
             target = self.by_name[spec.jvp_call]
-            args = ", ".join(list(target.tensor_args) + params)
+            args = ", ".join(list(spec.jvp_call_args) + params)
             return [f"return {target.class_name}.apply({args})"]
         assert spec.jvp is not None
         names = [o + spec.tangent_suffix for o in spec.outputs]

@@ -114,11 +114,11 @@ class GaussianRbf(_Function):
     def jvp(ctx, x_t, *_):
         (x,) = ctx.saved_tensors
         center, width = ctx.params
-        return GaussianRbfJvp.apply(x, x_t, center, width)
+        return GaussianRbfBackward.apply(x_t, x, center, width)
 
 
 class GaussianRbfBackward(_Function):
-    """(grad, x) -> grad·∂f/∂x"""
+    """(grad, x) -> grad·∂f/∂x; also GaussianRbf's jvp, with x_t as grad"""
 
     @staticmethod
     def forward(grad, x, center, width):
@@ -141,32 +141,6 @@ class GaussianRbfBackward(_Function):
         grad, x = ctx.saved_tensors
         center, width = ctx.params
         return GaussianRbfBackwardJvp.apply(grad, x, grad_t, x_t, center, width)
-
-
-class GaussianRbfJvp(_Function):
-    """(x, x_t) -> ∂f/∂x·x_t"""
-
-    @staticmethod
-    def forward(x, x_t, center, width):
-        dtype, x, x_t = _opmath(x, x_t)
-        df = _partials(x, center, width, 1)
-        return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t = _opmath(*ctx.saved_tensors)
-        center, width = ctx.params
-        df = _partials(x, center, width, 2)
-        need = ctx.needs_input_grad
-        d_x = df.xx * grad * x_t if need[0] else None
-        d_x_t = df.x * grad if need[1] else None
-        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None, None)
-
-    @staticmethod
-    def jvp(ctx, x_u, x_t_u, *_):
-        x, x_t = ctx.saved_tensors
-        center, width = ctx.params
-        return GaussianRbfJvpJvp.apply(x, x_t, x_u, x_t_u, center, width)
 
 
 class GaussianRbfBackwardJvp(_Function):
@@ -205,45 +179,6 @@ class GaussianRbfBackwardJvp(_Function):
             + df.xx * grad * x_t_u
             + df.xx * grad_u * x_t
             + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
-            dtype,
-        )
-
-
-class GaussianRbfJvpJvp(_Function):
-    """the jvp of GaussianRbfJvp"""
-
-    @staticmethod
-    def forward(x, x_t, x_u, x_t_u, center, width):
-        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        df = _partials(x, center, width, 2)
-        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        center, width = ctx.params
-        df = _partials(x, center, width, 3)
-        t0 = df.xx * grad
-        need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
-        d_x_t = t0 * x_u if need[1] else None
-        d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = df.x * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
-            None,
-            None,
-        )
-
-    @staticmethod
-    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        center, width = ctx.params
-        df = _partials(x, center, width, 3)
-        return _round(
-            df.x * x_t_u_v
-            + df.xx * x_t * x_u_v
-            + df.xx * x_t_v * x_u
-            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 

@@ -132,11 +132,11 @@ class GeluTanh(_Function):
     @staticmethod
     def jvp(ctx, x_t):
         (x,) = ctx.saved_tensors
-        return GeluTanhJvp.apply(x, x_t)
+        return GeluTanhBackward.apply(x_t, x)
 
 
 class GeluTanhBackward(_Function):
-    """(grad, x) -> grad·∂f/∂x"""
+    """(grad, x) -> grad·∂f/∂x; also GeluTanh's jvp, with x_t as grad"""
 
     @staticmethod
     def forward(grad, x):
@@ -157,30 +157,6 @@ class GeluTanhBackward(_Function):
     def jvp(ctx, grad_t, x_t):
         grad, x = ctx.saved_tensors
         return GeluTanhBackwardJvp.apply(grad, x, grad_t, x_t)
-
-
-class GeluTanhJvp(_Function):
-    """(x, x_t) -> ∂f/∂x·x_t"""
-
-    @staticmethod
-    def forward(x, x_t):
-        dtype, x, x_t = _opmath(x, x_t)
-        df = _partials(x, 1)
-        return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t = _opmath(*ctx.saved_tensors)
-        df = _partials(x, 2)
-        need = ctx.needs_input_grad
-        d_x = df.xx * grad * x_t if need[0] else None
-        d_x_t = df.x * grad if need[1] else None
-        return _gradients(dtype, (d_x, d_x_t), (x, x_t))
-
-    @staticmethod
-    def jvp(ctx, x_u, x_t_u):
-        x, x_t = ctx.saved_tensors
-        return GeluTanhJvpJvp.apply(x, x_t, x_u, x_t_u)
 
 
 class GeluTanhBackwardJvp(_Function):
@@ -215,40 +191,6 @@ class GeluTanhBackwardJvp(_Function):
             + df.xx * grad * x_t_u
             + df.xx * grad_u * x_t
             + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
-            dtype,
-        )
-
-
-class GeluTanhJvpJvp(_Function):
-    """the jvp of GeluTanhJvp"""
-
-    @staticmethod
-    def forward(x, x_t, x_u, x_t_u):
-        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        df = _partials(x, 2)
-        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        df = _partials(x, 3)
-        t0 = df.xx * grad
-        need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
-        d_x_t = t0 * x_u if need[1] else None
-        d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = df.x * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u))
-
-    @staticmethod
-    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        df = _partials(x, 3)
-        return _round(
-            df.x * x_t_u_v
-            + df.xx * x_t * x_u_v
-            + df.xx * x_t_v * x_u
-            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 

@@ -116,11 +116,11 @@ class Morse(_Function):
     def jvp(ctx, r_t, *_):
         (r,) = ctx.saved_tensors
         depth, a, r0 = ctx.params
-        return MorseJvp.apply(r, r_t, depth, a, r0)
+        return MorseBackward.apply(r_t, r, depth, a, r0)
 
 
 class MorseBackward(_Function):
-    """(grad, r) -> grad·∂f/∂r"""
+    """(grad, r) -> grad·∂f/∂r; also Morse's jvp, with r_t as grad"""
 
     @staticmethod
     def forward(grad, r, depth, a, r0):
@@ -143,32 +143,6 @@ class MorseBackward(_Function):
         grad, r = ctx.saved_tensors
         depth, a, r0 = ctx.params
         return MorseBackwardJvp.apply(grad, r, grad_t, r_t, depth, a, r0)
-
-
-class MorseJvp(_Function):
-    """(r, r_t) -> ∂f/∂r·r_t"""
-
-    @staticmethod
-    def forward(r, r_t, depth, a, r0):
-        dtype, r, r_t = _opmath(r, r_t)
-        df = _partials(r, depth, a, r0, 1)
-        return _round(df.r * r_t, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, r, r_t = _opmath(*ctx.saved_tensors)
-        depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 2)
-        need = ctx.needs_input_grad
-        d_r = df.rr * grad * r_t if need[0] else None
-        d_r_t = df.r * grad if need[1] else None
-        return _gradients(dtype, (d_r, d_r_t), (r, r_t)) + (None, None, None)
-
-    @staticmethod
-    def jvp(ctx, r_u, r_t_u, *_):
-        r, r_t = ctx.saved_tensors
-        depth, a, r0 = ctx.params
-        return MorseJvpJvp.apply(r, r_t, r_u, r_t_u, depth, a, r0)
 
 
 class MorseBackwardJvp(_Function):
@@ -207,46 +181,6 @@ class MorseBackwardJvp(_Function):
             + df.rr * grad * r_t_u
             + df.rr * grad_u * r_t
             + r_u * (df.rr * grad_t + df.rrr * grad * r_t),
-            dtype,
-        )
-
-
-class MorseJvpJvp(_Function):
-    """the jvp of MorseJvp"""
-
-    @staticmethod
-    def forward(r, r_t, r_u, r_t_u, depth, a, r0):
-        dtype, r, r_t, r_u, r_t_u = _opmath(r, r_t, r_u, r_t_u)
-        df = _partials(r, depth, a, r0, 2)
-        return _round(df.rr * r_t * r_u + df.r * r_t_u, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
-        depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 3)
-        t0 = df.rr * grad
-        need = ctx.needs_input_grad
-        d_r = grad * (df.rr * r_t_u + df.rrr * r_t * r_u) if need[0] else None
-        d_r_t = r_u * t0 if need[1] else None
-        d_r_u = r_t * t0 if need[2] else None
-        d_r_t_u = df.r * grad if need[3] else None
-        return _gradients(dtype, (d_r, d_r_t, d_r_u, d_r_t_u), (r, r_t, r_u, r_t_u)) + (
-            None,
-            None,
-            None,
-        )
-
-    @staticmethod
-    def jvp(ctx, r_v, r_t_v, r_u_v, r_t_u_v, *_):
-        dtype, r, r_t, r_u, r_t_u = _opmath(*ctx.saved_tensors)
-        depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 3)
-        return _round(
-            df.r * r_t_u_v
-            + df.rr * r_t * r_u_v
-            + df.rr * r_t_v * r_u
-            + r_v * (df.rr * r_t_u + df.rrr * r_t * r_u),
             dtype,
         )
 

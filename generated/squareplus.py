@@ -109,11 +109,11 @@ class Squareplus(_Function):
     def jvp(ctx, x_t, *_):
         (x,) = ctx.saved_tensors
         (b,) = ctx.params
-        return SquareplusJvp.apply(x, x_t, b)
+        return SquareplusBackward.apply(x_t, x, b)
 
 
 class SquareplusBackward(_Function):
-    """(grad, x) -> grad·∂f/∂x"""
+    """(grad, x) -> grad·∂f/∂x; also Squareplus's jvp, with x_t as grad"""
 
     @staticmethod
     def forward(grad, x, b):
@@ -136,32 +136,6 @@ class SquareplusBackward(_Function):
         grad, x = ctx.saved_tensors
         (b,) = ctx.params
         return SquareplusBackwardJvp.apply(grad, x, grad_t, x_t, b)
-
-
-class SquareplusJvp(_Function):
-    """(x, x_t) -> ∂f/∂x·x_t"""
-
-    @staticmethod
-    def forward(x, x_t, b):
-        dtype, x, x_t = _opmath(x, x_t)
-        df = _partials(x, b, 1)
-        return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t = _opmath(*ctx.saved_tensors)
-        (b,) = ctx.params
-        df = _partials(x, b, 2)
-        need = ctx.needs_input_grad
-        d_x = df.xx * grad * x_t if need[0] else None
-        d_x_t = df.x * grad if need[1] else None
-        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
-
-    @staticmethod
-    def jvp(ctx, x_u, x_t_u, *_):
-        x, x_t = ctx.saved_tensors
-        (b,) = ctx.params
-        return SquareplusJvpJvp.apply(x, x_t, x_u, x_t_u, b)
 
 
 class SquareplusBackwardJvp(_Function):
@@ -200,44 +174,6 @@ class SquareplusBackwardJvp(_Function):
             + df.xx * grad * x_t_u
             + df.xx * grad_u * x_t
             + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
-            dtype,
-        )
-
-
-class SquareplusJvpJvp(_Function):
-    """the jvp of SquareplusJvp"""
-
-    @staticmethod
-    def forward(x, x_t, x_u, x_t_u, b):
-        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        df = _partials(x, b, 2)
-        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        (b,) = ctx.params
-        df = _partials(x, b, 3)
-        t0 = df.xx * grad
-        need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
-        d_x_t = t0 * x_u if need[1] else None
-        d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = df.x * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
-            None,
-        )
-
-    @staticmethod
-    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        (b,) = ctx.params
-        df = _partials(x, b, 3)
-        return _round(
-            df.x * x_t_u_v
-            + df.xx * x_t * x_u_v
-            + df.xx * x_t_v * x_u
-            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 

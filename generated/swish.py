@@ -115,11 +115,11 @@ class Swish(_Function):
     def jvp(ctx, x_t, *_):
         (x,) = ctx.saved_tensors
         (beta,) = ctx.params
-        return SwishJvp.apply(x, x_t, beta)
+        return SwishBackward.apply(x_t, x, beta)
 
 
 class SwishBackward(_Function):
-    """(grad, x) -> grad·∂f/∂x"""
+    """(grad, x) -> grad·∂f/∂x; also Swish's jvp, with x_t as grad"""
 
     @staticmethod
     def forward(grad, x, beta):
@@ -142,32 +142,6 @@ class SwishBackward(_Function):
         grad, x = ctx.saved_tensors
         (beta,) = ctx.params
         return SwishBackwardJvp.apply(grad, x, grad_t, x_t, beta)
-
-
-class SwishJvp(_Function):
-    """(x, x_t) -> ∂f/∂x·x_t"""
-
-    @staticmethod
-    def forward(x, x_t, beta):
-        dtype, x, x_t = _opmath(x, x_t)
-        df = _partials(x, beta, 1)
-        return _round(df.x * x_t, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t = _opmath(*ctx.saved_tensors)
-        (beta,) = ctx.params
-        df = _partials(x, beta, 2)
-        need = ctx.needs_input_grad
-        d_x = df.xx * grad * x_t if need[0] else None
-        d_x_t = df.x * grad if need[1] else None
-        return _gradients(dtype, (d_x, d_x_t), (x, x_t)) + (None,)
-
-    @staticmethod
-    def jvp(ctx, x_u, x_t_u, *_):
-        x, x_t = ctx.saved_tensors
-        (beta,) = ctx.params
-        return SwishJvpJvp.apply(x, x_t, x_u, x_t_u, beta)
 
 
 class SwishBackwardJvp(_Function):
@@ -206,44 +180,6 @@ class SwishBackwardJvp(_Function):
             + df.xx * grad * x_t_u
             + df.xx * grad_u * x_t
             + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
-            dtype,
-        )
-
-
-class SwishJvpJvp(_Function):
-    """the jvp of SwishJvp"""
-
-    @staticmethod
-    def forward(x, x_t, x_u, x_t_u, beta):
-        dtype, x, x_t, x_u, x_t_u = _opmath(x, x_t, x_u, x_t_u)
-        df = _partials(x, beta, 2)
-        return _round(df.xx * x_t * x_u + df.x * x_t_u, dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        (beta,) = ctx.params
-        df = _partials(x, beta, 3)
-        t0 = df.xx * grad
-        need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t_u + df.xxx * x_t * x_u) if need[0] else None
-        d_x_t = t0 * x_u if need[1] else None
-        d_x_u = t0 * x_t if need[2] else None
-        d_x_t_u = df.x * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_x_t, d_x_u, d_x_t_u), (x, x_t, x_u, x_t_u)) + (
-            None,
-        )
-
-    @staticmethod
-    def jvp(ctx, x_v, x_t_v, x_u_v, x_t_u_v, *_):
-        dtype, x, x_t, x_u, x_t_u = _opmath(*ctx.saved_tensors)
-        (beta,) = ctx.params
-        df = _partials(x, beta, 3)
-        return _round(
-            df.x * x_t_u_v
-            + df.xx * x_t * x_u_v
-            + df.xx * x_t_v * x_u
-            + x_v * (df.xx * x_t_u + df.xxx * x_t * x_u),
             dtype,
         )
 
