@@ -75,13 +75,6 @@ def render_op(
 
 def render_module(model: OpModel, command: str, options: EmitOptions = EmitOptions()) -> str:
     """The module of `render_op` alone (what `adgen.load` runs: no test, so no test domains)."""
-    if model.multi_output and options.save == "intermediates":
-        # It would save a derivative per output and input and sum them per
-        # present grad in backward: not built yet (README, "Several outputs").
-        raise InputError(
-            f"`--save intermediates` is not supported for ops with several outputs "
-            f"({model.name!r} has {len(model.outputs)}); use `--save inputs`"
-        )
     return _render("module.py.j2", _module_context(model, _header(model, command), options))
 
 
@@ -122,7 +115,12 @@ def _module_context(
         "partials": _partials_function(model, printer),
         "uses_fused": options.fuse,
         "compile_backward_args": classes[0]["backward_args"],
-        "apply_suffix": "[0]" if options.save == "intermediates" else "",
+        # --save intermediates: the op also returns its saved derivatives.
+        "apply_suffix": (
+            (f"[:{len(model.outputs)}]" if model.multi_output else "[0]")
+            if options.save == "intermediates"
+            else ""
+        ),
         "docstring": _docstring(model),
         "uses_math": printer.uses_math,
         "uses_broadcast_new": printer.uses_broadcast_new,
@@ -176,7 +174,7 @@ class _ClassPrinter:
             derivatives = self.saved_derivatives()
             setup = [
                 f"{_unpack(all_args)} = inputs",
-                f"_, {', '.join(derivatives)} = output",
+                f"{', '.join(['_'] * len(spec.outputs) + derivatives)} = output",
                 f"ctx.mark_non_differentiable({', '.join(derivatives)})",
                 f"ctx.save_for_backward({saved}, {', '.join(derivatives)})",
                 f"ctx.save_for_forward({saved})",
@@ -207,8 +205,13 @@ class _ClassPrinter:
                 f"{_tuple_literal(tangents)}, {_tuple_literal(list(spec.tensor_args))})"
             )
         jvp_lines += self.jvp_lines(spec)
-        if self.saves_gradient(spec):
-            jvp_lines[-1] += ", " + ", ".join(["None"] * len(self.saved_derivatives()))
+        if self.saves_gradient(spec):  # the saved derivatives have no tangent
+            nones = ", ".join(["None"] * len(self.saved_derivatives()))
+            if self.model.multi_output:  # the outputs' tangents, then the Nones
+                call = jvp_lines[-1].removeprefix("return ")
+                jvp_lines[-1] = f"return (*{call}, {nones})"
+            else:
+                jvp_lines[-1] += ", " + nones
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
@@ -225,8 +228,39 @@ class _ClassPrinter:
         """--save intermediates: the op's forward also returns its derivatives."""
         return self.options.save == "intermediates" and spec.role is Role.OP
 
+    @functools.cached_property
+    def derivative_codes(self) -> dict[str, tuple[sympy.Expr, str]]:
+        """--save intermediates: the formula and code of each first partial
+        derivative, by name: d_x, d_y (several outputs: d_u_x, d_u_y, d_v_x, ...)."""
+        model = self.model
+        if model.multi_output:
+            names = [f"d_{o}_{n}" for o in model.outputs for n in model.inputs]
+        else:
+            names = [f"d_{n}" for n in model.inputs]
+        # model.gradient and names: output by output, input by input.
+        entries = [(o, i) for o in range(len(model.outputs)) for i in range(len(model.inputs))]
+        codes = {}
+        for name, (output, index), formula in zip(names, entries, model.gradient):
+            entry = model.partials.name_of((index,), output)
+            code = _code_name(entry, model.partials) if entry else torch_code(formula, self.scalars)
+            # A new tensor of the full shape already, unless the formula is a
+            # bare input (f = x*y: df.x is y) or lacks an input's shape.
+            shape = tuple(model.inputs)
+            codes[name] = formula, self.new_tensor(code, formula, model.functions[0].forward, shape)
+        return codes
+
     def saved_derivatives(self) -> list[str]:
-        return [f"d_{n}" for n in self.model.inputs]
+        """The derivatives forward returns and saves: one per distinct formula (f =
+        tanh(x + y): df.x is df.y, and a Function may not return a tensor twice)."""
+        seen = {}
+        for name, (formula, _) in self.derivative_codes.items():
+            seen.setdefault(formula, name)
+        return list(seen.values())
+
+    def saved_derivative(self, name: str) -> str:
+        """The saved derivative holding `name`'s formula (itself, or an equal one)."""
+        formula, _ = self.derivative_codes[name]
+        return next(n for n in self.saved_derivatives() if self.derivative_codes[n][0] == formula)
 
     def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
         lines = self.restore_lines(spec, opmath=spec.backward_call is None)
@@ -257,16 +291,12 @@ class _ClassPrinter:
         # --save intermediates: the first partial derivatives too, from the table.
         value = lines.pop().removeprefix("return ")
         table = self.partials_call(1)
-        first = dict(zip(self.model.inputs, self.model.gradient))
-        derivatives = []
-        for name, saved in zip(self.model.inputs, self.saved_derivatives()):
-            entry = self.model.partials.name_of((self.model.inputs.index(name),))
-            code = _code_name(entry, self.model.partials) if entry else torch_code(first[name], self.scalars)
-            # A new tensor of the full shape already, unless the formula is a
-            # bare input (f = x*y: df.x is y) or lacks an input's shape.
-            shape = tuple(self.model.inputs)
-            derivatives.append(f"{saved} = {self.new_tensor(code, first[name], spec.forward, shape)}")
-        results = ", ".join([value] + [_rounded(d) for d in self.saved_derivatives()])
+        derivatives = [f"{d} = {self.derivative_codes[d][1]}" for d in self.saved_derivatives()]
+        # Several outputs: the derivatives stay in opmath (float32 for float16
+        # and bfloat16), since backward sums a product per output, and rounding
+        # each would put a rounding of each term into a sum that may cancel.
+        saved = self.saved_derivatives()
+        results = ", ".join([value] + (saved if self.model.multi_output else [_rounded(d) for d in saved]))
         return lines + table + derivatives + [f"return {results}"]
 
     def new_tensor_lines(
@@ -324,10 +354,7 @@ class _ClassPrinter:
             if self.saves_gradient(spec):
                 # Grad mode is on in backward only under create_graph: then go
                 # through the exact, differentiable Backward Function.
-                first_order = [
-                    f"{o} = grad * {d}"
-                    for o, d in zip(target.outputs, self.saved_derivatives())
-                ]
+                first_order = self.first_order_lines(spec, list(target.outputs))
                 lines = ["if torch.is_grad_enabled():", *_indent(lines), "else:"]
                 lines += ["    # first order: the derivatives forward saved"]
                 lines += _indent(first_order)
@@ -375,6 +402,20 @@ class _ClassPrinter:
                     f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
                 )
         return lines + ["return (" + ", ".join(returns + nones) + ",)"]
+
+    def first_order_lines(self, spec: FunctionSpec, results: list[str]) -> list[str]:
+        """--save intermediates, a first-order backward: grad times the saved
+        derivatives (several outputs: summed over the outputs whose grad is present)."""
+        derivatives = map(self.saved_derivative, self.derivative_codes)
+        if not self.model.multi_output:
+            return [f"{r} = grad * {next(derivatives)}" for r in results]
+        self.uses_add = True
+        lines = [" = ".join(results) + " = None"]
+        for grad in spec.grad_names():
+            terms = [f"{r} = _add({r}, {grad} * {next(derivatives)})" for r in results]
+            lines += [f"if {grad} is not None:", *_indent(terms)]
+        # The sums are in opmath, as the derivatives are: round once.
+        return lines + [f"{r} = _round({r}, {x}.dtype)" for r, x in zip(results, self.model.inputs)]
 
     def jvp_lines(self, spec: FunctionSpec) -> list[str]:
         params = self.param_names

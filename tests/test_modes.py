@@ -126,6 +126,18 @@ def test_generated_tests_pass_under_save_intermediates(tmp_path: Path, names: li
     print(f"--save intermediates: {result.stdout.strip().splitlines()[-1]}")
 
 
+def test_save_intermediates_saves_an_equal_derivative_once(tmp_path: Path) -> None:
+    """tanh(x + y): ∂f/∂x and ∂f/∂y are one formula, one tensor. forward returns
+    and saves it once (torch.compile rejects a Function that returns a tensor
+    twice), and the first-order backward reads it for both gradients."""
+    assert emit(tmp_path, "tanh(x + y)", "--name", "tanh_sum", "--save", "intermediates") == 0
+    op = load_module(tmp_path / "tanh_sum.py").tanh_sum
+    x, y = _inputs((5,), (5,))
+    assert _saved_bytes(op, x, y) == 3 * x.numel() * x.element_size()  # x, y, one derivative
+    result = run_pytest(str(tmp_path))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 def test_generated_tests_pass_under_fuse(tmp_path: Path) -> None:
     out = _emit_corpus(tmp_path, FUSE_SUBSET, "--fuse")
     result = run_pytest(str(out))

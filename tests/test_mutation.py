@@ -82,21 +82,22 @@ def test_every_output_of_every_method(
     check(mutate_all(tmp_path, name))
 
 
-# Several outputs (`--save intermediates` is refused for them): each output of
-# each method, per output's grad and tangent.
+# Several outputs: each output of each method, per output's grad and tangent;
+# under --save intermediates also each saved derivative (d_u_r, ...).
 MULTI_OUTPUT_OPS = [
     ("polar", "r*cos(t), r*sin(t)", ("--outputs", "u,v")),
 ]
 
 
 @pytest.mark.exhaustive
+@pytest.mark.parametrize("save", SAVES)
 @pytest.mark.parametrize(
     "name, expression, options", MULTI_OUTPUT_OPS, ids=[o[0] for o in MULTI_OUTPUT_OPS]
 )
 def test_every_output_of_every_method_of_a_multi_output_op(
-    tmp_path: Path, name: str, expression: str, options: tuple[str, ...]
+    tmp_path: Path, name: str, expression: str, options: tuple[str, ...], save: str
 ) -> None:
-    assert emit(tmp_path, expression, "--name", name, *options) == 0
+    assert emit(tmp_path, expression, "--name", name, "--save", save, *options) == 0
     report = mutate_all(tmp_path, name)
     check(report)
     assert report["table_entries"] >= 12  # u_r, u_t, v_r, v_t and their higher orders
