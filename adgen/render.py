@@ -126,6 +126,7 @@ def _module_context(
         "uses_broadcast_new": printer.uses_broadcast_new,
         "multi_output": model.multi_output,
         "uses_add": printer.uses_add,
+        "uses_need": printer.uses_need,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
         "output_doc": (
             f"Returns ({', '.join(model.outputs)}), each of the broadcast shape of the inputs."
@@ -163,11 +164,12 @@ class _ClassPrinter:
         self.uses_math = False
         self.uses_broadcast_new = False
         self.uses_add = False  # several outputs: the sum of the present grads' terms
+        self.uses_need = False  # a Backward kernel skips the gradients not asked for
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
         """The prepared strings of one class."""
         params = self.param_names
-        all_args = list(spec.tensor_args) + params
+        all_args = list(spec.tensor_args) + params + self.need_arg(spec)
         saved = ", ".join(spec.tensor_args)
         setup: list[str] = []  # empty: _Function's setup_context (saves the arguments)
         if self.saves_gradient(spec):
@@ -220,9 +222,20 @@ class _ClassPrinter:
             "setup_lines": setup,
             "backward_args": ", ".join(["ctx", *grad_names]),
             "backward_lines": self.backward_restore_lines(spec) + self.backward_lines(spec),
-            "jvp_args": ", ".join(["ctx", *spec.tangent_names()] + (["*_"] if params else [])),
+            "jvp_args": ", ".join(
+                ["ctx", *spec.tangent_names()] + (["*_"] if params or self.need_arg(spec) else [])
+            ),
             "jvp_lines": jvp_lines,
         }
+
+    def need_arg(self, spec: FunctionSpec) -> list[str]:
+        """["need"] for the first-order Backward of an op of several inputs: the
+        op's needs_input_grad as bits (an int: vmap's generated rule takes no
+        tuple arguments), so that its kernel skips the gradients nobody asked for (rope's by cos and sin: half of its work). A skipped
+        gradient is a zero that is never read (the op's backward drops it)."""
+        if spec.role is Role.BACKWARD and len(self.model.inputs) > 1:
+            return ["need"]
+        return []
 
     def saves_gradient(self, spec: FunctionSpec) -> bool:
         """--save intermediates: the op's forward also returns its derivatives."""
@@ -279,7 +292,8 @@ class _ClassPrinter:
         else:
             lines = [f"{_unpack(names)} = ctx.saved_tensors"]
         if self.param_names:
-            lines.append(f"{_unpack(self.param_names)} = ctx.params")
+            extra = ["_"] if self.need_arg(spec) else []
+            lines.append(f"{_unpack(self.param_names + extra)} = ctx.params")
         return lines
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
@@ -314,17 +328,29 @@ class _ClassPrinter:
         lines = opmath_lines(tensors) if tensors else []
         lines += self.partials_call(kernel.partials_order) + list(printed.statements)
         if kernel.blocks:
-            return lines + self.block_lines(kernel, names, in_place)
+            return lines + self.block_lines(spec, kernel, names, in_place)
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
         ]
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
+        if self.need_arg(spec):
+            results = [f"{r} if need & {1 << i} else None" for i, r in enumerate(results)]
         assignments = [f"{n} = {r}" for n, r in zip(names, results)]
-        return lines + assignments + [f"return {', '.join(map(_rounded, names))}"]
+        return lines + assignments + self.need_lines(spec, names) + [
+            f"return {', '.join(map(_rounded, names))}"
+        ]
 
-    def block_lines(self, kernel: Kernel, names: list[str], in_place: bool) -> list[str]:
+    def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
+        """A Backward kernel's skipped gradients (None so far) made zeros."""
+        if not self.need_arg(spec):
+            return []
+        self.uses_need = True
+        grads = _tuple_literal(list(spec.tensor_args)[: len(self.model.outputs)])
+        return [f"{_unpack(names)} = _unneeded_as_zeros(need, {_tuple_literal(names)}, {grads})"]
+
+    def block_lines(self, spec: FunctionSpec, kernel: Kernel, names: list[str], in_place: bool) -> list[str]:
         """Results that sum one term per output whose grad is present: each
         output's terms run only where its grad is not None (several outputs)."""
         if any(out != 0 for out in kernel.outputs):
@@ -339,15 +365,19 @@ class _ClassPrinter:
                     continue
                 depends = _depends_on(expr, block, self.model.partials)
                 shape = tuple(m for m in members if m in depends)[:1] or (guard,)
-                body.append(f"{name} = _add({name}, {self.new_tensor(code, expr, block, shape)})")
+                term = f"_add({name}, {self.new_tensor(code, expr, block, shape)})"
+                if self.need_arg(spec):
+                    term += f" if need & {1 << names.index(name)} else None"
+                body.append(f"{name} = {term}")
             lines += [f"if {guard} is not None:", *_indent(body)]
-        return lines + [f"return {', '.join(map(_rounded, names))}"]
+        return lines + self.need_lines(spec, names) + [f"return {', '.join(map(_rounded, names))}"]
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
         params = self.param_names
         if spec.backward_call is not None:
             target = self.by_name[spec.backward_call]
-            args = ", ".join(list(target.tensor_args) + params)
+            need = [f"_bits(ctx.needs_input_grad[:{len(self.model.inputs)}])"] if self.need_arg(target) else []
+            args = ", ".join(list(target.tensor_args) + params + need)
             call = f"{target.class_name}.{method}({args})"
             lines = [f"{_unpack_result(list(target.outputs))} = {call}"]
             results: list[str | None] = list(target.outputs)
@@ -385,7 +415,7 @@ class _ClassPrinter:
                         body.append(f"d_{arg} = _add(d_{arg}, {code}) if need[{index}] else None")
                 self.uses_add = True
                 lines += [f"if {guard} is not None:", *_indent(body)]
-        nones = ["None"] * len(params)
+        nones = ["None"] * (len(params) + len(self.need_arg(spec)))
         if spec.backward_call is None:  # results are already None where not needed
             gradients = _tuple_literal([r or "None" for r in results])
             arguments = _tuple_literal(list(spec.tensor_args))

@@ -52,22 +52,27 @@ def saved_bytes(rotation, q, k, c, s):
     return total
 
 
-def timed(rotation, q, k, c, s, grads, repeat):
-    def step():
+def timed(variants, q, k, c, s, grads, repeat):
+    """Best fwd+bwd seconds of each variant, the variants interleaved round by
+    round so that a busy machine slows them alike."""
+
+    def step(rotation):
         qo, ko = apply(rotation, q, k, c, s)
         torch.autograd.backward([qo, ko], grads)
 
-    for _ in range(3):
-        step()
-    if q.is_cuda:
-        torch.cuda.synchronize()
-    best = float("inf")
+    for rotation in variants.values():
+        for _ in range(3):
+            step(rotation)
+    best = {label: float("inf") for label in variants}
     for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        if q.is_cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
+        for label, rotation in variants.items():
+            if q.is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step(rotation)
+            if q.is_cuda:
+                torch.cuda.synchronize()
+            best[label] = min(best[label], time.perf_counter() - start)
     return best
 
 
@@ -94,10 +99,8 @@ def main() -> None:
     except Exception as error:  # noqa: BLE001 - a benchmark reports and goes on
         print(f"torch.compile unavailable: {error}")
     print(f"q, k: {tuple(q.shape)}, cos/sin: {tuple(c.shape)}, device {args.device}")
-    results = {}
-    for label, rotation in variants.items():
-        seconds = timed(rotation, q, k, c, s, grads, args.repeat)
-        results[label] = (seconds, saved_bytes(rotation, q, k, c, s))
+    seconds = timed(variants, q, k, c, s, grads, args.repeat)
+    results = {label: (seconds[label], saved_bytes(r, q, k, c, s)) for label, r in variants.items()}
     base_time, base_bytes = results["plain eager"]
     for label, (seconds, saved) in results.items():
         print(

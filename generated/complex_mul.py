@@ -82,6 +82,24 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.re_a is re_a (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "re_a re_c re_b re_d im_a im_c im_b im_d", defaults=(None,) * 8
@@ -114,7 +132,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
+        # The float parameters, and a Backward's `need` bits (an int).
+        ctx.params = tuple(a for a in inputs if isinstance(a, (float, int)))
 
 
 class ComplexMul(_Function):
@@ -136,7 +155,7 @@ class ComplexMul(_Function):
     def backward(ctx, grad_re, grad_im):
         a, c, b, d = ctx.saved_tensors
         grad_a, grad_c, grad_b, grad_d = ComplexMulBackward.apply(
-            grad_re, grad_im, a, c, b, d
+            grad_re, grad_im, a, c, b, d, _bits(ctx.needs_input_grad[:4])
         )
         return (
             _sum_to(grad_a, a) if ctx.needs_input_grad[0] else None,
@@ -156,20 +175,23 @@ class ComplexMulBackward(_Function):
     """(grad_re, grad_im, a, c, b, d) -> grad_re·∂re/∂a + grad_im·∂im/∂a, grad_re·∂re/∂c + grad_im·∂im/∂c, grad_re·∂re/∂b + grad_im·∂im/∂b, grad_re·∂re/∂d + grad_im·∂im/∂d"""
 
     @staticmethod
-    def forward(grad_re, grad_im, a, c, b, d):
+    def forward(grad_re, grad_im, a, c, b, d, need):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(grad_re, grad_im, a, c, b, d)
         df = _partials(a, c, b, d, 1)
         grad_a = grad_c = grad_b = grad_d = None
         if grad_re is not None:
-            grad_a = _add(grad_a, df.re_a * grad_re)
-            grad_c = _add(grad_c, df.re_c * grad_re)
-            grad_b = _add(grad_b, df.re_b * grad_re)
-            grad_d = _add(grad_d, df.re_d * grad_re)
+            grad_a = _add(grad_a, df.re_a * grad_re) if need & 1 else None
+            grad_c = _add(grad_c, df.re_c * grad_re) if need & 2 else None
+            grad_b = _add(grad_b, df.re_b * grad_re) if need & 4 else None
+            grad_d = _add(grad_d, df.re_d * grad_re) if need & 8 else None
         if grad_im is not None:
-            grad_a = _add(grad_a, df.im_a * grad_im)
-            grad_c = _add(grad_c, df.im_c * grad_im)
-            grad_b = _add(grad_b, df.im_b * grad_im)
-            grad_d = _add(grad_d, df.im_d * grad_im)
+            grad_a = _add(grad_a, df.im_a * grad_im) if need & 1 else None
+            grad_c = _add(grad_c, df.im_c * grad_im) if need & 2 else None
+            grad_b = _add(grad_b, df.im_b * grad_im) if need & 4 else None
+            grad_d = _add(grad_d, df.im_d * grad_im) if need & 8 else None
+        grad_a, grad_c, grad_b, grad_d = _unneeded_as_zeros(
+            need, (grad_a, grad_c, grad_b, grad_d), (grad_re, grad_im)
+        )
         return (
             _round(grad_a, dtype),
             _round(grad_c, dtype),
@@ -216,10 +238,10 @@ class ComplexMulBackward(_Function):
             dtype,
             (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d),
             (grad_re, grad_im, a, c, b, d),
-        )
+        ) + (None,)
 
     @staticmethod
-    def jvp(ctx, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t):
+    def jvp(ctx, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t, *_):
         grad_re, grad_im, a, c, b, d = ctx.saved_tensors
         return ComplexMulBackwardJvp.apply(
             grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t
@@ -871,7 +893,7 @@ class _ComplexMulForCompile(_Function):
         # The backward formulas as plain ops: torch.compile traces through them.
         a, c, b, d = ctx.saved_tensors
         grad_a, grad_c, grad_b, grad_d = ComplexMulBackward.forward(
-            grad_re, grad_im, a, c, b, d
+            grad_re, grad_im, a, c, b, d, _bits(ctx.needs_input_grad[:4])
         )
         return (
             _sum_to(grad_a, a) if ctx.needs_input_grad[0] else None,

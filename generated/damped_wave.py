@@ -54,6 +54,24 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "x y xx xy yy xxx xxy xyy yyy", defaults=(None,) * 9
@@ -119,7 +137,9 @@ class DampedWave(_Function):
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         (alpha,) = ctx.params
-        grad_x, grad_y = DampedWaveBackward.apply(grad, x, y, alpha)
+        grad_x, grad_y = DampedWaveBackward.apply(
+            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
@@ -137,17 +157,18 @@ class DampedWaveBackward(_Function):
     """(grad, x, y) -> grad·∂f/∂x, grad·∂f/∂y"""
 
     @staticmethod
-    def forward(grad, x, y, alpha):
+    def forward(grad, x, y, alpha, need):
         dtype, grad, x, y = _opmath(grad, x, y)
         df = _partials(x, y, alpha, 1)
-        grad_x = df.x * grad
-        grad_y = df.y * grad
+        grad_x = df.x * grad if need & 1 else None
+        grad_y = df.y * grad if need & 2 else None
+        grad_x, grad_y = _unneeded_as_zeros(need, (grad_x, grad_y), (grad,))
         return _round(grad_x, dtype), _round(grad_y, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y):
         dtype, grad, x, y = _opmath(*ctx.saved_tensors)
-        (alpha,) = ctx.params
+        alpha, _ = ctx.params
         df = _partials(x, y, alpha, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
@@ -155,12 +176,12 @@ class DampedWaveBackward(_Function):
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
         d_x = df.xx * t0 + df.xy * t1 if need[1] else None
         d_y = df.xy * t0 + df.yy * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None,)
+        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, *_):
         grad, x, y = ctx.saved_tensors
-        (alpha,) = ctx.params
+        alpha, _ = ctx.params
         return DampedWaveBackwardJvp.apply(grad, x, y, grad_t, x_t, y_t, alpha)
 
 
@@ -372,7 +393,9 @@ class _DampedWaveForCompile(_Function):
         # The backward formulas as plain ops: torch.compile traces through them.
         x, y = ctx.saved_tensors
         (alpha,) = ctx.params
-        grad_x, grad_y = DampedWaveBackward.forward(grad, x, y, alpha)
+        grad_x, grad_y = DampedWaveBackward.forward(
+            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,

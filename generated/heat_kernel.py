@@ -54,6 +54,24 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "x t xx xt tt xxx xxt xtt ttt", defaults=(None,) * 9
@@ -146,7 +164,9 @@ class HeatKernel(_Function):
     def backward(ctx, grad):
         x, t = ctx.saved_tensors
         (k,) = ctx.params
-        grad_x, grad_t = HeatKernelBackward.apply(grad, x, t, k)
+        grad_x, grad_t = HeatKernelBackward.apply(
+            grad, x, t, k, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_t, t) if ctx.needs_input_grad[1] else None,
@@ -164,17 +184,18 @@ class HeatKernelBackward(_Function):
     """(grad, x, t) -> grad·∂f/∂x, grad·∂f/∂t"""
 
     @staticmethod
-    def forward(grad, x, t, k):
+    def forward(grad, x, t, k, need):
         dtype, grad, x, t = _opmath(grad, x, t)
         df = _partials(x, t, k, 1)
-        grad_x = df.x * grad
-        grad_t = df.t * grad
+        grad_x = df.x * grad if need & 1 else None
+        grad_t = df.t * grad if need & 2 else None
+        grad_x, grad_t = _unneeded_as_zeros(need, (grad_x, grad_t), (grad,))
         return _round(grad_x, dtype), _round(grad_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_t):
         dtype, grad, x, t = _opmath(*ctx.saved_tensors)
-        (k,) = ctx.params
+        k, _ = ctx.params
         df = _partials(x, t, k, 2)
         t0 = grad * grad_grad_t
         t1 = grad * grad_grad_x
@@ -182,12 +203,12 @@ class HeatKernelBackward(_Function):
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
         d_x = df.xt * t0 + df.xx * t1 if need[1] else None
         d_t = df.tt * t0 + df.xt * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None,)
+        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, t_t, *_):
         grad, x, t = ctx.saved_tensors
-        (k,) = ctx.params
+        k, _ = ctx.params
         return HeatKernelBackwardJvp.apply(grad, x, t, grad_t, x_t, t_t, k)
 
 
@@ -399,7 +420,9 @@ class _HeatKernelForCompile(_Function):
         # The backward formulas as plain ops: torch.compile traces through them.
         x, t = ctx.saved_tensors
         (k,) = ctx.params
-        grad_x, grad_t = HeatKernelBackward.forward(grad, x, t, k)
+        grad_x, grad_t = HeatKernelBackward.forward(
+            grad, x, t, k, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_t, t) if ctx.needs_input_grad[1] else None,

@@ -78,6 +78,24 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.x_r_theta is x_r_theta (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials",
@@ -151,7 +169,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
+        # The float parameters, and a Backward's `need` bits (an int).
+        ctx.params = tuple(a for a in inputs if isinstance(a, (float, int)))
 
 
 class Polar(_Function):
@@ -172,7 +191,9 @@ class Polar(_Function):
     @staticmethod
     def backward(ctx, grad_x, grad_y):
         r, theta = ctx.saved_tensors
-        grad_r, grad_theta = PolarBackward.apply(grad_x, grad_y, r, theta)
+        grad_r, grad_theta = PolarBackward.apply(
+            grad_x, grad_y, r, theta, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_r, r) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_theta, theta) if ctx.needs_input_grad[1] else None,
@@ -189,16 +210,19 @@ class PolarBackward(_Function):
     """(grad_x, grad_y, r, theta) -> grad_x·∂x/∂r + grad_y·∂y/∂r, grad_x·∂x/∂theta + grad_y·∂y/∂theta"""
 
     @staticmethod
-    def forward(grad_x, grad_y, r, theta):
+    def forward(grad_x, grad_y, r, theta, need):
         dtype, grad_x, grad_y, r, theta = _opmath(grad_x, grad_y, r, theta)
         df = _partials(r, theta, 1)
         grad_r = grad_theta = None
         if grad_x is not None:
-            grad_r = _add(grad_r, df.x_r * grad_x)
-            grad_theta = _add(grad_theta, df.x_theta * grad_x)
+            grad_r = _add(grad_r, df.x_r * grad_x) if need & 1 else None
+            grad_theta = _add(grad_theta, df.x_theta * grad_x) if need & 2 else None
         if grad_y is not None:
-            grad_r = _add(grad_r, df.y_r * grad_y)
-            grad_theta = _add(grad_theta, df.y_theta * grad_y)
+            grad_r = _add(grad_r, df.y_r * grad_y) if need & 1 else None
+            grad_theta = _add(grad_theta, df.y_theta * grad_y) if need & 2 else None
+        grad_r, grad_theta = _unneeded_as_zeros(
+            need, (grad_r, grad_theta), (grad_x, grad_y)
+        )
         return _round(grad_r, dtype), _round(grad_theta, dtype)
 
     @staticmethod
@@ -238,10 +262,10 @@ class PolarBackward(_Function):
             )
         return _gradients(
             dtype, (d_grad_x, d_grad_y, d_r, d_theta), (grad_x, grad_y, r, theta)
-        )
+        ) + (None,)
 
     @staticmethod
-    def jvp(ctx, grad_x_t, grad_y_t, r_t, theta_t):
+    def jvp(ctx, grad_x_t, grad_y_t, r_t, theta_t, *_):
         grad_x, grad_y, r, theta = ctx.saved_tensors
         return PolarBackwardJvp.apply(
             grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t
@@ -713,7 +737,9 @@ class _PolarForCompile(_Function):
     def backward(ctx, grad_x, grad_y):
         # The backward formulas as plain ops: torch.compile traces through them.
         r, theta = ctx.saved_tensors
-        grad_r, grad_theta = PolarBackward.forward(grad_x, grad_y, r, theta)
+        grad_r, grad_theta = PolarBackward.forward(
+            grad_x, grad_y, r, theta, _bits(ctx.needs_input_grad[:2])
+        )
         return (
             _sum_to(grad_r, r) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_theta, theta) if ctx.needs_input_grad[1] else None,

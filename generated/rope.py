@@ -82,6 +82,24 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.y1_x1 is y1_x1 (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "y1_x1 y1_x2 y1_c y1_s y2_x1 y2_x2 y2_c y2_s", defaults=(None,) * 8
@@ -114,7 +132,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
+        # The float parameters, and a Backward's `need` bits (an int).
+        ctx.params = tuple(a for a in inputs if isinstance(a, (float, int)))
 
 
 class Rope(_Function):
@@ -136,7 +155,7 @@ class Rope(_Function):
     def backward(ctx, grad_y1, grad_y2):
         x1, x2, c, s = ctx.saved_tensors
         grad_x1, grad_x2, grad_c, grad_s = RopeBackward.apply(
-            grad_y1, grad_y2, x1, x2, c, s
+            grad_y1, grad_y2, x1, x2, c, s, _bits(ctx.needs_input_grad[:4])
         )
         return (
             _sum_to(grad_x1, x1) if ctx.needs_input_grad[0] else None,
@@ -156,20 +175,23 @@ class RopeBackward(_Function):
     """(grad_y1, grad_y2, x1, x2, c, s) -> grad_y1·∂y1/∂x1 + grad_y2·∂y2/∂x1, grad_y1·∂y1/∂x2 + grad_y2·∂y2/∂x2, grad_y1·∂y1/∂c + grad_y2·∂y2/∂c, grad_y1·∂y1/∂s + grad_y2·∂y2/∂s"""
 
     @staticmethod
-    def forward(grad_y1, grad_y2, x1, x2, c, s):
+    def forward(grad_y1, grad_y2, x1, x2, c, s, need):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(grad_y1, grad_y2, x1, x2, c, s)
         df = _partials(x1, x2, c, s, 1)
         grad_x1 = grad_x2 = grad_c = grad_s = None
         if grad_y1 is not None:
-            grad_x1 = _add(grad_x1, df.y1_x1 * grad_y1)
-            grad_x2 = _add(grad_x2, df.y1_x2 * grad_y1)
-            grad_c = _add(grad_c, df.y1_c * grad_y1)
-            grad_s = _add(grad_s, df.y1_s * grad_y1)
+            grad_x1 = _add(grad_x1, df.y1_x1 * grad_y1) if need & 1 else None
+            grad_x2 = _add(grad_x2, df.y1_x2 * grad_y1) if need & 2 else None
+            grad_c = _add(grad_c, df.y1_c * grad_y1) if need & 4 else None
+            grad_s = _add(grad_s, df.y1_s * grad_y1) if need & 8 else None
         if grad_y2 is not None:
-            grad_x1 = _add(grad_x1, df.y2_x1 * grad_y2)
-            grad_x2 = _add(grad_x2, df.y2_x2 * grad_y2)
-            grad_c = _add(grad_c, df.y2_c * grad_y2)
-            grad_s = _add(grad_s, df.y2_s * grad_y2)
+            grad_x1 = _add(grad_x1, df.y2_x1 * grad_y2) if need & 1 else None
+            grad_x2 = _add(grad_x2, df.y2_x2 * grad_y2) if need & 2 else None
+            grad_c = _add(grad_c, df.y2_c * grad_y2) if need & 4 else None
+            grad_s = _add(grad_s, df.y2_s * grad_y2) if need & 8 else None
+        grad_x1, grad_x2, grad_c, grad_s = _unneeded_as_zeros(
+            need, (grad_x1, grad_x2, grad_c, grad_s), (grad_y1, grad_y2)
+        )
         return (
             _round(grad_x1, dtype),
             _round(grad_x2, dtype),
@@ -216,10 +238,10 @@ class RopeBackward(_Function):
             dtype,
             (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s),
             (grad_y1, grad_y2, x1, x2, c, s),
-        )
+        ) + (None,)
 
     @staticmethod
-    def jvp(ctx, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t):
+    def jvp(ctx, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t, *_):
         grad_y1, grad_y2, x1, x2, c, s = ctx.saved_tensors
         return RopeBackwardJvp.apply(
             grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
@@ -903,7 +925,7 @@ class _RopeForCompile(_Function):
         # The backward formulas as plain ops: torch.compile traces through them.
         x1, x2, c, s = ctx.saved_tensors
         grad_x1, grad_x2, grad_c, grad_s = RopeBackward.forward(
-            grad_y1, grad_y2, x1, x2, c, s
+            grad_y1, grad_y2, x1, x2, c, s, _bits(ctx.needs_input_grad[:4])
         )
         return (
             _sum_to(grad_x1, x1) if ctx.needs_input_grad[0] else None,

@@ -55,6 +55,24 @@ def _sum_to(grad, like):
     return grad.sum_to_size(like.shape)
 
 
+def _bits(flags):
+    """needs_input_grad as an int: bit i set when input i needs a gradient."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
+def _unneeded_as_zeros(need, results, grads):
+    """The gradients of a Backward kernel, with zeros for each one its op did
+    not ask for (bit clear in `need`), which the op's backward drops: still a
+    tensor, for double backward and forward mode to work with (an expanded
+    zero would do but forward mode writes to it)."""
+    like = next((g for g in grads if g is not None), None)
+    if like is None:  # every output's grad None: no gradient at all
+        return results
+    return tuple(
+        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
+    )
+
+
 # What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials",
@@ -155,7 +173,9 @@ class SoftenedCoulomb(_Function):
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
         q, eps = ctx.params
-        grad_x, grad_y, grad_z = SoftenedCoulombBackward.apply(grad, x, y, z, q, eps)
+        grad_x, grad_y, grad_z = SoftenedCoulombBackward.apply(
+            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
@@ -175,18 +195,21 @@ class SoftenedCoulombBackward(_Function):
     """(grad, x, y, z) -> grad·∂f/∂x, grad·∂f/∂y, grad·∂f/∂z"""
 
     @staticmethod
-    def forward(grad, x, y, z, q, eps):
+    def forward(grad, x, y, z, q, eps, need):
         dtype, grad, x, y, z = _opmath(grad, x, y, z)
         df = _partials(x, y, z, q, eps, 1)
-        grad_x = df.x * grad
-        grad_y = df.y * grad
-        grad_z = df.z * grad
+        grad_x = df.x * grad if need & 1 else None
+        grad_y = df.y * grad if need & 2 else None
+        grad_z = df.z * grad if need & 4 else None
+        grad_x, grad_y, grad_z = _unneeded_as_zeros(
+            need, (grad_x, grad_y, grad_z), (grad,)
+        )
         return _round(grad_x, dtype), _round(grad_y, dtype), _round(grad_z, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
         dtype, grad, x, y, z = _opmath(*ctx.saved_tensors)
-        q, eps = ctx.params
+        q, eps, _ = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
@@ -203,12 +226,13 @@ class SoftenedCoulombBackward(_Function):
         return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (
             None,
             None,
+            None,
         )
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, z_t, *_):
         grad, x, y, z = ctx.saved_tensors
-        q, eps = ctx.params
+        q, eps, _ = ctx.params
         return SoftenedCoulombBackwardJvp.apply(
             grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps
         )
@@ -547,7 +571,9 @@ class _SoftenedCoulombForCompile(_Function):
         # The backward formulas as plain ops: torch.compile traces through them.
         x, y, z = ctx.saved_tensors
         q, eps = ctx.params
-        grad_x, grad_y, grad_z = SoftenedCoulombBackward.forward(grad, x, y, z, q, eps)
+        grad_x, grad_y, grad_z = SoftenedCoulombBackward.forward(
+            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3])
+        )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
             _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,

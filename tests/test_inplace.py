@@ -91,17 +91,20 @@ def families(corpus_dir: Path) -> list[tuple[str, list[type], list[str]]]:
     return found
 
 
-def _arguments(function: type, params: list[str]) -> tuple[list[str], list[str]]:
-    """Tensor arguments and parameters (the public function's keyword-only ones)."""
+def _arguments(function: type, params: list[str]) -> tuple[list[str], list[object]]:
+    """Tensor arguments, then the values of the others: 0.75 for each parameter
+    (the public function's keyword-only ones), and for a Backward's `need` bits
+    all set (-1: every input needs its gradient)."""
     names = list(inspect.signature(function.forward).parameters)
-    return [n for n in names if n not in params], [n for n in names if n in params]
+    tensors = [n for n in names if n not in params and n != "need"]
+    return tensors, [0.75 if n in params else -1 for n in names if n not in tensors]
 
 
 def test_forward_kernels_never_write_to_their_inputs(families) -> None:
     generator = torch.Generator().manual_seed(0)
     for name, classes, param_names in families:
         for function in classes:
-            tensors, params = _arguments(function, param_names)
+            tensors, others = _arguments(function, param_names)
             # Broadcasting shapes: an in-place op onto the smaller one would fail.
             shapes = [(2, 1), (3,), (2, 3), (1, 3)]
             args = [
@@ -109,7 +112,7 @@ def test_forward_kernels_never_write_to_their_inputs(families) -> None:
                 for i in range(len(tensors))
             ]
             before = [a.clone() for a in args]
-            function.forward(*args, *[0.75] * len(params))
+            function.forward(*args, *others)
             for arg, old, arg_name in zip(args, before, tensors):
                 assert torch.equal(arg, old), f"{name}: {function.__name__} wrote to {arg_name}"
 
@@ -120,7 +123,7 @@ def test_forward_kernels_under_vmap_with_any_argument_batched(families) -> None:
     generator = torch.Generator().manual_seed(1)
     for name, classes, param_names in families:
         for function in classes:
-            tensors, params = _arguments(function, param_names)
+            tensors, others = _arguments(function, param_names)
             args = [
                 torch.rand((4, 3), generator=generator, dtype=torch.float64) + 0.5
                 for _ in tensors
@@ -128,12 +131,12 @@ def test_forward_kernels_under_vmap_with_any_argument_batched(families) -> None:
             patterns = [[i == j for j in range(len(tensors))] for i in range(len(tensors))]
             for batched in patterns + [[True] * len(tensors)]:
                 inputs = [a if b else a[0] for a, b in zip(args, batched)]
-                in_dims = tuple(0 if b else None for b in batched) + (None,) * len(params)
+                in_dims = tuple(0 if b else None for b in batched) + (None,) * len(others)
                 result = torch.func.vmap(function.apply, in_dims=in_dims)(
-                    *inputs, *[0.75] * len(params)
+                    *inputs, *others
                 )
                 expected = function.apply(
                     *[a if b else a[0].expand_as(a) for a, b in zip(args, batched)],
-                    *[0.75] * len(params),
+                    *others,
                 )
                 torch.testing.assert_close(result, expected, equal_nan=True, msg=lambda m: f"{name}: {function.__name__}: {m}")

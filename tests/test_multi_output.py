@@ -111,9 +111,9 @@ def test_backward_with_one_output_used_gets_none(multi_dir: Path) -> None:
     seen = []
     original = module.MPolarBackward.forward
 
-    def spy(grad_u, grad_v, r, t):
+    def spy(grad_u, grad_v, r, t, need):
         seen.append((grad_u is None, grad_v is None))
-        return original(grad_u, grad_v, r, t)
+        return original(grad_u, grad_v, r, t, need)
 
     module.MPolarBackward.forward = staticmethod(spy)
     r = torch.rand(4, dtype=torch.float64, requires_grad=True)
