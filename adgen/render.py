@@ -292,8 +292,7 @@ class _ClassPrinter:
         else:
             lines = [f"{_unpack(names)} = ctx.saved_tensors"]
         if self.param_names:
-            extra = ["_"] if self.need_arg(spec) else []
-            lines.append(f"{_unpack(self.param_names + extra)} = ctx.params")
+            lines.append(f"{_unpack(self.param_names)} = ctx.params")
         return lines
 
     def forward_lines(self, spec: FunctionSpec) -> list[str]:

@@ -132,8 +132,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        # The float parameters, and a Backward's `need` bits (an int).
-        ctx.params = tuple(a for a in inputs if isinstance(a, (float, int)))
+        # The float parameters (a Backward's `need` bits, an int, serve forward only).
+        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class ComplexMul(_Function):

@@ -122,7 +122,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if not isinstance(a, torch.Tensor))
+        # The float parameters (a Backward's `need` bits, an int, serve forward only).
+        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class DampedWave(_Function):
@@ -168,7 +169,7 @@ class DampedWaveBackward(_Function):
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y):
         dtype, grad, x, y = _opmath(*ctx.saved_tensors)
-        alpha, _ = ctx.params
+        (alpha,) = ctx.params
         df = _partials(x, y, alpha, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
@@ -181,7 +182,7 @@ class DampedWaveBackward(_Function):
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, *_):
         grad, x, y = ctx.saved_tensors
-        alpha, _ = ctx.params
+        (alpha,) = ctx.params
         return DampedWaveBackwardJvp.apply(grad, x, y, grad_t, x_t, y_t, alpha)
 
 

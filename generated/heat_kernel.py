@@ -142,7 +142,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if not isinstance(a, torch.Tensor))
+        # The float parameters (a Backward's `need` bits, an int, serve forward only).
+        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class HeatKernel(_Function):
@@ -195,7 +196,7 @@ class HeatKernelBackward(_Function):
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_t):
         dtype, grad, x, t = _opmath(*ctx.saved_tensors)
-        k, _ = ctx.params
+        (k,) = ctx.params
         df = _partials(x, t, k, 2)
         t0 = grad * grad_grad_t
         t1 = grad * grad_grad_x
@@ -208,7 +209,7 @@ class HeatKernelBackward(_Function):
     @staticmethod
     def jvp(ctx, grad_t, x_t, t_t, *_):
         grad, x, t = ctx.saved_tensors
-        k, _ = ctx.params
+        (k,) = ctx.params
         return HeatKernelBackwardJvp.apply(grad, x, t, grad_t, x_t, t_t, k)
 
 

@@ -156,7 +156,8 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if not isinstance(a, torch.Tensor))
+        # The float parameters (a Backward's `need` bits, an int, serve forward only).
+        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class SoftenedCoulomb(_Function):
@@ -209,7 +210,7 @@ class SoftenedCoulombBackward(_Function):
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
         dtype, grad, x, y, z = _opmath(*ctx.saved_tensors)
-        q, eps, _ = ctx.params
+        q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
@@ -232,7 +233,7 @@ class SoftenedCoulombBackward(_Function):
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, z_t, *_):
         grad, x, y, z = ctx.saved_tensors
-        q, eps, _ = ctx.params
+        q, eps = ctx.params
         return SoftenedCoulombBackwardJvp.apply(
             grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps
         )
