@@ -165,3 +165,125 @@ def test_errors_are_one_line_exit_2_nothing_written(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert not any(tmp_path.iterdir())
+
+
+class _DropsGrads(torch.autograd.Function):
+    """a + b whose backward gives both arguments no grad (None): an op whose
+    outputs feed only this gets None for every output's grad."""
+
+    @staticmethod
+    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[None, None]:
+        return None, None
+
+
+def _all_none_paths(function, inputs: list[torch.Tensor]) -> list[list[torch.Tensor | None]]:
+    """Gradients by `inputs` of (the outputs, or their derivatives, through
+    _DropsGrads) + the sum of the inputs, along the three paths on which the
+    op's Functions receive None for every output's grad: its backward, the
+    backward of its Backward (double backward) and the backward of its Jvp
+    (reverse over forward)."""
+    import torch.autograd.forward_ad as fwAD
+
+    def dropped(tensors):
+        total = sum(tensors[1:], tensors[0] * 0.0)
+        return _DropsGrads.apply(total, tensors[0]).sum() + sum(x.sum() for x in inputs)
+
+    first = function(*inputs)
+    paths = [torch.autograd.grad(dropped(first), inputs, allow_unused=True)]
+    outputs = function(*inputs)
+    grads = torch.autograd.grad(sum(o.sum() for o in outputs), inputs, create_graph=True)
+    paths.append(torch.autograd.grad(dropped(list(grads)), inputs, allow_unused=True))
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(x, torch.ones_like(x)) for x in inputs]
+        tangents = [fwAD.unpack_dual(o).tangent for o in function(*duals)]
+    paths.append(torch.autograd.grad(dropped(tangents), inputs, allow_unused=True))
+    return [list(p) for p in paths]
+
+
+@pytest.mark.parametrize(
+    "name, shapes",
+    [("m_polar", [(3,), (3,)]), ("m_rope", [(2, 3), (2, 3), (3,), (1, 3)])],
+    ids=["polar", "rope-broadcasting"],
+)
+def test_every_grad_none_at_once(multi_dir: Path, name: str, shapes: list[tuple[int, ...]]) -> None:
+    """Every output's grad None at once (the outputs, or their derivatives, feed
+    only a Function that drops its grads): the Functions of the family run with
+    all-None grads, crash nowhere and return None or gradients of the inputs'
+    shapes; the only gradient left is the plain sum's (ones)."""
+    module = load_module(multi_dir / f"{name}.py")
+    classes = {c: getattr(module, c) for c in dir(module) if c.endswith(("Backward", "Jvp", "BackwardJvp"))}
+    calls: list[str] = []
+
+    def spy(original, label):
+        def wrapped(*args):
+            if any(a is None for a in args):
+                calls.append(label)
+            return original(*args)
+
+        return staticmethod(wrapped)
+
+    for class_name, cls in classes.items():
+        for method in ("forward", "backward"):
+            setattr(cls, method, spy(vars(cls)[method], f"{class_name}.{method}"))
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(s, generator=generator, dtype=torch.float64).requires_grad_() for s in shapes]
+    for path in _all_none_paths(getattr(module, name), inputs):
+        for gradient, tensor in zip(path, inputs):
+            assert gradient is not None and gradient.shape == tensor.shape
+            torch.testing.assert_close(gradient, torch.ones_like(tensor))
+    assert calls, "no Function ran with a None grad"
+    # Direct calls with every grad None: nothing to add, so no gradient at all.
+    count = len(inputs)
+    prefix = "".join(p.title() for p in name.split("_"))
+    outputs = len(getattr(module, name)(*inputs))
+    every = module._bits([True] * count)  # each input needs a gradient
+    assert module.__dict__[f"{prefix}Backward"].apply(*[None] * outputs, *inputs, every) == (None,) * count
+    tangents = [torch.ones_like(x) for x in inputs]
+    result = module.__dict__[f"{prefix}BackwardJvp"].apply(*[None] * outputs, *inputs, *[None] * outputs, *tangents)
+    assert result == (None,) * count
+
+
+def test_fuse_with_an_unused_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fuse with several outputs: the kernel of a backward whose grads are
+    partly None (so some of its gradients are None too) runs through the
+    compiled path (torch.compile stubbed: what is adgen's is the wrapper around
+    it), with no fallback warning, and gives autograd's gradients."""
+    import warnings
+
+    assert emit(tmp_path, "a*b, exp(c)", "--name", "f_pair", "--fuse") == 0
+    compiled: list[str] = []
+
+    def stub(function, **options):
+        compiled.append(function.__name__)
+        return function
+
+    monkeypatch.setattr(torch, "compile", stub)
+    fused = load_module(tmp_path / "f_pair.py")
+    inputs = [torch.rand(4, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    a, b, c = inputs
+    reference = (a * b, torch.exp(c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for used in [(0,), (1,), (0, 1)]:
+            got = torch.autograd.grad(sum(fused.f_pair(a, b, c)[o].sum() for o in used), inputs, allow_unused=True)
+            want = torch.autograd.grad(sum(reference[o].sum() for o in used), inputs, allow_unused=True, retain_graph=True)
+            for g, w, x in zip(got, want, inputs):
+                torch.testing.assert_close(torch.zeros_like(x) if g is None else g, torch.zeros_like(x) if w is None else w)
+    assert not fused._Fused.failed
+    assert compiled == ["_f_pair", "_f_pair_backward"]
+
+
+@pytest.mark.exhaustive
+def test_fuse_generated_test_passes(tmp_path: Path) -> None:
+    """The generated test of a fused op with several outputs, torch.compile for real."""
+    assert emit(tmp_path, "r*cos(t), r*sin(t)", "--name", "f_polar", "--fuse") == 0
+    result = run_pytest("-x", "-W", "error::RuntimeWarning", str(tmp_path / "test_f_polar.py"))
+    assert result.returncode == 0, result.stdout[-3000:]
