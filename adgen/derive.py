@@ -156,6 +156,10 @@ class OpModel:
     outputs: tuple[str, ...] = ("out",)  # ("u", "v")
     exprs: tuple[sympy.Expr, ...] = ()  # (r*cos(t), r*sin(t))
     references: tuple[sympy.Expr, ...] = ()  # the same as written, where() guarded
+    # For each input, when the op must save it for backward: None, always; else
+    # the positions of the inputs whose gradient reads it (f = x*y: x for y's).
+    # Saved when one of those needs a gradient, else a zero stand-in is saved.
+    saved_when: tuple[tuple[int, ...] | None, ...] = ()  # ((1,), (0,))
 
     @property
     def multi_output(self) -> bool:
@@ -311,6 +315,7 @@ def build_model(
     gradient = tuple(
         tables.chosen((i,), o) for o in range(len(exprs)) for i in range(len(inputs))
     )
+    saved_when = _saved_when(inputs, gradient, partials)
     return OpModel(
         name=name,
         class_name=class_name,
@@ -325,7 +330,33 @@ def build_model(
         outputs=output_names if multi else ("out",),
         exprs=exprs,
         references=tuple(guard_branches(e) for e in (parsed.outputs or (parsed.expr,))),
+        saved_when=saved_when,
     )
+
+
+def _saved_when(
+    inputs: tuple[str, ...], gradient: tuple[sympy.Expr, ...], partials: PartialTables
+) -> tuple[tuple[int, ...] | None, ...]:
+    """OpModel.saved_when. An input may be left unsaved (a zero stand-in of its
+    shape in its place, as autograd's mul saves only the operand it needs) only
+    where every partial derivative is a polynomial in it: then every kernel is
+    finite at the stand-in, and the terms it enters are multiplied by the zero
+    cotangents or tangents of the gradients nobody asked for."""
+    formulas = list(gradient) + [entry.formula for entry in partials.entries]
+    rules: list[tuple[int, ...] | None] = []
+    for name in inputs:
+        symbol = _symbol(name)
+        if not all(f.is_polynomial(symbol) for f in formulas if symbol in f.free_symbols):
+            rules.append(None)
+            continue
+        readers = tuple(
+            index
+            for index in range(len(inputs))
+            if any(symbol in g.free_symbols for g in gradient[index :: len(inputs)])
+        )
+        # Read by every input's gradient: any backward at all reads it.
+        rules.append(None if len(readers) == len(inputs) else readers)
+    return tuple(rules)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ def _module_context(
         "uses_broadcast_new": printer.uses_broadcast_new,
         "multi_output": model.multi_output,
         "uses_add": printer.uses_add,
+        "uses_stand_in": printer.uses_stand_in,
         "uses_need": printer.uses_need,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
         "output_doc": (
@@ -164,6 +165,7 @@ class _ClassPrinter:
         self.uses_math = False
         self.uses_broadcast_new = False
         self.uses_add = False  # several outputs: the sum of the present grads' terms
+        self.uses_stand_in = False  # the op saves a zero in place of an unread input
         self.uses_need = False  # a Backward kernel skips the gradients not asked for
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
@@ -183,6 +185,8 @@ class _ClassPrinter:
             ]
             if params:
                 setup.append(f"ctx.params = {_tuple_literal(params)}")
+        elif spec.role is Role.OP and any(r is not None for r in self.model.saved_when):
+            setup = self.stand_in_setup_lines(spec)
         if spec.optional_grads:
             if not setup:
                 setup = ["_Function.setup_context(ctx, inputs, output)"]
@@ -236,6 +240,31 @@ class _ClassPrinter:
         if spec.role is Role.BACKWARD and len(self.model.inputs) > 1:
             return ["need"]
         return []
+
+    def stand_in_setup_lines(self, spec: FunctionSpec) -> list[str]:
+        """The op's setup_context where backward may not read some inputs: each is
+        saved where a gradient asked for reads it, else a zero stand-in (the
+        gradient by c of x*c reads x; nothing else does)."""
+        self.uses_stand_in = True
+        need = "need"
+        saved = []
+        for name, readers in zip(spec.tensor_args, self.model.saved_when):
+            if readers is None:
+                saved.append(name)
+            elif not readers:
+                saved.append(f"_stand_in({name})")
+            else:
+                asked = " or ".join(f"{need}[{r}]" for r in readers)
+                saved.append(f"{name} if {asked} else _stand_in({name})")
+        lines = [f"{_unpack(list(spec.tensor_args) + self.param_names)} = inputs"]
+        if any(self.model.saved_when):  # some input is kept only on demand
+            lines.append("need = ctx.needs_input_grad")
+        lines.append("# An input no gradient asked for reads: a zero stand-in, not the tensor.")
+        lines.append(f"ctx.save_for_backward({', '.join(saved)})")
+        lines.append(f"ctx.save_for_forward({', '.join(spec.tensor_args)})")
+        if self.param_names:
+            lines.append(f"ctx.params = {_tuple_literal(self.param_names)}")
+        return lines
 
     def saves_gradient(self, spec: FunctionSpec) -> bool:
         """--save intermediates: the op's forward also returns its derivatives."""

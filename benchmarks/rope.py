@@ -36,15 +36,17 @@ def apply(rotation, q, k, c, s):
 
 
 def saved_bytes(rotation, q, k, c, s):
+    """The memory held by what is saved for backward: each storage once (a view
+    and its base, or an expanded one-element zero, hold no more)."""
     total = 0
     seen = set()
 
     def pack(tensor):
         nonlocal total
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-        if key not in seen:
-            seen.add(key)
-            total += tensor.numel() * tensor.element_size()
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

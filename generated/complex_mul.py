@@ -100,6 +100,14 @@ def _unneeded_as_zeros(need, results, grads):
     )
 
 
+def _stand_in(x):
+    """Saved in place of an input that no gradient asked for reads: a zero of its
+    shape, dtype and device, one element in memory. The op is a polynomial in
+    that input, so every kernel stays finite at zero, and the terms it enters
+    are dropped or multiplied by zero."""
+    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
+
+
 # What _partials returns: df.re_a is re_a (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "re_a re_c re_b re_d im_a im_c im_b im_d", defaults=(None,) * 8
@@ -148,7 +156,16 @@ class ComplexMul(_Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
+        a, c, b, d = inputs
+        need = ctx.needs_input_grad
+        # An input no gradient asked for reads: a zero stand-in, not the tensor.
+        ctx.save_for_backward(
+            a if need[1] or need[3] else _stand_in(a),
+            c if need[0] or need[2] else _stand_in(c),
+            b if need[1] or need[3] else _stand_in(b),
+            d if need[0] or need[2] else _stand_in(d),
+        )
+        ctx.save_for_forward(a, c, b, d)
         ctx.set_materialize_grads(False)
 
     @staticmethod

@@ -96,6 +96,14 @@ def _unneeded_as_zeros(need, results, grads):
     )
 
 
+def _stand_in(x):
+    """Saved in place of an input that no gradient asked for reads: a zero of its
+    shape, dtype and device, one element in memory. The op is a polynomial in
+    that input, so every kernel stays finite at zero, and the terms it enters
+    are dropped or multiplied by zero."""
+    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
+
+
 # What _partials returns: df.x_r_theta is x_r_theta (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials",
@@ -185,7 +193,11 @@ class Polar(_Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
+        r, theta = inputs
+        need = ctx.needs_input_grad
+        # An input no gradient asked for reads: a zero stand-in, not the tensor.
+        ctx.save_for_backward(r if need[1] else _stand_in(r), theta)
+        ctx.save_for_forward(r, theta)
         ctx.set_materialize_grads(False)
 
     @staticmethod

@@ -100,6 +100,14 @@ def _unneeded_as_zeros(need, results, grads):
     )
 
 
+def _stand_in(x):
+    """Saved in place of an input that no gradient asked for reads: a zero of its
+    shape, dtype and device, one element in memory. The op is a polynomial in
+    that input, so every kernel stays finite at zero, and the terms it enters
+    are dropped or multiplied by zero."""
+    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
+
+
 # What _partials returns: df.y1_x1 is y1_x1 (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "y1_x1 y1_x2 y1_c y1_s y2_x1 y2_x2 y2_c y2_s", defaults=(None,) * 8
@@ -148,7 +156,16 @@ class Rope(_Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
+        x1, x2, c, s = inputs
+        need = ctx.needs_input_grad
+        # An input no gradient asked for reads: a zero stand-in, not the tensor.
+        ctx.save_for_backward(
+            x1 if need[2] or need[3] else _stand_in(x1),
+            x2 if need[2] or need[3] else _stand_in(x2),
+            c if need[0] or need[1] else _stand_in(c),
+            s if need[0] or need[1] else _stand_in(s),
+        )
+        ctx.save_for_forward(x1, x2, c, s)
         ctx.set_materialize_grads(False)
 
     @staticmethod

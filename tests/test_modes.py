@@ -7,6 +7,7 @@ corpus under each option; the whole corpus under each option is marked
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -92,6 +93,66 @@ def test_default_saves_exactly_the_inputs(corpus_dir: Path, name: str, shapes) -
     op = getattr(load_module(corpus_dir / f"{name}.py"), name)
     inputs = _inputs(*shapes)
     assert _saved_bytes(op, *inputs) == sum(x.numel() * x.element_size() for x in inputs)
+
+
+# (expression, options, inputs asking for a gradient, the inputs backward keeps)
+KEPT_CASES = [
+    ("x*y", (), "x", "y"),  # as autograd's mul: the other operand only
+    ("x*y", (), "y", "x"),
+    ("x*y", (), "xy", "xy"),
+    ("sin(x)*y", (), "y", "x"),  # not a polynomial in x: x is always kept
+    ("sin(x)*y", (), "x", "xy"),
+    ("x + 3*z", (), "xz", ""),  # no gradient reads an input
+    ("x1*c - x2*s, x2*c + x1*s", ("--inputs", "x1,x2,c,s"), ("x1", "x2"), ("c", "s")),
+    ("x1*c - x2*s, x2*c + x1*s", ("--inputs", "x1,x2,c,s"), ("c",), ("x1", "x2")),
+]
+
+
+@pytest.mark.parametrize("expression, options, asking, kept", KEPT_CASES)
+def test_backward_keeps_only_the_inputs_a_gradient_asked_for_reads(
+    tmp_path: Path, expression: str, options: tuple[str, ...], asking, kept
+) -> None:
+    """An input that no gradient asked for reads is saved as a zero stand-in of
+    one element (the op is a polynomial in it), not as the tensor; the first
+    and second derivatives stay those of the composite."""
+    assert emit(tmp_path, expression, "--name", "op", *options) == 0
+    module = load_module(tmp_path / "op.py")
+    names = list(inspect.signature(module.op).parameters)
+    generator = torch.Generator().manual_seed(0)
+    inputs = {n: torch.rand(6, generator=generator, dtype=torch.float64) + 0.5 for n in names}
+    for n in asking:
+        inputs[n].requires_grad_()
+    saved: set[int] = set()
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.add(tensor.untyped_storage().data_ptr())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outputs = module.op(*inputs.values())
+    held = {n for n, t in inputs.items() if t.untyped_storage().data_ptr() in saved}
+    assert held == set(kept)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    composite = {
+        "x*y": lambda x, y: (x * y,),
+        "sin(x)*y": lambda x, y: (torch.sin(x) * y,),
+        "x + 3*z": lambda x, z: (x + 3 * z,),
+        "x1*c - x2*s, x2*c + x1*s": lambda x1, x2, c, s: (x1 * c - x2 * s, x2 * c + x1 * s),
+    }[expression](*inputs.values())
+    variables = [inputs[n] for n in asking]
+    for ours, theirs in zip(outputs, composite):
+        # The cotangent is differentiated too: the double backward then runs
+        # with the stand-ins (d/d weights of the gradient reads the partials).
+        weights = torch.linspace(-1, 2, 6, dtype=torch.float64, requires_grad=True)
+        first = torch.autograd.grad((ours * weights).sum(), variables, create_graph=True)
+        expected = torch.autograd.grad((theirs * weights).sum(), variables, create_graph=True)
+        torch.testing.assert_close(first, expected, rtol=1e-12, atol=1e-12)
+        second = torch.autograd.grad(sum((g * g).sum() for g in first), [*variables, weights], allow_unused=True)
+        wanted = torch.autograd.grad(sum((g * g).sum() for g in expected), [*variables, weights], allow_unused=True)
+        for a, b in zip(second, wanted):
+            assert (a is None) == (b is None) or torch.count_nonzero(a if a is not None else b) == 0
+            if a is not None and b is not None:
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def _first_and_second(function, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
