@@ -21,7 +21,6 @@ from . import timing
 from .anchors import anchors, output_anchors
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
 from .domain import PARAM_TEST_VALUE, Domain
-from .errors import InputError
 from .inplace import print_in_place
 from .printer import torch_code
 
@@ -235,8 +234,9 @@ class _ClassPrinter:
     def need_arg(self, spec: FunctionSpec) -> list[str]:
         """["need"] for the first-order Backward of an op of several inputs: the
         op's needs_input_grad as bits (an int: vmap's generated rule takes no
-        tuple arguments), so that its kernel skips the gradients nobody asked for (rope's by cos and sin: half of its work). A skipped
-        gradient is a zero that is never read (the op's backward drops it)."""
+        tuple arguments), so that its kernel skips the gradients nobody asked
+        for (rope's by cos and sin: half of its work). A skipped gradient is a
+        zero that is never read (the op's backward drops it)."""
         if spec.role is Role.BACKWARD and len(self.model.inputs) > 1:
             return ["need"]
         return []
@@ -246,7 +246,6 @@ class _ClassPrinter:
         saved where a gradient asked for reads it, else a zero stand-in (the
         gradient by c of x*c reads x; nothing else does)."""
         self.uses_stand_in = True
-        need = "need"
         saved = []
         for name, readers in zip(spec.tensor_args, self.model.saved_when):
             if readers is None:
@@ -254,7 +253,7 @@ class _ClassPrinter:
             elif not readers:
                 saved.append(f"_stand_in({name})")
             else:
-                asked = " or ".join(f"{need}[{r}]" for r in readers)
+                asked = " or ".join(f"need[{r}]" for r in readers)
                 saved.append(f"{name} if {asked} else _stand_in({name})")
         lines = [f"{_unpack(list(spec.tensor_args) + self.param_names)} = inputs"]
         if any(self.model.saved_when):  # some input is kept only on demand
