@@ -125,6 +125,7 @@ def _module_context(
         "uses_broadcast_new": printer.uses_broadcast_new,
         "multi_output": model.multi_output,
         "uses_add": printer.uses_add,
+        "one_input": len(model.inputs) == 1,
         "uses_stand_in": printer.uses_stand_in,
         "uses_need": printer.uses_need,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
@@ -445,8 +446,11 @@ class _ClassPrinter:
         nones = ["None"] * (len(params) + len(self.need_arg(spec)))
         if spec.backward_call is None:  # results are already None where not needed
             gradients = _tuple_literal([r or "None" for r in results])
-            arguments = _tuple_literal(list(spec.tensor_args))
-            reduced = f"_gradients(dtype, {gradients}, {arguments})"
+            if len(self.model.inputs) == 1:  # nothing broadcast: nothing to sum
+                reduced = f"_gradients(dtype, {gradients})"
+            else:
+                arguments = _tuple_literal(list(spec.tensor_args))
+                reduced = f"_gradients(dtype, {gradients}, {arguments})"
             if nones:  # the parameters get no gradient
                 reduced += f" + {_tuple_literal(nones)}"
             return lines + [f"return {reduced}"]

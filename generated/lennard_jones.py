@@ -40,17 +40,10 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
+def _gradients(dtype, results):
+    """Gradients of a plain backward kernel, rounded to `dtype` (None stays
+    None). One input: every argument and result has its shape, none broadcast."""
+    return tuple(_round(r, dtype) for r in results)
 
 
 # What _partials returns: df.rr is f_rr (None above the order asked for).
@@ -132,7 +125,7 @@ class LennardJonesBackward(_Function):
         need = ctx.needs_input_grad
         d_grad = df.r * grad_grad_r if need[0] else None
         d_r = df.rr * grad * grad_grad_r if need[1] else None
-        return _gradients(dtype, (d_grad, d_r), (grad, r)) + (None, None)
+        return _gradients(dtype, (d_grad, d_r)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
@@ -163,9 +156,7 @@ class LennardJonesBackwardJvp(_Function):
         )
         d_grad_t = df.r * grad_grad_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
-        return _gradients(
-            dtype, (d_grad, d_r, d_grad_t, d_r_t), (grad, r, grad_t, r_t)
-        ) + (None, None)
+        return _gradients(dtype, (d_grad, d_r, d_grad_t, d_r_t)) + (None, None)
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):

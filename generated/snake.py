@@ -40,17 +40,10 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
+def _gradients(dtype, results):
+    """Gradients of a plain backward kernel, rounded to `dtype` (None stays
+    None). One input: every argument and result has its shape, none broadcast."""
+    return tuple(_round(r, dtype) for r in results)
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).
@@ -130,7 +123,7 @@ class SnakeBackward(_Function):
         need = ctx.needs_input_grad
         d_grad = df.x * grad_grad_x if need[0] else None
         d_x = df.xx * grad * grad_grad_x if need[1] else None
-        return _gradients(dtype, (d_grad, d_x), (grad, x)) + (None,)
+        return _gradients(dtype, (d_grad, d_x)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -161,9 +154,7 @@ class SnakeBackwardJvp(_Function):
         )
         d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
-        return _gradients(
-            dtype, (d_grad, d_x, d_grad_t, d_x_t), (grad, x, grad_t, x_t)
-        ) + (None,)
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t)) + (None,)
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
