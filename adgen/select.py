@@ -230,7 +230,7 @@ class FormSelector:
                 if len(_CHOSEN) >= _CHOSEN_LIMIT:
                     _CHOSEN.clear()
                 choices_before = len(self.choices)
-                formula = self._choose(target, stable, lambda: written, free)
+                formula = self._choose(target, stable, written, free)
                 _CHOSEN[key] = (formula, tuple(self.choices[choices_before:]))
             else:
                 formula, made = _CHOSEN[key]
@@ -241,10 +241,10 @@ class FormSelector:
         self,
         target: str,
         stable: sympy.Expr,
-        as_written: Callable[[], sympy.Expr],
+        as_written: sympy.Expr,
         free: set[sympy.Expr],
     ) -> sympy.Expr:
-        (_, label), *others = forms = _candidates(stable, as_written())
+        (_, label), *others = forms = _candidates(stable, as_written)
         try:
             truths = truth(stable, self.sample, self.truth_memo)
             stable_form = self._measure(stable, label, truths, free)
