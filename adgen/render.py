@@ -291,18 +291,17 @@ class _ClassPrinter:
             codes[name] = formula, self.new_tensor(code, formula, model.functions[0].forward, shape)
         return codes
 
-    def saved_derivatives(self) -> list[str]:
-        """The derivatives forward returns and saves: one per distinct formula (f =
-        tanh(x + y): df.x is df.y, and a Function may not return a tensor twice)."""
-        seen = {}
-        for name, (formula, _) in self.derivative_codes.items():
-            seen.setdefault(formula, name)
-        return list(seen.values())
+    @functools.cached_property
+    def saved_derivative(self) -> dict[str, str]:
+        """For each derivative, the saved one holding its formula: itself, or the
+        first equal one (f = tanh(x + y): df.x is df.y, and a Function may not
+        return a tensor twice)."""
+        first: dict[sympy.Expr, str] = {}
+        return {name: first.setdefault(f, name) for name, (f, _) in self.derivative_codes.items()}
 
-    def saved_derivative(self, name: str) -> str:
-        """The saved derivative holding `name`'s formula (itself, or an equal one)."""
-        formula, _ = self.derivative_codes[name]
-        return next(n for n in self.saved_derivatives() if self.derivative_codes[n][0] == formula)
+    def saved_derivatives(self) -> list[str]:
+        """The derivatives forward returns and saves: one per distinct formula."""
+        return list(dict.fromkeys(self.saved_derivative.values()))
 
     def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
         lines = self.restore_lines(spec, opmath=spec.backward_call is None)
@@ -467,7 +466,7 @@ class _ClassPrinter:
     def first_order_lines(self, spec: FunctionSpec, results: list[str]) -> list[str]:
         """--save intermediates, a first-order backward: grad times the saved
         derivatives (several outputs: summed over the outputs whose grad is present)."""
-        derivatives = map(self.saved_derivative, self.derivative_codes)
+        derivatives = iter(self.saved_derivative.values())
         if not self.model.multi_output:
             return [f"{r} = grad * {next(derivatives)}" for r in results]
         self.uses_add = True

@@ -78,7 +78,7 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if not isinstance(a, torch.Tensor))
+        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class Snake(_Function):
