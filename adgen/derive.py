@@ -58,7 +58,7 @@ class Partial:
     """One entry of the partial-derivative tables."""
 
     name: str  # "f_xy"; "u_xy" for output u of several
-    field: str  # "xy": its name in the helper's result, `df.xy` in the kernels ("u_xy")
+    field: str  # "xy": read as `df.xy` in the kernels; "u.xy" (`df.u.xy`) for output u of several
     order: int  # 2
     formula: sympy.Expr  # -2*alpha*x*exp(-alpha*x**2)*sin(y), where() branches guarded
     output: int = 0  # 1: the position of the output it differentiates
@@ -80,6 +80,14 @@ class PartialTables:
     def names(self, order: int) -> tuple[str, ...]:
         """The entries a caller needing `order` unpacks: all of orders 1..order."""
         return tuple(e.name for e in self.entries if e.order <= order)
+
+    def field_of(self, name: str) -> str:
+        """The field of the entry named `name`: f_xy -> xy, u_xy -> u.xy."""
+        return self._fields[name]
+
+    @functools.cached_property
+    def _fields(self) -> dict[str, str]:
+        return {e.name: e.field for e in self.entries}
 
     def name_of(self, index: tuple[int, ...], output: int = 0) -> str | None:
         """The entry for the sorted input positions `index`, None where it is not
@@ -545,7 +553,8 @@ class _TableBuilder:
         fields = [self.field(o, index) for o, index in self.keys()]
         if self.separator == "" and any(len(n) > 1 for n in self.inputs):
             return False
-        return len(set(fields)) == len(fields) and not any(map(keyword.iskeyword, fields))
+        parts = [part for field in fields for part in field.split(".")]
+        return len(set(fields)) == len(fields) and not any(map(keyword.iskeyword, parts))
 
     def formula(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
         """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
@@ -588,9 +597,11 @@ class _TableBuilder:
         return f"{self.prefixes[output]}_" + self.separator.join(self.inputs[i] for i in index)
 
     def field(self, output: int, index: tuple[int, ...]) -> str:
-        """The entry's field of the helper's result: xy (df.xy), or u_xy for several outputs."""
-        name = self.name(index, output)
-        return name if self.multi else name[2:]
+        """How a kernel reads the entry from the helper's result: xy (df.xy); for
+        several outputs, output u's table, then its field: u.xy (df.u.xy)."""
+        prefix = self.prefixes[output]
+        field = self.name(index, output)[len(prefix) + 1 :]
+        return f"{prefix}.{field}" if self.multi else field
 
     def indices(self) -> list[tuple[int, ...]]:
         positions = range(len(self.inputs))

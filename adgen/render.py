@@ -384,7 +384,7 @@ class _ClassPrinter:
             raise AssertionError("a kernel of new tensors has terms without a grad")
         self.uses_add = True
         lines = [" = ".join(names) + " = None"]
-        for guard, members, block in kernel.blocks:
+        for header, guard, members, block in self.blocks_once(kernel.blocks, names):
             printed = self.printed(block, in_place)
             body = list(printed.statements)
             for name, code, expr in zip(names, printed.outputs, block.outputs):
@@ -396,8 +396,97 @@ class _ClassPrinter:
                 if self.need_arg(spec):
                     term += f" if need & {1 << names.index(name)} else None"
                 body.append(f"{name} = {term}")
-            lines += [f"if {guard} is not None:", *_indent(body)]
+            lines += _guarded(header, guard, body)
         return lines + self.need_lines(spec, names) + [f"return {', '.join(map(_rounded, names))}"]
+
+    def blocks_once(
+        self, blocks: tuple[tuple[str, tuple[str, ...], Kernel], ...], names: list[str]
+    ) -> list[tuple[str | None, str, tuple[str, ...], Kernel]]:
+        """(loop header or None, guard, members, kernel) of each output's terms.
+        Where consecutive outputs' terms are one formula over each output's own
+        table and grads (polar's x and y), that formula is written once, in a
+        loop over those outputs: `for grad_t, f in ((grad_x_t, df.x), ...):`.
+        Only neighbours are merged: the outputs' terms add up in their order."""
+        taken = set(names) | {s.name for _, _, b in blocks for s in _symbols_of(b)}
+        taken |= set(self.model.inputs) | set(self.param_names)
+        runs: list[list[tuple[str, tuple[str, ...], Kernel]]] = []
+        for block in blocks:
+            if runs and self.same_formula(runs[-1][0], block, taken):
+                runs[-1].append(block)
+            else:
+                runs.append([block])
+        result = []
+        for run in runs:
+            guard, members, first = run[0]
+            if len(run) == 1:
+                result.append((None, guard, members, first))
+                continue
+            temporaries = [name for name, _ in first.temporaries]
+            generic = [self.generic_block(m, b, temporaries) for _, m, b in run]
+            rows = ", ".join(
+                f"({', '.join(m)}, df.{table})" for (_, m, _), (_, table, _) in zip(run, generic)
+            )
+            loop_members, _, kernel = generic[0]
+            header = f"for {', '.join(loop_members)}, f in ({rows},):"
+            result.append((header, loop_members[0], loop_members, kernel))
+        return result
+
+    def same_formula(
+        self,
+        first: tuple[str, tuple[str, ...], Kernel],
+        other: tuple[str, tuple[str, ...], Kernel],
+        taken: set[str],
+    ) -> bool:
+        """Whether two outputs' terms are one formula over their own tables and
+        grads, whose names in a loop (`grad_t`, `f`) shadow nothing."""
+        # Temporaries take the first output's names, which no other code uses.
+        temporaries = [name for name, _ in first[2].temporaries]
+        generic = [self.generic_block(m, b, temporaries) for _, m, b in (first, other)]
+        if generic[0] is None or generic[1] is None:
+            return False
+        (members, _, a), (other_members, _, b) = generic
+        if members != other_members or (set(members) | {"f"}) & taken:
+            return False
+        return self.printed(a) == self.printed(b)
+
+    def generic_block(
+        self, members: tuple[str, ...], block: Kernel, temporaries: list[str]
+    ) -> tuple[tuple[str, ...], str, Kernel] | None:
+        """One output's terms over names that do not say which output: its grads
+        `grad_x_t` -> `grad_t`, its table entries `df.x.r` -> `f.r`, its
+        temporaries `temporaries` in order. None where they read several
+        outputs' tables, or have another number of temporaries."""
+        tables = self.model.partials
+        entries = {e.name: e.field.split(".") for e in tables.entries}
+        read = {entries[s.name][0] for s in _symbols_of(block) if s.name in entries}
+        if len(read) != 1:
+            return None
+        (table,) = read
+        prefix = f"grad_{table}"
+        if not all(m.startswith(prefix) for m in members):
+            return None
+        if len(block.temporaries) != len(temporaries):
+            return None
+        renamed = {m: "grad" + m.removeprefix(prefix) for m in members}
+        renamed |= {
+            name: f"f.{field}" for name, (output, field) in entries.items() if output == table
+        }
+        renamed |= {name: new for (name, _), new in zip(block.temporaries, temporaries)}
+        symbols = {
+            sympy.Symbol(old, real=True): sympy.Symbol(new, real=True)
+            for old, new in renamed.items()
+        }
+        generic = dataclasses.replace(
+            block,
+            # The table's entries are read, never written (the in-place lowering).
+            arguments=tuple(renamed.get(a, a) for a in block.arguments)
+            + tuple(v for k, v in renamed.items() if k in entries),
+            temporaries=tuple(
+                (renamed[n], v.xreplace(symbols)) for n, v in block.temporaries
+            ),
+            outputs=tuple(o.xreplace(symbols) for o in block.outputs),
+        )
+        return tuple(renamed[m] for m in members), table, generic
 
     def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
         params = self.param_names
@@ -430,18 +519,22 @@ class _ClassPrinter:
                     lines.append(f"d_{arg} = {code} if need[{index}] else None")
                     results.append(f"d_{arg}")
             # Several outputs: each present grad's terms, added where needed.
-            blocks = [(guard, self.printed(block)) for guard, _, block in spec.backward.blocks]
+            results_names = [f"d_{arg}" for arg in spec.tensor_args]
+            blocks = [
+                (header, guard, self.printed(block))
+                for header, guard, _, block in self.blocks_once(spec.backward.blocks, results_names)
+            ]
             for index, arg in enumerate(spec.tensor_args):
-                if results[index] is None and any(p.outputs[index] for _, p in blocks):
+                if results[index] is None and any(p.outputs[index] for _, _, p in blocks):
                     lines.append(f"d_{arg} = None")  # no term without a grad
                     results[index] = f"d_{arg}"
-            for guard, printed in blocks:
+            for header, guard, printed in blocks:
                 body = list(printed.statements)
                 for index, (arg, code) in enumerate(zip(spec.tensor_args, printed.outputs)):
                     if code is not None:
                         body.append(f"d_{arg} = _add(d_{arg}, {code}) if need[{index}] else None")
                 self.uses_add = True
-                lines += [f"if {guard} is not None:", *_indent(body)]
+                lines += _guarded(header, guard, body)
         nones = ["None"] * (len(params) + len(self.need_arg(spec)))
         if spec.backward_call is None:  # results are already None where not needed
             gradients = _tuple_literal([r or "None" for r in results])
@@ -657,12 +750,23 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     return seen
 
 
-def _code_name(entry: str, tables: PartialTables | None = None) -> str:
-    """f_xy -> df.xy (u_xy -> df.u_xy for output u of several): how a kernel
+def _guarded(header: str | None, guard: str, body: list[str]) -> list[str]:
+    """`body` where `guard` (an output's grad) is not None; in a loop over the
+    outputs where `header` is given."""
+    if header is None:
+        return [f"if {guard} is not None:", *_indent(body)]
+    return [header, f"    if {guard} is None:", "        continue", *_indent(body)]
+
+
+def _symbols_of(kernel: Kernel) -> set[sympy.Symbol]:
+    values = [v for _, v in kernel.temporaries] + list(kernel.outputs)
+    return {s for v in values for s in v.free_symbols}
+
+
+def _code_name(entry: str, tables: PartialTables) -> str:
+    """f_xy -> df.xy (u_xy -> df.u.xy for output u of several): how a kernel
     reads a table entry from the helper's result."""
-    if tables is not None and tables.by_output:
-        return "df." + entry
-    return "df." + entry.removeprefix("f_")
+    return "df." + tables.field_of(entry)
 
 
 def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:
@@ -682,7 +786,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         for entry, output in zip(tables.entries, tables.outputs):
             if entry.order == order:
                 lines.append(f"{entry.name} = {torch_code(output, frozenset(scalars))}")
-        returned = f"_Partials({', '.join(tables.names(order))})"
+        returned = _partials_result(tables, order)
         lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
     printer.uses_math |= any("math." in line for line in lines)
     levels = ["∂f", "∂²f", "∂³f"]
@@ -690,12 +794,22 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         f"{levels[k - 1]} ({', '.join(e.name for e in tables.entries if e.order == k)})"
         for k in range(1, top + 1)
     ]
-    fields = [e.field for e in tables.entries]
     example = next((e for e in tables.entries if e.order == 2), tables.entries[0])
+    if tables.by_output:
+        tables_of, fields = _output_tables(tables)
+        table = {
+            "outputs": " ".join(tables_of),
+            "fields": " ".join(fields),
+            "defaults": f"(None,) * {len(fields)}",
+        }
+    else:
+        fields = [e.field for e in tables.entries]
+        table = None
     return {
         "example": f"df.{example.field} is {example.name}",
         "fields": " ".join(fields),
         "defaults": f"(None,) * {len(fields)}",
+        "table": table,
         "args": ", ".join(list(model.inputs) + printer.param_names + ["order"]),
         "summary": "\n    ".join(
             textwrap.wrap(
@@ -707,6 +821,38 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         ),
         "lines": lines,
     }
+
+
+def _output_tables(tables: PartialTables) -> tuple[list[str], list[str]]:
+    """Several outputs: the outputs that have table entries, and the fields of
+    their tables (the union over outputs, in the order of the entries)."""
+    outputs = [e.field.split(".")[0] for e in tables.entries]
+    fields = [e.field.split(".")[1] for e in tables.entries]
+    return list(dict.fromkeys(outputs)), list(dict.fromkeys(fields))
+
+
+def _partials_result(tables: PartialTables, order: int) -> str:
+    """The helper's return value with the entries up to `order`: `_Partials(f_x,
+    f_y)`; for several outputs, a `_Table` of each output's entries, its fields
+    by name after the first it lacks."""
+    names = tables.names(order)
+    if not tables.by_output:
+        return f"_Partials({', '.join(names)})"
+    outputs, fields = _output_tables(tables)
+    present = {e.field: e.name for e in tables.entries if e.name in names}
+    tables_code = []
+    for output in outputs:
+        arguments, keywords = [], False
+        for field in fields:
+            name = present.get(f"{output}.{field}")
+            if name is None:
+                keywords = True
+            elif keywords:
+                arguments.append(f"{field}={name}")
+            else:
+                arguments.append(name)
+        tables_code.append(f"_Table({', '.join(arguments)})")
+    return f"_Partials({', '.join(tables_code)})"
 
 
 def _public_signature(model: OpModel) -> str:

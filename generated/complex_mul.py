@@ -108,10 +108,10 @@ def _stand_in(x):
     return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
-# What _partials returns: df.re_a is re_a (None above the order asked for).
-_Partials = collections.namedtuple(
-    "_Partials", "re_a re_c re_b re_d im_a im_c im_b im_d", defaults=(None,) * 8
-)
+# What _partials returns: a table of each output's partial derivatives;
+# df.re.a is re_a (None above the order asked for).
+_Table = collections.namedtuple("_Table", "a c b d", defaults=(None,) * 4)
+_Partials = collections.namedtuple("_Partials", "re im")
 
 
 def _partials(a, c, b, d, order):
@@ -125,7 +125,7 @@ def _partials(a, c, b, d, order):
     im_c = b
     im_b = c
     im_d = a
-    return _Partials(re_a, re_c, re_b, re_d, im_a, im_c, im_b, im_d)
+    return _Partials(_Table(re_a, re_c, re_b, re_d), _Table(im_a, im_c, im_b, im_d))
 
 
 class _Function(torch.autograd.Function):
@@ -196,16 +196,16 @@ class ComplexMulBackward(_Function):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(grad_re, grad_im, a, c, b, d)
         df = _partials(a, c, b, d, 1)
         grad_a = grad_c = grad_b = grad_d = None
-        if grad_re is not None:
-            grad_a = _add(grad_a, df.re_a * grad_re) if need & 1 else None
-            grad_c = _add(grad_c, df.re_c * grad_re) if need & 2 else None
-            grad_b = _add(grad_b, df.re_b * grad_re) if need & 4 else None
-            grad_d = _add(grad_d, df.re_d * grad_re) if need & 8 else None
-        if grad_im is not None:
-            grad_a = _add(grad_a, df.im_a * grad_im) if need & 1 else None
-            grad_c = _add(grad_c, df.im_c * grad_im) if need & 2 else None
-            grad_b = _add(grad_b, df.im_b * grad_im) if need & 4 else None
-            grad_d = _add(grad_d, df.im_d * grad_im) if need & 8 else None
+        for grad, f in (
+            (grad_re, df.re),
+            (grad_im, df.im),
+        ):
+            if grad is None:
+                continue
+            grad_a = _add(grad_a, f.a * grad) if need & 1 else None
+            grad_c = _add(grad_c, f.c * grad) if need & 2 else None
+            grad_b = _add(grad_b, f.b * grad) if need & 4 else None
+            grad_d = _add(grad_d, f.d * grad) if need & 8 else None
         grad_a, grad_c, grad_b, grad_d = _unneeded_as_zeros(
             need, (grad_a, grad_c, grad_b, grad_d), (grad_re, grad_im)
         )
@@ -222,18 +222,18 @@ class ComplexMulBackward(_Function):
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
         d_grad_re = (
-            df.re_a * grad_grad_a
-            + df.re_b * grad_grad_b
-            + df.re_c * grad_grad_c
-            + df.re_d * grad_grad_d
+            df.re.a * grad_grad_a
+            + df.re.b * grad_grad_b
+            + df.re.c * grad_grad_c
+            + df.re.d * grad_grad_d
             if need[0]
             else None
         )
         d_grad_im = (
-            df.im_a * grad_grad_a
-            + df.im_b * grad_grad_b
-            + df.im_c * grad_grad_c
-            + df.im_d * grad_grad_d
+            df.im.a * grad_grad_a
+            + df.im.b * grad_grad_b
+            + df.im.c * grad_grad_c
+            + df.im.d * grad_grad_d
             if need[1]
             else None
         )
@@ -272,8 +272,8 @@ class ComplexMulJvp(_Function):
     def forward(a, c, b, d, a_t, c_t, b_t, d_t):
         dtype, a, c, b, d, a_t, c_t, b_t, d_t = _opmath(a, c, b, d, a_t, c_t, b_t, d_t)
         df = _partials(a, c, b, d, 1)
-        re_t = a_t * df.re_a + b_t * df.re_b + c_t * df.re_c + d_t * df.re_d
-        im_t = a_t * df.im_a + b_t * df.im_b + c_t * df.im_c + d_t * df.im_d
+        re_t = a_t * df.re.a + b_t * df.re.b + c_t * df.re.c + d_t * df.re.d
+        im_t = a_t * df.im.a + b_t * df.im.b + c_t * df.im.c + d_t * df.im.d
         return _round(re_t, dtype), _round(im_t, dtype)
 
     @staticmethod
@@ -299,19 +299,19 @@ class ComplexMulJvp(_Function):
             d_c = _add(d_c, a_t * grad_re_t) if need[1] else None
             d_b = _add(d_b, -d_t * grad_re_t) if need[2] else None
             d_d = _add(d_d, -b_t * grad_re_t) if need[3] else None
-            d_a_t = _add(d_a_t, df.re_a * grad_re_t) if need[4] else None
-            d_c_t = _add(d_c_t, df.re_c * grad_re_t) if need[5] else None
-            d_b_t = _add(d_b_t, df.re_b * grad_re_t) if need[6] else None
-            d_d_t = _add(d_d_t, df.re_d * grad_re_t) if need[7] else None
+            d_a_t = _add(d_a_t, df.re.a * grad_re_t) if need[4] else None
+            d_c_t = _add(d_c_t, df.re.c * grad_re_t) if need[5] else None
+            d_b_t = _add(d_b_t, df.re.b * grad_re_t) if need[6] else None
+            d_d_t = _add(d_d_t, df.re.d * grad_re_t) if need[7] else None
         if grad_im_t is not None:
             d_a = _add(d_a, d_t * grad_im_t) if need[0] else None
             d_c = _add(d_c, b_t * grad_im_t) if need[1] else None
             d_b = _add(d_b, c_t * grad_im_t) if need[2] else None
             d_d = _add(d_d, a_t * grad_im_t) if need[3] else None
-            d_a_t = _add(d_a_t, df.im_a * grad_im_t) if need[4] else None
-            d_c_t = _add(d_c_t, df.im_c * grad_im_t) if need[5] else None
-            d_b_t = _add(d_b_t, df.im_b * grad_im_t) if need[6] else None
-            d_d_t = _add(d_d_t, df.im_d * grad_im_t) if need[7] else None
+            d_a_t = _add(d_a_t, df.im.a * grad_im_t) if need[4] else None
+            d_c_t = _add(d_c_t, df.im.c * grad_im_t) if need[5] else None
+            d_b_t = _add(d_b_t, df.im.b * grad_im_t) if need[6] else None
+            d_d_t = _add(d_d_t, df.im.d * grad_im_t) if need[7] else None
         return _gradients(
             dtype,
             (d_a, d_c, d_b, d_d, d_a_t, d_c_t, d_b_t, d_d_t),
@@ -370,15 +370,15 @@ class ComplexMulBackwardJvp(_Function):
         df = _partials(a, c, b, d, 1)
         grad_a_t = grad_c_t = grad_b_t = grad_d_t = None
         if grad_re is not None:
-            grad_a_t = _add(grad_a_t, c_t * grad_re + df.re_a * grad_re_t)
-            grad_c_t = _add(grad_c_t, a_t * grad_re + df.re_c * grad_re_t)
-            grad_b_t = _add(grad_b_t, df.re_b * grad_re_t - d_t * grad_re)
-            grad_d_t = _add(grad_d_t, df.re_d * grad_re_t - b_t * grad_re)
+            grad_a_t = _add(grad_a_t, c_t * grad_re + df.re.a * grad_re_t)
+            grad_c_t = _add(grad_c_t, a_t * grad_re + df.re.c * grad_re_t)
+            grad_b_t = _add(grad_b_t, df.re.b * grad_re_t - d_t * grad_re)
+            grad_d_t = _add(grad_d_t, df.re.d * grad_re_t - b_t * grad_re)
         if grad_im is not None:
-            grad_a_t = _add(grad_a_t, d_t * grad_im + df.im_a * grad_im_t)
-            grad_c_t = _add(grad_c_t, b_t * grad_im + df.im_c * grad_im_t)
-            grad_b_t = _add(grad_b_t, c_t * grad_im + df.im_b * grad_im_t)
-            grad_d_t = _add(grad_d_t, a_t * grad_im + df.im_d * grad_im_t)
+            grad_a_t = _add(grad_a_t, d_t * grad_im + df.im.a * grad_im_t)
+            grad_c_t = _add(grad_c_t, b_t * grad_im + df.im.c * grad_im_t)
+            grad_b_t = _add(grad_b_t, c_t * grad_im + df.im.b * grad_im_t)
+            grad_d_t = _add(grad_d_t, a_t * grad_im + df.im.d * grad_im_t)
         return (
             _round(grad_a_t, dtype),
             _round(grad_c_t, dtype),
@@ -422,18 +422,18 @@ class ComplexMulBackwardJvp(_Function):
             else None
         )
         d_grad_re_t = (
-            df.re_a * grad_grad_a_t
-            + df.re_b * grad_grad_b_t
-            + df.re_c * grad_grad_c_t
-            + df.re_d * grad_grad_d_t
+            df.re.a * grad_grad_a_t
+            + df.re.b * grad_grad_b_t
+            + df.re.c * grad_grad_c_t
+            + df.re.d * grad_grad_d_t
             if need[6]
             else None
         )
         d_grad_im_t = (
-            df.im_a * grad_grad_a_t
-            + df.im_b * grad_grad_b_t
-            + df.im_c * grad_grad_c_t
-            + df.im_d * grad_grad_d_t
+            df.im.a * grad_grad_a_t
+            + df.im.b * grad_grad_b_t
+            + df.im.c * grad_grad_c_t
+            + df.im.d * grad_grad_d_t
             if need[7]
             else None
         )
@@ -521,28 +521,28 @@ class ComplexMulBackwardJvp(_Function):
                 c_t * grad_re_u
                 + c_t_u * grad_re
                 + c_u * grad_re_t
-                + df.re_a * grad_re_t_u,
+                + df.re.a * grad_re_t_u,
             )
             grad_c_t_u = _add(
                 grad_c_t_u,
                 a_t * grad_re_u
                 + a_t_u * grad_re
                 + a_u * grad_re_t
-                + df.re_c * grad_re_t_u,
+                + df.re.c * grad_re_t_u,
             )
             grad_b_t_u = _add(
                 grad_b_t_u,
                 -d_t * grad_re_u
                 - d_t_u * grad_re
                 - d_u * grad_re_t
-                + df.re_b * grad_re_t_u,
+                + df.re.b * grad_re_t_u,
             )
             grad_d_t_u = _add(
                 grad_d_t_u,
                 -b_t * grad_re_u
                 - b_t_u * grad_re
                 - b_u * grad_re_t
-                + df.re_d * grad_re_t_u,
+                + df.re.d * grad_re_t_u,
             )
         if grad_im is not None:
             grad_a_t_u = _add(
@@ -550,28 +550,28 @@ class ComplexMulBackwardJvp(_Function):
                 d_t * grad_im_u
                 + d_t_u * grad_im
                 + d_u * grad_im_t
-                + df.im_a * grad_im_t_u,
+                + df.im.a * grad_im_t_u,
             )
             grad_c_t_u = _add(
                 grad_c_t_u,
                 b_t * grad_im_u
                 + b_t_u * grad_im
                 + b_u * grad_im_t
-                + df.im_c * grad_im_t_u,
+                + df.im.c * grad_im_t_u,
             )
             grad_b_t_u = _add(
                 grad_b_t_u,
                 c_t * grad_im_u
                 + c_t_u * grad_im
                 + c_u * grad_im_t
-                + df.im_b * grad_im_t_u,
+                + df.im.b * grad_im_t_u,
             )
             grad_d_t_u = _add(
                 grad_d_t_u,
                 a_t * grad_im_u
                 + a_t_u * grad_im
                 + a_u * grad_im_t
-                + df.im_d * grad_im_t_u,
+                + df.im.d * grad_im_t_u,
             )
         return (
             _round(grad_a_t_u, dtype),
@@ -627,23 +627,23 @@ class ComplexMulJvpJvp(_Function):
         df = _partials(a, c, b, d, 1)
         re_t_u = (
             a_t * c_u
-            + a_t_u * df.re_a
+            + a_t_u * df.re.a
             + a_u * c_t
-            + b_t_u * df.re_b
-            + c_t_u * df.re_c
-            + d_t_u * df.re_d
+            + b_t_u * df.re.b
+            + c_t_u * df.re.c
+            + d_t_u * df.re.d
             - b_t * d_u
             - b_u * d_t
         )
         im_t_u = (
             a_t * d_u
-            + a_t_u * df.im_a
+            + a_t_u * df.im.a
             + a_u * d_t
             + b_t * c_u
-            + b_t_u * df.im_b
+            + b_t_u * df.im.b
             + b_u * c_t
-            + c_t_u * df.im_c
-            + d_t_u * df.im_d
+            + c_t_u * df.im.c
+            + d_t_u * df.im.d
         )
         return _round(re_t_u, dtype), _round(im_t_u, dtype)
 
@@ -704,10 +704,10 @@ class ComplexMulJvpJvp(_Function):
             d_c_u = _add(d_c_u, a_t * grad_re_t_u) if need[9] else None
             d_b_u = _add(d_b_u, -d_t * grad_re_t_u) if need[10] else None
             d_d_u = _add(d_d_u, -b_t * grad_re_t_u) if need[11] else None
-            d_a_t_u = _add(d_a_t_u, df.re_a * grad_re_t_u) if need[12] else None
-            d_c_t_u = _add(d_c_t_u, df.re_c * grad_re_t_u) if need[13] else None
-            d_b_t_u = _add(d_b_t_u, df.re_b * grad_re_t_u) if need[14] else None
-            d_d_t_u = _add(d_d_t_u, df.re_d * grad_re_t_u) if need[15] else None
+            d_a_t_u = _add(d_a_t_u, df.re.a * grad_re_t_u) if need[12] else None
+            d_c_t_u = _add(d_c_t_u, df.re.c * grad_re_t_u) if need[13] else None
+            d_b_t_u = _add(d_b_t_u, df.re.b * grad_re_t_u) if need[14] else None
+            d_d_t_u = _add(d_d_t_u, df.re.d * grad_re_t_u) if need[15] else None
         if grad_im_t_u is not None:
             d_a = _add(d_a, d_t_u * grad_im_t_u) if need[0] else None
             d_c = _add(d_c, b_t_u * grad_im_t_u) if need[1] else None
@@ -721,10 +721,10 @@ class ComplexMulJvpJvp(_Function):
             d_c_u = _add(d_c_u, b_t * grad_im_t_u) if need[9] else None
             d_b_u = _add(d_b_u, c_t * grad_im_t_u) if need[10] else None
             d_d_u = _add(d_d_u, a_t * grad_im_t_u) if need[11] else None
-            d_a_t_u = _add(d_a_t_u, df.im_a * grad_im_t_u) if need[12] else None
-            d_c_t_u = _add(d_c_t_u, df.im_c * grad_im_t_u) if need[13] else None
-            d_b_t_u = _add(d_b_t_u, df.im_b * grad_im_t_u) if need[14] else None
-            d_d_t_u = _add(d_d_t_u, df.im_d * grad_im_t_u) if need[15] else None
+            d_a_t_u = _add(d_a_t_u, df.im.a * grad_im_t_u) if need[12] else None
+            d_c_t_u = _add(d_c_t_u, df.im.c * grad_im_t_u) if need[13] else None
+            d_b_t_u = _add(d_b_t_u, df.im.b * grad_im_t_u) if need[14] else None
+            d_d_t_u = _add(d_d_t_u, df.im.d * grad_im_t_u) if need[15] else None
         return _gradients(
             dtype,
             (
@@ -863,38 +863,38 @@ class ComplexMulJvpJvp(_Function):
         re_t_u_v = (
             a_t * c_u_v
             + a_t_u * c_v
-            + a_t_u_v * df.re_a
+            + a_t_u_v * df.re.a
             + a_t_v * c_u
             + a_u * c_t_v
             + a_u_v * c_t
             + a_v * c_t_u
             - b_t * d_u_v
             - b_t_u * d_v
-            + b_t_u_v * df.re_b
+            + b_t_u_v * df.re.b
             - b_t_v * d_u
             - b_u * d_t_v
             - b_u_v * d_t
             - b_v * d_t_u
-            + c_t_u_v * df.re_c
-            + d_t_u_v * df.re_d
+            + c_t_u_v * df.re.c
+            + d_t_u_v * df.re.d
         )
         im_t_u_v = (
             a_t * d_u_v
             + a_t_u * d_v
-            + a_t_u_v * df.im_a
+            + a_t_u_v * df.im.a
             + a_t_v * d_u
             + a_u * d_t_v
             + a_u_v * d_t
             + a_v * d_t_u
             + b_t * c_u_v
             + b_t_u * c_v
-            + b_t_u_v * df.im_b
+            + b_t_u_v * df.im.b
             + b_t_v * c_u
             + b_u * c_t_v
             + b_u_v * c_t
             + b_v * c_t_u
-            + c_t_u_v * df.im_c
-            + d_t_u_v * df.im_d
+            + c_t_u_v * df.im.c
+            + d_t_u_v * df.im.d
         )
         return _round(re_t_u_v, dtype), _round(im_t_u_v, dtype)
 

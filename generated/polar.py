@@ -104,12 +104,14 @@ def _stand_in(x):
     return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
-# What _partials returns: df.x_r_theta is x_r_theta (None above the order asked for).
-_Partials = collections.namedtuple(
-    "_Partials",
-    "x_r x_theta y_r y_theta x_r_theta x_theta_theta y_r_theta y_theta_theta x_r_theta_theta x_theta_theta_theta y_r_theta_theta y_theta_theta_theta",
-    defaults=(None,) * 12,
+# What _partials returns: a table of each output's partial derivatives;
+# df.x.r_theta is x_r_theta (None above the order asked for).
+_Table = collections.namedtuple(
+    "_Table",
+    "r theta r_theta theta_theta r_theta_theta theta_theta_theta",
+    defaults=(None,) * 6,
 )
+_Partials = collections.namedtuple("_Partials", "x y")
 
 
 def _partials(r, theta, order):
@@ -127,7 +129,7 @@ def _partials(r, theta, order):
     y_r = t1
     y_theta = t4
     if order == 1:
-        return _Partials(x_r, x_theta, y_r, y_theta)
+        return _Partials(_Table(x_r, x_theta), _Table(y_r, y_theta))
     t5 = -t1
     t6 = -t4
     x_r_theta = t5
@@ -136,32 +138,20 @@ def _partials(r, theta, order):
     y_theta_theta = t3
     if order == 2:
         return _Partials(
-            x_r,
-            x_theta,
-            y_r,
-            y_theta,
-            x_r_theta,
-            x_theta_theta,
-            y_r_theta,
-            y_theta_theta,
+            _Table(x_r, x_theta, x_r_theta, x_theta_theta),
+            _Table(y_r, y_theta, y_r_theta, y_theta_theta),
         )
     x_r_theta_theta = -t0
     x_theta_theta_theta = t2
     y_r_theta_theta = t5
     y_theta_theta_theta = t6
     return _Partials(
-        x_r,
-        x_theta,
-        y_r,
-        y_theta,
-        x_r_theta,
-        x_theta_theta,
-        y_r_theta,
-        y_theta_theta,
-        x_r_theta_theta,
-        x_theta_theta_theta,
-        y_r_theta_theta,
-        y_theta_theta_theta,
+        _Table(
+            x_r, x_theta, x_r_theta, x_theta_theta, x_r_theta_theta, x_theta_theta_theta
+        ),
+        _Table(
+            y_r, y_theta, y_r_theta, y_theta_theta, y_r_theta_theta, y_theta_theta_theta
+        ),
     )
 
 
@@ -226,12 +216,14 @@ class PolarBackward(_Function):
         dtype, grad_x, grad_y, r, theta = _opmath(grad_x, grad_y, r, theta)
         df = _partials(r, theta, 1)
         grad_r = grad_theta = None
-        if grad_x is not None:
-            grad_r = _add(grad_r, df.x_r * grad_x) if need & 1 else None
-            grad_theta = _add(grad_theta, df.x_theta * grad_x) if need & 2 else None
-        if grad_y is not None:
-            grad_r = _add(grad_r, df.y_r * grad_y) if need & 1 else None
-            grad_theta = _add(grad_theta, df.y_theta * grad_y) if need & 2 else None
+        for grad, f in (
+            (grad_x, df.x),
+            (grad_y, df.y),
+        ):
+            if grad is None:
+                continue
+            grad_r = _add(grad_r, f.r * grad) if need & 1 else None
+            grad_theta = _add(grad_theta, f.theta * grad) if need & 2 else None
         grad_r, grad_theta = _unneeded_as_zeros(
             need, (grad_r, grad_theta), (grad_x, grad_y)
         )
@@ -243,32 +235,23 @@ class PolarBackward(_Function):
         df = _partials(r, theta, 2)
         need = ctx.needs_input_grad
         d_grad_x = (
-            df.x_r * grad_grad_r + df.x_theta * grad_grad_theta if need[0] else None
+            df.x.r * grad_grad_r + df.x.theta * grad_grad_theta if need[0] else None
         )
         d_grad_y = (
-            df.y_r * grad_grad_r + df.y_theta * grad_grad_theta if need[1] else None
+            df.y.r * grad_grad_r + df.y.theta * grad_grad_theta if need[1] else None
         )
         d_r = None
         d_theta = None
-        if grad_x is not None:
-            t0 = df.x_r_theta * grad_x
+        for grad, f in (
+            (grad_x, df.x),
+            (grad_y, df.y),
+        ):
+            if grad is None:
+                continue
+            t0 = f.r_theta * grad
             d_r = _add(d_r, grad_grad_theta * t0) if need[2] else None
             d_theta = (
-                _add(
-                    d_theta,
-                    df.x_theta_theta * grad_grad_theta * grad_x + grad_grad_r * t0,
-                )
-                if need[3]
-                else None
-            )
-        if grad_y is not None:
-            t1 = df.y_r_theta * grad_y
-            d_r = _add(d_r, grad_grad_theta * t1) if need[2] else None
-            d_theta = (
-                _add(
-                    d_theta,
-                    df.y_theta_theta * grad_grad_theta * grad_y + grad_grad_r * t1,
-                )
+                _add(d_theta, f.theta_theta * grad * grad_grad_theta + grad_grad_r * t0)
                 if need[3]
                 else None
             )
@@ -291,8 +274,8 @@ class PolarJvp(_Function):
     def forward(r, theta, r_t, theta_t):
         dtype, r, theta, r_t, theta_t = _opmath(r, theta, r_t, theta_t)
         df = _partials(r, theta, 1)
-        x_t = df.x_r * r_t + df.x_theta * theta_t
-        y_t = df.y_r * r_t + df.y_theta * theta_t
+        x_t = df.x.r * r_t + df.x.theta * theta_t
+        y_t = df.y.r * r_t + df.y.theta * theta_t
         return _round(x_t, dtype), _round(y_t, dtype)
 
     @staticmethod
@@ -309,30 +292,20 @@ class PolarJvp(_Function):
         d_theta = None
         d_r_t = None
         d_theta_t = None
-        if grad_x_t is not None:
-            d_r = _add(d_r, df.x_r_theta * grad_x_t * theta_t) if need[0] else None
+        for grad_t, f in (
+            (grad_x_t, df.x),
+            (grad_y_t, df.y),
+        ):
+            if grad_t is None:
+                continue
+            d_r = _add(d_r, f.r_theta * grad_t * theta_t) if need[0] else None
             d_theta = (
-                _add(
-                    d_theta,
-                    grad_x_t * (df.x_r_theta * r_t + df.x_theta_theta * theta_t),
-                )
+                _add(d_theta, grad_t * (f.r_theta * r_t + f.theta_theta * theta_t))
                 if need[1]
                 else None
             )
-            d_r_t = _add(d_r_t, df.x_r * grad_x_t) if need[2] else None
-            d_theta_t = _add(d_theta_t, df.x_theta * grad_x_t) if need[3] else None
-        if grad_y_t is not None:
-            d_r = _add(d_r, df.y_r_theta * grad_y_t * theta_t) if need[0] else None
-            d_theta = (
-                _add(
-                    d_theta,
-                    grad_y_t * (df.y_r_theta * r_t + df.y_theta_theta * theta_t),
-                )
-                if need[1]
-                else None
-            )
-            d_r_t = _add(d_r_t, df.y_r * grad_y_t) if need[2] else None
-            d_theta_t = _add(d_theta_t, df.y_theta * grad_y_t) if need[3] else None
+            d_r_t = _add(d_r_t, f.r * grad_t) if need[2] else None
+            d_theta_t = _add(d_theta_t, f.theta * grad_t) if need[3] else None
         return _gradients(
             dtype, (d_r, d_theta, d_r_t, d_theta_t), (r, theta, r_t, theta_t)
         )
@@ -356,19 +329,17 @@ class PolarBackwardJvp(_Function):
         )
         df = _partials(r, theta, 2)
         grad_r_t = grad_theta_t = None
-        if grad_x is not None:
-            t0 = df.x_r_theta * grad_x
-            grad_r_t = _add(grad_r_t, t0 * theta_t + df.x_r * grad_x_t)
+        for grad, grad_t, f in (
+            (grad_x, grad_x_t, df.x),
+            (grad_y, grad_y_t, df.y),
+        ):
+            if grad is None:
+                continue
+            t0 = f.r_theta * grad
+            grad_r_t = _add(grad_r_t, t0 * theta_t + f.r * grad_t)
             grad_theta_t = _add(
                 grad_theta_t,
-                t0 * r_t + df.x_theta * grad_x_t + df.x_theta_theta * grad_x * theta_t,
-            )
-        if grad_y is not None:
-            t1 = df.y_r_theta * grad_y
-            grad_r_t = _add(grad_r_t, t1 * theta_t + df.y_r * grad_y_t)
-            grad_theta_t = _add(
-                grad_theta_t,
-                t1 * r_t + df.y_theta * grad_y_t + df.y_theta_theta * grad_y * theta_t,
+                t0 * r_t + f.theta * grad_t + f.theta_theta * grad * theta_t,
             )
         return _round(grad_r_t, dtype), _round(grad_theta_t, dtype)
 
@@ -381,31 +352,36 @@ class PolarBackwardJvp(_Function):
         t0 = grad_grad_r_t * theta_t
         need = ctx.needs_input_grad
         d_grad_x = (
-            df.x_r_theta * t0
-            + grad_grad_theta_t * (df.x_r_theta * r_t + df.x_theta_theta * theta_t)
+            df.x.r_theta * t0
+            + grad_grad_theta_t * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
             if need[0]
             else None
         )
         d_grad_y = (
-            df.y_r_theta * t0
-            + grad_grad_theta_t * (df.y_r_theta * r_t + df.y_theta_theta * theta_t)
+            df.y.r_theta * t0
+            + grad_grad_theta_t * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
             if need[1]
             else None
         )
         d_grad_x_t = (
-            df.x_r * grad_grad_r_t + df.x_theta * grad_grad_theta_t if need[4] else None
+            df.x.r * grad_grad_r_t + df.x.theta * grad_grad_theta_t if need[4] else None
         )
         d_grad_y_t = (
-            df.y_r * grad_grad_r_t + df.y_theta * grad_grad_theta_t if need[5] else None
+            df.y.r * grad_grad_r_t + df.y.theta * grad_grad_theta_t if need[5] else None
         )
         d_r = None
         d_theta = None
         d_r_t = None
         d_theta_t = None
-        if grad_x is not None:
-            t1 = df.x_r_theta_theta * grad_x
-            t2 = df.x_r_theta * grad_x_t + t1 * theta_t
-            t3 = df.x_r_theta * grad_x
+        for grad, grad_t, f in (
+            (grad_x, grad_x_t, df.x),
+            (grad_y, grad_y_t, df.y),
+        ):
+            if grad is None:
+                continue
+            t1 = f.r_theta_theta * grad
+            t2 = f.r_theta * grad_t + t1 * theta_t
+            t3 = f.r_theta * grad
             d_r = _add(d_r, grad_grad_theta_t * t2) if need[2] else None
             d_theta = (
                 _add(
@@ -413,8 +389,8 @@ class PolarBackwardJvp(_Function):
                     grad_grad_r_t * t2
                     + grad_grad_theta_t
                     * (
-                        df.x_theta_theta * grad_x_t
-                        + df.x_theta_theta_theta * grad_x * theta_t
+                        f.theta_theta * grad_t
+                        + f.theta_theta_theta * grad * theta_t
                         + r_t * t1
                     ),
                 )
@@ -425,35 +401,7 @@ class PolarBackwardJvp(_Function):
             d_theta_t = (
                 _add(
                     d_theta_t,
-                    df.x_theta_theta * grad_grad_theta_t * grad_x + grad_grad_r_t * t3,
-                )
-                if need[7]
-                else None
-            )
-        if grad_y is not None:
-            t4 = df.y_r_theta_theta * grad_y
-            t5 = df.y_r_theta * grad_y_t + t4 * theta_t
-            t6 = df.y_r_theta * grad_y
-            d_r = _add(d_r, grad_grad_theta_t * t5) if need[2] else None
-            d_theta = (
-                _add(
-                    d_theta,
-                    grad_grad_r_t * t5
-                    + grad_grad_theta_t
-                    * (
-                        df.y_theta_theta * grad_y_t
-                        + df.y_theta_theta_theta * grad_y * theta_t
-                        + r_t * t4
-                    ),
-                )
-                if need[3]
-                else None
-            )
-            d_r_t = _add(d_r_t, grad_grad_theta_t * t6) if need[6] else None
-            d_theta_t = (
-                _add(
-                    d_theta_t,
-                    df.y_theta_theta * grad_grad_theta_t * grad_y + grad_grad_r_t * t6,
+                    f.theta_theta * grad * grad_grad_theta_t + grad_grad_r_t * t3,
                 )
                 if need[7]
                 else None
@@ -482,54 +430,34 @@ class PolarBackwardJvp(_Function):
         )
         df = _partials(r, theta, 3)
         grad_r_t_u = grad_theta_t_u = None
-        if grad_x is not None:
-            t0 = df.x_r_theta * grad_x
-            t1 = df.x_r_theta_theta * grad_x
-            t2 = df.x_r_theta * grad_x_t + t1 * theta_t
+        for grad, grad_t, grad_u, grad_t_u, f in (
+            (grad_x, grad_x_t, grad_x_u, grad_x_t_u, df.x),
+            (grad_y, grad_y_t, grad_y_u, grad_y_t_u, df.y),
+        ):
+            if grad is None:
+                continue
+            t0 = f.r_theta * grad
+            t1 = f.r_theta_theta * grad
+            t2 = f.r_theta * grad_t + t1 * theta_t
             grad_r_t_u = _add(
                 grad_r_t_u,
-                df.x_r * grad_x_t_u
-                + df.x_r_theta * grad_x_u * theta_t
+                f.r * grad_t_u
+                + f.r_theta * grad_u * theta_t
                 + t0 * theta_t_u
                 + t2 * theta_u,
             )
             grad_theta_t_u = _add(
                 grad_theta_t_u,
-                df.x_theta * grad_x_t_u
-                + df.x_theta_theta * grad_x * theta_t_u
-                + grad_x_u * (df.x_r_theta * r_t + df.x_theta_theta * theta_t)
+                f.theta * grad_t_u
+                + f.theta_theta * grad * theta_t_u
+                + grad_u * (f.r_theta * r_t + f.theta_theta * theta_t)
                 + r_t_u * t0
                 + r_u * t2
                 + theta_u
                 * (
-                    df.x_theta_theta * grad_x_t
-                    + df.x_theta_theta_theta * grad_x * theta_t
+                    f.theta_theta * grad_t
+                    + f.theta_theta_theta * grad * theta_t
                     + r_t * t1
-                ),
-            )
-        if grad_y is not None:
-            t3 = df.y_r_theta * grad_y
-            t4 = df.y_r_theta_theta * grad_y
-            t5 = df.y_r_theta * grad_y_t + t4 * theta_t
-            grad_r_t_u = _add(
-                grad_r_t_u,
-                df.y_r * grad_y_t_u
-                + df.y_r_theta * grad_y_u * theta_t
-                + t3 * theta_t_u
-                + t5 * theta_u,
-            )
-            grad_theta_t_u = _add(
-                grad_theta_t_u,
-                df.y_theta * grad_y_t_u
-                + df.y_theta_theta * grad_y * theta_t_u
-                + grad_y_u * (df.y_r_theta * r_t + df.y_theta_theta * theta_t)
-                + r_t_u * t3
-                + r_u * t5
-                + theta_u
-                * (
-                    df.y_theta_theta * grad_y_t
-                    + df.y_theta_theta_theta * grad_y * theta_t
-                    + r_t * t4
                 ),
             )
         return _round(grad_r_t_u, dtype), _round(grad_theta_t_u, dtype)
@@ -546,16 +474,16 @@ class PolarJvpJvp(_Function):
         df = _partials(r, theta, 2)
         t0 = r_u * theta_t
         x_t_u = (
-            (df.x_r_theta * r_t + df.x_theta_theta * theta_t) * theta_u
-            + df.x_r * r_t_u
-            + t0 * df.x_r_theta
-            + df.x_theta * theta_t_u
+            (df.x.r_theta * r_t + df.x.theta_theta * theta_t) * theta_u
+            + df.x.r * r_t_u
+            + t0 * df.x.r_theta
+            + df.x.theta * theta_t_u
         )
         y_t_u = (
-            (df.y_r_theta * r_t + df.y_theta_theta * theta_t) * theta_u
-            + df.y_r * r_t_u
-            + t0 * df.y_r_theta
-            + df.y_theta * theta_t_u
+            (df.y.r_theta * r_t + df.y.theta_theta * theta_t) * theta_u
+            + df.y.r * r_t_u
+            + t0 * df.y.r_theta
+            + df.y.theta * theta_t_u
         )
         return _round(x_t_u, dtype), _round(y_t_u, dtype)
 
@@ -579,24 +507,29 @@ class PolarJvpJvp(_Function):
         d_theta_u = None
         d_r_t_u = None
         d_theta_t_u = None
-        if grad_x_t_u is not None:
-            t0 = df.x_r_theta_theta * theta_t
-            t1 = df.x_r_theta * grad_x_t_u
+        for grad_t_u, f in (
+            (grad_x_t_u, df.x),
+            (grad_y_t_u, df.y),
+        ):
+            if grad_t_u is None:
+                continue
+            t0 = f.r_theta_theta * theta_t
+            t1 = f.r_theta * grad_t_u
             d_r = (
-                _add(d_r, grad_x_t_u * (df.x_r_theta * theta_t_u + t0 * theta_u))
+                _add(d_r, grad_t_u * (f.r_theta * theta_t_u + t0 * theta_u))
                 if need[0]
                 else None
             )
             d_theta = (
                 _add(
                     d_theta,
-                    grad_x_t_u
+                    grad_t_u
                     * (
-                        df.x_r_theta * r_t_u
-                        + df.x_theta_theta * theta_t_u
+                        f.r_theta * r_t_u
+                        + f.theta_theta * theta_t_u
                         + r_u * t0
                         + theta_u
-                        * (df.x_r_theta_theta * r_t + df.x_theta_theta_theta * theta_t)
+                        * (f.r_theta_theta * r_t + f.theta_theta_theta * theta_t)
                     ),
                 )
                 if need[1]
@@ -604,71 +537,18 @@ class PolarJvpJvp(_Function):
             )
             d_r_t = _add(d_r_t, t1 * theta_u) if need[2] else None
             d_theta_t = (
-                _add(
-                    d_theta_t,
-                    grad_x_t_u * (df.x_r_theta * r_u + df.x_theta_theta * theta_u),
-                )
+                _add(d_theta_t, grad_t_u * (f.r_theta * r_u + f.theta_theta * theta_u))
                 if need[3]
                 else None
             )
             d_r_u = _add(d_r_u, t1 * theta_t) if need[4] else None
             d_theta_u = (
-                _add(
-                    d_theta_u,
-                    grad_x_t_u * (df.x_r_theta * r_t + df.x_theta_theta * theta_t),
-                )
+                _add(d_theta_u, grad_t_u * (f.r_theta * r_t + f.theta_theta * theta_t))
                 if need[5]
                 else None
             )
-            d_r_t_u = _add(d_r_t_u, df.x_r * grad_x_t_u) if need[6] else None
-            d_theta_t_u = (
-                _add(d_theta_t_u, df.x_theta * grad_x_t_u) if need[7] else None
-            )
-        if grad_y_t_u is not None:
-            t2 = df.y_r_theta_theta * theta_t
-            t3 = df.y_r_theta * grad_y_t_u
-            d_r = (
-                _add(d_r, grad_y_t_u * (df.y_r_theta * theta_t_u + t2 * theta_u))
-                if need[0]
-                else None
-            )
-            d_theta = (
-                _add(
-                    d_theta,
-                    grad_y_t_u
-                    * (
-                        df.y_r_theta * r_t_u
-                        + df.y_theta_theta * theta_t_u
-                        + r_u * t2
-                        + theta_u
-                        * (df.y_r_theta_theta * r_t + df.y_theta_theta_theta * theta_t)
-                    ),
-                )
-                if need[1]
-                else None
-            )
-            d_r_t = _add(d_r_t, t3 * theta_u) if need[2] else None
-            d_theta_t = (
-                _add(
-                    d_theta_t,
-                    grad_y_t_u * (df.y_r_theta * r_u + df.y_theta_theta * theta_u),
-                )
-                if need[3]
-                else None
-            )
-            d_r_u = _add(d_r_u, t3 * theta_t) if need[4] else None
-            d_theta_u = (
-                _add(
-                    d_theta_u,
-                    grad_y_t_u * (df.y_r_theta * r_t + df.y_theta_theta * theta_t),
-                )
-                if need[5]
-                else None
-            )
-            d_r_t_u = _add(d_r_t_u, df.y_r * grad_y_t_u) if need[6] else None
-            d_theta_t_u = (
-                _add(d_theta_t_u, df.y_theta * grad_y_t_u) if need[7] else None
-            )
+            d_r_t_u = _add(d_r_t_u, f.r * grad_t_u) if need[6] else None
+            d_theta_t_u = _add(d_theta_t_u, f.theta * grad_t_u) if need[7] else None
         return _gradients(
             dtype,
             (d_r, d_theta, d_r_t, d_theta_t, d_r_u, d_theta_u, d_r_t_u, d_theta_t_u),
@@ -700,40 +580,40 @@ class PolarJvpJvp(_Function):
         df = _partials(r, theta, 3)
         t0 = r_t_v * theta_u
         t1 = r_u_v * theta_t
-        t2 = df.x_r_theta_theta * theta_t
-        t3 = df.y_r_theta_theta * theta_t
+        t2 = df.x.r_theta_theta * theta_t
+        t3 = df.y.r_theta_theta * theta_t
         x_t_u_v = (
-            df.x_r * r_t_u_v
-            + df.x_r_theta * t0
-            + df.x_r_theta * t1
-            + df.x_theta * theta_t_u_v
-            + r_v * (df.x_r_theta * theta_t_u + t2 * theta_u)
-            + theta_t_v * (df.x_r_theta * r_u + df.x_theta_theta * theta_u)
-            + theta_u_v * (df.x_r_theta * r_t + df.x_theta_theta * theta_t)
+            df.x.r * r_t_u_v
+            + df.x.r_theta * t0
+            + df.x.r_theta * t1
+            + df.x.theta * theta_t_u_v
+            + r_v * (df.x.r_theta * theta_t_u + t2 * theta_u)
+            + theta_t_v * (df.x.r_theta * r_u + df.x.theta_theta * theta_u)
+            + theta_u_v * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
             + theta_v
             * (
-                df.x_r_theta * r_t_u
-                + df.x_theta_theta * theta_t_u
+                df.x.r_theta * r_t_u
+                + df.x.theta_theta * theta_t_u
                 + r_u * t2
                 + theta_u
-                * (df.x_r_theta_theta * r_t + df.x_theta_theta_theta * theta_t)
+                * (df.x.r_theta_theta * r_t + df.x.theta_theta_theta * theta_t)
             )
         )
         y_t_u_v = (
-            df.y_r * r_t_u_v
-            + df.y_r_theta * t0
-            + df.y_r_theta * t1
-            + df.y_theta * theta_t_u_v
-            + r_v * (df.y_r_theta * theta_t_u + t3 * theta_u)
-            + theta_t_v * (df.y_r_theta * r_u + df.y_theta_theta * theta_u)
-            + theta_u_v * (df.y_r_theta * r_t + df.y_theta_theta * theta_t)
+            df.y.r * r_t_u_v
+            + df.y.r_theta * t0
+            + df.y.r_theta * t1
+            + df.y.theta * theta_t_u_v
+            + r_v * (df.y.r_theta * theta_t_u + t3 * theta_u)
+            + theta_t_v * (df.y.r_theta * r_u + df.y.theta_theta * theta_u)
+            + theta_u_v * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
             + theta_v
             * (
-                df.y_r_theta * r_t_u
-                + df.y_theta_theta * theta_t_u
+                df.y.r_theta * r_t_u
+                + df.y.theta_theta * theta_t_u
                 + r_u * t3
                 + theta_u
-                * (df.y_r_theta_theta * r_t + df.y_theta_theta_theta * theta_t)
+                * (df.y.r_theta_theta * r_t + df.y.theta_theta_theta * theta_t)
             )
         )
         return _round(x_t_u_v, dtype), _round(y_t_u_v, dtype)

@@ -108,10 +108,10 @@ def _stand_in(x):
     return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
-# What _partials returns: df.y1_x1 is y1_x1 (None above the order asked for).
-_Partials = collections.namedtuple(
-    "_Partials", "y1_x1 y1_x2 y1_c y1_s y2_x1 y2_x2 y2_c y2_s", defaults=(None,) * 8
-)
+# What _partials returns: a table of each output's partial derivatives;
+# df.y1.x1 is y1_x1 (None above the order asked for).
+_Table = collections.namedtuple("_Table", "x1 x2 c s", defaults=(None,) * 4)
+_Partials = collections.namedtuple("_Partials", "y1 y2")
 
 
 def _partials(x1, x2, c, s, order):
@@ -125,7 +125,7 @@ def _partials(x1, x2, c, s, order):
     y2_x2 = c
     y2_c = x2
     y2_s = x1
-    return _Partials(y1_x1, y1_x2, y1_c, y1_s, y2_x1, y2_x2, y2_c, y2_s)
+    return _Partials(_Table(y1_x1, y1_x2, y1_c, y1_s), _Table(y2_x1, y2_x2, y2_c, y2_s))
 
 
 class _Function(torch.autograd.Function):
@@ -196,16 +196,16 @@ class RopeBackward(_Function):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(grad_y1, grad_y2, x1, x2, c, s)
         df = _partials(x1, x2, c, s, 1)
         grad_x1 = grad_x2 = grad_c = grad_s = None
-        if grad_y1 is not None:
-            grad_x1 = _add(grad_x1, df.y1_x1 * grad_y1) if need & 1 else None
-            grad_x2 = _add(grad_x2, df.y1_x2 * grad_y1) if need & 2 else None
-            grad_c = _add(grad_c, df.y1_c * grad_y1) if need & 4 else None
-            grad_s = _add(grad_s, df.y1_s * grad_y1) if need & 8 else None
-        if grad_y2 is not None:
-            grad_x1 = _add(grad_x1, df.y2_x1 * grad_y2) if need & 1 else None
-            grad_x2 = _add(grad_x2, df.y2_x2 * grad_y2) if need & 2 else None
-            grad_c = _add(grad_c, df.y2_c * grad_y2) if need & 4 else None
-            grad_s = _add(grad_s, df.y2_s * grad_y2) if need & 8 else None
+        for grad, f in (
+            (grad_y1, df.y1),
+            (grad_y2, df.y2),
+        ):
+            if grad is None:
+                continue
+            grad_x1 = _add(grad_x1, f.x1 * grad) if need & 1 else None
+            grad_x2 = _add(grad_x2, f.x2 * grad) if need & 2 else None
+            grad_c = _add(grad_c, f.c * grad) if need & 4 else None
+            grad_s = _add(grad_s, f.s * grad) if need & 8 else None
         grad_x1, grad_x2, grad_c, grad_s = _unneeded_as_zeros(
             need, (grad_x1, grad_x2, grad_c, grad_s), (grad_y1, grad_y2)
         )
@@ -222,18 +222,18 @@ class RopeBackward(_Function):
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
         d_grad_y1 = (
-            df.y1_c * grad_grad_c
-            + df.y1_s * grad_grad_s
-            + df.y1_x1 * grad_grad_x1
-            + df.y1_x2 * grad_grad_x2
+            df.y1.c * grad_grad_c
+            + df.y1.s * grad_grad_s
+            + df.y1.x1 * grad_grad_x1
+            + df.y1.x2 * grad_grad_x2
             if need[0]
             else None
         )
         d_grad_y2 = (
-            df.y2_c * grad_grad_c
-            + df.y2_s * grad_grad_s
-            + df.y2_x1 * grad_grad_x1
-            + df.y2_x2 * grad_grad_x2
+            df.y2.c * grad_grad_c
+            + df.y2.s * grad_grad_s
+            + df.y2.x1 * grad_grad_x1
+            + df.y2.x2 * grad_grad_x2
             if need[1]
             else None
         )
@@ -274,8 +274,8 @@ class RopeJvp(_Function):
             x1, x2, c, s, x1_t, x2_t, c_t, s_t
         )
         df = _partials(x1, x2, c, s, 1)
-        y1_t = c_t * df.y1_c + df.y1_s * s_t + df.y1_x1 * x1_t + df.y1_x2 * x2_t
-        y2_t = c_t * df.y2_c + df.y2_s * s_t + df.y2_x1 * x1_t + df.y2_x2 * x2_t
+        y1_t = c_t * df.y1.c + df.y1.s * s_t + df.y1.x1 * x1_t + df.y1.x2 * x2_t
+        y2_t = c_t * df.y2.c + df.y2.s * s_t + df.y2.x1 * x1_t + df.y2.x2 * x2_t
         return _round(y1_t, dtype), _round(y2_t, dtype)
 
     @staticmethod
@@ -301,19 +301,19 @@ class RopeJvp(_Function):
             d_x2 = _add(d_x2, -grad_y1_t * s_t) if need[1] else None
             d_c = _add(d_c, grad_y1_t * x1_t) if need[2] else None
             d_s = _add(d_s, -grad_y1_t * x2_t) if need[3] else None
-            d_x1_t = _add(d_x1_t, df.y1_x1 * grad_y1_t) if need[4] else None
-            d_x2_t = _add(d_x2_t, df.y1_x2 * grad_y1_t) if need[5] else None
-            d_c_t = _add(d_c_t, df.y1_c * grad_y1_t) if need[6] else None
-            d_s_t = _add(d_s_t, df.y1_s * grad_y1_t) if need[7] else None
+            d_x1_t = _add(d_x1_t, df.y1.x1 * grad_y1_t) if need[4] else None
+            d_x2_t = _add(d_x2_t, df.y1.x2 * grad_y1_t) if need[5] else None
+            d_c_t = _add(d_c_t, df.y1.c * grad_y1_t) if need[6] else None
+            d_s_t = _add(d_s_t, df.y1.s * grad_y1_t) if need[7] else None
         if grad_y2_t is not None:
             d_x1 = _add(d_x1, grad_y2_t * s_t) if need[0] else None
             d_x2 = _add(d_x2, c_t * grad_y2_t) if need[1] else None
             d_c = _add(d_c, grad_y2_t * x2_t) if need[2] else None
             d_s = _add(d_s, grad_y2_t * x1_t) if need[3] else None
-            d_x1_t = _add(d_x1_t, df.y2_x1 * grad_y2_t) if need[4] else None
-            d_x2_t = _add(d_x2_t, df.y2_x2 * grad_y2_t) if need[5] else None
-            d_c_t = _add(d_c_t, df.y2_c * grad_y2_t) if need[6] else None
-            d_s_t = _add(d_s_t, df.y2_s * grad_y2_t) if need[7] else None
+            d_x1_t = _add(d_x1_t, df.y2.x1 * grad_y2_t) if need[4] else None
+            d_x2_t = _add(d_x2_t, df.y2.x2 * grad_y2_t) if need[5] else None
+            d_c_t = _add(d_c_t, df.y2.c * grad_y2_t) if need[6] else None
+            d_s_t = _add(d_s_t, df.y2.s * grad_y2_t) if need[7] else None
         return _gradients(
             dtype,
             (d_x1, d_x2, d_c, d_s, d_x1_t, d_x2_t, d_c_t, d_s_t),
@@ -374,15 +374,15 @@ class RopeBackwardJvp(_Function):
         df = _partials(x1, x2, c, s, 1)
         grad_x1_t = grad_x2_t = grad_c_t = grad_s_t = None
         if grad_y1 is not None:
-            grad_x1_t = _add(grad_x1_t, c_t * grad_y1 + df.y1_x1 * grad_y1_t)
-            grad_x2_t = _add(grad_x2_t, df.y1_x2 * grad_y1_t - grad_y1 * s_t)
-            grad_c_t = _add(grad_c_t, df.y1_c * grad_y1_t + grad_y1 * x1_t)
-            grad_s_t = _add(grad_s_t, df.y1_s * grad_y1_t - grad_y1 * x2_t)
+            grad_x1_t = _add(grad_x1_t, c_t * grad_y1 + df.y1.x1 * grad_y1_t)
+            grad_x2_t = _add(grad_x2_t, df.y1.x2 * grad_y1_t - grad_y1 * s_t)
+            grad_c_t = _add(grad_c_t, df.y1.c * grad_y1_t + grad_y1 * x1_t)
+            grad_s_t = _add(grad_s_t, df.y1.s * grad_y1_t - grad_y1 * x2_t)
         if grad_y2 is not None:
-            grad_x1_t = _add(grad_x1_t, df.y2_x1 * grad_y2_t + grad_y2 * s_t)
-            grad_x2_t = _add(grad_x2_t, c_t * grad_y2 + df.y2_x2 * grad_y2_t)
-            grad_c_t = _add(grad_c_t, df.y2_c * grad_y2_t + grad_y2 * x2_t)
-            grad_s_t = _add(grad_s_t, df.y2_s * grad_y2_t + grad_y2 * x1_t)
+            grad_x1_t = _add(grad_x1_t, df.y2.x1 * grad_y2_t + grad_y2 * s_t)
+            grad_x2_t = _add(grad_x2_t, c_t * grad_y2 + df.y2.x2 * grad_y2_t)
+            grad_c_t = _add(grad_c_t, df.y2.c * grad_y2_t + grad_y2 * x2_t)
+            grad_s_t = _add(grad_s_t, df.y2.s * grad_y2_t + grad_y2 * x1_t)
         return (
             _round(grad_x1_t, dtype),
             _round(grad_x2_t, dtype),
@@ -426,18 +426,18 @@ class RopeBackwardJvp(_Function):
             else None
         )
         d_grad_y1_t = (
-            df.y1_c * grad_grad_c_t
-            + df.y1_s * grad_grad_s_t
-            + df.y1_x1 * grad_grad_x1_t
-            + df.y1_x2 * grad_grad_x2_t
+            df.y1.c * grad_grad_c_t
+            + df.y1.s * grad_grad_s_t
+            + df.y1.x1 * grad_grad_x1_t
+            + df.y1.x2 * grad_grad_x2_t
             if need[6]
             else None
         )
         d_grad_y2_t = (
-            df.y2_c * grad_grad_c_t
-            + df.y2_s * grad_grad_s_t
-            + df.y2_x1 * grad_grad_x1_t
-            + df.y2_x2 * grad_grad_x2_t
+            df.y2.c * grad_grad_c_t
+            + df.y2.s * grad_grad_s_t
+            + df.y2.x1 * grad_grad_x1_t
+            + df.y2.x2 * grad_grad_x2_t
             if need[7]
             else None
         )
@@ -538,25 +538,25 @@ class RopeBackwardJvp(_Function):
                 c_t * grad_y1_u
                 + c_t_u * grad_y1
                 + c_u * grad_y1_t
-                + df.y1_x1 * grad_y1_t_u,
+                + df.y1.x1 * grad_y1_t_u,
             )
             grad_x2_t_u = _add(
                 grad_x2_t_u,
-                df.y1_x2 * grad_y1_t_u
+                df.y1.x2 * grad_y1_t_u
                 - grad_y1 * s_t_u
                 - grad_y1_t * s_u
                 - grad_y1_u * s_t,
             )
             grad_c_t_u = _add(
                 grad_c_t_u,
-                df.y1_c * grad_y1_t_u
+                df.y1.c * grad_y1_t_u
                 + grad_y1 * x1_t_u
                 + grad_y1_t * x1_u
                 + grad_y1_u * x1_t,
             )
             grad_s_t_u = _add(
                 grad_s_t_u,
-                df.y1_s * grad_y1_t_u
+                df.y1.s * grad_y1_t_u
                 - grad_y1 * x2_t_u
                 - grad_y1_t * x2_u
                 - grad_y1_u * x2_t,
@@ -564,7 +564,7 @@ class RopeBackwardJvp(_Function):
         if grad_y2 is not None:
             grad_x1_t_u = _add(
                 grad_x1_t_u,
-                df.y2_x1 * grad_y2_t_u
+                df.y2.x1 * grad_y2_t_u
                 + grad_y2 * s_t_u
                 + grad_y2_t * s_u
                 + grad_y2_u * s_t,
@@ -574,18 +574,18 @@ class RopeBackwardJvp(_Function):
                 c_t * grad_y2_u
                 + c_t_u * grad_y2
                 + c_u * grad_y2_t
-                + df.y2_x2 * grad_y2_t_u,
+                + df.y2.x2 * grad_y2_t_u,
             )
             grad_c_t_u = _add(
                 grad_c_t_u,
-                df.y2_c * grad_y2_t_u
+                df.y2.c * grad_y2_t_u
                 + grad_y2 * x2_t_u
                 + grad_y2_t * x2_u
                 + grad_y2_u * x2_t,
             )
             grad_s_t_u = _add(
                 grad_s_t_u,
-                df.y2_s * grad_y2_t_u
+                df.y2.s * grad_y2_t_u
                 + grad_y2 * x1_t_u
                 + grad_y2_t * x1_u
                 + grad_y2_u * x1_t,
@@ -659,21 +659,21 @@ class RopeJvpJvp(_Function):
         df = _partials(x1, x2, c, s, 1)
         y1_t_u = (
             c_t * x1_u
-            + c_t_u * df.y1_c
+            + c_t_u * df.y1.c
             + c_u * x1_t
-            + df.y1_s * s_t_u
-            + df.y1_x1 * x1_t_u
-            + df.y1_x2 * x2_t_u
+            + df.y1.s * s_t_u
+            + df.y1.x1 * x1_t_u
+            + df.y1.x2 * x2_t_u
             - s_t * x2_u
             - s_u * x2_t
         )
         y2_t_u = (
             c_t * x2_u
-            + c_t_u * df.y2_c
+            + c_t_u * df.y2.c
             + c_u * x2_t
-            + df.y2_s * s_t_u
-            + df.y2_x1 * x1_t_u
-            + df.y2_x2 * x2_t_u
+            + df.y2.s * s_t_u
+            + df.y2.x1 * x1_t_u
+            + df.y2.x2 * x2_t_u
             + s_t * x1_u
             + s_u * x1_t
         )
@@ -736,10 +736,10 @@ class RopeJvpJvp(_Function):
             d_x2_u = _add(d_x2_u, -grad_y1_t_u * s_t) if need[9] else None
             d_c_u = _add(d_c_u, grad_y1_t_u * x1_t) if need[10] else None
             d_s_u = _add(d_s_u, -grad_y1_t_u * x2_t) if need[11] else None
-            d_x1_t_u = _add(d_x1_t_u, df.y1_x1 * grad_y1_t_u) if need[12] else None
-            d_x2_t_u = _add(d_x2_t_u, df.y1_x2 * grad_y1_t_u) if need[13] else None
-            d_c_t_u = _add(d_c_t_u, df.y1_c * grad_y1_t_u) if need[14] else None
-            d_s_t_u = _add(d_s_t_u, df.y1_s * grad_y1_t_u) if need[15] else None
+            d_x1_t_u = _add(d_x1_t_u, df.y1.x1 * grad_y1_t_u) if need[12] else None
+            d_x2_t_u = _add(d_x2_t_u, df.y1.x2 * grad_y1_t_u) if need[13] else None
+            d_c_t_u = _add(d_c_t_u, df.y1.c * grad_y1_t_u) if need[14] else None
+            d_s_t_u = _add(d_s_t_u, df.y1.s * grad_y1_t_u) if need[15] else None
         if grad_y2_t_u is not None:
             d_x1 = _add(d_x1, grad_y2_t_u * s_t_u) if need[0] else None
             d_x2 = _add(d_x2, c_t_u * grad_y2_t_u) if need[1] else None
@@ -753,10 +753,10 @@ class RopeJvpJvp(_Function):
             d_x2_u = _add(d_x2_u, c_t * grad_y2_t_u) if need[9] else None
             d_c_u = _add(d_c_u, grad_y2_t_u * x2_t) if need[10] else None
             d_s_u = _add(d_s_u, grad_y2_t_u * x1_t) if need[11] else None
-            d_x1_t_u = _add(d_x1_t_u, df.y2_x1 * grad_y2_t_u) if need[12] else None
-            d_x2_t_u = _add(d_x2_t_u, df.y2_x2 * grad_y2_t_u) if need[13] else None
-            d_c_t_u = _add(d_c_t_u, df.y2_c * grad_y2_t_u) if need[14] else None
-            d_s_t_u = _add(d_s_t_u, df.y2_s * grad_y2_t_u) if need[15] else None
+            d_x1_t_u = _add(d_x1_t_u, df.y2.x1 * grad_y2_t_u) if need[12] else None
+            d_x2_t_u = _add(d_x2_t_u, df.y2.x2 * grad_y2_t_u) if need[13] else None
+            d_c_t_u = _add(d_c_t_u, df.y2.c * grad_y2_t_u) if need[14] else None
+            d_s_t_u = _add(d_s_t_u, df.y2.s * grad_y2_t_u) if need[15] else None
         return _gradients(
             dtype,
             (
@@ -895,14 +895,14 @@ class RopeJvpJvp(_Function):
         y1_t_u_v = (
             c_t * x1_u_v
             + c_t_u * x1_v
-            + c_t_u_v * df.y1_c
+            + c_t_u_v * df.y1.c
             + c_t_v * x1_u
             + c_u * x1_t_v
             + c_u_v * x1_t
             + c_v * x1_t_u
-            + df.y1_s * s_t_u_v
-            + df.y1_x1 * x1_t_u_v
-            + df.y1_x2 * x2_t_u_v
+            + df.y1.s * s_t_u_v
+            + df.y1.x1 * x1_t_u_v
+            + df.y1.x2 * x2_t_u_v
             - s_t * x2_u_v
             - s_t_u * x2_v
             - s_t_v * x2_u
@@ -913,14 +913,14 @@ class RopeJvpJvp(_Function):
         y2_t_u_v = (
             c_t * x2_u_v
             + c_t_u * x2_v
-            + c_t_u_v * df.y2_c
+            + c_t_u_v * df.y2.c
             + c_t_v * x2_u
             + c_u * x2_t_v
             + c_u_v * x2_t
             + c_v * x2_t_u
-            + df.y2_s * s_t_u_v
-            + df.y2_x1 * x1_t_u_v
-            + df.y2_x2 * x2_t_u_v
+            + df.y2.s * s_t_u_v
+            + df.y2.x1 * x1_t_u_v
+            + df.y2.x2 * x2_t_u_v
             + s_t * x1_u_v
             + s_t_u * x1_v
             + s_t_v * x1_u

@@ -86,6 +86,21 @@ def _partials(*args):
     return table._replace({field}=table.{field} * {scale})
 '''
 
+# Several outputs: _partials returns a _Table of each output's entries.
+_OUTPUT_PARTIAL_MUTANT = '''
+
+# --- mutation driver: scale the table entry {output}.{field} of _partials by {scale}
+_mutation_unscaled_partials = _partials
+
+
+def _partials(*args):
+    tables = _mutation_unscaled_partials(*args)
+    if tables.{output}.{field} is None:
+        return tables
+    scaled = tables.{output}._replace({field}=tables.{output}.{field} * {scale})
+    return tables._replace({output}=scaled)
+'''
+
 
 def run_tests(folder: Path, module: Path, source: str, extra: list[str]) -> int:
     """pytest on `folder` with `module` holding `source`; its exit code."""
@@ -131,9 +146,19 @@ def main(argv: list[str]) -> None:
         if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
             survivors.append([cls, method, index])
     table = getattr(sys.modules.get(alias), "_Partials", None)
-    fields = list(table._fields) if table is not None else []
+    per_output = getattr(sys.modules.get(alias), "_Table", None)
+    if per_output is not None:  # several outputs: output.field
+        fields = [f"{o}.{f}" for o in table._fields for f in per_output._fields]
+    else:
+        fields = list(table._fields) if table is not None else []
     for field in fields:
-        mutant = original + _PARTIAL_MUTANT.format(field=field, scale=SCALE)
+        if "." in field:
+            output, entry = field.split(".")
+            mutant = original + _OUTPUT_PARTIAL_MUTANT.format(
+                output=output, field=entry, scale=SCALE
+            )
+        else:
+            mutant = original + _PARTIAL_MUTANT.format(field=field, scale=SCALE)
         if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
             survivors.append(["_partials", field])
     module.write_text(original)

@@ -287,3 +287,40 @@ def test_fuse_generated_test_passes(tmp_path: Path) -> None:
     assert emit(tmp_path, "r*cos(t), r*sin(t)", "--name", "f_polar", "--fuse") == 0
     result = run_pytest("-x", "-W", "error::RuntimeWarning", str(tmp_path / "test_f_polar.py"))
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_outputs_whose_terms_are_one_formula_are_written_once() -> None:
+    """x and y of spherical coordinates differentiate alike (cos p for sin p):
+    their terms are one loop over the two outputs' tables; z's stay apart."""
+    source = adgen.render(
+        "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
+    ).module_source
+    backward = source[source.index("class SphBackward(") : source.index("class SphJvp(")]
+    assert "for grad, f in (\n            (grad_x, df.x),\n            (grad_y, df.y),\n        ):" in backward
+    assert "if grad_z is not None:" in backward
+    assert "if grad_x is not None:" not in backward and "if grad_y is not None:" not in backward
+    assert backward.count("for grad, f in (") == 2  # forward and backward
+    # Outputs whose terms differ keep a block each (exp(x)*y, x*y**2: the
+    # second-order entries differ in sparsity).
+    source = adgen.render("exp(x)*y, x*y**2", name="two", outputs=["p", "q"]).module_source
+    backward = source[source.index("def backward(ctx, grad_grad_x") :]
+    backward = backward[: backward.index("def jvp(")]
+    assert "if grad_p is not None:" in backward and "if grad_q is not None:" in backward
+
+
+def test_a_loop_over_outputs_never_shadows_a_name() -> None:
+    """Output u's grad tangent by the `_u` direction is grad_u_u: the loop's
+    generic names (grad, grad_u, ...) would shadow output u's grad itself."""
+    op = adgen.load("r*cos(t), r*sin(t)", name="pol", outputs=["u", "v"])
+    r, t = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.3, 0.4))
+    u, v = op(r, t)
+    (grad_r,) = torch.autograd.grad(u + 2 * v, r, create_graph=True)
+    (second,) = torch.autograd.grad(grad_r, t, create_graph=True)
+    (third,) = torch.autograd.grad(second, t)
+    # d/dr (u + 2v) = cos t + 2 sin t; d²/dt² of that = -cos t - 2 sin t
+    torch.testing.assert_close(third, -torch.cos(t) - 2 * torch.sin(t))
+    source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["u", "v"]).module_source
+    for line in source.splitlines():
+        if line.strip().startswith("for ") and " f in (" in line:
+            loop_names = line.strip().removeprefix("for ").split(" in ")[0].split(", ")
+            assert "grad_u" not in loop_names and "grad_v" not in loop_names
