@@ -4,27 +4,26 @@
 (parse, derive, printer, render, write) and `api` chains them.
 """
 
-import importlib.util
 import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 
-def _register_render_lazily() -> None:
-    """Put the submodule `adgen.render` in sys.modules now, to run on first use.
+class _Package(types.ModuleType):
+    """The type of the `adgen` module: `adgen.render` stays the API function.
 
-    It imports black and jinja2, so the stages import it only on a cache miss;
-    but a submodule loaded after its package replaces the package's attribute of
-    the same name, here the API function `adgen.render`. Registered now, it is
-    never loaded later, and the function below stays `adgen.render`."""
-    spec = importlib.util.find_spec(f"{__name__}.render")
-    assert spec is not None and spec.loader is not None
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    The submodule `adgen.render` imports black and jinja2, so the stages import
+    it only on a cache miss, after this package; and the import system then sets
+    the package's attribute of the same name to the submodule. It stays
+    reachable as sys.modules["adgen.render"] and by `from adgen.render import`."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "render" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
 
 
-_register_render_lazily()
+sys.modules[__name__].__class__ = _Package
 
 from .api import emit, load, plan_emit, render
 from .build import build, check, plan_build

@@ -70,18 +70,19 @@ class _Given:
         type the key cannot hold exactly (such a request is not cached)."""
         try:
             fields: dict[str, object] = {f: _plain(getattr(self, f)) for f in _GIVEN_FIELDS}
-        except _NotPlain:
-            return None
-        fields["parts"] = "module+test" if with_test else "module"
-        if with_test:
-            # The test imports the module by its path from the test's folder,
-            # which depends on the file system (symbolic links), not on the text.
-            try:
-                out = Path(self.out)  # type: ignore[arg-type]
-                tests = out if self.tests_dir is None else Path(self.tests_dir)  # type: ignore[arg-type]
+            out = Path(self.out)  # type: ignore[arg-type]
+            tests = out if self.tests_dir is None else Path(self.tests_dir)  # type: ignore[arg-type]
+            # The folders reach the text only as the Regenerate line names them,
+            # so the same op built in another checkout is the same entry.
+            fields["out"] = _portable(out)
+            fields["tests_dir"] = None if self.tests_dir is None else _portable(tests)
+            if with_test:
+                # The test imports the module by its path from the test's folder,
+                # which depends on the file system (symbolic links) too.
                 fields["folders"] = os.path.relpath(out.resolve(), tests.resolve())
-            except (TypeError, ValueError, OSError, RuntimeError):
-                return None  # planning reports the bad folder
+        except (_NotPlain, TypeError, ValueError, OSError, RuntimeError):
+            return None  # not cached; planning reports an invalid value
+        fields["parts"] = "module+test" if with_test else "module"
         return fields
 
 
