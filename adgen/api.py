@@ -80,8 +80,10 @@ class _Given:
                 # The test imports the module by its path from the test's folder,
                 # which depends on the file system (symbolic links) too.
                 fields["folders"] = os.path.relpath(out.resolve(), tests.resolve())
-        except (_NotPlain, TypeError, ValueError, OSError, RuntimeError):  # RuntimeError: a link loop; RecursionError
-            return None  # not cached; planning reports an invalid value
+        except (_NotPlain, TypeError, ValueError, OSError, RuntimeError):
+            # Not cached (RuntimeError: a loop of links, or absurd nesting);
+            # planning reports an invalid value.
+            return None
         fields["parts"] = "module+test" if with_test else "module"
         return fields
 

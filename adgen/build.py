@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,10 +178,6 @@ def _plan_in_pool(
     """Fill `outcomes[i]` for the missing ops from worker processes, in order,
     stopping at the first op that fails. A pool that cannot start or breaks
     leaves the rest to the serial loop."""
-    # Imported here: a warm build or check (every op cached) never starts a pool.
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
     try:
         executor = ProcessPoolExecutor(max_workers=workers)
     except (OSError, ImportError, NotImplementedError):  # no semaphores, no processes
