@@ -13,17 +13,21 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# cache first: it fingerprints the generator's files before the stages are imported.
+# cache first: it fingerprints the generator's files when adgen is imported.
 from . import cache, timing
-from .derive import Param, build_model, check_name
-from .domain import PARAM_TEST_VALUE, Domain, checked_domain, choose_domains
 from .errors import InputError
-from .parse import ParsedExpression, joined_outputs, parse_expression
-from .select import FormSelector
-from .render import SAVE_POLICIES, EmitOptions, RenderedOp, render_module, render_test
 from .write import PlannedFile, write_files
+
+# The stages (parse, derive, domain, select, render) import sympy, black and
+# jinja2, which cost most of a warm command's second: they are imported inside
+# the functions that run on a cache miss, never on a hit.
+if TYPE_CHECKING:
+    from .derive import Param
+    from .domain import Domain
+    from .parse import ParsedExpression
+    from .render import EmitOptions, RenderedOp
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,80 @@ class Plan:
     module: PlannedFile  # ops/sin.py
     test: PlannedFile  # ops/test_sin.py
     warnings: tuple[str, ...]  # ("could not find an interval ...",)
+
+
+# The arguments of one op's request, in the order `_Given` takes them.
+_GIVEN_FIELDS = (
+    "expr", "name", "out", "inputs", "outputs", "params", "domains", "tests_dir",
+    "save", "fuse", "regenerate",
+)
+
+
+@dataclass(frozen=True)
+class _Given:
+    """One op's request exactly as the caller gave it, unchecked.
+
+    The cache key is made of it, so a hit parses nothing: an invalid request is
+    never stored, so its key can only hit for a request that was valid."""
+
+    expr: object  # "x*exp(-alpha*x**2)*cos(y)", or a list of strings
+    name: object  # "wave", or None
+    out: object  # "ops"
+    inputs: object  # ["x", "y"], or None
+    outputs: object  # ["u", "v"], or None
+    params: object  # {"alpha": 0.5}, or None
+    domains: object  # {"x": (-2.0, 2.0)}, or None
+    tests_dir: object  # "tests", or None
+    save: object  # "inputs"
+    fuse: object  # False
+    regenerate: object  # "adgen build (op 'wave' of adgen.toml)", or None
+
+    def cache_fields(self, with_test: bool) -> dict[str, object] | None:
+        """The request as JSON values, for the cache key; None when a value is of a
+        type the key cannot hold exactly (such a request is not cached)."""
+        try:
+            fields: dict[str, object] = {f: _plain(getattr(self, f)) for f in _GIVEN_FIELDS}
+            out = Path(self.out)  # type: ignore[arg-type]
+            tests = out if self.tests_dir is None else Path(self.tests_dir)  # type: ignore[arg-type]
+            # The folders reach the text only as the Regenerate line names them,
+            # so the same op built in another checkout is the same entry.
+            fields["out"] = _portable(out)
+            fields["tests_dir"] = None if self.tests_dir is None else _portable(tests)
+            if with_test:
+                # The test imports the module by its path from the test's folder,
+                # which depends on the file system (symbolic links) too.
+                fields["folders"] = os.path.relpath(out.resolve(), tests.resolve())
+        except (_NotPlain, TypeError, ValueError, OSError, RuntimeError):
+            # Not cached (RuntimeError: a loop of links, or absurd nesting);
+            # planning reports an invalid value.
+            return None
+        fields["parts"] = "module+test" if with_test else "module"
+        return fields
+
+
+class _NotPlain(Exception):
+    """A value the cache key cannot hold exactly."""
+
+
+def _plain(value: object) -> object:
+    """`value` as JSON values that tell apart every two inputs that could be treated
+    differently: exact types only (a subclass or a numpy number raises _NotPlain),
+    a dict as {"items": [[key, value], ...]} in its own order (params are ordered)."""
+    if value is None or type(value) in (str, bool, int):
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise _NotPlain  # invalid anyway (JSON has no NaN)
+        return value
+    if type(value) in (list, tuple):
+        return [_plain(item) for item in value]  # type: ignore[union-attr]
+    if type(value) is dict:
+        return {"items": [[_plain(k), _plain(v)] for k, v in value.items()]}  # type: ignore[union-attr]
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if type(path) is str:
+            return path  # a folder: Path(out) treats "ops" and Path("ops") alike
+    raise _NotPlain
 
 
 @dataclass(frozen=True)
@@ -47,30 +125,17 @@ class _Request:
     params: tuple[Param, ...]
     domains: tuple[Domain, ...]  # the domains given; the others are chosen
     options: EmitOptions
-    module_path: Path  # ops/wave.py
-    test_path: Path  # tests/test_wave.py
     command: str  # the Regenerate line
     module_from_tests: str  # "../ops/wave.py": the module's path from the test's folder
-
-    def cache_fields(self, with_test: bool) -> dict[str, object]:
-        """The request as JSON-able values, for the cache key."""
-        return {
-            "parts": "module+test" if with_test else "module",
-            "expr": self.expr,
-            "name": self.name,
-            "inputs": self.inputs,
-            **({"outputs": self.outputs} if self.outputs is not None else {}),
-            "params": [[p.name, p.default] for p in self.params],
-            "domains": [[d.name, d.low, d.high] for d in self.domains],
-            "save": self.options.save,
-            "fuse": self.options.fuse,
-            "command": self.command,
-            "module_from_tests": self.module_from_tests if with_test else None,
-        }
 
 
 @dataclass(frozen=True)
 class _Generated:
+    """One op's text and where it goes."""
+
+    name: str  # "wave"
+    module_path: Path  # ops/wave.py
+    test_path: Path  # tests/test_wave.py
     module: str
     test: str | None  # None when only the module was asked for
     warnings: tuple[str, ...]
@@ -95,16 +160,12 @@ def plan_emit(
     `regenerate` is the command the header names for regenerating the files
     (default: the equivalent `adgen emit` line). The text comes from the cache
     when this generator already produced it for the same request."""
-    request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
+    given = _Given(
+        expr, name, out, inputs, outputs, params, domains, tests_dir, save, fuse, regenerate
     )
-    generated = _generate(request, with_test=True)
-    assert generated.test is not None
-    return Plan(
-        module=PlannedFile(request.module_path, generated.module),
-        test=PlannedFile(request.test_path, generated.test),
-        warnings=generated.warnings,
-    )
+    generated = _generate(given, with_test=True)
+    assert generated is not None and generated.test is not None
+    return _plan(generated)
 
 
 def cached_plan(
@@ -121,112 +182,160 @@ def cached_plan(
     fuse: bool = False,
     regenerate: str | None = None,
 ) -> Plan | None:
-    """`plan_emit`'s result when the cache holds it, else None (nothing derived).
-    Raises what `plan_emit` raises for input it rejects before deriving."""
-    request = _request(
-        expr, name, out, inputs, params, domains, tests_dir, save, fuse, regenerate, outputs
+    """`plan_emit`'s result when the cache holds it, else None: nothing is checked,
+    parsed or derived (only a valid request is ever stored; `plan_emit` reports
+    an invalid one)."""
+    given = _Given(
+        expr, name, out, inputs, outputs, params, domains, tests_dir, save, fuse, regenerate
     )
-    found = _lookup(cache.default_cache(), request, with_test=True)
-    if found is None or found.test is None:
-        return None  # not counted as a miss: plan_emit looks again and counts it
-    timing.count("cache hit")
+    generated = _generate(given, with_test=True, lookup_only=True)
+    return None if generated is None else _plan(generated)
+
+
+def _plan(generated: _Generated) -> Plan:
+    assert generated.test is not None
     return Plan(
-        module=PlannedFile(request.module_path, found.module),
-        test=PlannedFile(request.test_path, found.test),
-        warnings=found.warnings,
+        module=PlannedFile(generated.module_path, generated.module),
+        test=PlannedFile(generated.test_path, generated.test),
+        warnings=generated.warnings,
     )
 
 
-def _request(
-    expr: str | Sequence[str],
-    name: str | None,
-    out: str | os.PathLike[str],
-    inputs: Sequence[str] | None,
-    params: Mapping[str, float | None] | None,
-    domains: Mapping[str, tuple[float, float]] | None,
-    tests_dir: str | os.PathLike[str] | None,
-    save: str,
-    fuse: bool,
-    regenerate: str | None,
-    outputs: Sequence[str] | None = None,
-) -> _Request:
+def _request(given: _Given) -> _Request:
     """Parse and check the cheap part of the input (no derivation)."""
-    expr = joined_outputs(expr)
+    from .derive import Param, check_name  # imports sympy: only on a cache miss
+    from .domain import checked_domain
+    from .parse import joined_outputs, parse_expression
+    from .render import SAVE_POLICIES, EmitOptions
+
+    expr = joined_outputs(given.expr)
     with timing.stage("parse"):
         parsed = parse_expression(expr)
+    name = given.name
     if name is None:
         if parsed.call_name is None:
             raise InputError(
                 f"cannot derive a name from {parsed.text!r}; pass --name NAME"
             )
         name = parsed.call_name
-    check_name(name)
+    check_name(name)  # type: ignore[arg-type]
+    save, fuse = given.save, given.fuse
     if save not in SAVE_POLICIES:
         raise InputError(f"`--save` expects one of {', '.join(SAVE_POLICIES)}, got {save!r}")
-    options = EmitOptions(save=save, fuse=fuse)
-    param_list = tuple(Param(n, _float_or_none(n, v)) for n, v in (params or {}).items())
-    given = tuple(
+    options = EmitOptions(save=save, fuse=fuse)  # type: ignore[arg-type]
+    params: Mapping[str, float | None] = given.params or {}  # type: ignore[assignment]
+    domains: Mapping[str, tuple[float, float]] = given.domains or {}  # type: ignore[assignment]
+    param_list = tuple(Param(n, _float_or_none(n, v)) for n, v in params.items())
+    domain_list = tuple(
         checked_domain(n, _float_bound(n, lo), _float_bound(n, hi), f"domains[{n!r}] = ({lo!r}, {hi!r})")
-        for n, (lo, hi) in (domains or {}).items()
+        for n, (lo, hi) in domains.items()
     )
-    out_dir = Path(out)
-    test_dir = Path(tests_dir) if tests_dir is not None else out_dir
-    module_path = out_dir / f"{name}.py"
-    test_path = test_dir / f"test_{name}.py"
-    command = regenerate or regenerate_command(
-        parsed.text, name, inputs, param_list, given, out_dir, tests_dir, options, outputs
+    inputs: Sequence[str] | None = given.inputs  # type: ignore[assignment]
+    outputs: Sequence[str] | None = given.outputs  # type: ignore[assignment]
+    tests_dir: str | os.PathLike[str] | None = given.tests_dir  # type: ignore[assignment]
+    module_path, test_path = _paths(given, name)  # type: ignore[arg-type]
+    command = given.regenerate or regenerate_command(
+        parsed.text, name, inputs, param_list, domain_list, Path(given.out),  # type: ignore[arg-type]
+        tests_dir, options, outputs,
     )
-    relative = Path(
-        os.path.relpath(module_path.resolve(), test_path.parent.resolve())
-    ).as_posix()
     return _Request(
         expr=expr,
         parsed=parsed,
-        name=name,
+        name=name,  # type: ignore[arg-type]
         inputs=tuple(inputs) if inputs is not None else None,
         outputs=tuple(outputs) if outputs is not None else None,
         params=param_list,
-        domains=given,
+        domains=domain_list,
         options=options,
-        module_path=module_path,
-        test_path=test_path,
-        command=command,
-        module_from_tests=relative,
+        command=command,  # type: ignore[arg-type]
+        module_from_tests=_module_from_tests(module_path, test_path),
     )
 
 
-def _lookup(store: cache.TextCache, request: _Request, with_test: bool) -> _Generated | None:
+def _paths(given: _Given, name: str) -> tuple[Path, Path]:
+    """Where the op's module and test go: OUT/NAME.py and TESTS/test_NAME.py."""
+    out = Path(given.out)  # type: ignore[arg-type]
+    tests = out if given.tests_dir is None else Path(given.tests_dir)  # type: ignore[arg-type]
+    return out / f"{name}.py", tests / f"test_{name}.py"
+
+
+def _module_from_tests(module_path: Path, test_path: Path) -> str:
+    """The module's path from the test's folder, as the test names it."""
+    return Path(
+        os.path.relpath(module_path.resolve(), test_path.parent.resolve())
+    ).as_posix()
+
+
+def _generate(given: _Given, with_test: bool, lookup_only: bool = False) -> _Generated | None:
+    """The op's text: from the cache, or (unless `lookup_only`, then None) checked,
+    derived, rendered and then stored."""
+    store = cache.default_cache()
     with timing.stage("cache lookup"):
-        payload = store.get(store.key(request.cache_fields(with_test)))
+        fields = given.cache_fields(with_test)
+        key = None if fields is None else store.key(fields)
+        found = _found(store.get(key), given, with_test)
+    if found is not None:
+        timing.count("cache hit")
+        return found
+    if lookup_only:
+        return None  # not counted as a miss: plan_emit looks again and counts it
+    request = _request(given)
+    timing.count("cache miss")
+    generated = _derive(given, request, with_test)
+    with timing.stage("cache store"):
+        store.put(
+            key,
+            {
+                "name": generated.name,
+                "module": generated.module,
+                "test": generated.test,
+                "warnings": list(generated.warnings),
+                "module_from_tests": request.module_from_tests if with_test else None,
+            },
+        )
+    return generated
+
+
+def _found(payload: dict[str, Any] | None, given: _Given, with_test: bool) -> _Generated | None:
+    """The entry's text, unless it is of another shape or was made for another
+    layout of folders (then it is a miss)."""
     if payload is None:
         return None
-    module, test, notes = payload.get("module"), payload.get("test"), payload.get("warnings")
+    name, module, test = payload.get("name"), payload.get("module"), payload.get("test")
+    notes, relative = payload.get("warnings"), payload.get("module_from_tests")
     if not (
-        isinstance(module, str)
+        isinstance(name, str)
+        and isinstance(module, str)
         and (isinstance(test, str) or not with_test)
         and isinstance(notes, list)
         and all(isinstance(n, str) for n in notes)
     ):
         return None  # a well-formed entry of another shape: not ours to trust
-    return _Generated(module, test if with_test else None, tuple(notes))
+    module_path, test_path = _paths(given, name)
+    # The key holds the folders' relation; the module file itself may be a link.
+    if with_test and relative != _module_from_tests(module_path, test_path):
+        return None
+    return _Generated(
+        name, module_path, test_path, module, test if with_test else None, tuple(notes)
+    )
 
 
-def _generate(request: _Request, with_test: bool) -> _Generated:
-    """The op's text: from the cache, or derived, rendered and then stored."""
-    store = cache.default_cache()
-    found = _lookup(store, request, with_test)
-    if found is not None:
-        timing.count("cache hit")
-        return found
-    timing.count("cache miss")
+def _derive(given: _Given, request: _Request, with_test: bool) -> _Generated:
+    """Derive and render the op's text (a cache miss)."""
+    # These stages import sympy, mpmath, black and jinja2: only on a cache miss.
+    from .derive import build_model
+    from .domain import PARAM_TEST_VALUE, Domain, choose_domains
+    from .render import render_module, render_test
+    from .select import FormSelector
+
     param_values = {
         p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
     }
-    given = {d.name: (d.low, d.high) for d in request.domains}
+    given_domains = {d.name: (d.low, d.high) for d in request.domains}
     with timing.stage("derive"):  # select, nested, times itself
         model = build_model(
             request.parsed, request.name, request.inputs, request.params, request.outputs,
-            chooser=lambda inputs: FormSelector(inputs, given, param_values),
+            chooser=lambda inputs: FormSelector(inputs, given_domains, param_values),
         )
     # Several outputs: every output and its gradient must be real and finite.
     first, rest = model.exprs[0], tuple(model.exprs[1:]) + model.gradient
@@ -238,8 +347,8 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
     else:
         # Only the module: check the names of the domains given, probe nothing
         # (every input counts as given, so choose_domains returns at once).
-        given = {d.name for d in request.domains}
-        placeholders = tuple(Domain(n, -1.0, 1.0) for n in model.inputs if n not in given)
+        named = {d.name for d in request.domains}
+        placeholders = tuple(Domain(n, -1.0, 1.0) for n in model.inputs if n not in named)
         choose_domains(
             first, rest, model.inputs, param_values,
             request.domains + placeholders,
@@ -251,13 +360,8 @@ def _generate(request: _Request, with_test: bool) -> _Generated:
     if with_test:
         with timing.stage("render test"):
             test = render_test(model, chosen, request.command, request.module_from_tests)
-    generated = _Generated(module, test, tuple(notes))
-    with timing.stage("cache store"):
-        store.put(
-            store.key(request.cache_fields(with_test)),
-            {"module": module, "test": test, "warnings": list(generated.warnings)},
-        )
-    return generated
+    module_path, test_path = _paths(given, request.name)
+    return _Generated(request.name, module_path, test_path, module, test, tuple(notes))
 
 
 def emit(
@@ -313,6 +417,8 @@ def render(
         expr, name=name, inputs=inputs, outputs=outputs, params=params, domains=domains,
         save=save, fuse=fuse,
     )
+    from .render import RenderedOp  # imports black and jinja2: not at adgen's import
+
     return RenderedOp(module_source=plan.module.content, test_source=plan.test.content)
 
 
@@ -335,12 +441,11 @@ def load(
     >>> mish = load("x*tanh(softplus(x))", name="mish")
     >>> y = mish(torch.randn(3, requires_grad=True))
     """
-    request = _request(
-        expr, name, ".", inputs, params, domains, None, save, fuse, None, outputs
-    )
-    name = request.name
+    given = _Given(expr, name, ".", inputs, outputs, params, domains, None, save, fuse, None)
     # Only the module: no test file, so no test domains to probe.
-    source = _generate(request, with_test=False).module
+    generated = _generate(given, with_test=False)
+    assert generated is not None
+    name, source = generated.name, generated.module
     filename = f"<adgen.load {name}>"
     # A real module, known to linecache and sys.modules, so that tracebacks,
     # inspect.getsource and pickling by qualified name work as for a file.
@@ -360,12 +465,15 @@ def regenerate_command(
     domains: Sequence[Domain],
     out: Path,
     tests_dir: str | os.PathLike[str] | None,
-    options: EmitOptions = EmitOptions(),
+    options: EmitOptions | None = None,
     outputs: Sequence[str] | None = None,
 ) -> str:
-    """The canonical `adgen emit` line for these options. Folders appear as given
-    when relative; absolute ones are reduced to their last part, so that output
-    never depends on the machine it was generated on."""
+    """The canonical `adgen emit` line for these options (default: EmitOptions()).
+    Folders appear as given when relative; absolute ones are reduced to their
+    last part, so that output never depends on the machine it was generated on."""
+    from .render import EmitOptions  # imports black: regenerate lines are made on a miss
+
+    options = options or EmitOptions()
     words = ["adgen", "emit", "--name", name]
     if inputs is not None:
         words += ["--inputs", ",".join(inputs)]

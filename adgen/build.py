@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import timing
+from . import cache, timing
 from .api import Plan, cached_plan, plan_emit
 from .errors import AdgenError, InputError
-from .render import render_package
 from .spec import PYPROJECT, SPEC_FILE, Project, find_config, load_project
 from .write import (
     Difference,
@@ -93,13 +92,27 @@ def plan_build(
         files += [outcome.module, outcome.test]
         notes += [f"ops.{op.name}: {warning}" for warning in outcome.warnings]
     names = [op.name for op in project.ops]
-    package = render_package(
-        names, [f"Regenerate: {command} (package of {project.label})"]
-    )
+    package = _package_text(names, [f"Regenerate: {command} (package of {project.label})"])
     files.append(PlannedFile(project.out / "__init__.py", package))
     planned = {f.path for f in files}
     removals = [p for p in _built_files(project, command) if p not in planned]
     return BuildPlan(project, tuple(files), tuple(removals), tuple(notes))
+
+
+def _package_text(names: list[str], header: list[str]) -> str:
+    """The package's `__init__.py`: from the cache, else rendered and stored."""
+    store = cache.default_cache()
+    with timing.stage("cache lookup"):
+        key = store.key({"parts": "package", "names": names, "header": header})
+        payload = store.get(key)
+    if payload is not None and isinstance(payload.get("package"), str):
+        return payload["package"]
+    from .render import render_package  # imports black and jinja2: only on a miss
+
+    package = render_package(names, header)
+    with timing.stage("cache store"):
+        store.put(key, {"package": package})
+    return package
 
 
 def resolve_jobs(jobs: int | None) -> int:

@@ -4,10 +4,13 @@ output has changed.
 
 Key: sha256 of the generator's fingerprint (the bytes of every file of the
 adgen package and its templates; the versions of black, sympy, jinja2, mpmath
-and Python's minor version) and the op's full request (expression, name,
-inputs, params, domains, options, the regenerate line, the module's path from
-the test). Any change to any of them is another key, so an entry can never be
-served for a generator or request it was not made by.
+and Python's minor version) and the op's request as the caller gave it
+(expression text, name, inputs, outputs, params, domains, options, the
+regenerate line, the output folders as the regenerate line names them and the
+module's folder from the test's; see api._Given). Any change to any of them is
+another key, so an entry can never be served for a generator or request it was
+not made by. Nothing is parsed to make a key, so a hit imports none of sympy,
+black or jinja2; an invalid request is never stored, so it never hits.
 
 Where: `ADGEN_CACHE_DIR` if set, else the platform's user cache folder
 (`$XDG_CACHE_HOME/adgen` or `~/.cache/adgen` on Linux); never inside the
@@ -105,9 +108,9 @@ def _generator_fingerprint() -> Fingerprint | None:
         return None  # an unreadable install: no cache rather than a wrong one
 
 
-# Hashed when adgen is imported (api imports this module before the stages), so
-# the fingerprint describes the code this process runs; an edit made later is
-# caught by `files_unchanged` before anything is stored.
+# Hashed when adgen is imported (api imports this module at once, the stages
+# only on a miss), so the fingerprint describes the code this process runs; an
+# edit made later is caught by `files_unchanged` before anything is stored.
 GENERATOR = _generator_fingerprint()
 
 

@@ -14,9 +14,7 @@ from pathlib import Path
 from . import timing
 from .api import plan_emit
 from .build import carry_out, describe, plan_build, relative_to
-from .domain import parse_domain
 from .errors import AdgenError, InputError
-from .render import SAVE_POLICIES
 from .write import Difference, differences, write_files
 
 EXIT_OK = 0
@@ -50,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--param", action="append", default=[], metavar="NAME[=DEFAULT]", help="a float parameter, keyword-only, not differentiated (repeatable)")
     emit.add_argument("--domain", action="append", default=[], metavar="NAME=LO:HI", help="interval the generated test samples NAME from (repeatable)")
     emit.add_argument("--tests-dir", metavar="DIR", help="folder for test_NAME.py (default: the --out folder)")
-    emit.add_argument("--save", choices=SAVE_POLICIES, default="inputs", help="what forward keeps for backward: the inputs (least memory) or also the derivatives (faster first-order backward)")
+    # No argparse `choices`: they live in render (black, jinja2); the API checks the value.
+    emit.add_argument("--save", default="inputs", metavar="POLICY", help="what forward keeps for backward: 'inputs' (the default: least memory) or 'intermediates', also the derivatives (faster first-order backward)")
     emit.add_argument("--fuse", action="store_true", help="run the kernels under torch.compile (compiled on first use; eager with a warning where it fails)")
     emit.add_argument("--force", action="store_true", help="overwrite files that adgen did not generate")
     _add_check_options(emit, "write nothing; exit 1 if NAME.py or test_NAME.py is missing, stale or edited by hand")
@@ -148,7 +147,7 @@ def _emit(args: argparse.Namespace) -> int:
         inputs=_split_inputs(args.inputs),
         outputs=_split_inputs(args.outputs, "--outputs"),
         params=_parse_params(args.param),
-        domains={d.name: (d.low, d.high) for d in map(parse_domain, args.domain)},
+        domains=_parse_domains(args.domain),
         tests_dir=args.tests_dir,
         save=args.save,
         fuse=args.fuse,
@@ -224,6 +223,14 @@ def _split_inputs(text: str | None, option: str = "--inputs") -> list[str] | Non
     if not all(names):
         raise InputError(f"`{option}` expects names separated by commas, got {text!r}")
     return names
+
+
+def _parse_domains(texts: list[str]) -> dict[str, tuple[float, float]]:
+    if not texts:
+        return {}
+    from .domain import parse_domain  # imports sympy: only when --domain is given
+
+    return {d.name: (d.low, d.high) for d in map(parse_domain, texts)}
 
 
 def _parse_params(texts: list[str]) -> dict[str, float | None]:

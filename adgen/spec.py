@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .parse import joined_outputs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,7 +43,10 @@ class OpEntry:
     """One `[ops.NAME]` table."""
 
     name: str  # "wave"
-    expr: str  # "x*exp(-alpha*x**2)*cos(y)"; several outputs: "r*cos(t), r*sin(t)"
+    # "x*exp(-alpha*x**2)*cos(y)"; several outputs: "r*cos(t), r*sin(t)", or one
+    # string per output, ("x1*c - x2*s", "x2*c + x1*s"), which the pipeline checks
+    # and joins (parsing here would import sympy for every `adgen check`).
+    expr: str | tuple[str, ...]
     inputs: tuple[str, ...] | None  # ("x", "y"); None: order of appearance
     params: tuple[tuple[str, float | None], ...]  # (("alpha", 0.5),)
     domains: tuple[tuple[str, float, float], ...]  # (("x", -2.0, 2.0),)
@@ -162,9 +164,9 @@ def _op_entry(name: str, table: Any, where: str) -> OpEntry:
         raise InputError(f'{here} must be a table with expr = "..."')
     _reject_unknown(table, _OP_KEYS, here)
     expr = table.get("expr")
-    if isinstance(expr, list):  # several outputs, one string each
-        expr = joined_outputs(expr)
-    if not isinstance(expr, str):
+    if isinstance(expr, list) and all(isinstance(item, str) for item in expr):
+        expr = tuple(expr)  # several outputs, one string each
+    if not isinstance(expr, (str, tuple)):
         raise InputError(f"{here}: missing or non-string 'expr' (a string, or a list of strings for several outputs)")
     outputs = table.get("outputs")
     if outputs is not None and not (

@@ -69,17 +69,17 @@ def test_default_folder_is_the_user_cache_folder(monkeypatch: pytest.MonkeyPatch
     assert cache.default_folder() == tmp_path / "mine"
 
 
-def _request_key(**changes: object) -> str:
-    arguments: dict[str, object] = dict(
-        expr="x*exp(-alpha*x**2)*cos(y)", name="wave", out="ops", inputs=["x", "y"],
-        params={"alpha": 0.5}, domains={"x": (-2.0, 2.0)}, tests_dir=None,
-        save="inputs", fuse=False, regenerate=None,
-    )
-    arguments.update(changes)
-    request = api._request(**arguments)  # type: ignore[arg-type]
-    key = cache.default_cache().key(request.cache_fields(with_test=True))
-    assert key is not None
-    return key
+_WAVE: dict[str, object] = dict(
+    expr="x*exp(-alpha*x**2)*cos(y)", name="wave", out="ops", inputs=["x", "y"], outputs=None,
+    params={"alpha": 0.5}, domains={"x": (-2.0, 2.0)}, tests_dir=None,
+    save="inputs", fuse=False, regenerate=None,
+)
+
+
+def _request_key(with_test: bool = True, **changes: object) -> str | None:
+    """The cache key of the wave request with `changes`, as given (nothing parsed)."""
+    fields = api._Given(**{**_WAVE, **changes}).cache_fields(with_test)  # type: ignore[arg-type]
+    return None if fields is None else cache.default_cache().key(fields)
 
 
 def test_key_covers_every_part_of_the_request() -> None:
@@ -87,28 +87,94 @@ def test_key_covers_every_part_of_the_request() -> None:
         {},
         {"expr": "x*exp(-alpha*x**2)*cos(y) "},  # same formula, other text: the header shows it
         {"expr": "x*exp(-alpha*x**2)*sin(y)"},
+        {"expr": ["x*exp(-alpha*x**2)", "cos(y)"]},
         {"name": "wave2"},
+        {"name": None},
         {"inputs": ["y", "x"]},
+        {"outputs": ["u"]},
         {"params": {"alpha": 0.25}},
         {"params": {"alpha": None}},
+        {"params": {"alpha": 1}},  # an int, not 1.0: told apart, though both are valid
+        {"params": {"alpha": 0.5, "beta": 1.0}},
+        {"params": {"beta": 1.0, "alpha": 0.5}},  # the order of params is the signature's
+        {"params": [["alpha", 0.5]]},  # invalid: must not share the dict's key
         {"domains": {"x": (-2.0, 3.0)}},
         {"domains": {}},
+        {"domains": None},
         {"save": "intermediates"},
         {"fuse": True},
+        {"fuse": 1},
         {"tests_dir": "tests"},  # the test imports the module by its path
+        {"out": "other"},  # the default Regenerate line names it
+        {"regenerate": "make"},
+        {"regenerate": "make ops"},
     ]
-    # Once with the default Regenerate line (which repeats most options) and
-    # once with a fixed one, as `build` passes: each field must count by itself.
-    for regenerate in (None, "adgen build (op 'wave' of adgen.toml)"):
-        keys = [_request_key(regenerate=regenerate, **v) for v in variants]
-        assert len(set(keys)) == len(keys), regenerate
-        assert _request_key(regenerate=regenerate) == keys[0]  # and it is stable
-    assert _request_key(regenerate="make ops") != _request_key(regenerate="make")
-    assert _request_key(out="other") != _request_key()  # the default Regenerate line names it
+    keys = [_request_key(**v) for v in variants]
+    assert None not in keys
+    assert len(set(keys)) == len(keys)
+    assert _request_key() == keys[0]  # and it is stable
+    assert _request_key(params={"alpha": 0.5}, domains={"x": [-2.0, 2.0]}) == keys[0]
     # The module-only entry of `load` is another entry than module + test.
-    request = api._request("sin(x)", None, ".", None, None, None, None, "inputs", False, None)
-    store = cache.default_cache()
-    assert store.key(request.cache_fields(True)) != store.key(request.cache_fields(False))
+    assert _request_key(with_test=False) not in keys
+
+
+def test_values_the_key_cannot_hold_exactly_are_not_cached(tmp_path: Path) -> None:
+    class Text(str):
+        pass
+
+    for changes in (
+        {"params": {"alpha": float("nan")}},  # invalid, and JSON has no NaN
+        {"expr": Text("x*exp(-alpha*x**2)*cos(y)")},  # a subclass may behave otherwise
+        {"params": {"alpha": __import__("fractions").Fraction(1, 2)}},
+        {"out": 3},  # invalid folder
+    ):
+        assert _request_key(**changes) is None, changes
+    # A folder given as a path is the folder given as text.
+    assert _request_key(out=Path("ops")) == _request_key(out="ops")
+    # The same op in two checkouts is one entry: the text names no absolute folder.
+    assert _request_key(out=str(tmp_path / "a" / "ops")) == _request_key(out=str(tmp_path / "b" / "ops"))
+    assert _request_key(out=str(tmp_path / "a" / "ops")) != _request_key(out=str(tmp_path / "a" / "kernels"))
+
+
+def test_the_layout_of_folders_on_disk_is_part_of_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same request, relative folders: where `tests` really is decides the
+    module's path from the test, so it is another key."""
+    plain, linked = tmp_path / "plain", tmp_path / "linked"
+    (plain / "tests").mkdir(parents=True)
+    (linked / "deep" / "tests").mkdir(parents=True)
+    (linked / "tests").symlink_to(linked / "deep" / "tests")
+    keys = []
+    for folder in (plain, linked):
+        monkeypatch.chdir(folder)
+        keys.append(_request_key(tests_dir="tests"))
+    assert keys[0] != keys[1]
+
+
+def test_a_hit_is_the_text_a_miss_makes_where_the_module_file_is_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key holds the folders, not the module file: where ops/sin.py is a link,
+    the entry's path from the test is wrong, and it must be a miss."""
+    def planned(folder: Path) -> tuple[str, str]:
+        monkeypatch.chdir(folder)
+        plan = api.plan_emit("sin(x)", out="ops", tests_dir="tests")
+        return plan.module.content, plan.test.content
+
+    plain, linked = tmp_path / "plain", tmp_path / "linked"
+    for folder in (plain, linked):
+        (folder / "ops").mkdir(parents=True)
+        (folder / "tests").mkdir()
+    (linked / "elsewhere").mkdir()
+    (linked / "elsewhere" / "sin.py").write_text("")
+    (linked / "ops" / "sin.py").symlink_to(linked / "elsewhere" / "sin.py")
+    first, hits, misses = counted(planned, plain)
+    assert (hits, misses) == (0, 1)
+    from_link, hits, misses = counted(planned, linked)
+    assert (hits, misses) == (0, 1)
+    monkeypatch.setenv(cache.CACHE_ENV, "0")
+    assert from_link == planned(linked) != first
 
 
 def _copy_generator(target: Path) -> list[Path]:
@@ -263,7 +329,7 @@ def test_load_builds_only_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
 
     rendered = adgen.render("x*sigmoid(x)", name="silu_cached")
     monkeypatch.setenv(cache.CACHE_ENV, "0")  # derive again, with the spies in place
-    monkeypatch.setattr(api, "render_test", forbidden)
+    monkeypatch.setattr(sys.modules["adgen.render"], "render_test", forbidden)
     monkeypatch.setattr("adgen.domain._well_defined", forbidden)
     silu = adgen.load("x*sigmoid(x)", name="silu_cached")
     import linecache
