@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import InputError
-from .functions import sigmoid
+from .functions import guarded, held, sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -565,8 +565,14 @@ class _TableBuilder:
         return self.formulas[key]
 
     def as_written(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
-        """The same partial derivative of the expression as the user wrote it."""
+        """The same partial derivative of the expression as the user wrote it;
+        the first ones as autograd computes them, in its order of operations."""
         key = (output, index)
+        if key not in self.written and len(index) == 1:
+            gradient = _autograd_order(self.written[(output, ())], tuple(self.symbols))
+            if gradient is not None:
+                for position, derivative in enumerate(gradient):
+                    self.written[(output, (position,))] = derivative
         if key not in self.written:
             parent = self.as_written(index[:-1], output)
             self.written[key] = _plain_derivative(parent, self.symbols[index[-1]])
@@ -753,6 +759,98 @@ def _derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
 def _plain_derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     """The derivative with no rewriting: what autograd of the formula computes."""
     return sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+
+
+def _autograd_order(
+    expr: sympy.Expr, variables: tuple[sympy.Symbol, ...]
+) -> tuple[sympy.Expr, ...] | None:
+    """∂expr/∂v for each of `variables`, in the order of operations autograd
+    runs for `expr` as printed: reverse mode, each node's adjoint times its
+    local derivative (PyTorch's rules: a/b gives grad/b and -grad*((a/b)/b),
+    exp(u) grad*exp(u), ...), every intermediate held as its own operation.
+    One expression (a/b**2) overflows where these steps do not. None where
+    `expr` has a node not modelled here (where(), several outputs)."""
+    order: list[sympy.Expr] = []  # each node after all its arguments
+    seen: set[sympy.Expr] = set()
+
+    def visit(node: sympy.Expr) -> bool:
+        if node in seen:
+            return True
+        if isinstance(node, (sympy.Piecewise, guarded, held)) or node.is_Relational:
+            return False
+        if not node.is_Atom and not all(visit(a) for a in node.args):
+            return False
+        seen.add(node)
+        order.append(node)
+        return True
+
+    if not visit(expr):
+        return None
+    adjoints: dict[sympy.Expr, list[sympy.Expr]] = {expr: [sympy.S.One]}
+    for node in reversed(order):
+        terms = adjoints.get(node)
+        if not terms or node.is_Atom:
+            continue
+        adjoint = _held(sympy.Add(*terms))
+        for argument, contribution in _local_adjoints(node, adjoint):
+            if not argument.is_number:
+                adjoints.setdefault(argument, []).append(_held(contribution))
+    return tuple(sympy.Add(*adjoints.get(v, [])) for v in variables)
+
+
+def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr]]:
+    """(argument, adjoint × ∂node/∂argument) for each argument of `node`."""
+    if node.is_Add:
+        return [(a, adjoint) for a in node.args]
+    if node.is_Mul:
+        # As the printer writes it: the numerator's product, divided by the
+        # denominator's product.
+        numerator, denominator = [], []
+        for factor in node.as_ordered_factors():
+            if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
+                denominator.append(factor.base ** -factor.exp)
+            else:
+                numerator.append(factor)
+        if not denominator:
+            return _product_adjoints(numerator, adjoint)
+        below = _held(sympy.Mul(*denominator))
+        return _product_adjoints(numerator, adjoint / below) + _product_adjoints(
+            denominator, -adjoint * (held(node) / below)
+        )
+    if node.is_Pow:
+        base, exponent = node.args
+        if exponent == -1:  # 1/b: -grad*result*result
+            return [(base, -adjoint * held(node) * held(node))]
+        if exponent == sympy.S.Half:  # sqrt(b): grad/(2*result)
+            return [(base, adjoint / (2 * held(node)))]
+        pairs = [(base, adjoint * exponent * base ** (exponent - 1))]
+        if not exponent.is_number:
+            pairs.append((exponent, adjoint * held(node) * sympy.log(base)))
+        return pairs
+    if isinstance(node, sympy.exp):
+        return [(node.args[0], adjoint * held(node))]
+    return [(a, adjoint * node.fdiff(k + 1)) for k, a in enumerate(node.args)]
+
+
+def _product_adjoints(factors: list[sympy.Expr], adjoint: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr]]:
+    """The adjoints of f1*f2*...*fn computed left to right, ((f1*f2)*f3)...:
+    the last factor's is the adjoint times the product before it."""
+    pairs = []
+    for k in range(len(factors) - 1, 0, -1):
+        before = _held(sympy.Mul(*factors[:k]))
+        pairs.append((factors[k], adjoint * before))
+        adjoint = _held(adjoint * factors[k])
+    pairs.append((factors[0], adjoint))
+    return pairs
+
+
+def _held(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` as an operation of its own where sympy could merge it into another."""
+    if expr.is_Atom or expr.is_number or isinstance(expr, sympy.Function):
+        return expr
+    if expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1:
+        return -_held(expr.args[1])  # negation is exact
+    return held(expr)
 
 
 def _kernel(

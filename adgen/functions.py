@@ -14,6 +14,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 __all__ = [
     "erfc",
     "guarded",
+    "held",
     "expm1",
     "hypot",
     "log1p",
@@ -151,12 +152,29 @@ class guarded(sympy.Function):
         return self.args[0].is_real
 
 
+class held(sympy.Function):
+    """held(e) is e, computed as its own operation: sympy would fold
+    (a/b)/b into a/b**2, whose b**2 overflows where the two divisions do not.
+    Derivatives in autograd's order of operations hold their intermediates."""
+
+    nargs = 1
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.S.One
+
+    def _sympystr(self, printer) -> str:
+        return f"({printer._print(self.args[0])})"
+
+
 _OURS = (sigmoid, softplus, relu, logaddexp, xlogy, hypot, erfc)
 
 
 def elementary(expr: sympy.Expr) -> sympy.Expr:
     """`expr` in sympy's own functions only, for evaluation by sympy/mpmath."""
-    expr = expr.replace(lambda e: isinstance(e, guarded), lambda e: e.args[0])
+    expr = expr.replace(lambda e: isinstance(e, (guarded, held)), lambda e: e.args[0])
     expr = expr.replace(
         lambda e: isinstance(e, _OURS), lambda e: e._eval_rewrite_as_exp(*e.args)
     )

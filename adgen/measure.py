@@ -243,6 +243,8 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
         return arithmetic.round(list(map(arithmetic.power, bases, exponents)))
     if isinstance(node, sympy.Piecewise):
         return _piecewise(node, points, values)
+    if isinstance(node, functions.held):  # its operations are rounded as they come
+        return values(node.args[0], points)
     if isinstance(node, functions.guarded):
         value, safe, condition = node.args
         held = _conditions(condition, points, values)

@@ -102,6 +102,12 @@ class AdgenTorchPrinter(TorchPrinter):
             code = f"torch.where({self._print(cond)}, {self._print(value)}, {code})"
         return code
 
+    def _print_held(self, expr: functions.held) -> str:
+        """Its own operation: parenthesized, so that `b / (a / b)` keeps its order."""
+        (value,) = expr.args
+        code = self._print(value)
+        return code if value.is_Atom or isinstance(value, sympy.Function) else f"({code})"
+
     def _print_guarded(self, expr: functions.guarded) -> str:
         value, safe, condition = expr.args
         return f"torch.where({self._print(condition)}, {self._print(value)}, {self._print(safe)})"

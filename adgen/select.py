@@ -406,6 +406,8 @@ def _node_cost(node: sympy.Expr) -> float:
         return costs.cost("gt")
     if isinstance(node, (sympy.And, sympy.Or, sympy.Not)):
         return costs.cost("mul")
+    if isinstance(node, functions.held):
+        return 0.0  # its argument's operations are counted themselves
     if type(node) not in _FUNCTION_NAMES:
         raise Unmeasurable(f"no cost for {type(node).__name__}")
     return costs.cost(_FUNCTION_NAMES[type(node)])
