@@ -792,7 +792,11 @@ def _autograd_order(
         if not terms or node.is_Atom:
             continue
         adjoint = _held(sympy.Add(*terms))
-        for argument, contribution in _local_adjoints(node, adjoint):
+        try:
+            local = _local_adjoints(node, adjoint)
+        except sympy.core.function.ArgumentIndexError:
+            return None  # a function sympy cannot differentiate by this argument
+        for argument, contribution in local:
             if not argument.is_number:
                 adjoints.setdefault(argument, []).append(_held(contribution))
     return tuple(sympy.Add(*adjoints.get(v, [])) for v in variables)
@@ -829,7 +833,8 @@ def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.E
         return pairs
     if isinstance(node, sympy.exp):
         return [(node.args[0], adjoint * held(node))]
-    return [(a, adjoint * node.fdiff(k + 1)) for k, a in enumerate(node.args)]
+    # polygamma(0, x): the order is a number, with no derivative.
+    return [(a, adjoint * node.fdiff(k + 1)) for k, a in enumerate(node.args) if not a.is_number]
 
 
 def _product_adjoints(factors: list[sympy.Expr], adjoint: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr]]:

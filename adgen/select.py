@@ -14,8 +14,10 @@ choice:
   - accurate enough: total error (float32 + float64 mean bits) within
     TOLERANCE_BITS of the most accurate candidate, at no point more than
     POINTWISE_SLACK_BITS worse than it nor than the stable form (which stays
-    where no candidate qualifies), and in neither dtype worse on average
-    than the formula as written (by more than TOLERANCE_BITS);
+    where no candidate qualifies) unless better than the stable form by
+    CLEAR_GAIN_BITS in total, and in neither dtype worse on average than the
+    formula as written (its first derivatives: in autograd's order of
+    operations) by more than TOLERANCE_BITS;
   - among those, the cheapest; ties go to the more accurate, then to the stable
     form, then to the first found (the search order is fixed).
 
@@ -50,8 +52,11 @@ from .stable import Bindings, match, stabilize
 # Selection gives up nothing measurable: a cheaper form may lose at most this
 # many bits (float32 + float64, mean over the sample) against the best.
 TOLERANCE_BITS = 0.25
-# ... and at no sample point more than this (1 bit: twice the error).
+# ... and at no sample point more than this (1 bit: twice the error), nor
+# than the stable form, unless it beats the stable form by CLEAR_GAIN_BITS in
+# total (a/b**2 -> (a/b)/b: exact where b**2 overflows, a bit worse elsewhere).
 POINTWISE_SLACK_BITS = 1.0
+CLEAR_GAIN_BITS = 1.0
 MAX_CANDIDATES = 24  # per formula: rewrites beyond this are not tried
 SEARCH_DEPTH = 2  # rewrites applied in sequence
 WHOLE_FORMULA_NODES = 150  # sympy nodes: larger formulas get the local rewrites only
@@ -129,9 +134,30 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("hypot of a constant", sympy.sqrt(a**2 + b), _hypot_of_constant),
 )  # fmt: skip
 
+def _divided_in_steps(formula: sympy.Expr) -> sympy.Expr:
+    """a/b**2 -> (a/b)/b, as autograd divides: b**2 overflows (or underflows)
+    where a/b and then /b stay in range. held() keeps sympy from folding the
+    steps back into one power."""
+
+    def split(node: sympy.Expr) -> sympy.Expr:
+        power = next(
+            (f for f in node.as_ordered_factors() if f.is_Pow and f.exp.is_Integer and f.exp <= -2),
+            None,
+        )
+        if power is None:
+            return node
+        result = split(node / power) / power.base
+        for _ in range(-int(power.exp) - 1):
+            result = functions.held(result) / power.base
+        return result
+
+    return formula.replace(lambda e: e.is_Mul and not isinstance(e, functions.held), split)
+
+
 _WHOLE_FORMULA: tuple[tuple[str, Callable[[sympy.Expr], sympy.Expr]], ...] = (
     ("together", sympy.together),
     ("factor terms", sympy.factor_terms),
+    ("divided in steps", _divided_in_steps),
 )
 
 
@@ -264,7 +290,10 @@ class FormSelector:
             for m in measured
             if m.bits <= best.bits + TOLERANCE_BITS
             and m.nowhere_worse(best, POINTWISE_SLACK_BITS)
-            and m.nowhere_worse(stable_form, POINTWISE_SLACK_BITS)
+            and (
+                m.nowhere_worse(stable_form, POINTWISE_SLACK_BITS)
+                or m.bits <= stable_form.bits - CLEAR_GAIN_BITS
+            )
             and m.float32_bits <= written.float32_bits + TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + TOLERANCE_BITS
         ] or [stable_form]
