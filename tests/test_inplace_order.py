@@ -132,6 +132,9 @@ _CASES = {
     "coefficient of a sum's term": ([], [x + sympy.Float(0.3) * y * z + sympy.sin(x)]),
     "negative coefficient": ([], [-sympy.Float(2.5) * x * y + z]),
     "minus a product": ([], [z - x * y * sympy.exp(x)]),
+    # a - b as (-b) + a, the term's buffer taking a
+    "minus a wider product": ([], [x - 2 * x * y]),
+    "minus a product of functions": ([], [x - sympy.sin(x) * sympy.cos(x)]),
     "negative first term": ([], [-x * y + sympy.exp(z)]),
     "two negative terms": ([], [-x * y - sympy.exp(z) * x]),
     # constants and parameters are added where they stand, not summed first
