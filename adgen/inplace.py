@@ -256,8 +256,7 @@ class _Lowering:
                 numerator, denominator = [sympy.S.One], [rest.base]
             else:
                 numerator, denominator = [rest], []
-            literal = sympy.Float(abs(coefficient).evalf(20), 17)
-            return [literal, *numerator], denominator, bool(coefficient.is_negative)
+            return [abs(coefficient), *numerator], denominator, bool(coefficient.is_negative)
         leading, others = expr.as_coeff_Mul()
         negative = bool(leading.is_negative)
         magnitude = _keep_coeff(-leading, others) if negative else expr
@@ -281,12 +280,12 @@ class _Lowering:
     def apply(self, left: _Code, operator: str, right: _Code) -> _Code:
         """`left operator right`: one operation, written into a buffer that may
         take it (the operands of + and * may swap), else allocating."""
-        if left.scalar and right.scalar:  # Python arithmetic, as in the printed text
-            return _Code(_binary(left.text, operator, right.text), False, frozenset(), scalar=True)
         if operator == "*":
             for one, other in ((left, right), (right, left)):
                 if one.scalar and one.text in ("1.0", "-1.0"):
                     return other if one.text == "1.0" else self.negate(other)
+        if left.scalar and right.scalar:  # Python arithmetic, as in the printed text
+            return _Code(_binary(left.text, operator, right.text), False, frozenset(), scalar=True)
         inputs = left.inputs | right.inputs
         method = _METHODS[operator]
         if left.owned and right.inputs <= left.inputs:

@@ -33,9 +33,11 @@ _SHAPES = [(64, 1), (48,), (64, 48), (1, 48)]
 _PARAM_VALUE = 0.7305869  # not a float32 number: Python's double arithmetic shows
 
 
-def _inputs(kernel: Kernel, params: frozenset[str], seed: int) -> dict[str, object]:
+def _inputs(
+    kernel: Kernel, params: frozenset[str], seed: int, dtype: torch.dtype
+) -> dict[str, object]:
     """Values for the kernel's arguments: parameters as Python floats, table
-    entries (`df.xy`) as attributes of `df`, tensors as float32 of the shapes
+    entries (`df.xy`) as attributes of `df`, tensors of `dtype` and the shapes
     above, half of each in (0.05, 2) (inside log's, sqrt's and asin's domains),
     half normal with spread 3 (large, negative, tails of exp)."""
     generator = torch.Generator().manual_seed(seed)
@@ -47,7 +49,7 @@ def _inputs(kernel: Kernel, params: frozenset[str], seed: int) -> dict[str, obje
         small = torch.rand(shape, generator=generator) * 1.95 + 0.05
         wide = torch.randn(shape, generator=generator) * 3.0
         pick = torch.rand(shape, generator=generator) < 0.5
-        value = torch.where(pick, small, wide)
+        value = torch.where(pick, small, wide).to(dtype)
         if "." in name:
             table[name.partition(".")[2]] = value
         else:
@@ -72,16 +74,19 @@ def _same_bits(a: object, b: object) -> bool:
     a, b = torch.broadcast_tensors(a, b)  # a bare argument may come back unbroadcast
     if a.dtype != b.dtype:
         return False
-    same = a.contiguous().view(torch.int32) == b.contiguous().view(torch.int32)
+    bits = torch.int32 if a.dtype == torch.float32 else torch.int64
+    same = a.contiguous().view(bits) == b.contiguous().view(bits)
     return bool((same | (a.isnan() & b.isnan())).all())
 
 
-def check_same_arithmetic(kernel: Kernel, params: frozenset[str], label: str) -> None:
+def check_same_arithmetic(
+    kernel: Kernel, params: frozenset[str], label: str, dtype: torch.dtype = torch.float32
+) -> None:
     """The in-place kernel gives the out-of-place one's bits, and writes to no argument."""
     in_place = render.print_in_place(kernel, params)
     printed = render._print_kernel(kernel, params)
     for seed in range(2):
-        arguments = _inputs(kernel, params, seed)
+        arguments = _inputs(kernel, params, seed, dtype)
         copies = {n: v.clone() if isinstance(v, torch.Tensor) else v for n, v in arguments.items()}
         got = _run(in_place.statements, in_place.outputs, copies)
         expected = _run(printed.statements, printed.outputs, arguments)
@@ -149,6 +154,10 @@ _CASES = {
     "parameter over a tensor": ([], [alpha / x - 1]),
     "minus one over": ([], [-1 / (x + y)]),
     "over a parameter": ([], [x * y / alpha]),
+    # the printer writes an irrational coefficient (3*pi) as one literal
+    # (as a double, 11*pi is not 11.0*3.141592653589793)
+    "irrational coefficient": ([], [11 * sympy.pi * x * y - sympy.pi / x]),
+    "irrational and a parameter": ([], [-sympy.pi * sympy.sin(x) * alpha * y]),
     "functions of chains": ([], [sigmoid(x * y * sympy.Float(0.7) + z) * softplus(2 * x)]),
     # dead temporaries taken over in the middle of a fold
     "temporaries": (
@@ -159,12 +168,14 @@ _CASES = {
 }
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("case", list(_CASES))
-def test_hand_written_kernels_do_the_printed_arithmetic(case: str) -> None:
+def test_hand_written_kernels_do_the_printed_arithmetic(case: str, dtype: torch.dtype) -> None:
+    """float64 too: a constant rounded differently in Python's doubles shows there."""
     temporaries, outputs = _CASES[case]
     kernel = Kernel(
         arguments=("x", "y", "z", "alpha", "beta"),
         temporaries=tuple(temporaries),
         outputs=tuple(outputs),
     )
-    check_same_arithmetic(kernel, _PARAMS, case)
+    check_same_arithmetic(kernel, _PARAMS, case, dtype)
