@@ -242,9 +242,7 @@ class _Lowering:
                 code = self.apply(code, "/", divisor)
         return self.negate(code) if negative else code
 
-    def fraction(
-        self, expr: sympy.Expr
-    ) -> tuple[list[sympy.Expr], list[sympy.Expr], bool]:
+    def fraction(self, expr: sympy.Expr) -> tuple[list[sympy.Expr], list[sympy.Expr], bool]:
         """How the printer reads a product: (numerator factors, denominator
         factors, whether a minus sign goes in front), each list in its order."""
         coefficient, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
@@ -265,7 +263,9 @@ class _Lowering:
             if factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
                 exponent = -factor.exp
                 denominator.append(
-                    factor.base if exponent == 1 else sympy.Pow(factor.base, exponent, evaluate=False)
+                    factor.base
+                    if exponent == 1
+                    else sympy.Pow(factor.base, exponent, evaluate=False)
                 )
             else:
                 numerator.append(factor)
