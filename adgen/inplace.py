@@ -7,7 +7,21 @@ that is dead after this statement), the rest work in place:
 
     t2 = x.square().mul_(0.044715).add_(1.0).mul_(t1)
 
-Rules that keep this sound:
+The chain does the floating-point operations of the formula as
+`printer.torch_code` writes it (and as measure.py measures it), in the same
+order, rounding for rounding: a sum folds its terms left to right over
+`as_ordered_terms()`, subtracting a term printed with a minus sign; a product
+folds its factors over `as_ordered_factors()` (a number coefficient is a factor
+like any other: `0.5*x*y` is `(0.5*x)*y`) and, with factors of negative power,
+divides the numerator's product by the denominator's; leading Python floats
+(numbers, parameters) combine in Python first, as in the printed text; and
+`c / t` is `t.reciprocal() * c`, as torch computes it. Only exact identities are
+used to reach a buffer: the two operands of one + or * may swap, `a - b` is
+`a + (-b)`, a product's minus sign may go on any factor, and multiplying by
+1.0 is dropped. Where the order leaves no buffer to write into, the operation
+allocates, and the operations after it write into its result.
+
+Rules that keep the buffer reuse sound:
 - an argument of the kernel (an input) is never written to;
 - a temporary is taken over only at its last use, and only where it occurs
   once in the statement (Python evaluates a chain left to right);
@@ -22,9 +36,11 @@ Kernels inside `backward`/`jvp` must stay differentiable and keep using
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import sympy
+from sympy.core.mul import _keep_coeff
 
 from .derive import Kernel
 from .printer import torch_code
@@ -53,6 +69,7 @@ class _Code:
     text: str  # "x.square().mul_(0.5)"
     owned: bool  # a buffer this statement allocated or took over: may be written to
     inputs: frozenset[str]  # {"x"}: kernel arguments the value depends on
+    scalar: bool = False  # a Python float (numbers and parameters): combines in Python
 
 
 def print_in_place(kernel: Kernel, params: frozenset[str]) -> InPlaceKernel:
@@ -146,10 +163,10 @@ class _Lowering:
         if method is not None and not self.is_scalar(expr.args[0]):
             argument = self.lower(expr.args[0])
             if argument.owned:
-                return _Code(f"{_operand(argument.text)}.{method}_()", True, argument.inputs)
+                return _Code(f"{_receiver(argument.text)}.{method}_()", True, argument.inputs)
             return _Code(f"{TORCH_NAMES[type(expr)]}({argument.text})", True, argument.inputs)
         # Everything else (where, clamp, softplus, atan2, ...) allocates its result.
-        return _Code(_operand(self.fallback(expr)), True, self.depends_on(expr))
+        return _Code(_receiver(self.fallback(expr)), True, self.depends_on(expr))
 
     def fallback(self, expr: sympy.Expr) -> str:
         if isinstance(expr, sympy.Function) and len(expr.args) == 1 and type(expr) in TORCH_NAMES:
@@ -168,158 +185,177 @@ class _Lowering:
         else:
             argument = ""
         suffix = "_" if value.owned else ""
-        return _Code(f"{_operand(value.text)}.{method}{suffix}({argument})", True, value.inputs)
+        return _Code(f"{_receiver(value.text)}.{method}{suffix}({argument})", True, value.inputs)
 
-    def spine(self, terms: list[sympy.Expr]) -> sympy.Expr:
-        """The term whose buffer the others accumulate into: one depending on the
-        most inputs, preferably a buffer to take over, else one that allocates."""
+    # -- sums and products, in the printer's order --------------------------------
 
-        def rank(term: sympy.Expr) -> tuple[int, int]:
-            _, factors = self.split_product(term)
-            if term.is_Symbol:
-                preference = 2 if term.name in self.reusable else 0
-            elif len(factors) == 1 and factors[0].is_Symbol:
-                preference = 0  # c*x: absorbed by another term as add_(x, alpha=c)
-            else:
-                preference = 1
-            return (len(self.depends_on(term)), preference)
-
-        return max(terms, key=rank)  # max keeps the first of equals: deterministic
-
-    def combine(
-        self, first: sympy.Expr, rest: list[sympy.Expr], step
-    ) -> _Code:
-        """Start from `first` and apply `step(code, term)` for each term, those
-        that widen the result (not in place) first."""
-        code = self.lower(first)
-        widening = [t for t in rest if not self.depends_on(t) <= code.inputs]
-        for term in widening + [t for t in rest if t not in widening]:
-            code = step(code, term)
-        return code
+    def value(self, expr: sympy.Expr) -> _Code:
+        """An operand: a Python float's source, or a tensor's chain."""
+        if self.is_scalar(expr):
+            return _Code(self.scalar(expr), False, frozenset(), scalar=True)
+        return self.lower(expr)
 
     def lower_add(self, expr: sympy.Expr) -> _Code:
-        constants = [t for t in expr.args if self.is_scalar(t)]
-        terms = [t for t in expr.args if not self.is_scalar(t)]
-        first = self.spine(terms)
-        rest = list(terms)
-        rest.remove(first)
-        code = self.combine(first, rest, self.add_term)
-        if constants:
-            constant = sympy.Add(*constants)
-            negative = constant.could_extract_minus_sign()
-            number = self.scalar(-constant if negative else constant)
-            if code.owned:
-                text = f"{_operand(code.text)}.{'sub_' if negative else 'add_'}({number})"
+        """Terms folded left to right, as the printer writes them; a term printed
+        with a minus sign is subtracted."""
+        terms = list(expr.as_ordered_terms())
+        if _negative(terms[0]) and not _negative(terms[1]):
+            terms[:2] = terms[1::-1]  # (-a) + b is b - a: no negation to compute
+        code = self.value(terms[0])
+        for term in terms[1:]:
+            if _negative(term):
+                code = self.subtract(code, term)
             else:
-                text = _binary(code.text, "-" if negative else "+", number)
-            code = _Code(text, True, code.inputs)
+                code = self.apply(code, "+", self.value(term))
         return code
 
-    def add_term(self, code: _Code, term: sympy.Expr) -> _Code:
-        inputs = code.inputs | self.depends_on(term)
-        coefficient, factors = self.split_product(term)
-        in_place = code.owned and inputs == code.inputs
-        if in_place and len(factors) == 2 and coefficient not in (1, -1):
-            # acc + c*a*b: the constant rides on add_ (addcmul_ would save a pass
-            # but has no vmap batching rule)
-            product = self.lower(sympy.Mul(*factors)).text
-            alpha = self.scalar(coefficient)
-            return _Code(f"{_operand(code.text)}.add_({product}, alpha={alpha})", True, inputs)
-        if len(factors) == 1:
-            operand = self.lower(factors[0]).text
-            if coefficient == -1:
-                if in_place:
-                    return _Code(f"{_operand(code.text)}.sub_({operand})", True, inputs)
-                return _Code(_binary(code.text, "-", operand), True, inputs)
-            if in_place and coefficient != 1:
-                alpha = self.scalar(coefficient)
-                return _Code(f"{_operand(code.text)}.add_({operand}, alpha={alpha})", True, inputs)
-        if coefficient.is_number and coefficient.is_negative:
-            operand = self.lower(-term).text
-            if in_place:
-                return _Code(f"{_operand(code.text)}.sub_({operand})", True, inputs)
-            return _Code(_binary(code.text, "-", operand), True, inputs)
-        operand = self.lower(term).text
-        if in_place:
-            return _Code(f"{_operand(code.text)}.add_({operand})", True, inputs)
-        return _Code(_binary(code.text, "+", operand), True, inputs)
-
-    def split_product(self, term: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Expr]]:
-        """c*a*b -> (c, [a, b]) with c a number or a product of parameters."""
-        factors = list(term.args) if term.is_Mul else [term]
-        coefficient = sympy.Mul(*[f for f in factors if self.is_scalar(f)])
-        if coefficient.is_Float and abs(float(coefficient)) == 1.0:
-            coefficient = sympy.Integer(int(coefficient))  # 1.0*x: nothing to multiply
-        return coefficient, [f for f in factors if not self.is_scalar(f)]
+    def subtract(self, code: _Code, term: sympy.Expr) -> _Code:
+        """`code - (-term)` for a `term` printed with a minus sign."""
+        magnitude = self.value(-term)
+        writable = code.owned and magnitude.inputs <= code.inputs
+        if magnitude.owned and not writable:
+            # a - b == (-b) + a: the term, sign and all, takes a in its buffer.
+            signed = self.lower(term)
+            if code.inputs <= signed.inputs:
+                return self.apply(signed, "+", code)
+        return self.apply(code, "-", magnitude)
 
     def lower_mul(self, expr: sympy.Expr) -> _Code:
-        coefficient, factors = self.split_product(expr)
-        multipliers = [f for f in factors if not _is_divisor(f)]
-        first = self.spine(multipliers or factors)
-        rest = list(factors)
-        rest.remove(first)
-        code = self.combine(first, rest, self.mul_factor)
-        if coefficient == -1:
-            return _Code(f"{_operand(code.text)}.neg_()" if code.owned else f"-{_operand(code.text)}", True, code.inputs)
-        if coefficient != 1:
-            number = self.scalar(coefficient)
-            if code.owned:
-                return _Code(f"{_operand(code.text)}.mul_({number})", True, code.inputs)
-            return _Code(_binary(number, "*", code.text), True, code.inputs)
+        """Numerator factors folded left to right, divided by the product of the
+        denominator's; the sign rides on the first Python float, if any."""
+        numerator, denominator, negative = self.fraction(expr)
+        codes = [self.value(f) for f in numerator]
+        if negative:  # x*(-1) == -x wherever the minus goes
+            first = next((i for i, c in enumerate(codes) if c.scalar), None)
+            if first is not None:
+                codes[first] = self.value(-numerator[first])
+                negative = False
+        code = self.fold(codes)
+        if denominator:
+            divisor = self.fold([self.value(f) for f in denominator])
+            if code.scalar:
+                # torch computes `c / t` as `t.reciprocal() * c` (Tensor.__rdiv__)
+                suffix = "_" if divisor.owned else ""
+                inverse = f"{_receiver(divisor.text)}.reciprocal{suffix}()"
+                code = self.apply(_Code(inverse, True, divisor.inputs), "*", code)
+            else:
+                code = self.apply(code, "/", divisor)
+        return self.negate(code) if negative else code
+
+    def fraction(self, expr: sympy.Expr) -> tuple[list[sympy.Expr], list[sympy.Expr], bool]:
+        """How the printer reads a product: (numerator factors, denominator
+        factors, whether a minus sign goes in front), each list in its order."""
+        coefficient, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
+        if coefficient.is_number and not coefficient.is_Rational and rest != 1:
+            # The printer writes irrational constants (pi/2) as one literal.
+            if rest.is_Mul:
+                numerator, denominator, _ = self.fraction(rest)
+            elif rest.is_Pow and rest.exp == -1:  # printed as `1.0 / base`
+                numerator, denominator = [sympy.S.One], [rest.base]
+            else:
+                numerator, denominator = [rest], []
+            return [abs(coefficient), *numerator], denominator, bool(coefficient.is_negative)
+        leading, others = expr.as_coeff_Mul()
+        negative = bool(leading.is_negative)
+        magnitude = _keep_coeff(-leading, others) if negative else expr
+        numerator, denominator = [], []
+        for factor in magnitude.as_ordered_factors():
+            if factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+                exponent = -factor.exp
+                denominator.append(
+                    factor.base
+                    if exponent == 1
+                    else sympy.Pow(factor.base, exponent, evaluate=False)
+                )
+            else:
+                numerator.append(factor)
+        return numerator or [sympy.S.One], denominator, negative
+
+    def fold(self, codes: list[_Code]) -> _Code:
+        code = codes[0]
+        for operand in codes[1:]:
+            code = self.apply(code, "*", operand)
         return code
 
-    def mul_factor(self, code: _Code, factor: sympy.Expr) -> _Code:
-        inputs = code.inputs | self.depends_on(factor)
-        in_place = code.owned and inputs == code.inputs
-        if _is_divisor(factor):
-            operand = self.lower(factor.args[0]).text
-            if in_place:
-                return _Code(f"{_operand(code.text)}.div_({operand})", True, inputs)
-            return _Code(_binary(code.text, "/", operand), True, inputs)
-        operand = self.lower(factor).text
-        if in_place:
-            return _Code(f"{_operand(code.text)}.mul_({operand})", True, inputs)
-        return _Code(_binary(code.text, "*", operand), True, inputs)
+    def apply(self, left: _Code, operator: str, right: _Code) -> _Code:
+        """`left operator right`: one operation, written into a buffer that may
+        take it (the operands of + and * may swap), else allocating."""
+        if operator == "*":
+            for one, other in ((left, right), (right, left)):
+                if one.scalar and one.text in ("1.0", "-1.0"):
+                    return other if one.text == "1.0" else self.negate(other)
+        if left.scalar and right.scalar:  # Python arithmetic, as in the printed text
+            return _Code(_binary(left.text, operator, right.text), False, frozenset(), scalar=True)
+        inputs = left.inputs | right.inputs
+        method = _METHODS[operator]
+        if left.owned and right.inputs <= left.inputs:
+            return _Code(f"{_receiver(left.text)}.{method}_({right.text})", True, inputs)
+        if operator in "+*" and right.owned and left.inputs <= right.inputs:
+            return _Code(f"{_receiver(right.text)}.{method}_({left.text})", True, inputs)
+        return _Code(_binary(left.text, operator, right.text), True, inputs)
+
+    def negate(self, code: _Code) -> _Code:
+        if code.scalar:
+            return _Code(f"-{_receiver(code.text)}", False, frozenset(), scalar=True)
+        if code.owned:
+            return _Code(f"{_receiver(code.text)}.neg_()", True, code.inputs)
+        return _Code(f"-{_receiver(code.text)}", True, code.inputs)
 
 
-def _is_divisor(factor: sympy.Expr) -> bool:
-    return factor.is_Pow and factor.args[1] == -1
+_METHODS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+
+
+def _negative(term: sympy.Expr) -> bool:
+    """Whether the printer writes `term` with a leading minus sign."""
+    return bool(term.as_coeff_Mul()[0].is_negative)
 
 
 def _binary(left: str, operator: str, right: str) -> str:
-    """`left op right`, parenthesizing an operand only where Python needs it or
-    where dropping the parentheses would change the order of evaluation."""
-    if operator in "*/" and _top_level_operators(left) & set("+-"):
+    """`left operator right` as Python source that does that one operation last:
+    an operand is parenthesized where Python would otherwise group differently
+    (or, for a negated right operand, where it would read badly)."""
+    level = _PRECEDENCE[operator]
+    if _precedence(left) < level:
         left = f"({left})"
-    wrap_right = {"+": "+-", "-": "+-", "*": "+-/", "/": "+-*/"}[operator]
-    if _top_level_operators(right) & set(wrap_right):
+    if _precedence(right) <= level or _precedence(right) == _UNARY:
         right = f"({right})"
     return f"{left} {operator} {right}"
 
 
-def _top_level_operators(text: str) -> set[str]:
-    found = set()
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+_UNARY = 3
+_ATOM = 5
+
+
+def _precedence(text: str) -> int:
+    """How tightly the top-level operation of the source `text` binds (a name,
+    call, attribute or number: an atom). `text` is source this module printed."""
+    if _parenthesized(text):
+        return _ATOM
+    node = ast.parse(text, mode="eval").body
+    if isinstance(node, ast.BinOp):
+        return {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Pow: 4}.get(type(node.op), 0)
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY
+    if isinstance(node, (ast.Name, ast.Call, ast.Attribute, ast.Constant, ast.Subscript)):
+        return _ATOM
+    return 0  # comparisons, conditionals
+
+
+def _parenthesized(text: str) -> bool:
+    """Whether `text` is one parenthesized group: `(a + b)`, not `(a) + (b)`."""
     depth = 0
     for position, char in enumerate(text):
         depth += char in "(["
         depth -= char in ")]"
-        if depth == 0 and char in "+-*/" and position > 0 and text[position - 1] in " ":
-            found.add(char)
-        elif depth == 0 and char == "-" and position == 0:
-            found.add("u")  # unary minus binds tighter than * but not than **
-    return found
+        if depth == 0:
+            return position == len(text) - 1 and text[0] == "("
+    return False
 
 
-def _operand(text: str) -> str:
-    """`text` as an operand: parenthesized unless it is a name, a number or a
-    call chain (black drops parentheses it does not need)."""
-    depth = 0
-    for char in text:
-        depth += char in "(["
-        depth -= char in ")]"
-        if depth == 0 and char in " +-*/%<>=&|~":
-            return f"({text})"
-    return text
+def _receiver(text: str) -> str:
+    """`text` as the object of a method call: parenthesized unless an atom."""
+    return text if _precedence(text) == _ATOM else f"({text})"
 
 
 def _count_symbols(expr: sympy.Expr) -> dict[str, int]:

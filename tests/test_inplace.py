@@ -56,9 +56,12 @@ def test_in_place_only_onto_a_value_that_depends_on_every_input_of_the_operand()
     kernel = _kernel(("x", "y"), [("t0", sympy.sin(x))], [t0 * y + t0 * x])
     (output,) = print_in_place(kernel, frozenset()).outputs
     assert not any(f"t0.{op}_(y" in output for op in ("mul", "add", "sub", "div"))
-    # Widening by y allocates; x then multiplies in place.
+    # The dead t0 takes x in place; widening by y allocates.
+    kernel = _kernel(("x", "y"), [("t0", sympy.sin(x))], [t0 * x * y])
+    assert print_in_place(kernel, frozenset()).outputs == ("t0.mul_(x) * y",)
+    # (x*y)*sin(x) in the printed order: x*y allocates, sin(x) multiplies in place.
     kernel = _kernel(("x", "y"), [], [x * y * sympy.sin(x)])
-    assert print_in_place(kernel, frozenset()).outputs == ("(torch.sin(x) * y).mul_(x)",)
+    assert print_in_place(kernel, frozenset()).outputs == ("(x * y).mul_(torch.sin(x))",)
 
 
 def test_parameters_are_floats_and_cheap_forms_are_used() -> None:
