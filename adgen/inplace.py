@@ -43,6 +43,7 @@ import sympy
 from sympy.core.mul import _keep_coeff
 
 from .derive import Kernel
+from .functions import held
 from .printer import torch_code
 from .registry import IN_PLACE_METHODS, TORCH_NAMES
 
@@ -151,6 +152,8 @@ class _Lowering:
 
     def lower(self, expr: sympy.Expr) -> _Code:
         """Source for a tensor-valued `expr`."""
+        if isinstance(expr, held):  # its own operations, in their order
+            return self.lower(expr.args[0])
         if expr.is_Symbol:
             return _Code(expr.name, expr.name in self.reusable, self.inputs[expr.name])
         if expr.is_Add:

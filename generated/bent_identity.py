@@ -4,7 +4,7 @@
 """bent_identity(x) = x + sqrt(x**2 + 1)/2 - 1/2
 
 First derivatives:
-    ∂f/∂x = x/(2*sqrt(x**2 + 1)) + 1
+    ∂f/∂x = (2*x*(1/(4*(hypot(x, 1))))) + 1
 """
 
 import collections
@@ -53,17 +53,14 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, order):
     """The partial derivatives of bent_identity(x) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = x**2
-    t1 = t0 + 1.0
-    t2 = torch.rsqrt(t1)
-    f_x = 0.5 * t2 * x + 1.0
+    f_x = (2.0 * x * (0.25 / torch.sqrt(x**2 + 1.0))) + 1.0
     if order == 1:
         return _Partials(f_x)
-    t3 = t1 ** (-1.5)
-    f_xx = -0.5 * t0 * t3 + 0.5 * t2
+    t0 = x**2 + 1.0
+    f_xx = 0.5 / t0**1.5
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5 * t3 * x + 1.5 * x**3 / t1**2.5
+    f_xxx = -1.5 * x / t0**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -139,7 +136,7 @@ class BentIdentityBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

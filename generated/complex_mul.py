@@ -629,11 +629,11 @@ class ComplexMulJvpJvp(_Function):
             a_t * c_u
             + a_t_u * df.re.a
             + a_u * c_t
+            - b_t * d_u
             + b_t_u * df.re.b
+            - b_u * d_t
             + c_t_u * df.re.c
             + d_t_u * df.re.d
-            - b_t * d_u
-            - b_u * d_t
         )
         im_t_u = (
             a_t * d_u

@@ -90,7 +90,7 @@ class GaussianRbf(_Function):
     @staticmethod
     def forward(x, center, width):
         dtype, x = _opmath(x)
-        return _round((x - center).pow_(2).mul_(-0.5 / width**2).exp_(), dtype)
+        return _round((x - center).pow_(2).mul_(-0.5).div_(width**2).exp_(), dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -143,7 +143,7 @@ class GaussianRbfBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t, center, width):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, center, width, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

@@ -4,8 +4,8 @@
 """heat_kernel(x, t; k) = exp(-x**2/(4*k*t))/(2*sqrt(pi)*sqrt(k*t))
 
 First derivatives:
-    ∂f/∂x = -x*exp(-x**2/(4*k*t))/(4*sqrt(pi)*k*t*sqrt(k*t))
-    ∂f/∂t = (-2 + x**2/(k*t))*exp(-x**2/(4*k*t))/(8*sqrt(pi)*t*sqrt(k*t))
+    ∂f/∂x = (2*x*(-((exp(-x**2/(4*k*t)))*(1/(2*(sqrt(pi)*sqrt(k*t)))))/(4*(k*t))))
+    ∂f/∂t = ((x**2*exp(-x**2/(4*k*t))/(8*sqrt(pi)*k*t*sqrt(k*t))) - exp(-x**2/(4*k*t))/(4*sqrt(pi)*sqrt(k*t)))/t
 """
 
 import collections
@@ -81,52 +81,57 @@ _Partials = collections.namedtuple(
 def _partials(x, t, k, order):
     """The partial derivatives of heat_kernel(x, t; k) up to `order` (1 to 3): ∂f (f_x,
     f_t), then ∂²f (f_xx, f_xt, f_tt), then ∂³f (f_xxx, f_xxt, f_xtt, f_ttt)."""
-    t0 = 1.0 / k
-    t1 = 1.0 / t
-    t2 = t0 * t1
-    t3 = torch.rsqrt(k * t)
-    t4 = x**2
-    t5 = t2 * t4
-    t6 = torch.exp(-0.25 * t5)
-    t7 = t3 * t6
-    t8 = t7 * x
-    t9 = -t5
-    t10 = 0.07052369794346953 * t7 * (-t9 - 2.0)
-    f_x = -0.14104739588693907 * t2 * t8
-    f_t = t1 * t10
+    t0 = k * t
+    t1 = 1.0 / t0
+    t2 = torch.sqrt(t0)
+    t3 = 1.772453850905516 * t2
+    t4 = t3
+    t5 = 0.5 / t4
+    t6 = x**2
+    t7 = 1.0 / t
+    t8 = 1.0 / k
+    t9 = t7 * t8
+    t10 = t6 * t9
+    t11 = torch.exp(-0.25 * t10)
+    t12 = t11
+    t13 = t1 * (t12 * t5)
+    t14 = t11 / t2
+    t15 = t10 * t14
+    f_x = 2.0 * x * (-0.25 * t13)
+    f_t = t7 * (-0.14104739588693907 * t14 + (0.07052369794346953 * t15))
     if order == 1:
         return _Partials(f_x, f_t)
-    t11 = t ** (-2)
-    t12 = 0.03526184897173477 * t11 * t8 * (t9 + 6.0)
-    t13 = 0.21157109383040862 * t7
-    t14 = t11 * t13
-    t15 = k ** (-2)
-    t16 = t ** (-4)
-    t17 = t16 * t7
-    t18 = x**4
-    t19 = 0.017630924485867384 * t18
-    t20 = t ** (-3)
-    t21 = t13 * t20
-    f_xx = t10 * t2
-    f_xt = t0 * t12
-    f_tt = -t0 * t21 * t4 + t14 + t15 * t17 * t19
+    t16 = -t10
+    t17 = t14 * t9
+    t18 = t14 * t7
+    t19 = 0.21157109383040862 * t18
+    t20 = t18 * x**4
+    t21 = t9 * (t7 * (t7 * (0.017630924485867384 * t20)))
+    f_xx = 0.07052369794346953 * t17 * (-t16 - 2.0)
+    f_xt = (
+        0.125
+        * t1
+        * x
+        * (4.0 * k * t13 - t7 * (t11 * t5 * t6 * t7 * t8 - t12 * t3 / t4**2))
+    )
+    f_tt = t9 * (k * t19 + k * (t7 * (-0.21157109383040862 * t15)) + t * t21)
     if order == 2:
         return _Partials(f_x, f_t, f_xx, f_xt, f_tt)
-    t22 = k ** (-3)
-    t23 = 0.5289277345760215 * t20 * t7
-    t24 = t ** (-5)
-    f_xxx = t12 * t15
-    f_xxt = t0 * t14 - t15 * t21 * t4 + t17 * t19 * t22
+    f_xxx = t8 * (t9 * (0.03526184897173477 * t18 * x * (t16 + 6.0)))
+    f_xxt = t9 * (
+        k * (0.21157109383040862 * t17) + t * (t21 * t8) + t * (t9 * (t7 * (-t19 * t6)))
+    )
     f_xtt = (
-        -t0 * t23 * x
-        + 0.17630924485867383 * t15 * t16 * t3 * t6 * x**3
-        - 0.008815462242933692 * t22 * t24 * t7 * x**5
+        t7 * (t7 * (-0.5289277345760215 * t17 * x))
+        + t8 * (t8 * (t9 * (t7 * (t7 * (t7 * (-0.008815462242933692 * t18 * x**5))))))
+        + t8 * (t9 * (t7 * (t7 * (0.17630924485867383 * t18 * x**3))))
     )
     f_ttt = (
-        0.7933916018640322 * t0 * t16 * t3 * t4 * t6
-        - 0.13223193364400537 * t15 * t18 * t24 * t7
-        - t23
-        + 0.004407731121466846 * t22 * t3 * t6 * x**6 / t**6
+        t7 * (t7 * (-0.5289277345760215 * t18))
+        + t7 * (t7 * (t7 * (0.7933916018640322 * t15)))
+        + t8
+        * (t8 * (t9 * (t7 * (t7 * (t7 * (t7 * (0.004407731121466846 * t18 * x**6)))))))
+        + t8 * (t9 * (t7 * (t7 * (t7 * (-0.13223193364400537 * t20)))))
     )
     return _Partials(f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt)
 
@@ -153,11 +158,10 @@ class HeatKernel(_Function):
     def forward(x, t, k):
         dtype, x, t = _opmath(x, t)
         return _round(
-            (x.square() / t)
-            .mul_(-0.25 / k)
+            (x.square().mul_(-0.25) / (k * t))
             .exp_()
-            .mul_((k * t).rsqrt_())
-            .mul_(0.28209479177387814),
+            .mul_(0.28209479177387814)
+            .div_((k * t).sqrt_()),
             dtype,
         )
 
@@ -250,8 +254,8 @@ class HeatKernelBackwardJvp(_Function):
         df = _partials(x, t, k, 2)
         t0 = grad * t_t
         t1 = grad * x_t
-        grad_x_t = t0 * df.xt + df.x * grad_t + t1 * df.xx
-        grad_t_t = t0 * df.tt + df.t * grad_t + t1 * df.xt
+        grad_x_t = df.x * grad_t + df.xt * t0 + df.xx * t1
+        grad_t_t = df.t * grad_t + df.tt * t0 + df.xt * t1
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
@@ -331,10 +335,10 @@ class HeatKernelJvpJvp(_Function):
         )
         df = _partials(x, t, k, 2)
         return _round(
-            (df.tt * t_t + df.xt * x_t) * t_u
-            + df.t * t_t_u
+            df.t * t_t_u
             + df.x * x_t_u
-            + (df.xt * t_t + df.xx * x_t) * x_u,
+            + t_u * (df.tt * t_t + df.xt * x_t)
+            + x_u * (df.xt * t_t + df.xx * x_t),
             dtype,
         )
 

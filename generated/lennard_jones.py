@@ -4,7 +4,7 @@
 """lennard_jones(r; epsilon, sigma) = 4*epsilon*(-sigma**6/r**6 + sigma**12/r**12)
 
 First derivatives:
-    ∂f/∂r = 4*epsilon*(6*sigma**6/r**7 - 12*sigma**12/r**13)
+    ∂f/∂r = 24*epsilon*sigma**6*(1 - 2*sigma**6/r**6)/r**7
 """
 
 import collections
@@ -53,16 +53,18 @@ _Partials = collections.namedtuple("_Partials", "r rr rrr", defaults=(None,) * 3
 def _partials(r, epsilon, sigma, order):
     """The partial derivatives of lennard_jones(r; epsilon, sigma) up to `order` (1 to
     3): ∂f (f_r), then ∂²f (f_rr), then ∂³f (f_rrr)."""
-    t0 = sigma**12
+    t0 = r ** (-6)
     t1 = sigma**6
-    t2 = 4.0 * epsilon
-    f_r = t2 * (6.0 * t1 / r**7 - 12.0 * t0 / r**13)
+    t2 = t0 * t1
+    t3 = epsilon * t1
+    t4 = 24.0 * t3
+    f_r = t4 * (1.0 - 2.0 * t2) / r**7
     if order == 1:
         return _Partials(f_r)
-    f_rr = t2 * (-42.0 * t1 / r**8 + 156.0 * t0 / r**14)
+    f_rr = t4 * (26.0 * t0 * t1 - 7.0) / r**8
     if order == 2:
         return _Partials(f_r, f_rr)
-    f_rrr = 672.0 * epsilon * t1 * (2.0 - 13.0 * t1 / r**6) / r**9
+    f_rrr = 672.0 * t3 * (2.0 - 13.0 * t2) / r**9
     return _Partials(f_r, f_rr, f_rrr)
 
 
@@ -86,9 +88,18 @@ class LennardJones(_Function):
     @staticmethod
     def forward(r, epsilon, sigma):
         dtype, r = _opmath(r)
-        t0 = r.pow(-6)
-        t1 = sigma**6
-        return _round((t1 * t0).sub_(1.0).mul_(t0).mul_(4.0 * epsilon * t1), dtype)
+        t0 = r.reciprocal()
+        t1 = sigma**6 * t0
+        return _round(
+            (4.0 * epsilon * t1)
+            .mul_((t0 * t1).mul_(t0).mul_(t0).mul_(t0).mul_(t0).sub_(1.0))
+            .mul_(t0)
+            .mul_(t0)
+            .mul_(t0)
+            .mul_(t0)
+            .mul_(t0),
+            dtype,
+        )
 
     @staticmethod
     def backward(ctx, grad):
@@ -141,7 +152,7 @@ class LennardJonesBackwardJvp(_Function):
     def forward(grad, r, grad_t, r_t, epsilon, sigma):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
         df = _partials(r, epsilon, sigma, 2)
-        return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
+        return _round(df.r * grad_t + df.rr * grad * r_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):

@@ -58,42 +58,48 @@ def _partials(x, order):
     t2 = 2.0 * t0
     t3 = torch.sigmoid(-t2)
     t4 = torch.sigmoid(t2)
-    t5 = t3 * t4
-    t6 = 4.0 * t5
-    t7 = torch.sigmoid(x)
-    t8 = t7 * x
-    f_x = t1 + t6 * t8
+    t5 = 4.0 * t3 * t4
+    t6 = torch.sigmoid(x)
+    t7 = t6 * x
+    f_x = t1 + t5 * t7
     if order == 1:
         return _Partials(f_x)
-    t9 = torch.sigmoid(-x)
-    t10 = t6 * t9
-    t11 = t4**2
-    t12 = t11 * t3
-    t13 = 8.0 * t8
-    t14 = t3**2
-    t15 = t14 * t4
-    t16 = -(t1**2) + t10 * x - t12 * t13 + t13 * t15 + t6 + 1.0
-    f_xx = t16 * t7
+    t8 = -x
+    t9 = torch.sigmoid(t8)
+    t10 = t9 * x
+    t11 = 8.0 * t7
+    f_xx = t6 * (-(t1**2) + t10 * t5 + t11 * t3**2 * t4 - t11 * t3 * t4**2 + t5 + 1.0)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t17 = 16.0 * t7
-    t18 = t12 * t17
-    t19 = t15 * t17
-    t20 = t7**2 * x
-    t21 = 16.0 * t20
-    t22 = t9 * x
-    f_xxx = t7 * (
-        -8.0 * t1 * t5 * t7
-        - t10 * t8
-        + t10
-        - 64.0 * t11 * t14 * t20
-        + t16 * t9
-        - t18 * t22
-        - t18
-        + t19 * t22
-        + t19
-        + t21 * t3**3 * t4
-        + t21 * t3 * t4**3
+    t12 = torch.nn.functional.softplus(t8)
+    t13 = 2.0 * t12 + 2.0 * x
+    t14 = torch.sigmoid(-t13)
+    t15 = torch.sigmoid(t13)
+    t16 = t14 * t15
+    t17 = 4.0 * t16
+    t18 = t17 * t9
+    t19 = 16.0 * t6
+    t20 = t15**2
+    t21 = t14 * t20
+    t22 = t19 * t21
+    t23 = t14**2
+    t24 = t15 * t23
+    t25 = t19 * t24
+    t26 = t6**2 * x
+    t27 = 16.0 * t26
+    t28 = torch.tanh(t12 + x)
+    f_xxx = t6 * (
+        -t10 * t22
+        + t10 * t25
+        + t14**3 * t15 * t27
+        + t14 * t15**3 * t27
+        - 8.0 * t16 * t28 * t6
+        - t18 * t7
+        + t18
+        - 64.0 * t20 * t23 * t26
+        - t22
+        + t25
+        + t9 * (-t11 * t21 + t11 * t24 + t17 + t18 * x - t28**2 + 1.0)
     )
     return _Partials(f_x, f_xx, f_xxx)
 
@@ -163,7 +169,7 @@ class MishBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

@@ -145,7 +145,7 @@ class MorseBackwardJvp(_Function):
     def forward(grad, r, grad_t, r_t, depth, a, r0):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
         df = _partials(r, depth, a, r0, 2)
-        return _round(df.rr * grad * r_t + df.r * grad_t, dtype)
+        return _round(df.r * grad_t + df.rr * grad * r_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):

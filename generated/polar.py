@@ -177,8 +177,8 @@ class Polar(_Function):
     @staticmethod
     def forward(r, theta):
         dtype, r, theta = _opmath(r, theta)
-        x = torch.cos(theta) * r
-        y = torch.sin(theta) * r
+        x = r * torch.cos(theta)
+        y = r * torch.sin(theta)
         return _round(x, dtype), _round(y, dtype)
 
     @staticmethod
@@ -336,10 +336,10 @@ class PolarBackwardJvp(_Function):
             if grad is None:
                 continue
             t0 = f.r_theta * grad
-            grad_r_t = _add(grad_r_t, t0 * theta_t + f.r * grad_t)
+            grad_r_t = _add(grad_r_t, f.r * grad_t + t0 * theta_t)
             grad_theta_t = _add(
                 grad_theta_t,
-                t0 * r_t + f.theta * grad_t + f.theta_theta * grad * theta_t,
+                f.theta * grad_t + f.theta_theta * grad * theta_t + r_t * t0,
             )
         return _round(grad_r_t, dtype), _round(grad_theta_t, dtype)
 
@@ -474,16 +474,16 @@ class PolarJvpJvp(_Function):
         df = _partials(r, theta, 2)
         t0 = r_u * theta_t
         x_t_u = (
-            (df.x.r_theta * r_t + df.x.theta_theta * theta_t) * theta_u
-            + df.x.r * r_t_u
-            + t0 * df.x.r_theta
+            df.x.r * r_t_u
+            + df.x.r_theta * t0
             + df.x.theta * theta_t_u
+            + theta_u * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
         )
         y_t_u = (
-            (df.y.r_theta * r_t + df.y.theta_theta * theta_t) * theta_u
-            + df.y.r * r_t_u
-            + t0 * df.y.r_theta
+            df.y.r * r_t_u
+            + df.y.r_theta * t0
             + df.y.theta * theta_t_u
+            + theta_u * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
         )
         return _round(x_t_u, dtype), _round(y_t_u, dtype)
 

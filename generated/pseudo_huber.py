@@ -53,18 +53,17 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, delta, order):
     """The partial derivatives of pseudo_huber(x; delta) up to `order` (1 to 3): ∂f
     (f_x), then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = delta ** (-2)
-    t1 = t0 * x**2
-    t2 = t1 + 1.0
-    t3 = torch.rsqrt(t2)
-    f_x = t3 * x
+    t0 = delta**2
+    t1 = x**2
+    f_x = x / torch.sqrt(1.0 + t1 / t0)
     if order == 1:
         return _Partials(f_x)
-    t4 = t2 ** (-1.5)
-    f_xx = -t1 * t4 + t3
+    t2 = t0 + t1
+    t3 = t0 * abs(delta)
+    f_xx = t3 / t2**1.5
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -3.0 * t0 * t4 * x + 3.0 * x**3 / (delta**4 * t2**2.5)
+    f_xxx = -3.0 * t3 * x / t2**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -148,7 +147,7 @@ class PseudoHuberBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t, delta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, delta, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

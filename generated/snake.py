@@ -87,7 +87,7 @@ class Snake(_Function):
     @staticmethod
     def forward(x, alpha):
         dtype, x = _opmath(x)
-        return _round((alpha * x).sin_().pow_(2).mul_(1.0 / alpha).add_(x), dtype)
+        return _round((alpha * x).sin_().pow_(2).div_(alpha).add_(x), dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -139,7 +139,7 @@ class SnakeBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t, alpha):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, alpha, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

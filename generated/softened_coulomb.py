@@ -98,30 +98,36 @@ def _partials(x, y, z, q, eps, order):
     t5 = -t4
     t6 = t3 ** (-2.5)
     t7 = 3.0 * q * t6
-    t8 = t7 * y
+    t8 = t7 * x
+    t9 = 1.0 / t3
+    t10 = t1 * t9
+    t11 = t7 * z
     f_xx = t0 * t7 + t5
-    f_xy = t8 * x
-    f_xz = t7 * x * z
-    f_yy = t1 * t7 + t5
-    f_yz = t8 * z
+    f_xy = t8 * y
+    f_xz = t8 * z
+    f_yy = t4 * (3.0 * t10 - 1.0)
+    f_yz = t11 * y
     f_zz = t2 * t7 + t5
     if order == 2:
         return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
-    t9 = 15.0 * q / t3**3.5
-    t10 = -3.0 * q * t6 * y
-    t11 = t9 * y
-    t12 = -3.0 * q * t6 * x
-    t13 = t9 * x
-    f_xxx = 9.0 * q * t6 * x - t9 * x**3
-    f_xxy = -t0 * t11 - t10
-    f_xxz = t7 * z * (-5.0 * t0 / t3 + 1.0)
-    f_xyy = -t1 * t13 - t12
-    f_xyz = -t11 * x * z
-    f_xzz = -t12 - t13 * t2
-    f_yyy = 9.0 * q * t6 * y - t9 * y**3
-    f_yyz = 3.0 * q * t6 * z - t1 * t9 * z
-    f_yzz = -t10 - t11 * t2
-    f_zzz = 9.0 * q * t6 * z - t9 * z**3
+    t12 = 5.0 * t9
+    t13 = t0 * t12
+    t14 = 1.0 - t13
+    t15 = t7 * y
+    t16 = t3 ** (-3.5)
+    t17 = 15.0 * q * t1 * t16
+    t18 = t12 * t2
+    t19 = 1.0 - t18
+    f_xxx = t8 * (3.0 - t13)
+    f_xxy = t14 * t15
+    f_xxz = t11 * t14
+    f_xyy = 3.0 * q * t6 * x - t17 * x
+    f_xyz = -15.0 * q * t16 * x * y * z
+    f_xzz = t19 * t8
+    f_yyy = t15 * (3.0 - 5.0 * t10)
+    f_yyz = 3.0 * q * t6 * z - t17 * z
+    f_yzz = t15 * t19
+    f_zzz = t11 * (3.0 - t18)
     return _Partials(
         f_x,
         f_y,
@@ -167,7 +173,11 @@ class SoftenedCoulomb(_Function):
     def forward(x, y, z, q, eps):
         dtype, x, y, z = _opmath(x, y, z)
         return _round(
-            (x.square() + y.square() + z.square()).add_(eps**2).rsqrt_().mul_(q), dtype
+            (x.square().add_(eps**2) + y.square() + z.square())
+            .sqrt_()
+            .reciprocal_()
+            .mul_(q),
+            dtype,
         )
 
     @staticmethod
@@ -285,9 +295,9 @@ class SoftenedCoulombBackwardJvp(_Function):
         t0 = grad * x_t
         t1 = grad * y_t
         t2 = grad * z_t
-        grad_x_t = t0 * df.xx + df.x * grad_t + t1 * df.xy + t2 * df.xz
-        grad_y_t = t0 * df.xy + df.y * grad_t + t1 * df.yy + t2 * df.yz
-        grad_z_t = t0 * df.xz + t1 * df.yz + df.z * grad_t + t2 * df.zz
+        grad_x_t = df.x * grad_t + df.xx * t0 + df.xy * t1 + df.xz * t2
+        grad_y_t = df.xy * t0 + df.y * grad_t + df.yy * t1 + df.yz * t2
+        grad_z_t = df.xz * t0 + df.yz * t1 + df.z * grad_t + df.zz * t2
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
@@ -408,12 +418,12 @@ class SoftenedCoulombJvpJvp(_Function):
         )
         df = _partials(x, y, z, q, eps, 2)
         return _round(
-            (df.xx * x_t + df.xy * y_t + df.xz * z_t) * x_u
-            + df.x * x_t_u
+            df.x * x_t_u
             + df.y * y_t_u
             + df.z * z_t_u
-            + (df.xy * x_t + df.yy * y_t + df.yz * z_t) * y_u
-            + (df.xz * x_t + df.yz * y_t + df.zz * z_t) * z_u,
+            + x_u * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
+            + y_u * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
+            + z_u * (df.xz * x_t + df.yz * y_t + df.zz * z_t),
             dtype,
         )
 

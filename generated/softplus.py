@@ -86,7 +86,7 @@ class Softplus(_Function):
     @staticmethod
     def forward(x, beta):
         dtype, x = _opmath(x)
-        return _round(torch.nn.functional.softplus(beta * x).mul_(1.0 / beta), dtype)
+        return _round(torch.nn.functional.softplus(beta * x).div_(beta), dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -138,7 +138,7 @@ class SoftplusBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t, beta):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, beta, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):

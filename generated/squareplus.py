@@ -53,16 +53,14 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, b, order):
     """The partial derivatives of squareplus(x; b) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = x**2
-    t1 = b + t0
-    t2 = torch.rsqrt(t1)
-    f_x = 0.5 * t2 * x + 0.5
+    t0 = b + x**2
+    f_x = 0.5 + 0.5 * x / torch.sqrt(t0)
     if order == 1:
         return _Partials(f_x)
-    f_xx = -0.5 * t0 / t1**1.5 + 0.5 * t2
+    f_xx = 0.5 * b / t0**1.5
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5 * b * x / t1**2.5
+    f_xxx = -1.5 * b * x / t0**2.5
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -138,7 +136,7 @@ class SquareplusBackwardJvp(_Function):
     def forward(grad, x, grad_t, x_t, b):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, b, 2)
-        return _round(df.xx * grad * x_t + df.x * grad_t, dtype)
+        return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
