@@ -4,7 +4,7 @@
 """damped_wave(x, y; alpha) = x*exp(-alpha*x**2)*cos(y)
 
 First derivatives:
-    ∂f/∂x = (2*x*(-alpha*((x*cos(y))*(exp(-alpha*x**2))))) + (exp(-alpha*x**2)*cos(y))
+    ∂f/∂x = -2*alpha*x**2*exp(-alpha*x**2)*cos(y) + exp(-alpha*x**2)*cos(y)
     ∂f/∂y = -x*exp(-alpha*x**2)*sin(y)
 """
 
@@ -86,39 +86,27 @@ def _partials(x, y, alpha, order):
     t2 = alpha * t1
     t3 = torch.exp(-t2)
     t4 = t0 * t3
-    t5 = t0 * x
-    t6 = t3
-    t7 = -alpha * (t5 * t6)
-    t8 = 2.0 * x
-    t9 = torch.sin(y)
-    t10 = t3 * t9
-    t11 = t10 * x
-    f_x = t4 + (t7 * t8)
-    f_y = -t11
+    t5 = 2.0 * t2
+    t6 = -t0 * t3 + t4 * t5
+    t7 = torch.sin(y)
+    t8 = t3 * t7
+    t9 = t8 * x
+    f_x = -t6
+    f_y = -t9
     if order == 1:
         return _Partials(f_x, f_y)
-    t12 = t4 * x
-    t13 = alpha * t12
-    t14 = t3 * t5
-    t15 = alpha * t8
-    t16 = alpha * (t0 * t6 - t14 * t15)
-    t17 = 2.0 * t2
-    f_xx = -2.0 * t13 - 2.0 * t16 * x + 2.0 * t7
-    f_xy = t10 * (t17 - 1.0)
-    f_yy = -t12
+    t10 = t4 * x
+    t11 = 6.0 * alpha
+    t12 = alpha**2
+    f_xx = -t10 * t11 + 4.0 * t12 * t4 * x**3
+    f_xy = t8 * (t5 - 1.0)
+    f_yy = -t10
     if order == 2:
         return _Partials(f_x, f_y, f_xx, f_xy, f_yy)
-    t18 = 2.0 * alpha
-    t19 = alpha**2
-    f_xxx = (
-        4.0 * t0 * t1 * t19 * t3
-        - t15 * (4.0 * t1 * t19 * t3 * t5 - 4.0 * t13 - t14 * t18)
-        - 4.0 * t16
-        - t18 * t4
-    )
-    f_xxy = t15 * t9 * (-t17 * t3 + t3 + 2.0 * t6)
-    f_xyy = t17 * t4 - t4
-    f_yyy = t11
+    f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
+    f_xxy = 2.0 * alpha * t7 * x * (-t3 * t5 + t3 + 2.0 * t3)
+    f_xyy = t6
+    f_yyy = t9
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 
 

@@ -4,7 +4,7 @@
 """gelu_tanh(x) = 1.0*x*sigmoid(2*sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))
 
 First derivatives:
-    ∂f/∂x = (337 characters; see GeluTanhBackward)
+    ∂f/∂x = (2.0*sqrt(2)*x*(0.134145*x**2 + 1)*sigmoid(-2*sqrt(2)*x*(0.044715*x**2 + 1)/sqrt(pi))/sqrt(pi) + 1.0)*sigmoid(2*sqrt(2)*x*(0.044715*x**2 + 1)/sqrt(pi))
 """
 
 import collections
@@ -53,38 +53,35 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, order):
     """The partial derivatives of gelu_tanh(x) up to `order` (1 to 3): ∂f (f_x), then
     ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = 1.5957691216057308 * x
-    t1 = t0 + 0.07135481627260025 * x**3
-    t2 = torch.sigmoid(t1)
-    t3 = 0.7978845608028654 * (4.0 * t2 * (0.5 * x) * torch.sigmoid(-t1))
-    t4 = x**2
-    f_x = t3 + (3.0 * t4 * (0.044715 * t3)) + (0.5 * (2.0 * t2))
+    t0 = x**2
+    t1 = 1.5957691216057308 * x
+    t2 = t1 * (0.044715 * t0 + 1.0)
+    t3 = torch.sigmoid(t2)
+    t4 = torch.sigmoid(-t2)
+    t5 = 0.134145 * t0 + 1.0
+    t6 = t1 * t4 * t5 + 1.0
+    f_x = t3 * t6
     if order == 1:
         return _Partials(f_x)
-    t5 = t0 * (0.044715 * t4 + 1.0)
-    t6 = torch.sigmoid(-t5)
-    t7 = 0.134145 * t4 + 1.0
-    t8 = t0 * t6 * t7 + 1.0
-    t9 = 0.26829 * t4 + 2.0
-    t10 = 0.7978845608028654 * t9
-    t11 = torch.sigmoid(t5)
-    t12 = 1.2732395447351628 * t11 * t7 * t9
-    t13 = -t12 * x + 0.6421933464534022 * t4 + 1.5957691216057308
-    t14 = t10 * t8 + t13
-    t15 = t11 * t6
-    f_xx = t14 * t15
+    t7 = 0.26829 * t0 + 2.0
+    t8 = 0.7978845608028654 * t7
+    t9 = 1.2732395447351628 * t3 * t5 * t7
+    t10 = 0.6421933464534022 * t0 - t9 * x + 1.5957691216057308
+    t11 = t10 + t6 * t8
+    t12 = t3 * t4
+    f_xx = t11 * t12
     if order == 2:
         return _Partials(f_x, f_xx)
-    t16 = t11 * t4
-    f_xxx = t15 * (
-        -t10 * t11 * t14
-        - t12
-        + 0.7978845608028654 * t13 * t6 * t9
-        + 0.7978845608028654 * t14 * t6 * t9
-        - 1.0158981749478555 * t15 * t7 * t9**2 * x
-        - 0.6831948749139936 * t16 * t7
-        - 0.3415974374569968 * t16 * t9
-        + 0.42812889763560147 * t8 * x
+    t13 = t0 * t3
+    f_xxx = t12 * (
+        0.7978845608028654 * t10 * t4 * t7
+        - t11 * t3 * t8
+        + 0.7978845608028654 * t11 * t4 * t7
+        - 1.0158981749478555 * t12 * t5 * t7**2 * x
+        - 0.6831948749139936 * t13 * t5
+        - 0.3415974374569968 * t13 * t7
+        + 0.42812889763560147 * t6 * x
+        - t9
         + 1.2843866929068044 * x
     )
     return _Partials(f_x, f_xx, f_xxx)

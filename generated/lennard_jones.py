@@ -88,16 +88,12 @@ class LennardJones(_Function):
     @staticmethod
     def forward(r, epsilon, sigma):
         dtype, r = _opmath(r)
-        t0 = r.reciprocal()
-        t1 = sigma**6 * t0
         return _round(
-            (4.0 * epsilon * t1)
-            .mul_((t0 * t1).mul_(t0).mul_(t0).mul_(t0).mul_(t0).sub_(1.0))
-            .mul_(t0)
-            .mul_(t0)
-            .mul_(t0)
-            .mul_(t0)
-            .mul_(t0),
+            r.pow(12)
+            .reciprocal_()
+            .mul_(sigma**12)
+            .sub_(r.pow(6).reciprocal_().mul_(sigma**6))
+            .mul_(4.0 * epsilon),
             dtype,
         )
 

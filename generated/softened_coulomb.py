@@ -99,35 +99,33 @@ def _partials(x, y, z, q, eps, order):
     t6 = t3 ** (-2.5)
     t7 = 3.0 * q * t6
     t8 = t7 * x
-    t9 = 1.0 / t3
-    t10 = t1 * t9
-    t11 = t7 * z
+    t9 = t7 * z
     f_xx = t0 * t7 + t5
     f_xy = t8 * y
     f_xz = t8 * z
-    f_yy = t4 * (3.0 * t10 - 1.0)
-    f_yz = t11 * y
+    f_yy = t1 * t7 + t5
+    f_yz = t9 * y
     f_zz = t2 * t7 + t5
     if order == 2:
         return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
-    t12 = 5.0 * t9
-    t13 = t0 * t12
-    t14 = 1.0 - t13
-    t15 = t7 * y
-    t16 = t3 ** (-3.5)
-    t17 = 15.0 * q * t1 * t16
-    t18 = t12 * t2
-    t19 = 1.0 - t18
-    f_xxx = t8 * (3.0 - t13)
-    f_xxy = t14 * t15
-    f_xxz = t11 * t14
-    f_xyy = 3.0 * q * t6 * x - t17 * x
-    f_xyz = -15.0 * q * t16 * x * y * z
-    f_xzz = t19 * t8
-    f_yyy = t15 * (3.0 - 5.0 * t10)
-    f_yyz = 3.0 * q * t6 * z - t17 * z
-    f_yzz = t15 * t19
-    f_zzz = t11 * (3.0 - t18)
+    t10 = 5.0 / t3
+    t11 = t0 * t10
+    t12 = 1.0 - t11
+    t13 = t7 * y
+    t14 = -3.0 * q * t6 * x
+    t15 = t3 ** (-3.5)
+    t16 = 15.0 * q * t15 * x
+    t17 = t10 * t2
+    f_xxx = t8 * (3.0 - t11)
+    f_xxy = t12 * t13
+    f_xxz = t12 * t9
+    f_xyy = -t1 * t16 - t14
+    f_xyz = -t16 * y * z
+    f_xzz = -t14 - t16 * t2
+    f_yyy = t13 * (-t1 * t10 + 3.0)
+    f_yyz = -15.0 * q * t1 * t15 * z + 3.0 * q * t6 * z
+    f_yzz = t13 * (1.0 - t17)
+    f_zzz = t9 * (3.0 - t17)
     return _Partials(
         f_x,
         f_y,

@@ -4,7 +4,7 @@
 """softsign(x) = x/(Abs(x) + 1)
 
 First derivatives:
-    ∂f/∂x = (-x*sign(x) + Abs(x) + 1)/(Abs(x) + 1)**2
+    ∂f/∂x = -x*sign(x)/(Abs(x) + 1)**2 + 1/(Abs(x) + 1)
 """
 
 import collections
@@ -55,10 +55,10 @@ def _partials(x, order):
     ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.abs(x) + 1.0
     t1 = torch.sign(x)
-    t2 = t0 - t1 * x
-    f_x = t2 / t0**2
+    f_x = 1.0 / t0 - t1 * x / t0**2
     if order == 1:
         return _Partials(f_x)
+    t2 = t0 - t1 * x
     f_xx = -2.0 * t1 * t2 / t0**3
     if order == 2:
         return _Partials(f_x, f_xx)

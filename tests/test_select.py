@@ -165,7 +165,11 @@ def test_choice_follows_the_rule(text: str) -> None:
             and m.nowhere_worse(best, select.POINTWISE_SLACK_BITS)
             and (
                 m.nowhere_worse(plain[0], select.POINTWISE_SLACK_BITS)
-                or (m.bits <= plain[0].bits - select.CLEAR_GAIN_BITS and m.repairs(plain[0]))
+                or (
+                    m.bits <= plain[0].bits - select.CLEAR_GAIN_BITS
+                    and m.repairs(plain[0])
+                    and m.cost <= plain[0].cost
+                )
             )
             and m.float32_bits <= written.float32_bits + select.TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + select.TOLERANCE_BITS
