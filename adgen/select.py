@@ -57,7 +57,7 @@ TOLERANCE_BITS = 0.25
 # than the stable form, unless it beats the stable form by CLEAR_GAIN_BITS in
 # total and repairs its failures at no extra cost (a/b**2 -> (a/b)/b: right
 # where b**2 overflows, a bit worse elsewhere). A costlier repair of inputs no
-# one trains on (gelu's x**3 overflowing at 1e13 in float32) is not worth the time.
+# one trains on (gelu's x**3 overflowing beyond 2e13 in float32) is not worth the time.
 POINTWISE_SLACK_BITS = 1.0
 CLEAR_GAIN_BITS = 1.0
 MAX_CANDIDATES = 24  # per formula: rewrites beyond this are not tried
