@@ -810,17 +810,25 @@ def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.E
         # As the printer writes it: the numerator's product, divided by the
         # denominator's product.
         numerator, denominator = [], []
+        powers: dict[sympy.Expr, tuple[sympy.Expr, sympy.Expr]] = {}  # b**2 -> (b, 2)
         for factor in node.as_ordered_factors():
             if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
                 denominator.append(factor.base ** -factor.exp)
+                powers[denominator[-1]] = (factor.base, -factor.exp)
             else:
                 numerator.append(factor)
         if not denominator:
             return _product_adjoints(numerator, adjoint)
         below = _held(sympy.Mul(*denominator))
-        return _product_adjoints(numerator, adjoint / below) + _product_adjoints(
-            denominator, -adjoint * (held(node) / below)
-        )
+        pairs = _product_adjoints(denominator, -adjoint * (held(node) / below))
+        # A power b**k of the denominator is not a node of the formula (it holds
+        # b**-k): its adjoint goes on to b, by the power rule.
+        pairs = [
+            (base, a * k * base ** (k - 1)) if k != 1 else (base, a)
+            for power, a in pairs
+            for base, k in [powers[power]]
+        ]
+        return _product_adjoints(numerator, adjoint / below) + pairs
     if node.is_Pow:
         base, exponent = node.args
         if exponent == -1:  # 1/b: -grad*result*result

@@ -5,7 +5,7 @@
 
 First derivatives:
     ∂f/∂x = -x*exp(-x**2/(4*k*t))/(4*sqrt(pi)*k*t*sqrt(k*t))
-    ∂f/∂t = ((x**2*exp(-x**2/(4*k*t))/(8*sqrt(pi)*k*t*sqrt(k*t))) - exp(-x**2/(4*k*t))/(4*sqrt(pi)*sqrt(k*t)))/t
+    ∂f/∂t = -exp(-x**2/(4*k*t))/(4*sqrt(pi)*t*sqrt(k*t)) + x**2*exp(-x**2/(4*k*t))/(8*sqrt(pi)*k*t**2*sqrt(k*t))
 """
 
 import collections
@@ -81,53 +81,51 @@ _Partials = collections.namedtuple(
 def _partials(x, t, k, order):
     """The partial derivatives of heat_kernel(x, t; k) up to `order` (1 to 3): ∂f (f_x,
     f_t), then ∂²f (f_xx, f_xt, f_tt), then ∂³f (f_xxx, f_xxt, f_xtt, f_ttt)."""
-    t0 = torch.rsqrt(k * t)
-    t1 = x**2
-    t2 = 1.0 / t
-    t3 = 1.0 / k
-    t4 = t2 * t3
-    t5 = t1 * t4
+    t0 = 1.0 / k
+    t1 = 1.0 / t
+    t2 = t0 * t1
+    t3 = torch.rsqrt(k * t)
+    t4 = x**2
+    t5 = t2 * t4
     t6 = torch.exp(-0.25 * t5)
-    t7 = t0 * t6
+    t7 = t3 * t6
     t8 = 0.14104739588693907 * t7
-    t9 = 0.07052369794346953 * t7
-    f_x = -t4 * t8 * x
-    f_t = t2 * (-t8 + (t5 * t9))
+    t9 = t ** (-2)
+    f_x = -t2 * t8 * x
+    f_t = 0.07052369794346953 * t0 * t3 * t4 * t6 * t9 - t1 * t8
     if order == 1:
         return _Partials(f_x, f_t)
     t10 = -t5
-    t11 = 0.21157109383040862 * t7
-    t12 = t11 / t**2
-    t13 = t12 * t3
-    t14 = t ** (-3)
-    t15 = t14 * t7
-    t16 = k ** (-2)
-    t17 = x**3
-    t18 = x**4
-    t19 = t16 * t18
-    t20 = t ** (-4)
-    t21 = 0.017630924485867384 * t20 * t7
-    t22 = t11 * t14
-    f_xx = t4 * t9 * (-t10 - 2.0)
-    f_xt = t13 * x - 0.03526184897173477 * t15 * t16 * t17
-    f_tt = -t1 * t22 * t3 + t12 + t19 * t21
+    t11 = 0.21157109383040862 * t7 * t9
+    t12 = t0 * t11
+    t13 = x**3
+    t14 = k ** (-2)
+    t15 = t7 / t**3
+    t16 = t14 * t15
+    t17 = t ** (-4)
+    t18 = t17 * t7
+    t19 = x**4
+    t20 = 0.017630924485867384 * t19
+    f_xx = 0.07052369794346953 * t2 * t7 * (-t10 - 2.0)
+    f_xt = t12 * x - 0.03526184897173477 * t13 * t16
+    f_tt = -0.21157109383040862 * t0 * t15 * t4 + t11 + t14 * t18 * t20
     if order == 2:
         return _Partials(f_x, f_t, f_xx, f_xt, f_tt)
-    t23 = k ** (-3)
-    t24 = 0.5289277345760215 * t15
-    t25 = t ** (-5)
-    f_xxx = t3 * (t4 * (0.03526184897173477 * t2 * t7 * x * (t10 + 6.0)))
-    f_xxt = -t1 * t16 * t22 + t13 + t18 * t21 * t23
+    t21 = k ** (-3)
+    t22 = 0.5289277345760215 * t15
+    t23 = t ** (-5)
+    f_xxx = t0 * (t2 * (0.03526184897173477 * t1 * t7 * x * (t10 + 6.0)))
+    f_xxt = t12 - 0.21157109383040862 * t16 * t4 + t18 * t20 * t21
     f_xtt = (
-        0.17630924485867383 * t0 * t16 * t17 * t20 * t6
-        - 0.008815462242933692 * t23 * t25 * t7 * x**5
-        - t24 * t3 * x
+        -t0 * t22 * x
+        + 0.17630924485867383 * t13 * t14 * t17 * t3 * t6
+        - 0.008815462242933692 * t21 * t23 * t7 * x**5
     )
     f_ttt = (
-        0.7933916018640322 * t0 * t1 * t20 * t3 * t6
-        - 0.13223193364400537 * t19 * t25 * t7
-        - t24
-        + 0.004407731121466846 * t0 * t23 * t6 * x**6 / t**6
+        0.7933916018640322 * t0 * t17 * t3 * t4 * t6
+        - 0.13223193364400537 * t14 * t19 * t23 * t7
+        - t22
+        + 0.004407731121466846 * t21 * t3 * t6 * x**6 / t**6
     )
     return _Partials(f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt)
 

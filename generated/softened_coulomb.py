@@ -96,36 +96,38 @@ def _partials(x, y, z, q, eps, order):
     if order == 1:
         return _Partials(f_x, f_y, f_z)
     t5 = -t4
-    t6 = t3 ** (-2.5)
-    t7 = 3.0 * q * t6
-    t8 = t7 * x
-    t9 = t7 * z
-    f_xx = t0 * t7 + t5
-    f_xy = t8 * y
-    f_xz = t8 * z
-    f_yy = t1 * t7 + t5
-    f_yz = t9 * y
-    f_zz = t2 * t7 + t5
+    t6 = q * t0
+    t7 = t3 ** (-2.5)
+    t8 = 3.0 * t7
+    t9 = q * t8
+    t10 = t9 * y
+    t11 = t9 * z
+    f_xx = t5 + t6 * t8
+    f_xy = t10 * x
+    f_xz = t11 * x
+    f_yy = t1 * t9 + t5
+    f_yz = t10 * z
+    f_zz = t2 * t9 + t5
     if order == 2:
         return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
-    t10 = 5.0 / t3
-    t11 = t0 * t10
-    t12 = 1.0 - t11
-    t13 = t7 * y
-    t14 = -3.0 * q * t6 * x
-    t15 = t3 ** (-3.5)
-    t16 = 15.0 * q * t15 * x
-    t17 = t10 * t2
-    f_xxx = t8 * (3.0 - t11)
-    f_xxy = t12 * t13
-    f_xxz = t12 * t9
-    f_xyy = -t1 * t16 - t14
-    f_xyz = -t16 * y * z
-    f_xzz = -t14 - t16 * t2
-    f_yyy = t13 * (-t1 * t10 + 3.0)
-    f_yyz = -15.0 * q * t1 * t15 * z + 3.0 * q * t6 * z
-    f_yzz = t13 * (1.0 - t17)
-    f_zzz = t9 * (3.0 - t17)
+    t12 = 5.0 / t3
+    t13 = -3.0 * q * t7 * y
+    t14 = 15.0 / t3**3.5
+    t15 = t14 * t6
+    t16 = -3.0 * q * t7 * z
+    t17 = -3.0 * q * t7 * x
+    t18 = q * t14
+    t19 = t18 * x
+    f_xxx = t9 * x * (-t0 * t12 + 3.0)
+    f_xxy = -t13 - t15 * y
+    f_xxz = -t15 * z - t16
+    f_xyy = -t1 * t19 - t17
+    f_xyz = -t19 * y * z
+    f_xzz = -t17 - t19 * t2
+    f_yyy = t10 * (-t1 * t12 + 3.0)
+    f_yyz = -t1 * t18 * z - t16
+    f_yzz = -t13 - t18 * t2 * y
+    f_zzz = t11 * (-t12 * t2 + 3.0)
     return _Partials(
         f_x,
         f_y,

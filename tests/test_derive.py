@@ -251,6 +251,7 @@ AUTOGRAD_ORDER_CASES = [
     "sin(x)*cos(y)/tan(z)",
     "1/x - 1/(x + y)",
     "atan2(y, x)*softplus(z)",
+    "y/x**2 + exp(z)/(x*x*y**3)",
 ]
 
 
