@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import sympy
+from typing import TYPE_CHECKING
 
 from .errors import InputError
-from .functions import elementary, log1p
+
+# sympy (and functions, which needs it) is imported inside the functions that
+# probe formulas: a warm `adgen emit --domain ...` checks its bounds here and
+# must not pay for sympy (issue #13).
+if TYPE_CHECKING:
+    import sympy
 
 # Tried in order; the first on which the expression and its gradient are real
 # and finite at every probe point wins.
@@ -110,6 +114,10 @@ def probe_values(domain: Domain, input_index: int) -> list[float]:
 def _poles(formulas: tuple[sympy.Expr, ...], name: str, params: dict[str, float]) -> list[float]:
     """Real points where a formula divides by zero or takes log(0), found exactly
     for the common case of a polynomial in one input (1/(x - 0.3), log(1 - x))."""
+    import sympy
+
+    from .functions import log1p
+
     symbol = sympy.Symbol(name, real=True)
     substitutions = {sympy.Symbol(n, real=True): v for n, v in params.items()}
     bases = set()
@@ -133,6 +141,8 @@ def _poles(formulas: tuple[sympy.Expr, ...], name: str, params: dict[str, float]
 def _real_roots(polynomial: sympy.Expr, symbol: sympy.Symbol) -> list[float]:
     """Real roots of a polynomial of low degree, numerically (coefficients such as
     pi defeat sympy's exact root isolation)."""
+    import sympy
+
     try:
         poly = sympy.Poly(polynomial.evalf(20), symbol)
         if poly.degree() > 8:
@@ -150,6 +160,8 @@ def _well_defined(
     domains: dict[str, Domain],
     param_values: dict[str, float],
 ) -> bool:
+    from .functions import elementary
+
     expr = elementary(expr)  # sympy evaluates its own functions, not sigmoid ...
     gradient = tuple(elementary(g) for g in gradient)
     for name in inputs:

@@ -160,3 +160,75 @@ def test_the_api_function_render_survives_loading_the_render_module(tmp_path: Pa
         "rc = 0 if adgen.render('sin(x)').module_source.startswith('# Code generated') else 1"
     )
     assert run(tmp_path, tmp_path / "cache", code)[:2] == (0, sorted(HEAVY))
+
+
+def test_warm_emit_with_a_domain_imports_none_of_the_heavy_libraries(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    emit = cli("emit", "-o", "ops", "--name", "lg", "--domain", "x=0.5:1.5", "--domain", "y=-1:1", "log(x)*y")
+    assert run(tmp_path, cache_dir, emit)[:2] == (0, sorted(HEAVY))
+    module, test = tmp_path / "ops" / "lg.py", tmp_path / "ops" / "test_lg.py"
+    written = (module.read_bytes(), test.read_bytes())
+    assert '"x": (0.5, 1.5)' in test.read_text()
+    module.unlink()
+    test.unlink()
+    assert run(tmp_path, cache_dir, emit)[:2] == (0, [])
+    assert (module.read_bytes(), test.read_bytes()) == written  # the hit wrote the same bytes
+    # A bad --domain is reported on a warm cache as on a cold one: exit 2, one line,
+    # nothing written.
+    bad = {
+        "x=2:1": "adgen: error: `--domain x=2:1`: LO must be finite and less than HI",
+        "x=1:inf": "adgen: error: `--domain x=1:inf`: LO must be finite and less than HI",
+        "x=a:b": "adgen: error: `--domain` expects NAME=LO:HI, got 'x=a:b'",
+        "z=0:1": "adgen: error: --domain names 'z', which is not an input (x, y)",
+    }
+    module.unlink()
+    test.unlink()
+    for domain, message in bad.items():
+        argv = ("emit", "-o", "ops", "--name", "lg", "--domain", domain, "--domain", "y=-1:1", "log(x)*y")
+        rc, _, errors = run(tmp_path, cache_dir, cli(*argv))
+        assert rc == 2 and errors.startswith(message), (domain, errors)
+        assert "Traceback" not in errors and len(errors.strip().splitlines()) == 1, errors
+        assert not module.exists() and not test.exists()
+
+
+_RENDER = (
+    "import adgen, json\n"
+    "op = adgen.render('log(x)*y', name='lg', domains={'x': (0.5, 1.5)})\n"
+    "print(json.dumps([type(op).__name__, op.module_source, op.test_source]))\n"
+    "rc = 0"
+)
+
+
+def test_warm_render_imports_none_of_the_heavy_libraries_and_returns_the_same(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+
+    def rendered() -> tuple[list[str], list[object]]:
+        environment = {**os.environ, cache.CACHE_DIR_ENV: str(cache_dir), "PYTHONPATH": str(REPO)}
+        environment.pop(cache.CACHE_ENV, None)
+        result = subprocess.run(
+            [sys.executable, "-c", _RUNNER.format(code=_RENDER, heavy=HEAVY)],
+            cwd=tmp_path, capture_output=True, text=True, env=environment, timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        op, status = result.stdout.strip().splitlines()[-2:]
+        return json.loads(op), json.loads(status)
+
+    cold, cold_status = rendered()
+    warm, warm_status = rendered()
+    assert cold_status == [0, sorted(HEAVY)]
+    assert warm_status == [0, []]
+    assert warm == cold and cold[0] == "RenderedOp"
+    assert '"x": (0.5, 1.5)' in cold[2]
+    # A bad domain stays an error on a warm cache (an invalid request is never stored).
+    bad = (
+        "import adgen\n"
+        "try:\n"
+        "    adgen.render('log(x)*y', name='lg', domains={'x': (1.5, 0.5)})\n"
+        "    rc = 0\n"
+        "except adgen.AdgenError as error:\n"
+        "    print(error)\n"
+        "    rc = 2\n"
+    )
+    rc, _, _ = run(tmp_path, cache_dir, bad)
+    assert rc == 2
+
