@@ -71,6 +71,17 @@ class Sample:
         values = {name: column[k] for name, column in zip(self.inputs, self.columns)}
         return {**dict(self.params), **values}
 
+    @functools.cached_property
+    def floats(self) -> tuple[dict[str, float], ...]:
+        """Each point as {name: value}, made once: every formula measured on the
+        sample is evaluated on these (the evaluator only reads them)."""
+        return tuple(self.point(k) for k in range(self.size))
+
+    @functools.cached_property
+    def exact(self) -> tuple[dict[str, mpmath.mpf], ...]:
+        """Each point in mpmath numbers (floats convert exactly), for the truth."""
+        return tuple({n: mpmath.mpf(v) for n, v in point.items()} for point in self.floats)
+
 
 def sample_points(
     inputs: Sequence[str],
@@ -130,7 +141,7 @@ def truth(expr: sympy.Expr, sample: Sample, memo: dict | None = None) -> list[mp
     the working precision can spare (1 - cos(1e-200), sqrt(1e300 + 1) - 1e150).
     `memo` shares subexpressions' values between formulas of one sample."""
     memo = {} if memo is None else memo
-    environment = _environment(sample, mpmath.mpf)  # exact: floats convert exactly
+    environment = sample.exact
     with mpmath.workprec(TRUTH_BITS):
         values = _compile(expr, _TRUTH, memo.setdefault(TRUTH_BITS, {}))(environment)
     for k, value in enumerate(values):
@@ -141,7 +152,20 @@ def truth(expr: sympy.Expr, sample: Sample, memo: dict | None = None) -> list[mp
                 point = memo.setdefault((k, bits), {})  # one point's memo at this precision
                 value = _compile(expr, _TRUTH, point)([environment[k]])[0]
         values[k] = value
-    return [v if _finite_real(v) else None for v in values]
+    return Truths(v if _finite_real(v) else None for v in values)
+
+
+class Truths(list):
+    """The truth at each point (None: no finite real value), with the truths as
+    the floats of each dtype computed once for every formula measured against
+    them (bits_of_error compares each formula's values with these)."""
+
+    @functools.cached_property
+    def ordinals(self) -> dict[str, list[int | None]]:
+        return {
+            "float32": _ordinals([None if t is None else float(t) for t in self], "float32"),
+            "float64": _ordinals([None if t is None else float(t) for t in self], "float64"),
+        }
 
 
 def rounded_values(expr: sympy.Expr, sample: Sample, dtype: str, memo: dict) -> list[float | None]:
@@ -150,7 +174,7 @@ def rounded_values(expr: sympy.Expr, sample: Sample, dtype: str, memo: dict) -> 
     between the formulas measured on one sample (sympy nodes are hashable)."""
     arithmetic = _FLOAT32 if dtype == "float32" else _FLOAT64
     evaluate = _compile(expr, arithmetic, memo.setdefault(dtype, {}))
-    values = evaluate(_environment(sample, float))
+    values = evaluate(sample.floats)
     if dtype == "float32":  # None: a point float32 cannot hold (bits_of_error skips it)
         values = [v if held else None for v, held in zip(values, sample.in_float32)]
     return values
@@ -162,19 +186,36 @@ def bits_of_error(
     """log2(1 + floats between value and truth) at each point with a truth and
     a value (None: a point this dtype cannot hold);
     a NaN where the truth is a number counts as the widest error."""
-    ordinal = _ordinal32 if dtype == "float32" else _ordinal64
-    rounding = _round32 if dtype == "float32" else float
     widest = 32.0 if dtype == "float32" else 64.0
+    if isinstance(truths, Truths):
+        exact_ordinals = truths.ordinals[dtype]
+    else:
+        exact_ordinals = _ordinals([None if t is None else float(t) for t in truths], dtype)
     bits = []
-    for value, exact in zip(values, truths):
+    log2 = math.log2
+    for value, exact, ordinal in zip(values, exact_ordinals, _ordinals(values, dtype)):
         if exact is None or value is None:
             continue
-        if math.isnan(value):
+        if ordinal is None:  # a NaN where the truth is a number
             bits.append(widest)
             continue
-        distance = abs(ordinal(value) - ordinal(rounding(float(exact))))
-        bits.append(min(widest, math.log2(1 + distance)))
+        bits.append(min(widest, log2(1 + abs(ordinal - exact))))
     return tuple(bits)
+
+
+def _ordinals(values: Sequence[float | None], dtype: str) -> list[int | None]:
+    """_ordinal32 (after _round32) or _ordinal64 of each value, packed in one
+    struct call; None for None and NaN."""
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    if dtype == "float32":
+        kept = [_round32(v) for v in kept]  # inf beyond float32's range, as _round32
+        patterns = struct.unpack(f"<{len(kept)}i", struct.pack(f"<{len(kept)}f", *kept))
+        sign = 0x7FFFFFFF
+    else:
+        patterns = struct.unpack(f"<{len(kept)}q", struct.pack(f"<{len(kept)}d", *kept))
+        sign = 0x7FFFFFFFFFFFFFFF
+    ordinals = iter([p if p >= 0 else -(p & sign) for p in patterns])
+    return [None if v is None or math.isnan(v) else next(ordinals) for v in values]
 
 
 # --- evaluation ----------------------------------------------------------------
@@ -192,10 +233,6 @@ class _Arithmetic:
     function: Callable[[type, tuple], object]  # (sympy class, argument values) -> value
     # Each operation's results, rounded at once (float32: a C loop, not per value).
     round: Callable[[list], list] = list
-
-
-def _environment(sample: Sample, convert: Callable[[float], object]) -> list[dict[str, object]]:
-    return [{n: convert(v) for n, v in sample.point(k).items()} for k in range(sample.size)]
 
 
 def _compile(expr: sympy.Expr, arithmetic: _Arithmetic, memo: dict | None = None):
@@ -229,7 +266,7 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
                 top = _product(numerator, points, arithmetic, values)
                 bottom = _product(denominator, points, arithmetic, values)
                 return arithmetic.round(list(map(arithmetic.div, top, bottom)))
-        ordered = node.as_ordered_terms() if node.is_Add else node.as_ordered_factors()
+        ordered = _ordered_terms(node) if node.is_Add else _ordered_factors(node)
         result = values(ordered[0], points)
         for term in ordered[1:]:
             result = arithmetic.round(list(map(combine, result, values(term, points))))
@@ -258,14 +295,31 @@ def _node_values(node, points, arithmetic: _Arithmetic, values) -> list:
     raise Unmeasurable(f"cannot measure {type(node).__name__} in {node}")
 
 
-def _split_fraction(node: sympy.Mul) -> tuple[list, list]:
+# A node's order of operations, found once: the truth and both dtypes evaluate
+# the same nodes (sorting a sum's terms cost as much as evaluating them).
+_ORDER_CACHE_SIZE = 1 << 16
+
+
+@functools.lru_cache(maxsize=_ORDER_CACHE_SIZE)
+def _ordered_terms(node: sympy.Add) -> tuple:
+    return tuple(node.as_ordered_terms())
+
+
+@functools.lru_cache(maxsize=_ORDER_CACHE_SIZE)
+def _ordered_factors(node: sympy.Mul) -> tuple:
+    return tuple(node.as_ordered_factors())
+
+
+@functools.lru_cache(maxsize=_ORDER_CACHE_SIZE)
+def _split_fraction(node: sympy.Mul) -> tuple[tuple, tuple]:
+    """(numerator factors, denominator bases), in the printer's order."""
     numerator, denominator = [], []
-    for factor in node.as_ordered_factors():
+    for factor in _ordered_factors(node):
         if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
             denominator.append(factor.base ** -factor.exp)
         else:
             numerator.append(factor)
-    return numerator or [sympy.S.One], denominator
+    return tuple(numerator) or (sympy.S.One,), tuple(denominator)
 
 
 def _product(factors, points, arithmetic, values) -> list:
@@ -419,8 +473,10 @@ def _truth_add(a, b):
 
 
 def _passing_lost(operation):
-    def checked(*args):
-        return LOST if any(a is LOST for a in args) else operation(*args)
+    """The two-operand `operation`, passing LOST on."""
+
+    def checked(a, b):
+        return LOST if a is LOST or b is LOST else operation(a, b)
 
     return checked
 
@@ -530,6 +586,14 @@ def _library(cls: type, args: tuple) -> float:
         return math.nan
     if cls is functions.softplus and args[0] > _SOFTPLUS_THRESHOLD:
         return args[0]  # torch.nn.functional.softplus(x) is x above its threshold
+    return _rounded_library(cls, args)
+
+
+# Both dtypes call the library on the same arguments wherever a function takes an
+# input itself (exp(x) at a float32 point): each value is computed once. (0.0
+# and -0.0 share an entry: mpmath has no signed zero, so their values are one.)
+@functools.lru_cache(maxsize=1 << 16)
+def _rounded_library(cls: type, args: tuple) -> float:
     with mpmath.workprec(_LIBRARY_BITS):
         arguments = tuple(mpmath.mpf(a) for a in args)
         if _out_of_reach(cls, arguments):
