@@ -6,7 +6,7 @@
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 
 class _Package(types.ModuleType):
@@ -25,23 +25,9 @@ class _Package(types.ModuleType):
 
 sys.modules[__name__].__class__ = _Package
 
-from .api import emit, load, plan_emit, render
+from .api import RenderedOp, emit, load, plan_emit, render
 from .build import build, check, plan_build
 from .errors import AdgenError
-
-if TYPE_CHECKING:
-    from .render import RenderedOp
-
-
-def __getattr__(name: str) -> Any:
-    # RenderedOp lives in render, which imports black and jinja2: importing adgen
-    # (and a warm `adgen check`) must not pay for them.
-    if name == "RenderedOp":
-        from .render import RenderedOp
-
-        return RenderedOp
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "AdgenError",

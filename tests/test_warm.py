@@ -195,7 +195,7 @@ _RENDER = (
     "import adgen, json\n"
     "op = adgen.render('log(x)*y', name='lg', domains={'x': (0.5, 1.5)})\n"
     "print(json.dumps([type(op).__name__, op.module_source, op.test_source]))\n"
-    "rc = 0"
+    "rc = 0 if isinstance(op, adgen.RenderedOp) else 1"
 )
 
 
