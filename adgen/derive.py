@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import InputError
-from .functions import guarded, held, sigmoid
+from .functions import guarded, held, hold, sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -229,8 +229,15 @@ def build_model(
     inputs = _resolve_inputs(parsed, inputs, params)
     param_names = tuple(p.name for p in params)
     output_names = _resolve_outputs(parsed, outputs, inputs + param_names)
-    as_written = parsed.outputs or (parsed.expr,)
-    exprs = tuple(stabilize(e) for e in as_written)
+    exprs = tuple(stabilize(e) for e in parsed.outputs or (parsed.expr,))
+    # Parameters combine in Python's floats, once per call: no need to hold them.
+    as_written = tuple(
+        e.replace(
+            lambda n: isinstance(n, held) and {s.name for s in n.free_symbols} <= set(param_names),
+            lambda n: n.args[0],
+        )
+        for e in parsed.written
+    ) or None
     f = exprs[0] if len(exprs) == 1 else sympy.Tuple(*exprs)
 
     # The family. Every Function has a backward and a jvp; those that return
@@ -776,7 +783,7 @@ def _autograd_order(
     def visit(node: sympy.Expr) -> bool:
         if node in seen:
             return True
-        if isinstance(node, (sympy.Piecewise, guarded, held)) or node.is_Relational:
+        if isinstance(node, (sympy.Piecewise, guarded)) or node.is_Relational:
             return False
         if not node.is_Atom and not all(visit(a) for a in node.args):
             return False
@@ -791,20 +798,20 @@ def _autograd_order(
         terms = adjoints.get(node)
         if not terms or node.is_Atom:
             continue
-        adjoint = _held(sympy.Add(*terms))
+        adjoint = hold(sympy.Add(*terms))
         try:
             local = _local_adjoints(node, adjoint)
         except sympy.core.function.ArgumentIndexError:
             return None  # a function sympy cannot differentiate by this argument
         for argument, contribution in local:
             if not argument.is_number:
-                adjoints.setdefault(argument, []).append(_held(contribution))
+                adjoints.setdefault(argument, []).append(hold(contribution))
     return tuple(sympy.Add(*adjoints.get(v, [])) for v in variables)
 
 
 def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr]]:
     """(argument, adjoint × ∂node/∂argument) for each argument of `node`."""
-    if node.is_Add:
+    if node.is_Add or isinstance(node, held):  # held(e) is e
         return [(a, adjoint) for a in node.args]
     if node.is_Mul:
         # As the printer writes it: the numerator's product, divided by the
@@ -819,7 +826,7 @@ def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.E
                 numerator.append(factor)
         if not denominator:
             return _product_adjoints(numerator, adjoint)
-        below = _held(sympy.Mul(*denominator))
+        below = hold(sympy.Mul(*denominator))
         pairs = _product_adjoints(denominator, -adjoint * (held(node) / below))
         # A power b**k of the denominator is not a node of the formula (it holds
         # b**-k): its adjoint goes on to b, by the power rule.
@@ -850,20 +857,11 @@ def _product_adjoints(factors: list[sympy.Expr], adjoint: sympy.Expr) -> list[tu
     the last factor's is the adjoint times the product before it."""
     pairs = []
     for k in range(len(factors) - 1, 0, -1):
-        before = _held(sympy.Mul(*factors[:k]))
+        before = hold(sympy.Mul(*factors[:k]))
         pairs.append((factors[k], adjoint * before))
-        adjoint = _held(adjoint * factors[k])
+        adjoint = hold(adjoint * factors[k])
     pairs.append((factors[0], adjoint))
     return pairs
-
-
-def _held(expr: sympy.Expr) -> sympy.Expr:
-    """`expr` as an operation of its own where sympy could merge it into another."""
-    if expr.is_Atom or expr.is_number or isinstance(expr, sympy.Function):
-        return expr
-    if expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1:
-        return -_held(expr.args[1])  # negation is exact
-    return held(expr)
 
 
 def _kernel(
@@ -875,11 +873,37 @@ def _kernel(
     )
     outputs = [_evaluate_constants(o) for o in outputs]
     replacements, reduced = sympy.cse(outputs, symbols=temporaries, order="canonical")
+    # A temporary is computed on its own: held() around its value says nothing,
+    # and one that holds another (t1 = held(t0)) is that other, renamed; so is
+    # one that then computes what an earlier one does (held(t0)**2 and t0**2).
+    renamed: dict[sympy.Symbol, sympy.Symbol] = {}
+    kept = []
+    first_of: dict[sympy.Expr, sympy.Symbol] = {}
+    for symbol, value in replacements:
+        value = _outer_hold_dropped(value.xreplace(renamed))
+        if value.is_Symbol or value in first_of:
+            renamed[symbol] = first_of.get(value, value)
+            continue
+        first_of[value] = symbol
+        kept.append((symbol, value))
+    if renamed:  # number the temporaries left without gaps
+        fresh = sympy.numbered_symbols(
+            "t", cls=sympy.Symbol, real=True, exclude=[_symbol(n) for n in taken_names]
+        )
+        numbering = {old: new for (old, _), new in zip(kept, fresh)}
+        # One simultaneous replacement: the new names reuse the old ones.
+        final = numbering | {old: numbering[new] for old, new in renamed.items()}
+        kept = [(numbering[s], v.xreplace(final)) for s, v in kept]
+        reduced = [o.xreplace(final) for o in reduced]
     return Kernel(
         arguments=arguments,
-        temporaries=tuple((str(symbol), value) for symbol, value in replacements),
-        outputs=tuple(reduced),
+        temporaries=tuple((str(symbol), value) for symbol, value in kept),
+        outputs=tuple(_outer_hold_dropped(o) for o in reduced),
     )
+
+
+def _outer_hold_dropped(expr: sympy.Expr) -> sympy.Expr:
+    return expr.args[0] if isinstance(expr, held) else expr
 
 
 def _evaluate_constants(expr: sympy.Expr) -> sympy.Expr:

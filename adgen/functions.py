@@ -15,6 +15,8 @@ __all__ = [
     "erfc",
     "guarded",
     "held",
+    "hold",
+    "unheld",
     "expm1",
     "hypot",
     "log1p",
@@ -159,6 +161,14 @@ class held(sympy.Function):
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, arg: sympy.Expr) -> sympy.Expr | None:
+        # Nothing to hold in an atom or a call (a CSE temporary replacing what
+        # was held included): held(t0) is t0.
+        if arg.is_Atom or isinstance(arg, sympy.Function):
+            return arg
+        return None
+
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
 
@@ -167,6 +177,21 @@ class held(sympy.Function):
 
     def _sympystr(self, printer) -> str:
         return f"({printer._print(self.args[0])})"
+
+
+def unheld(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` with every held(e) replaced by e: the formula as mathematics."""
+    return expr.replace(lambda e: isinstance(e, held), lambda e: e.args[0])
+
+
+def hold(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` as an operation of its own where sympy could merge it into another
+    (atoms, numbers, calls and what is already held need no holding)."""
+    if expr.is_Atom or expr.is_number or isinstance(expr, sympy.Function):
+        return expr
+    if expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1:
+        return -hold(expr.args[1])  # negation is exact
+    return held(expr)
 
 
 _OURS = (sigmoid, softplus, relu, logaddexp, xlogy, hypot, erfc)

@@ -102,6 +102,10 @@ class ParsedExpression:
     # (r*cos(t), r*sin(t)): one expression per output when the text is a top-level
     # tuple (then `expr` is their sympy.Tuple); empty for a single output.
     outputs: tuple[sympy.Expr, ...] = ()
+    # Each output as written: sympy would make x*y*y x*y**2 (whose square
+    # overflows where (x*y)*y does not); here every operation Python would round
+    # on its own is held, in Python's order ((x*y)*y). Empty: as `expr`/`outputs`.
+    written: tuple[sympy.Expr, ...] = ()
 
 
 def parse_expression(text: str) -> ParsedExpression:
@@ -126,13 +130,15 @@ def parse_expression(text: str) -> ParsedExpression:
         )
     converter = _Converter(text.strip())
     if isinstance(tree.body, ast.Tuple):  # several outputs: "r*cos(t), r*sin(t)"
-        outputs = tuple(_output(converter, item) for item in _output_items(converter, tree.body))
+        items = _output_items(converter, tree.body)
+        outputs = tuple(_output(converter, item) for item in items)
         return ParsedExpression(
             text=" ".join(text.split()),
             expr=sympy.Tuple(*outputs),
             names=tuple(converter.names),
             call_name=None,
             outputs=outputs,
+            written=tuple(_written(text.strip(), item, e) for item, e in zip(items, outputs)),
         )
     expr = _output(converter, tree.body)
     return ParsedExpression(
@@ -140,6 +146,7 @@ def parse_expression(text: str) -> ParsedExpression:
         expr=expr,
         names=tuple(converter.names),
         call_name=_call_name(tree.body),
+        written=(_written(text.strip(), tree.body, expr),),
     )
 
 
@@ -163,6 +170,25 @@ def _output(converter: _Converter, node: ast.expr) -> sympy.Expr:
     if not isinstance(expr, sympy.Expr):
         raise InputError("expression does not evaluate to a number")
     return expr
+
+
+def _written(text: str, node: ast.expr, expr: sympy.Expr) -> sympy.Expr:
+    """`expr` (already converted and checked) as written: see ParsedExpression."""
+    if expr.has(sympy.Piecewise):
+        return expr  # where(): derivatives as written give up on it anyway
+    return _needed_holds(_Converter(text, hold=True).convert(node, depth=0))
+
+
+def _needed_holds(expr: sympy.Basic, inside_arithmetic: bool = False) -> sympy.Basic:
+    """`expr` held only where sympy could merge a part into its neighbours: as an
+    argument of a sum, product or power (sin(held(x*y)) is sin(x*y))."""
+    if isinstance(expr, functions.held):
+        inner = _needed_holds(expr.args[0])
+        return functions.held(inner) if inside_arithmetic else inner
+    if expr.is_Atom:
+        return expr
+    arithmetic = expr.is_Add or expr.is_Mul or expr.is_Pow
+    return expr.func(*(_needed_holds(a, arithmetic) for a in expr.args))
 
 
 def joined_outputs(expr: object) -> str:
@@ -229,8 +255,9 @@ def _call_name(node: ast.expr) -> str | None:
 class _Converter:
     """Walks a whitelisted `ast` tree and builds the sympy expression."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, hold: bool = False) -> None:
         self.text = text
+        self.hold = hold  # hold each operation's result (ParsedExpression.written)
         self.line_starts = [0]
         for line in text.split("\n")[:-1]:
             self.line_starts.append(self.line_starts[-1] + len(line) + 1)
@@ -305,7 +332,8 @@ class _Converter:
                 raise self.error("constant power too large", node)
         if isinstance(node.op, ast.Div) and right == 0:
             raise self.error("division by zero", node)
-        return self._checked(_BINARY_OPERATORS[type(node.op)](left, right), node)
+        result = self._checked(_BINARY_OPERATORS[type(node.op)](left, right), node)
+        return functions.hold(result) if self.hold else result
 
     def _convert_chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         """`a + b - c + ...` without one level of nesting per term: a long sum or

@@ -17,7 +17,7 @@ import black
 import jinja2
 import sympy
 
-from . import timing
+from . import functions, timing
 from .anchors import anchors, output_anchors
 from .api import RenderedOp  # defined there: a cache hit returns it too
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
@@ -894,7 +894,8 @@ def _tuple_literal(items: list[str]) -> str:
 
 
 def _math(expr: sympy.Expr) -> str:
-    return _docstring_safe(sympy.sstr(expr))
+    # The mathematics: the order of operations (held) shows in the code below.
+    return _docstring_safe(sympy.sstr(functions.unheld(expr)))
 
 
 def _math_signature(model: OpModel) -> str:

@@ -4,7 +4,7 @@
 """bent_identity(x) = x + sqrt(x**2 + 1)/2 - 1/2
 
 First derivatives:
-    ∂f/∂x = (2*x*(1/(4*(hypot(x, 1))))) + 1
+    ∂f/∂x = x/(2*sqrt(x**2 + 1)) + 1
 """
 
 import collections
@@ -53,10 +53,10 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, order):
     """The partial derivatives of bent_identity(x) up to `order` (1 to 3): ∂f (f_x),
     then ∂²f (f_xx), then ∂³f (f_xxx)."""
-    f_x = (2.0 * x * (0.25 / torch.sqrt(x**2 + 1.0))) + 1.0
+    t0 = x**2 + 1.0
+    f_x = 1.0 + 0.5 * x / torch.sqrt(t0)
     if order == 1:
         return _Partials(f_x)
-    t0 = x**2 + 1.0
     f_xx = 0.5 / t0**1.5
     if order == 2:
         return _Partials(f_x, f_xx)
@@ -84,14 +84,7 @@ class BentIdentity(_Function):
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
-        return _round(
-            torch.where(
-                torch.abs(x) < 9.5367431640625e-07,
-                0.03125 * x**6 - 0.0625 * x**4 + 0.25 * x**2 + 1.0 * x,
-                x + 0.5 * torch.sqrt(x**2 + 1.0) - 0.5,
-            ),
-            dtype,
-        )
+        return _round(x.square().add_(1.0).sqrt_().sub_(1.0).mul_(0.5).add_(x), dtype)
 
     @staticmethod
     def backward(ctx, grad):

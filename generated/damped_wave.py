@@ -98,13 +98,14 @@ def _partials(x, y, alpha, order):
     t10 = t4 * x
     t11 = 6.0 * alpha
     t12 = alpha**2
-    f_xx = -t10 * t11 + 4.0 * t12 * t4 * x**3
+    t13 = 4.0 * x**3
+    f_xx = -t10 * t11 + t12 * t13 * t4
     f_xy = t8 * (t5 - 1.0)
     f_yy = -t10
     if order == 2:
         return _Partials(f_x, f_y, f_xx, f_xy, f_yy)
     f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
-    f_xxy = 2.0 * alpha * t7 * x * (-t3 * t5 + t3 + 2.0 * t3)
+    f_xxy = 6.0 * alpha * t3 * t7 * x - t12 * t13 * t8
     f_xyy = t6
     f_yyy = t9
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)

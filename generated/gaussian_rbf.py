@@ -57,16 +57,16 @@ def _partials(x, center, width, order):
     t1 = 1.0 / t0
     t2 = -center + x
     t3 = t2**2
-    t4 = torch.exp(-0.5 * t1 * t3)
-    t5 = t2 * t4
-    f_x = -t1 * t5
+    t4 = 0.5 * t1
+    t5 = torch.exp(-t3 * t4)
+    f_x = -t1 * t2 * t5
     if order == 1:
         return _Partials(f_x)
-    t6 = -t3
-    f_xx = t4 * (-t0 - t6) / width**4
+    t6 = width ** (-4)
+    f_xx = t5 * t6 * (-t0 + t3)
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = t5 * (3.0 * t0 + t6) / width**6
+    f_xxx = t2 * t6 * (3.0 * t0 - t3) * torch.exp(-t3 * t4) / t0
     return _Partials(f_x, f_xx, f_xxx)
 
 

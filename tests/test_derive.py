@@ -293,3 +293,31 @@ def test_a_quotients_gradient_does_not_overflow_where_autograds_does_not() -> No
     # ∂/∂x = y/(x + y)**2 = 3e200/16e400, ∂/∂y = -x/(x + y)**2 = -1e200/16e400
     torch.testing.assert_close(grad_y, torch.tensor(-1.0 / 16e200, dtype=torch.float64))
     torch.testing.assert_close(grad_x, torch.tensor(3.0 / 16e200, dtype=torch.float64))
+
+
+def test_a_product_is_computed_in_the_order_written_where_sympys_overflows() -> None:
+    """x*y*y is x*y**2 to sympy, whose y**2 overflows at y = 1e200; Python's
+    (x*y)*y does not (x = 1e-200): selection keeps the formula as written."""
+    import torch
+
+    import adgen
+
+    op = adgen.load("x*y*y", name="product")
+    x, y = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1e-200, 1e200))
+    value = op(x, y)
+    (grad_y,) = torch.autograd.grad(value, (y,))
+    torch.testing.assert_close(value, torch.tensor(1e200, dtype=torch.float64))
+    torch.testing.assert_close(grad_y, torch.tensor(2.0, dtype=torch.float64))
+
+
+def test_a_kernel_computes_a_held_value_once() -> None:
+    """held(x + y) and x + y are one value: one temporary, none a bare alias,
+    and (x + y)**2 reached both ways is one temporary too."""
+    from adgen.derive import _kernel
+
+    x, y = sympy.symbols("x y", real=True)
+    s, h = x + y, functions.held(x + y)
+    kernel = _kernel(("x", "y"), [h**2 * sympy.sin(s) + h**2, s**2 * sympy.cos(s) + s**2], set())
+    values = [value for _, value in kernel.temporaries]
+    assert values == [s, sympy.Symbol("t0", real=True) ** 2]
+    assert [n for n, _ in kernel.temporaries] == ["t0", "t1"]  # numbered without gaps

@@ -179,3 +179,24 @@ def test_random_text_parses_or_fails_cleanly(text: str) -> None:
         parse_expression(text)
     except InputError as error:
         assert "\n" not in error.message
+
+
+def test_the_written_form_keeps_pythons_order_of_operations() -> None:
+    """sympy makes x*y*y x*y**2 (whose square overflows where (x*y)*y does not);
+    the written form holds each operation Python rounds on its own, and only
+    where sympy could merge it into a neighbour."""
+    x, y, a, b = (sympy.Symbol(n, real=True) for n in "xyab")
+    held = functions.held
+    parsed = parse_expression("x*y*y + sin(a*b) - b/(a*b)")
+    assert parsed.expr == x * y**2 + sympy.sin(a * b) - 1 / a
+    (written,) = parsed.written
+    assert written == held(held(held(x * y) * y) + sympy.sin(a * b)) - held(b / held(a * b))
+    assert functions.unheld(written).equals(parsed.expr)
+
+
+def test_the_written_form_of_several_outputs_and_of_where() -> None:
+    x, y = sympy.symbols("x y", real=True)
+    polar = parse_expression("x*y*y, x + y")
+    assert polar.written == (functions.held(x * y) * y, x + y)
+    branch = parse_expression("where(x > 0, x*y*y, y)")
+    assert branch.written == (branch.expr,)  # derivatives as written give up on where()
