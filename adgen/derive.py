@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import InputError
-from .functions import guarded, held, hold, sigmoid
+from .functions import guarded, held, hold, printed_fraction, sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -816,16 +816,11 @@ def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.E
     if node.is_Mul:
         # As the printer writes it: the numerator's product, divided by the
         # denominator's product.
-        numerator, denominator = [], []
-        powers: dict[sympy.Expr, tuple[sympy.Expr, sympy.Expr]] = {}  # b**2 -> (b, 2)
-        for factor in node.as_ordered_factors():
-            if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
-                denominator.append(factor.base ** -factor.exp)
-                powers[denominator[-1]] = (factor.base, -factor.exp)
-            else:
-                numerator.append(factor)
-        if not denominator:
-            return _product_adjoints(numerator, adjoint)
+        numerator, below_the_line = printed_fraction(node)
+        if not below_the_line:
+            return _product_adjoints(list(numerator), adjoint)
+        powers = {base**k: (base, k) for base, k in below_the_line}  # b**2 -> (b, 2)
+        denominator = list(powers)
         below = hold(sympy.Mul(*denominator))
         pairs = _product_adjoints(denominator, -adjoint * (held(node) / below))
         # A power b**k of the denominator is not a node of the formula (it holds

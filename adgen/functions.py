@@ -20,6 +20,7 @@ __all__ = [
     "expm1",
     "hypot",
     "log1p",
+    "printed_fraction",
     "logaddexp",
     "relu",
     "sigmoid",
@@ -177,6 +178,21 @@ class held(sympy.Function):
 
     def _sympystr(self, printer) -> str:
         return f"({printer._print(self.args[0])})"
+
+
+def printed_fraction(
+    product: sympy.Mul,
+) -> tuple[tuple[sympy.Expr, ...], tuple[tuple[sympy.Expr, sympy.Expr], ...]]:
+    """A product as the printer writes it: the numerator's factors, then the
+    denominator's as (b, k) for each factor b**-k (written /b**k), both in
+    sympy's printing order. No denominator: no division."""
+    numerator, denominator = [], []
+    for factor in product.as_ordered_factors():
+        if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
+            denominator.append((factor.base, -factor.exp))
+        else:
+            numerator.append(factor)
+    return tuple(numerator), tuple(denominator)
 
 
 def unheld(expr: sympy.Expr) -> sympy.Expr:

@@ -312,14 +312,9 @@ def _ordered_factors(node: sympy.Mul) -> tuple:
 
 @functools.lru_cache(maxsize=_ORDER_CACHE_SIZE)
 def _split_fraction(node: sympy.Mul) -> tuple[tuple, tuple]:
-    """(numerator factors, denominator bases), in the printer's order."""
-    numerator, denominator = [], []
-    for factor in _ordered_factors(node):
-        if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
-            denominator.append(factor.base ** -factor.exp)
-        else:
-            numerator.append(factor)
-    return tuple(numerator) or (sympy.S.One,), tuple(denominator)
+    """(numerator factors, denominator factors), in the printer's order."""
+    numerator, denominator = functions.printed_fraction(node)
+    return numerator or (sympy.S.One,), tuple(base**k for base, k in denominator)
 
 
 def _product(factors, points, arithmetic, values) -> list:
