@@ -830,6 +830,8 @@ def _local_adjoints(node: sympy.Expr, adjoint: sympy.Expr) -> list[tuple[sympy.E
             for power, a in pairs
             for base, k in [powers[power]]
         ]
+        if not numerator:  # 1/(x*y): the numerator is 1, a number
+            return pairs
         return _product_adjoints(numerator, adjoint / below) + pairs
     if node.is_Pow:
         base, exponent = node.args

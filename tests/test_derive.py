@@ -252,16 +252,20 @@ AUTOGRAD_ORDER_CASES = [
     "1/x - 1/(x + y)",
     "atan2(y, x)*softplus(z)",
     "y/x**2 + exp(z)/(x*x*y**3)",
+    "1.0/x/(y*(1.0 + z*z))",  # as sympy reads it, a product with no numerator
 ]
 
 
+@pytest.mark.parametrize("form", ["as sympy reads it", "as written"])
 @pytest.mark.parametrize("text", AUTOGRAD_ORDER_CASES)
-def test_derivatives_in_autograds_order_are_the_derivatives(text: str) -> None:
+def test_derivatives_in_autograds_order_are_the_derivatives(text: str, form: str) -> None:
     """The reverse-mode derivatives (each intermediate held) equal sympy's, to 40
-    digits, at points where every formula is defined."""
+    digits, at points where every formula is defined: of the expression as
+    sympy reads it, and as written (held in Python's order of operations)."""
     from adgen.derive import _autograd_order
 
-    expr = parse_expression(text).expr
+    parsed = parse_expression(text)
+    expr = parsed.expr if form == "as sympy reads it" else parsed.written[0]
     symbols = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
     ordered = _autograd_order(expr, symbols)
     assert ordered is not None
