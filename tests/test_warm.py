@@ -41,9 +41,9 @@ print(json.dumps([rc, sorted(m for m in {heavy!r} if m in sys.modules)]))
 """
 
 
-def run(project: Path, cache_dir: Path, code: str) -> tuple[int, list[str], str]:
-    """Run `code` in a fresh interpreter in `project`, importing this checkout's
-    adgen; return its `rc`, the heavy modules it imported, and its stderr."""
+def fresh_interpreter(project: Path, cache_dir: Path, code: str) -> subprocess.CompletedProcess:
+    """Run `code` (with _RUNNER's report) in a fresh interpreter in `project`,
+    importing this checkout's adgen, with its cache in `cache_dir`."""
     environment = {**os.environ, cache.CACHE_DIR_ENV: str(cache_dir), "PYTHONPATH": str(REPO)}
     environment.pop(cache.CACHE_ENV, None)
     result = subprocess.run(
@@ -51,6 +51,12 @@ def run(project: Path, cache_dir: Path, code: str) -> tuple[int, list[str], str]
         cwd=project, capture_output=True, text=True, env=environment, timeout=600,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def run(project: Path, cache_dir: Path, code: str) -> tuple[int, list[str], str]:
+    """`code`'s `rc`, the heavy modules it imported, and its stderr."""
+    result = fresh_interpreter(project, cache_dir, code)
     rc, heavy = json.loads(result.stdout.strip().splitlines()[-1])
     return rc, heavy, result.stderr
 
@@ -203,13 +209,7 @@ def test_warm_render_imports_none_of_the_heavy_libraries_and_returns_the_same(tm
     cache_dir = tmp_path / "cache"
 
     def rendered() -> tuple[list[str], list[object]]:
-        environment = {**os.environ, cache.CACHE_DIR_ENV: str(cache_dir), "PYTHONPATH": str(REPO)}
-        environment.pop(cache.CACHE_ENV, None)
-        result = subprocess.run(
-            [sys.executable, "-c", _RUNNER.format(code=_RENDER, heavy=HEAVY)],
-            cwd=tmp_path, capture_output=True, text=True, env=environment, timeout=600,
-        )
-        assert result.returncode == 0, result.stderr
+        result = fresh_interpreter(tmp_path, cache_dir, _RENDER)
         op, status = result.stdout.strip().splitlines()[-2:]
         return json.loads(op), json.loads(status)
 
