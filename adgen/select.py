@@ -13,12 +13,15 @@ choice:
 
   - accurate enough: total error (float32 + float64 mean bits) within
     TOLERANCE_BITS of the most accurate candidate, at no point more than
-    POINTWISE_SLACK_BITS worse than it nor than the stable form (which stays
-    where no candidate qualifies) unless better than the stable form by
-    CLEAR_GAIN_BITS in total, right where the stable form has no correct bit
-    (overflow, NaN), and no more costly, and in neither dtype worse on average than the
-    formula as written (its first derivatives: in autograd's order of
-    operations) by more than TOLERANCE_BITS;
+    POINTWISE_SLACK_BITS worse than it nor than the stable form unless better
+    than the stable form by CLEAR_GAIN_BITS in total, right where the stable
+    form has no correct bit (overflow, NaN), and no more costly, and in neither
+    dtype worse on average than the formula as written (in Python's order of
+    operations; its first derivatives in autograd's) by more than
+    TOLERANCE_BITS;
+  - where no candidate qualifies: the stable form, unless the formula as
+    written keeps half the bits somewhere the stable form has none (then that
+    formula: never a failure where autograd of it has none);
   - among those, the cheapest; ties go to the more accurate, then to the stable
     form, then to the first found (the search order is fixed).
 
@@ -315,7 +318,7 @@ class FormSelector:
             )
             and m.float32_bits <= written.float32_bits + TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + TOLERANCE_BITS
-        ] or [stable_form]
+        ] or [written if written.repairs(stable_form) else stable_form]
         chosen = min(accurate, key=lambda m: (round(m.cost, 6), round(m.bits, 6)))
         regimes = [
             self._measure(formula, f"{chosen.origin}, series below {threshold}", truths, free)

@@ -83,30 +83,40 @@ def _partials(x, y, alpha, order):
     (f_x, f_y), then ∂²f (f_xx, f_xy, f_yy), then ∂³f (f_xxx, f_xxy, f_xyy, f_yyy)."""
     t0 = torch.cos(y)
     t1 = x**2
-    t2 = alpha * t1
-    t3 = torch.exp(-t2)
-    t4 = t0 * t3
-    t5 = 2.0 * t2
-    t6 = -t0 * t3 + t4 * t5
+    t2 = torch.exp(-alpha * t1)
+    t3 = t0 * t2
+    t4 = t0 * x
+    t5 = t2 * t4
+    t6 = -alpha * t5
     t7 = torch.sin(y)
-    t8 = t3 * t7
-    t9 = t8 * x
-    f_x = -t6
+    t8 = t2 * x
+    t9 = t7 * t8
+    f_x = t3 + (2.0 * t6 * x)
     f_y = -t9
     if order == 1:
         return _Partials(f_x, f_y)
-    t10 = t4 * x
-    t11 = 6.0 * alpha
-    t12 = alpha**2
-    t13 = 4.0 * x**3
-    f_xx = -t10 * t11 + t12 * t13 * t4
-    f_xy = t8 * (t5 - 1.0)
-    f_yy = -t10
+    t10 = 2.0 * x
+    t11 = alpha * t10
+    t12 = alpha * (t0 * t2 - t11 * t5)
+    t13 = alpha * t1
+    t14 = 2.0 * t13
+    t15 = t2 * t7
+    f_xx = -t10 * t12 - t11 * t3 + 2.0 * t6
+    f_xy = t15 * (t14 - 1.0)
+    f_yy = -t0 * t8
     if order == 2:
         return _Partials(f_x, f_y, f_xx, f_xy, f_yy)
-    f_xxx = -8.0 * alpha**3 * t4 * x**4 + 24.0 * t0 * t1 * t12 * t3 - t11 * t4
-    f_xxy = 6.0 * alpha * t3 * t7 * x - t12 * t13 * t8
-    f_xyy = t6
+    t16 = 2.0 * alpha
+    t17 = alpha**2
+    t18 = t0 * torch.exp(-t13)
+    f_xxx = (
+        4.0 * t0 * t1 * t17 * t2
+        - t11 * (-4.0 * alpha * t3 * x + 4.0 * t1 * t17 * t2 * t4 - t16 * t5)
+        - 4.0 * t12
+        - t16 * t3
+    )
+    f_xxy = 4.0 * alpha * t2 * t7 * x - t11 * (t14 * t15 - t15)
+    f_xyy = t14 * t18 - t18
     f_yyy = t9
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 

@@ -55,14 +55,16 @@ def _partials(x, order):
     (f_xx), then ∂³f (f_xxx)."""
     t0 = x**2
     t1 = torch.exp(-0.5 * t0)
-    t2 = 0.3989422804014327 * t1
-    f_x = t2 * x + 0.5 * torch.erfc(-0.7071067811865476 * x)
+    t2 = t1 * x
+    f_x = 0.3989422804014327 * t2 + 0.5 * torch.erfc(-0.7071067811865476 * x)
     if order == 1:
         return _Partials(f_x)
-    f_xx = -t0 * t2 + 0.7978845608028654 * t1
+    t3 = 0.5 * x
+    t4 = 0.7978845608028654 * t1 * t3
+    f_xx = 0.7978845608028654 * t1 - t4 * x
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = -1.5957691216057308 * t1 * x + t2 * x**3
+    f_xxx = 0.7978845608028654 * t0 * t1 * t3 - 1.196826841204298 * t2 - t4
     return _Partials(f_x, f_xx, f_xxx)
 
 

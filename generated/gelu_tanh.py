@@ -4,7 +4,7 @@
 """gelu_tanh(x) = 1.0*x*sigmoid(2*sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))
 
 First derivatives:
-    ∂f/∂x = (2.0*sqrt(2)*x*(0.134145*x**2 + 1)*sigmoid(-2*sqrt(2)*x*(0.044715*x**2 + 1)/sqrt(pi))/sqrt(pi) + 1.0)*sigmoid(2*sqrt(2)*x*(0.044715*x**2 + 1)/sqrt(pi))
+    ∂f/∂x = 0.0670725*sqrt(2)*x**3*(1 - tanh(sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))**2)/sqrt(pi) + 0.5*sqrt(2)*x*(1 - tanh(sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))**2)/sqrt(pi) + 0.5*tanh(sqrt(2)*(0.044715*x**3 + x)/sqrt(pi)) + 0.5
 """
 
 import collections
@@ -53,35 +53,37 @@ _Partials = collections.namedtuple("_Partials", "x xx xxx", defaults=(None,) * 3
 def _partials(x, order):
     """The partial derivatives of gelu_tanh(x) up to `order` (1 to 3): ∂f (f_x), then
     ∂²f (f_xx), then ∂³f (f_xxx)."""
-    t0 = x**2
-    t1 = 1.5957691216057308 * x
-    t2 = t1 * (0.044715 * t0 + 1.0)
-    t3 = torch.sigmoid(t2)
-    t4 = torch.sigmoid(-t2)
-    t5 = 0.134145 * t0 + 1.0
-    t6 = t1 * t4 * t5 + 1.0
-    f_x = t3 * t6
+    t0 = torch.tanh(0.7978845608028654 * (x + (0.044715 * (x**3))))
+    t1 = 0.7978845608028654 * ((1.0 - t0**2) * (0.5 * x))
+    t2 = x**2
+    f_x = t1 + (3.0 * t2 * (0.044715 * t1)) + (0.5 * (t0 + 1.0))
     if order == 1:
         return _Partials(f_x)
-    t7 = 0.26829 * t0 + 2.0
-    t8 = 0.7978845608028654 * t7
-    t9 = 1.2732395447351628 * t3 * t5 * t7
-    t10 = 0.6421933464534022 * t0 - t9 * x + 1.5957691216057308
-    t11 = t10 + t6 * t8
-    t12 = t3 * t4
-    f_xx = t11 * t12
+    t3 = 1.5957691216057308 * x
+    t4 = t3 * (0.044715 * t2 + 1.0)
+    t5 = torch.sigmoid(-t4)
+    t6 = 0.134145 * t2 + 1.0
+    t7 = t3 * t5 * t6 + 1.0
+    t8 = 0.26829 * t2 + 2.0
+    t9 = 0.7978845608028654 * t8
+    t10 = torch.sigmoid(t4)
+    t11 = 1.2732395447351628 * t10 * t6 * t8
+    t12 = -t11 * x + 0.6421933464534022 * t2 + 1.5957691216057308
+    t13 = t12 + t7 * t9
+    t14 = t10 * t5
+    f_xx = t13 * t14
     if order == 2:
         return _Partials(f_x, f_xx)
-    t13 = t0 * t3
-    f_xxx = t12 * (
-        0.7978845608028654 * t10 * t4 * t7
-        - t11 * t3 * t8
-        + 0.7978845608028654 * t11 * t4 * t7
-        - 1.0158981749478555 * t12 * t5 * t7**2 * x
-        - 0.6831948749139936 * t13 * t5
-        - 0.3415974374569968 * t13 * t7
-        + 0.42812889763560147 * t6 * x
-        - t9
+    t15 = t10 * t2
+    f_xxx = t14 * (
+        -t10 * t13 * t9
+        - t11
+        + 0.7978845608028654 * t12 * t5 * t8
+        + 0.7978845608028654 * t13 * t5 * t8
+        - 1.0158981749478555 * t14 * t6 * t8**2 * x
+        - 0.6831948749139936 * t15 * t6
+        - 0.3415974374569968 * t15 * t8
+        + 0.42812889763560147 * t7 * x
         + 1.2843866929068044 * x
     )
     return _Partials(f_x, f_xx, f_xxx)

@@ -85,49 +85,90 @@ def _partials(x, y, z, q, eps, order):
     """The partial derivatives of softened_coulomb(x, y, z; q, eps) up to `order` (1 to
     3): ∂f (f_x, f_y, f_z), then ∂²f (f_xx, f_xy, f_xz, f_yy, f_yz, f_zz), then ∂³f
     (f_xxx, f_xxy, f_xxz, f_xyy, f_xyz, f_xzz, f_yyy, f_yyz, f_yzz, f_zzz)."""
-    t0 = x**2
-    t1 = y**2
-    t2 = z**2
-    t3 = eps**2 + t0 + t1 + t2
-    t4 = q / t3**1.5
-    f_x = -t4 * x
-    f_y = -t4 * y
-    f_z = -t4 * z
+    t0 = eps**2
+    t1 = x**2
+    t2 = y**2
+    t3 = z**2
+    t4 = t0 + t1 + t2 + t3
+    t5 = q / t4**1.5
+    f_x = -t5 * x
+    f_y = -t5 * y
+    f_z = -t5 * z
     if order == 1:
         return _Partials(f_x, f_y, f_z)
-    t5 = -t4
-    t6 = q * t0
-    t7 = t3 ** (-2.5)
-    t8 = 3.0 * t7
+    t6 = t0 + (t3 + (t1 + t2))
+    t7 = torch.sqrt(t6)
+    t8 = 1.0 / t7
     t9 = q * t8
-    t10 = t9 * y
-    t11 = t9 * z
-    f_xx = t5 + t6 * t8
-    f_xy = t10 * x
-    f_xz = t11 * x
-    f_yy = t1 * t9 + t5
-    f_yz = t10 * z
-    f_zz = t2 * t9 + t5
+    t10 = t8 * t9
+    t11 = 0.5 * t10
+    t12 = 2.0 * (-t11 * t8)
+    t13 = t6 ** (-2)
+    t14 = t13 * t8
+    t15 = q * t14
+    t16 = 0.5 * x
+    t17 = t6 ** (-1.5)
+    t18 = t11 * t17
+    t19 = t7 ** (-2)
+    t20 = t19 / t6
+    t21 = t20 * t9
+    t22 = 2.0 * x
+    t23 = q * y
+    t24 = t14 * t23
+    t25 = t9 * y
+    t26 = t20 * t25
+    t27 = t18 * y + 0.5 * t24 + 0.5 * t26
+    t28 = t15 * z
+    t29 = t21 * z
+    t30 = t18 * z + 0.5 * t28 + 0.5 * t29
+    t31 = 2.0 * y
+    f_xx = t12 + t22 * (t15 * t16 + t16 * t21 + t18 * x)
+    f_xy = t22 * t27
+    f_xz = t22 * t30
+    f_yy = t12 + t27 * t31
+    f_yz = t30 * t31
+    f_zz = t12 + 2.0 * t30 * z
     if order == 2:
         return _Partials(f_x, f_y, f_z, f_xx, f_xy, f_xz, f_yy, f_yz, f_zz)
-    t12 = 5.0 / t3
-    t13 = -3.0 * q * t7 * y
-    t14 = 15.0 / t3**3.5
-    t15 = t14 * t6
-    t16 = -3.0 * q * t7 * z
-    t17 = -3.0 * q * t7 * x
-    t18 = q * t14
-    t19 = t18 * x
-    f_xxx = t9 * x * (-t0 * t12 + 3.0)
-    f_xxy = -t13 - t15 * y
-    f_xxz = -t15 * z - t16
-    f_xyy = -t1 * t19 - t17
-    f_xyz = -t19 * y * z
-    f_xzz = -t17 - t19 * t2
-    f_yyy = t10 * (-t1 * t12 + 3.0)
-    f_yyz = -t1 * t18 * z - t16
-    f_yzz = -t13 - t18 * t2 * y
-    f_zzz = t11 * (-t12 * t2 + 3.0)
+    t32 = 5.0 / t4
+    t33 = q * x
+    t34 = t4 ** (-2.5)
+    t35 = 3.0 * t34
+    t36 = t10 * t17
+    t37 = t6 ** (-2.5)
+    t38 = t19 * t37
+    t39 = t23 * x
+    t40 = 2.5 * t8 / t6**3
+    t41 = t25 * x
+    t42 = t17 / t7**3
+    t43 = 1.5 * t10 * t37 * x
+    t44 = 1.5 * t13 * t19
+    t45 = t38 * z
+    t46 = t40 * z
+    t47 = t42 * z
+    t48 = t9 * x
+    t49 = t44 * z
+    t50 = t28 + t29 + t36 * z
+    t51 = -3.0 * q * t34 * x
+    t52 = 15.0 * t33 / t4**3.5
+    t53 = -1.5 * t10 * t37 * y * z - t23 * t45 - t23 * t46 - t25 * t47 - t25 * t49
+    t54 = t23 * t35
+    t55 = t3 * t32
+    f_xxx = t33 * t35 * (-t1 * t32 + 3.0)
+    f_xxy = (
+        t22 * (-t38 * t39 - t39 * t40 - t41 * t42 - t41 * t44 - t43 * y)
+        + t24
+        + t26
+        + t36 * y
+    )
+    f_xxz = t22 * (-t33 * t45 - t33 * t46 - t43 * z - t47 * t48 - t48 * t49) + t50
+    f_xyy = -t2 * t52 - t51
+    f_xyz = t22 * t53
+    f_xzz = -t3 * t52 - t51
+    f_yyy = t54 * (-t2 * t32 + 3.0)
+    f_yyz = t31 * t53 + t50
+    f_yzz = t54 * (1.0 - t55)
+    f_zzz = q * t35 * z * (3.0 - t55)
     return _Partials(
         f_x,
         f_y,

@@ -34,14 +34,17 @@ NATIVE_BAD = 1e-3  # relative error beyond which native is no yardstick
 
 
 # Known gaps, each a point where the emitted formula misses the bound today:
-# (op, dtype, x, order). The check is strict both ways: a new failure fails it,
+# (op, spelling, dtype, x, order). The check is strict both ways: a new failure fails it,
 # and so does a gap that closes (then remove it here). Closing these is the
 # formula-selection work of issue #14.
 KNOWN_GAPS = {
     # gelu_tanh' has its minimum near x = -0.75: the truth (1.06e-3) is the
-    # difference of two terms of about 0.22. Every formula we emit cancels there
-    # (320-400 eps); native happens to get 50, autograd of the composite 68.
-    ("gelu_tanh", "float32", -0.75, 1),
+    # difference of two terms of about 0.22, and every form cancels there (native
+    # happens to get 50 eps, autograd of the composite 68). Emitted from the
+    # sigmoid formula the op now gets 83 eps; emitted from the naive tanh formula
+    # it takes that formula's derivative in autograd's order (its stable form has
+    # no correct bit at |x| > 2e13 in float32): 168 eps, where 2x native is 100.
+    ("gelu_tanh", "emitted_naive", "float32", -0.75, 1),
 }
 
 
@@ -79,13 +82,13 @@ def test_no_less_accurate_than_native(rows: list[dict[str, object]], name: str, 
         if math.isfinite(row["truth"]) and abs(row["truth"]) <= largest and math.isinf(row[spelling]):
             failures.append(("not finite", row))
         elif row[spelling] > bound(row):
-            where = (row["op"], row["dtype"], row["x"], row["order"])
+            where = (row["op"], spelling, row["dtype"], row["x"], row["order"])
             if where in KNOWN_GAPS:
                 gaps.add(where)
             else:
                 failures.append(("less accurate", row))
     assert failures == []
-    assert gaps == {g for g in KNOWN_GAPS if g[0] == name}, "a known gap closed: remove it"
+    assert gaps == {g for g in KNOWN_GAPS if g[:2] == (name, spelling)}, "a known gap closed: remove it"
 
 
 def test_the_naive_composite_is_what_we_improve_on(rows: list[dict[str, object]]) -> None:
