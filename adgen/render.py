@@ -7,6 +7,7 @@ returned, so a file that would not import is never written.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import textwrap
@@ -947,10 +948,138 @@ _black_once = getattr(black, "_format_str_once", black.format_str)
 
 
 def _formatted(source: str) -> str:
+    """`source` as black formats it (one pass, default mode), by top-level chunks
+    where that is exact (`_chunked_black`), else whole."""
+    try:
+        chunked = _chunked_black(source)
+    except Exception:  # black's internals changed: the public path below is exact
+        chunked = None
+    if chunked is not None:
+        return chunked
+    return _whole_black(source)
+
+
+def _whole_black(source: str) -> str:
     try:
         return _black_once(source, mode=black.Mode())
     except TypeError:  # the private function changed its signature
         return black.format_str(source, mode=black.Mode())
+
+
+# Black spends most of its time parsing, and most of an emitted file (the
+# helpers, and nearly all of a test file) is the same text for every op. So the
+# source is cut between top-level definitions and each piece is formatted alone,
+# its result remembered for the next file. That is exactly black's result for
+# the whole file because, between two top-level `def`/`class` statements
+# separated by blank lines only, black always writes two blank lines, and
+# nothing else black does reaches across a top-level statement, except the
+# Python versions it infers from the features the file uses: those are taken
+# from the whole file (the union of the pieces' features) and handed to every
+# piece. tests/test_formatting.py holds this against black on whole files.
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_CACHE_LIMIT = 4096  # pieces remembered (a build of many ops stays bounded)
+_piece_features: dict[tuple[bool, str], frozenset[object]] = {}
+_piece_formatted: dict[tuple[bool, str, frozenset[object], frozenset[object]], str] = {}
+
+
+def _top_level_pieces(source: str) -> list[str] | None:
+    """`source` cut before each top-level definition that follows another with
+    only empty lines between them (the empty lines dropped); None where black's
+    treatment of some text could reach across a cut (fmt directives, form feeds,
+    carriage returns) or `source` does not parse."""
+    if any(mark in source for mark in ("fmt:", "yapf:", "\r", "\f", "\ufeff")):
+        return None
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    lines = source.splitlines(keepends=True)
+    pieces, start = [], 0
+    for previous, statement in zip(body, body[1:]):
+        if not (isinstance(previous, _DEFINITIONS) and isinstance(statement, _DEFINITIONS)):
+            continue
+        first = min([statement.lineno] + [d.lineno for d in statement.decorator_list]) - 1
+        gap = lines[previous.end_lineno : first]
+        if not gap or any(line != "\n" for line in gap):
+            continue  # a comment or nothing between them: black decides by context
+        if lines[first][:1] not in ("@", "d", "c", "a"):
+            continue
+        pieces.append("".join(lines[start : previous.end_lineno]))
+        start = first
+    pieces.append("".join(lines[start:]))
+    return pieces
+
+
+def _chunked_black(source: str) -> str | None:
+    """What black's one pass makes of `source` (default mode), formatting the
+    pieces of `_top_level_pieces` alone; None where it cannot be cut."""
+    from black import linegen, lines as black_lines, parsing  # internals: guarded above
+    from black.comments import normalize_fmt_off
+    from black.mode import TargetVersion, VERSION_TO_FEATURES, Feature, supports_feature
+
+    pieces = _top_level_pieces(source)
+    if pieces is None or len(pieces) < 2:
+        return None
+    mode = black.Mode()
+    parsed: dict[int, object] = {}
+    used: set[object] = set()
+    for index, piece in enumerate(pieces):
+        # The first piece is the file's start: black strips its leading blank
+        # lines, and its `from __future__` imports count as features.
+        first = index == 0
+        features = _piece_features.get((first, piece))
+        if features is None:
+            node = parsing.lib2to3_parse(piece.lstrip() if first else piece)
+            parsed[index] = node
+            future = black.get_future_imports(node) if first else None
+            features = frozenset(black.get_features_used(node, future_imports=future))
+            _remember(_piece_features, (first, piece), features)
+        used |= features
+    versions = {v for v in TargetVersion if used <= VERSION_TO_FEATURES[v]}
+    generation = frozenset(
+        f
+        for f in (
+            Feature.PARENTHESIZED_CONTEXT_MANAGERS,
+            Feature.UNPARENTHESIZED_EXCEPT_TYPES,
+            Feature.T_STRINGS,
+        )
+        if supports_feature(versions, f)
+    )
+    splitting = frozenset(
+        f
+        for f in (Feature.TRAILING_COMMA_IN_CALL, Feature.TRAILING_COMMA_IN_DEF)
+        if supports_feature(versions, f)
+    )
+    formatted = []
+    for index, piece in enumerate(pieces):
+        key = (index == 0, piece, generation, splitting)
+        text = _piece_formatted.get(key)
+        if text is None:
+            node = parsed.get(index)
+            if node is None:
+                node = parsing.lib2to3_parse(piece.lstrip() if index == 0 else piece)
+            normalize_fmt_off(node, mode, ())
+            generator = linegen.LineGenerator(mode=mode, features=set(generation))
+            tracker = black_lines.EmptyLineTracker(mode=mode)
+            blocks = []
+            for line in generator.visit(node):
+                block = tracker.maybe_empty_lines(line)
+                blocks.append(block)
+                for split in linegen.transform_line(line, mode=mode, features=set(splitting)):
+                    block.content_lines.append(str(split))
+            if blocks:
+                blocks[-1].after = 0
+            text = "".join(part for block in blocks for part in block.all_lines())
+            _remember(_piece_formatted, key, text)
+        formatted.append(text)
+    whole = "\n\n".join(formatted)
+    return black._keep_encoding_declaration_ignored(source, whole)
+
+
+def _remember(cache: dict, key: object, value: object) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 @functools.lru_cache(maxsize=1)
