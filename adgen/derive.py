@@ -760,10 +760,10 @@ def _linear_diff(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     sympy's Add._eval_derivative and Mul._eval_derivative_n_times do (a sum of
     the derivatives; for a product, the sum over its factors of the product
     with that factor differentiated), so the terms come out in the same shape;
-    an atom of the abstract f, or any other node, goes to sympy.diff (cached:
-    a dozen atoms per op). sympy.diff itself builds an unevaluated Derivative at
-    every node and walks the result to make its Derivatives canonical: most of
-    the cost of deriving a family."""
+    an atom of the abstract f gives the next atom (_atom_derivative), any other
+    node goes to sympy.diff. sympy.diff itself builds an unevaluated Derivative
+    at every node and walks the result to make its Derivatives canonical: most
+    of the cost of deriving a family."""
     if variable not in expr.free_symbols:
         return sympy.S.Zero
     if expr.is_Symbol:  # the variable itself, being free in expr
@@ -778,7 +778,25 @@ def _linear_diff(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
             if derivative != 0:
                 terms.append(sympy.Mul(*factors[:k], derivative, *factors[k + 1 :]))
         return sympy.Add(*terms)
-    return sympy.diff(expr, variable)
+    return _atom_derivative(expr, variable)
+
+
+def _atom_derivative(atom: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """f(x, y) by x -> Derivative(f(x, y), x); Derivative(f(x, y), x) by y ->
+    Derivative(f(x, y), x, y): the canonical Derivative sympy.diff returns,
+    built directly. f's arguments are distinct symbols (the op's inputs)."""
+    function = atom.expr if isinstance(atom, sympy.Derivative) else atom
+    plain = (
+        isinstance(function, sympy.core.function.AppliedUndef)
+        and all(a.is_Symbol for a in function.args)
+        and len(set(function.args)) == len(function.args)
+        and variable in function.args
+    )
+    if not plain:
+        return sympy.diff(atom, variable)
+    if atom is function:
+        return sympy.Derivative(function, variable)
+    return sympy.Derivative(function, *atom.variable_count, (variable, 1)).canonical
 
 
 @functools.lru_cache(maxsize=4096)  # the family asks for the same derivative up to 4 times
