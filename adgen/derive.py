@@ -392,7 +392,7 @@ class _Formula:
     def vjp_values(self, grads: tuple[str, ...]) -> list[sympy.Expr]:
         """For each argument a: sum over outputs o of grad_o * d(value_o)/da."""
         return [
-            _sum(_symbol(g) * sympy.diff(v, _symbol(a)) for g, v in zip(grads, self.values))
+            _sum(_symbol(g) * _linear_diff(v, _symbol(a)) for g, v in zip(grads, self.values))
             for a in self.args
         ]
 
@@ -400,7 +400,7 @@ class _Formula:
         """For each output o: sum over arguments a of d(value_o)/da * a_tangent."""
         return [
             _sum(
-                sympy.diff(v, _symbol(a)) * _symbol(t)
+                _linear_diff(v, _symbol(a)) * _symbol(t)
                 for a, t in zip(self.args, self.tangent_names())
             )
             for v in self.values
@@ -666,11 +666,15 @@ class _TableBuilder:
         order = 0
         lowered = []
         for output in outputs:
+            atoms = {}  # each Derivative atom -> its entry's name, or its formula
             for derivative in output.atoms(sympy.Derivative):
                 output_index = self.output_of[derivative.expr.func]
                 if self.is_entry(self.index(derivative), output_index):
                     order = max(order, derivative.derivative_count)
-            lowered.append(output.replace(lambda e: isinstance(e, sympy.Derivative), self.atom))
+                atoms[derivative] = self.atom(derivative)
+            # xreplace rebuilds each changed node as replace() would, without
+            # testing every node of the tree against a predicate.
+            lowered.append(output.xreplace(atoms))
         if not blocks:
             kernel = _kernel(arguments, lowered, taken)
             return dataclasses.replace(kernel, partials_order=order)
@@ -684,7 +688,7 @@ class _TableBuilder:
             scaled = {_symbol(m): scale * _symbol(m) for m in group}
             others = {m: sympy.S.Zero for m in members - set(scaled)}
             # The coefficient of `scale`: the terms of this group (they are linear in it).
-            terms = [sympy.diff(e.xreplace(others).xreplace(scaled), scale) for e in lowered]
+            terms = [_linear_diff(e.xreplace(others).xreplace(scaled), scale) for e in lowered]
             if all(t == 0 for t in terms):
                 continue
             kernel = _kernel(arguments, terms, used)
@@ -746,6 +750,53 @@ def _sum(terms) -> sympy.Expr:
 
 def _symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
+
+
+@functools.lru_cache(maxsize=65536)  # the family repeats (value, variable) pairs across Functions
+def _linear_diff(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """sympy.diff(expr, variable), node for node the same result, for the sums
+    of products that the kernels are before lowering: grads and tangents times
+    the abstract f's Derivative atoms. Add and Mul are differentiated here as
+    sympy's Add._eval_derivative and Mul._eval_derivative_n_times do (a sum of
+    the derivatives; for a product, the sum over its factors of the product
+    with that factor differentiated), so the terms come out in the same shape;
+    an atom of the abstract f gives the next atom (_atom_derivative), any other
+    node goes to sympy.diff. sympy.diff itself builds an unevaluated Derivative
+    at every node and walks the result to make its Derivatives canonical: most
+    of the cost of deriving a family."""
+    if variable not in expr.free_symbols:
+        return sympy.S.Zero
+    if expr.is_Symbol:  # the variable itself, being free in expr
+        return sympy.S.One
+    if expr.is_Add:
+        return sympy.Add(*[_linear_diff(term, variable) for term in expr.args])
+    if expr.is_Mul:
+        factors = expr.args
+        terms = []
+        for k, factor in enumerate(factors):
+            derivative = _linear_diff(factor, variable)
+            if derivative != 0:
+                terms.append(sympy.Mul(*factors[:k], derivative, *factors[k + 1 :]))
+        return sympy.Add(*terms)
+    return _atom_derivative(expr, variable)
+
+
+def _atom_derivative(atom: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """f(x, y) by x -> Derivative(f(x, y), x); Derivative(f(x, y), x) by y ->
+    Derivative(f(x, y), x, y): the canonical Derivative sympy.diff returns,
+    built directly. f's arguments are distinct symbols (the op's inputs)."""
+    function = atom.expr if isinstance(atom, sympy.Derivative) else atom
+    plain = (
+        isinstance(function, sympy.core.function.AppliedUndef)
+        and all(a.is_Symbol for a in function.args)
+        and len(set(function.args)) == len(function.args)
+        and variable in function.args
+    )
+    if not plain:
+        return sympy.diff(atom, variable)
+    if atom is function:
+        return sympy.Derivative(function, variable)
+    return sympy.Derivative(function, *atom.variable_count, (variable, 1)).canonical
 
 
 @functools.lru_cache(maxsize=4096)  # the family asks for the same derivative up to 4 times

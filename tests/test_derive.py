@@ -325,3 +325,31 @@ def test_a_kernel_computes_a_held_value_once() -> None:
     values = [value for _, value in kernel.temporaries]
     assert values == [s, sympy.Symbol("t0", real=True) ** 2]
     assert [n for n, _ in kernel.temporaries] == ["t0", "t1"]  # numbered without gaps
+
+
+def test_the_kernels_sums_of_products_differentiate_as_sympy_diff_does() -> None:
+    """_linear_diff replaces sympy.diff for the abstract kernels (issue #13): the
+    same tree, node for node (srepr), or the emitted text would change. Cases:
+    the family's own shapes (grads and tangents times Derivative atoms, a grad
+    times a sum, numeric coefficients, several abstract outputs) and a power,
+    which goes to sympy.diff."""
+    from adgen.derive import _linear_diff
+
+    x, y, z, g, h, x_t, y_t, s = sympy.symbols("x y z g h x_t y_t s", real=True)
+    f, u = sympy.Function("f")(x, y, z), sympy.Function("f1")(x, y, z)
+    f_x, f_y, u_z = f.diff(x), f.diff(y), u.diff(z)
+    values = [
+        f,
+        g * f_x + h * f_y,
+        f_x * x_t + f_y * y_t + u_z * x_t,
+        g * (h * f.diff(x, y) * x_t + 2 * f_x * y_t) + 3 * h * u.diff(y, z),
+        g * h * f_x * y_t - 2 * x_t * (f_y + u_z * h),
+        s * g * f_y + s * x_t * (h * f_x - y_t * u_z) + f_x * y_t,  # the blocks' scale
+        x_t**2 * f_x + g * f_y**2,
+    ]
+    for value in values:
+        for variable in (x, y, z, g, h, x_t, y_t, s):
+            expected = sympy.diff(value, variable)
+            assert sympy.srepr(_linear_diff(value, variable)) == sympy.srepr(expected), (
+                value, variable,
+            )
