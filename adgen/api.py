@@ -337,7 +337,7 @@ def _derive(given: _Given, request: _Request, with_test: bool) -> _Generated:
     from .derive import build_model
     from .domain import PARAM_TEST_VALUE, Domain, choose_domains
     from .render import render_module, render_test
-    from .select import FormSelector
+    from .select import FormSelector, partials_to_save
 
     param_values = {
         p.name: PARAM_TEST_VALUE if p.default is None else p.default for p in request.params
@@ -347,6 +347,7 @@ def _derive(given: _Given, request: _Request, with_test: bool) -> _Generated:
         model = build_model(
             request.parsed, request.name, request.inputs, request.params, request.outputs,
             chooser=lambda inputs: FormSelector(inputs, given_domains, param_values),
+            saver=lambda tables, order: partials_to_save(tables, order, frozenset(param_values)),
         )
     # Several outputs: every output and its gradient must be real and finite.
     first, rest = model.exprs[0], tuple(model.exprs[1:]) + model.gradient

@@ -168,6 +168,10 @@ class OpModel:
     # the positions of the inputs whose gradient reads it (f = x*y: x for y's).
     # Saved when one of those needs a gradient, else a zero stand-in is saved.
     saved_when: tuple[tuple[int, ...] | None, ...] = ()  # ((1,), (0,))
+    # The table entries the first-order Backward keeps where autograd records a
+    # graph through it (create_graph), for the backward after it to read rather
+    # than recompute; () where it recomputes them (the selection stage decides).
+    saved_partials: tuple[str, ...] = ()  # ("f_x", "f_xx")
 
     @property
     def multi_output(self) -> bool:
@@ -219,11 +223,14 @@ def build_model(
     params: tuple[Param, ...] = (),
     outputs: tuple[str, ...] | None = None,
     chooser: Callable[[tuple[str, ...]], Chooser] | None = None,
+    saver: Callable[[PartialTables, int], tuple[str, ...]] | None = None,
 ) -> OpModel:
     """Derive the op's family of Functions and the kernels of each. `outputs`
     names the outputs of a tuple expression (default out0, out1, ...);
     `chooser`, given the inputs, makes the selection stage's chooser of forms
-    (None: the stable forms, unmeasured)."""
+    (None: the stable forms, unmeasured); `saver`, given the tables and the
+    order the Backward's backward reads, the entries it saves under
+    create_graph (None: it recomputes them)."""
     check_name(name)
     class_name = camel_case(name)
     inputs = _resolve_inputs(parsed, inputs, params)
@@ -331,6 +338,8 @@ def build_model(
         tables.chosen((i,), o) for o in range(len(exprs)) for i in range(len(inputs))
     )
     saved_when = _saved_when(inputs, gradient, partials)
+    backward_order = functions[1].backward.partials_order if functions[1].backward else 0
+    saved_partials = saver(partials, backward_order) if saver else ()
     return OpModel(
         name=name,
         class_name=class_name,
@@ -346,6 +355,7 @@ def build_model(
         exprs=exprs,
         references=tuple(guard_branches(e) for e in (parsed.outputs or (parsed.expr,))),
         saved_when=saved_when,
+        saved_partials=saved_partials,
     )
 
 

@@ -161,11 +161,26 @@ class _ClassPrinter:
         self.uses_add = False  # several outputs: the sum of the present grads' terms
         self.uses_stand_in = False  # the op saves a zero in place of an unread input
         self.uses_need = False  # a Backward kernel skips the gradients not asked for
+        # The table entries the Backward keeps under create_graph (model.saved_partials);
+        # none under --fuse, whose compiled kernels take a fixed list of arguments.
+        self.saved = () if options.fuse else model.saved_partials
+        self.saved_order = max(
+            (e.order for e in model.partials.entries if e.name in self.saved), default=0
+        )
+
+    def takes_saved(self, spec: FunctionSpec) -> bool:
+        """Whether `spec` takes the saved table entries as trailing arguments
+        (`*saved`, none unless the op's backward records a graph): the Backward,
+        and the BackwardJvp its jvp passes them on to."""
+        if not self.saved or spec.role not in (Role.BACKWARD, Role.BACKWARD_JVP):
+            return False
+        return spec.forward.partials_order <= self.saved_order
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
         """The prepared strings of one class."""
         params = self.param_names
         all_args = list(spec.tensor_args) + params + self.need_arg(spec)
+        saved_arg = ["*saved"] if self.takes_saved(spec) else []
         saved = ", ".join(spec.tensor_args)
         setup: list[str] = []  # empty: _Function's setup_context (saves the arguments)
         if self.saves_gradient(spec):
@@ -196,7 +211,9 @@ class _ClassPrinter:
         grad_names = list(spec.grad_names())
         if self.saves_gradient(spec):
             grad_names.append("*_")  # the saved derivatives are not differentiable
-        jvp_lines = self.restore_lines(spec, opmath=spec.jvp_call is None)
+        jvp_lines = self.restore_lines(
+            spec, opmath=spec.jvp_call is None, keep_saved=spec.jvp_call is not None
+        )
         if spec.optional_grads:
             # set_materialize_grads(False) leaves a missing tangent None too.
             tangents = list(spec.tangent_names())
@@ -215,13 +232,14 @@ class _ClassPrinter:
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
-            "forward_args": ", ".join(all_args),
+            "forward_args": ", ".join(all_args + saved_arg),
             "forward_lines": forward_lines,
             "setup_lines": setup,
             "backward_args": ", ".join(["ctx", *grad_names]),
             "backward_lines": self.backward_restore_lines(spec) + self.backward_lines(spec),
             "jvp_args": ", ".join(
-                ["ctx", *spec.tangent_names()] + (["*_"] if params or self.need_arg(spec) else [])
+                ["ctx", *spec.tangent_names()]
+                + (["*_"] if params or self.need_arg(spec) or saved_arg else [])
             ),
             "jvp_lines": jvp_lines,
         }
@@ -298,18 +316,32 @@ class _ClassPrinter:
         return list(dict.fromkeys(self.saved_derivative.values()))
 
     def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
-        lines = self.restore_lines(spec, opmath=spec.backward_call is None)
+        lines = self.restore_lines(spec, opmath=spec.backward_call is None, keep_saved=True)
         if self.saves_gradient(spec):
             names = list(spec.tensor_args) + self.saved_derivatives()
             lines[0] = f"{_unpack(names)} = ctx.saved_tensors"
         return lines
 
-    def restore_lines(self, spec: FunctionSpec, opmath: bool = False) -> list[str]:
+    def restore_lines(
+        self, spec: FunctionSpec, opmath: bool = False, keep_saved: bool = False
+    ) -> list[str]:
         """Unpack what setup_context saved, at the start of backward and jvp;
         for a plain kernel, in opmath (the incoming grads or tangents are then
-        promoted by the arithmetic: each product has a saved factor)."""
+        promoted by the arithmetic: each product has a saved factor). The saved
+        table entries, where the Function takes them, follow the arguments
+        (`keep_saved`: named `saved`, else dropped) and stay as they are."""
         names = list(spec.tensor_args)
-        if opmath:
+        if self.takes_saved(spec) and keep_saved:
+            lines = [f"{', '.join(names)}, *saved = ctx.saved_tensors"]
+            if opmath:
+                lines.append(f"dtype, {', '.join(names)} = _opmath({', '.join(names)})")
+        elif self.takes_saved(spec):  # the saved entries follow the arguments
+            tensors = f"ctx.saved_tensors[:{len(names)}]"
+            if opmath:
+                lines = [f"dtype, {', '.join(names)} = _opmath(*{tensors})"]
+            else:
+                lines = [f"{_unpack(names)} = {tensors}"]
+        elif opmath:
             lines = [f"dtype, {', '.join(names)} = _opmath(*ctx.saved_tensors)"]
         else:
             lines = [f"{_unpack(names)} = ctx.saved_tensors"]
@@ -320,7 +352,10 @@ class _ClassPrinter:
     def forward_lines(self, spec: FunctionSpec) -> list[str]:
         # forward runs without autograd recording: its kernel may reuse buffers.
         tensors = list(spec.tensor_args)
-        lines = self.new_tensor_lines(spec, spec.forward, list(spec.outputs), tensors, in_place=True)
+        lines = self.new_tensor_lines(
+            spec, spec.forward, list(spec.outputs), tensors, in_place=True,
+            from_saved=self.takes_saved(spec),
+        )
         if not self.saves_gradient(spec):
             return lines
         # --save intermediates: the first partial derivatives too, from the table.
@@ -341,13 +376,18 @@ class _ClassPrinter:
         names: list[str],
         tensors: list[str] | None,
         in_place: bool = False,
+        from_saved: bool = False,
     ) -> list[str]:
         """A kernel whose results are new tensors of the outputs' shape (forward,
         and a plain jvp): one result is returned directly, several by name.
-        `tensors` are the arguments to bring to opmath (None: already done)."""
+        `tensors` are the arguments to bring to opmath (None: already done);
+        `from_saved`: the table is the saved entries where they are given."""
         printed = self.printed(kernel, in_place)
         lines = opmath_lines(tensors) if tensors else []
-        lines += self.partials_call(kernel.partials_order) + list(printed.statements)
+        table = self.partials_call(kernel.partials_order)
+        if from_saved and table:
+            table = [f"df = {self.saved_table()} if saved else {table[0].removeprefix('df = ')}"]
+        lines += table + list(printed.statements)
         if kernel.blocks:
             return lines + self.block_lines(spec, kernel, names, in_place)
         results = [
@@ -487,9 +527,13 @@ class _ClassPrinter:
         if spec.backward_call is not None:
             target = self.by_name[spec.backward_call]
             need = [f"_bits(ctx.needs_input_grad[:{len(self.model.inputs)}])"] if self.need_arg(target) else []
-            args = ", ".join(list(target.tensor_args) + params + need)
+            # The compile twin (`.forward`) traces the formulas: nothing to save.
+            saving = self.takes_saved(target) and method == "apply"
+            args = ", ".join(list(target.tensor_args) + params + need + (["*saved"] if saving else []))
             call = f"{target.class_name}.{method}({args})"
             lines = [f"{_unpack_result(list(target.outputs))} = {call}"]
+            if saving:
+                lines.insert(0, f"saved = _partials_to_save({self.table_args()})")
             results: list[str | None] = list(target.outputs)
             if self.saves_gradient(spec):
                 # Grad mode is on in backward only under create_graph: then go
@@ -501,7 +545,15 @@ class _ClassPrinter:
         else:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
-            lines = self.partials_call(spec.backward.partials_order) + list(kernel.statements)
+            table = self.partials_call(spec.backward.partials_order)
+            if self.takes_saved(spec) and table and spec.backward.partials_order <= self.saved_order:
+                table = [
+                    "# The saved entries have no graph: recompute them where this",
+                    "# backward is differentiated again (grad mode on).",
+                    "fresh = torch.is_grad_enabled() or not saved",
+                    f"{table[0]} if fresh else {self.saved_table()}",
+                ]
+            lines = table + list(kernel.statements)
             lines.append("need = ctx.needs_input_grad")
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
@@ -537,7 +589,9 @@ class _ClassPrinter:
             else:
                 arguments = _tuple_literal(list(spec.tensor_args))
                 reduced = f"_gradients(dtype, {gradients}, {arguments})"
-            if nones:  # the parameters get no gradient
+            if self.takes_saved(spec):  # nor do the parameters and the saved entries
+                reduced += f" + (None,) * ({len(nones)} + len(saved))" if nones else " + (None,) * len(saved)"
+            elif nones:  # the parameters get no gradient
                 reduced += f" + {_tuple_literal(nones)}"
             return lines + [f"return {reduced}"]
         returns = []
@@ -568,11 +622,21 @@ class _ClassPrinter:
         params = self.param_names
         if spec.jvp_call is not None:
             target = self.by_name[spec.jvp_call]
-            args = ", ".join(list(spec.jvp_call_args) + params)
+            # The Backward's saved entries serve its BackwardJvp's forward too.
+            saved = ["*saved"] if self.takes_saved(spec) and self.takes_saved(target) else []
+            args = ", ".join(list(spec.jvp_call_args) + params + saved)
             return [f"return {target.class_name}.apply({args})"]
         assert spec.jvp is not None
         names = [o + spec.tangent_suffix for o in spec.outputs]
         return self.new_tensor_lines(spec, spec.jvp, names, None)
+
+    def saved_table(self) -> str:
+        """The saved entries as the table helper returns them."""
+        return "_saved_table(*saved)" if self.model.multi_output else "_Partials(*saved)"
+
+    def table_args(self) -> str:
+        """The table helper's arguments but the order: `x, y, alpha`."""
+        return ", ".join(list(self.model.inputs) + self.param_names)
 
     def partials_call(self, order: int) -> list[str]:
         """`df = _partials(x, y, alpha, 1)`: the table entries (df.x, df.y) a kernel reads."""
@@ -800,6 +864,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         fields = [e.field for e in tables.entries]
         table = None
     return {
+        "to_save": _to_save(model, printer),
         "example": f"df.{example.field} is {example.name}",
         "fields": " ".join(fields),
         "defaults": f"(None,) * {len(fields)}",
@@ -814,6 +879,43 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
             )
         ),
         "lines": lines,
+    }
+
+
+def _to_save(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:
+    """The helper that computes, in the op's backward, the entries its Backward
+    keeps: where autograd records a graph through the Backward (grad mode on in
+    a backward: create_graph; an input that requires grad), outside torch.func's
+    transforms, which differentiate every backward with create_graph (a plain
+    torch.func.grad would pay for the second order)."""
+    if not printer.saved:
+        return None
+    entries = [e for e in model.partials.entries if e.name in printer.saved]
+    levels = ["∂f", "∂²f", "∂³f"][: printer.saved_order]
+    held = sum(1 for e in entries if not e.formula.is_Symbol)
+    backward = model.functions[1].class_name
+    summary = (
+        f"{' and '.join(levels)} for {backward} to keep where autograd records a graph "
+        "through it (create_graph), so that the backward after it need not compute them "
+        f"again: {held} tensor{'s' if held != 1 else ''} of the inputs' size. None under "
+        "torch.func, whose grad always records one."
+    )
+    inputs = list(model.inputs)
+    return {
+        # Several outputs: the flat entries nested back into each output's table.
+        "nested": (
+            {"args": ", ".join(e.name for e in entries), "result": _partials_result(model.partials, printer.saved_order)}
+            if model.multi_output
+            else None
+        ),
+        "args": printer.table_args(),
+        "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
+        "recording": " or ".join(f"{n}.requires_grad" for n in inputs),
+        "parenthesised": len(inputs) > 1,
+        "opmath": f"_, {', '.join(inputs)} = _opmath({', '.join(inputs)})",
+        "call": f"df = _partials({printer.table_args()}, {printer.saved_order})",
+        "entries": ", ".join(_code_name(e.name, model.partials) for e in entries)
+        + ("," if len(entries) == 1 else ""),
     }
 
 

@@ -35,6 +35,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
@@ -51,6 +52,9 @@ from .measure import (
     truth,
 )
 from .registry import REGISTRY
+
+if TYPE_CHECKING:
+    from .derive import PartialTables
 from .stable import Bindings, match, stabilize
 
 # Selection gives up nothing measurable: a cheaper form may lose at most this
@@ -414,6 +418,37 @@ def _rewrites(formula: sympy.Expr) -> Iterator[tuple[sympy.Expr, str]]:
     for name, transform in _WHOLE_FORMULA:
         yield transform(formula), name
     yield stabilize(formula), "stabilised"
+
+
+# --- recompute or save -------------------------------------------------------------
+
+
+def partials_to_save(tables: PartialTables, order: int, scalars: frozenset[str]) -> tuple[str, ...]:
+    """The table entries (orders 1 to `order`) that the first-order Backward keeps
+    where autograd records a graph through it (create_graph), so that the backward
+    after it reads them instead of computing them again; () to recompute.
+
+    Computing the orders together in the op's backward costs what the Backward
+    computed alone (its order-1 program, `tables.stages[0]` and the order-1
+    entries), and the next backward then computes nothing: the saving is that
+    program's cost. The price is memory: each entry that is not an input itself
+    is held between the two backward passes. Saved where the saving exceeds one
+    elementwise multiplication per tensor held, so a table of bare inputs and
+    products (f = x*y) is recomputed.
+    """
+    if order < 1:
+        return ()
+    entries = [e for e in tables.entries if e.order <= order]
+    first_order = [o for e, o in zip(tables.entries, tables.outputs) if e.order == 1]
+    program = [value for _, value in tables.stages[0]] + first_order
+    try:
+        recompute = math.fsum(cost(value, set(), scalars) for value in program)
+    except Unmeasurable:
+        return ()
+    held = sum(1 for e in entries if not e.formula.is_Symbol)
+    if recompute <= held * costs.cost("mul"):
+        return ()
+    return tuple(e.name for e in entries)
 
 
 # --- cost ------------------------------------------------------------------------

@@ -257,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         measured[args.device] = (
             f"{datetime.date.today().isoformat()}, {where}, torch {torch.__version__}, "
             f"{args.threads} thread(s), {args.elements} elements, median of {args.repeats} "
-            f"rounds of {args.calls} calls, while other work shared the machine, "
-            f"mul = {unit * 1e3:.3f} ms"
+            f"rounds of {args.calls} calls, "
+            # This project's CPU machines are shared; its GPU machines are not.
+            + ("while other work shared the machine, " if args.device == "cpu" else "")
+            + f"mul = {unit * 1e3:.3f} ms"
         )
         rewrite(COSTS_FILE, cpu, cuda, measured)
         print(f"wrote {COSTS_FILE.relative_to(HERE)}")

@@ -59,7 +59,9 @@ def load(path: Path):
 
 def emit_with(checkout: Path, expression: str, name: str, out: Path) -> None:
     """`adgen emit` by another checkout's generator (for --baseline)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # The checkout first; whatever else the path holds (black, say) still found.
+    path = [str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     command = [sys.executable, "-m", "adgen", "emit", "-o", str(out), "--name", name, "--", expression]
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=out.parent)
 

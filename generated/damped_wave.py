@@ -121,6 +121,21 @@ def _partials(x, y, alpha, order):
     return _Partials(f_x, f_y, f_xx, f_xy, f_yy, f_xxx, f_xxy, f_xyy, f_yyy)
 
 
+def _partials_to_save(x, y, alpha):
+    """∂f and ∂²f for DampedWaveBackward to keep where autograd records a graph through
+    it (create_graph), so that the backward after it need not compute them again: 5
+    tensors of the inputs' size. None under torch.func, whose grad always records
+    one."""
+    if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, x, y = _opmath(x, y)
+        df = _partials(x, y, alpha, 2)
+    return df.x, df.y, df.xx, df.xy, df.yy
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -148,8 +163,9 @@ class DampedWave(_Function):
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         (alpha,) = ctx.params
+        saved = _partials_to_save(x, y, alpha)
         grad_x, grad_y = DampedWaveBackward.apply(
-            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2])
+            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2]), *saved
         )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
@@ -168,9 +184,9 @@ class DampedWaveBackward(_Function):
     """(grad, x, y) -> grad·∂f/∂x, grad·∂f/∂y"""
 
     @staticmethod
-    def forward(grad, x, y, alpha, need):
+    def forward(grad, x, y, alpha, need, *saved):
         dtype, grad, x, y = _opmath(grad, x, y)
-        df = _partials(x, y, alpha, 1)
+        df = _Partials(*saved) if saved else _partials(x, y, alpha, 1)
         grad_x = df.x * grad if need & 1 else None
         grad_y = df.y * grad if need & 2 else None
         grad_x, grad_y = _unneeded_as_zeros(need, (grad_x, grad_y), (grad,))
@@ -178,22 +194,28 @@ class DampedWaveBackward(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y):
-        dtype, grad, x, y = _opmath(*ctx.saved_tensors)
+        grad, x, y, *saved = ctx.saved_tensors
+        dtype, grad, x, y = _opmath(grad, x, y)
         (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 2)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
         need = ctx.needs_input_grad
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
         d_x = df.xx * t0 + df.xy * t1 if need[1] else None
         d_y = df.xy * t0 + df.yy * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None, None)
+        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None,) * (
+            2 + len(saved)
+        )
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, *_):
-        grad, x, y = ctx.saved_tensors
+        grad, x, y, *saved = ctx.saved_tensors
         (alpha,) = ctx.params
-        return DampedWaveBackwardJvp.apply(grad, x, y, grad_t, x_t, y_t, alpha)
+        return DampedWaveBackwardJvp.apply(grad, x, y, grad_t, x_t, y_t, alpha, *saved)
 
 
 class DampedWaveJvp(_Function):
@@ -228,9 +250,9 @@ class DampedWaveBackwardJvp(_Function):
     """the jvp of DampedWaveBackward"""
 
     @staticmethod
-    def forward(grad, x, y, grad_t, x_t, y_t, alpha):
+    def forward(grad, x, y, grad_t, x_t, y_t, alpha, *saved):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
-        df = _partials(x, y, alpha, 2)
+        df = _Partials(*saved) if saved else _partials(x, y, alpha, 2)
         t0 = grad * x_t
         t1 = grad * y_t
         grad_x_t = df.x * grad_t + df.xx * t0 + df.xy * t1
@@ -239,7 +261,8 @@ class DampedWaveBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t):
-        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
+        grad, x, y, grad_t, x_t, y_t, *saved = ctx.saved_tensors
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         t0 = grad * x_t
@@ -273,11 +296,11 @@ class DampedWaveBackwardJvp(_Function):
             dtype,
             (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t),
             (grad, x, y, grad_t, x_t, y_t),
-        ) + (None,)
+        ) + (None,) * (1 + len(saved))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, grad_t_u, x_t_u, y_t_u, *_):
-        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors)
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         t0 = grad * x_t_u

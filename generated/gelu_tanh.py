@@ -89,6 +89,21 @@ def _partials(x, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
+def _partials_to_save(x):
+    """∂f and ∂²f for GeluTanhBackward to keep where autograd records a graph through
+    it (create_graph), so that the backward after it need not compute them again: 2
+    tensors of the inputs' size. None under torch.func, whose grad always records
+    one."""
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, x = _opmath(x)
+        df = _partials(x, 2)
+    return df.x, df.xx
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -121,7 +136,8 @@ class GeluTanh(_Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        grad_x = GeluTanhBackward.apply(grad, x)
+        saved = _partials_to_save(x)
+        grad_x = GeluTanhBackward.apply(grad, x, *saved)
         return (grad_x if ctx.needs_input_grad[0] else None,)
 
     @staticmethod
@@ -134,38 +150,43 @@ class GeluTanhBackward(_Function):
     """(grad, x) -> grad·∂f/∂x; also GeluTanh's jvp, with x_t as grad"""
 
     @staticmethod
-    def forward(grad, x):
+    def forward(grad, x, *saved):
         dtype, grad, x = _opmath(grad, x)
-        df = _partials(x, 1)
+        df = _Partials(*saved) if saved else _partials(x, 1)
         return _round(df.x * grad, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        dtype, grad, x = _opmath(*ctx.saved_tensors)
-        df = _partials(x, 2)
+        grad, x, *saved = ctx.saved_tensors
+        dtype, grad, x = _opmath(grad, x)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(x, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
         d_grad = df.x * grad_grad_x if need[0] else None
         d_x = df.xx * grad * grad_grad_x if need[1] else None
-        return _gradients(dtype, (d_grad, d_x))
+        return _gradients(dtype, (d_grad, d_x)) + (None,) * len(saved)
 
     @staticmethod
-    def jvp(ctx, grad_t, x_t):
-        grad, x = ctx.saved_tensors
-        return GeluTanhBackwardJvp.apply(grad, x, grad_t, x_t)
+    def jvp(ctx, grad_t, x_t, *_):
+        grad, x, *saved = ctx.saved_tensors
+        return GeluTanhBackwardJvp.apply(grad, x, grad_t, x_t, *saved)
 
 
 class GeluTanhBackwardJvp(_Function):
     """the jvp of GeluTanhBackward"""
 
     @staticmethod
-    def forward(grad, x, grad_t, x_t):
+    def forward(grad, x, grad_t, x_t, *saved):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
-        df = _partials(x, 2)
+        df = _Partials(*saved) if saved else _partials(x, 2)
         return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        grad, x, grad_t, x_t, *saved = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         df = _partials(x, 3)
         t0 = df.xx * grad_grad_x_t
         need = ctx.needs_input_grad
@@ -175,11 +196,11 @@ class GeluTanhBackwardJvp(_Function):
         )
         d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
-        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t))
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t)) + (None,) * len(saved)
 
     @staticmethod
-    def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u):
-        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+    def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
         df = _partials(x, 3)
         return _round(
             df.x * grad_t_u

@@ -176,6 +176,21 @@ def _partials(x, t, k, order):
     return _Partials(f_x, f_t, f_xx, f_xt, f_tt, f_xxx, f_xxt, f_xtt, f_ttt)
 
 
+def _partials_to_save(x, t, k):
+    """∂f and ∂²f for HeatKernelBackward to keep where autograd records a graph through
+    it (create_graph), so that the backward after it need not compute them again: 5
+    tensors of the inputs' size. None under torch.func, whose grad always records
+    one."""
+    if not torch.is_grad_enabled() or not (x.requires_grad or t.requires_grad):
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, x, t = _opmath(x, t)
+        df = _partials(x, t, k, 2)
+    return df.x, df.t, df.xx, df.xt, df.tt
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -207,8 +222,9 @@ class HeatKernel(_Function):
     def backward(ctx, grad):
         x, t = ctx.saved_tensors
         (k,) = ctx.params
+        saved = _partials_to_save(x, t, k)
         grad_x, grad_t = HeatKernelBackward.apply(
-            grad, x, t, k, _bits(ctx.needs_input_grad[:2])
+            grad, x, t, k, _bits(ctx.needs_input_grad[:2]), *saved
         )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
@@ -227,9 +243,9 @@ class HeatKernelBackward(_Function):
     """(grad, x, t) -> grad·∂f/∂x, grad·∂f/∂t"""
 
     @staticmethod
-    def forward(grad, x, t, k, need):
+    def forward(grad, x, t, k, need, *saved):
         dtype, grad, x, t = _opmath(grad, x, t)
-        df = _partials(x, t, k, 1)
+        df = _Partials(*saved) if saved else _partials(x, t, k, 1)
         grad_x = df.x * grad if need & 1 else None
         grad_t = df.t * grad if need & 2 else None
         grad_x, grad_t = _unneeded_as_zeros(need, (grad_x, grad_t), (grad,))
@@ -237,22 +253,28 @@ class HeatKernelBackward(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_t):
-        dtype, grad, x, t = _opmath(*ctx.saved_tensors)
+        grad, x, t, *saved = ctx.saved_tensors
+        dtype, grad, x, t = _opmath(grad, x, t)
         (k,) = ctx.params
-        df = _partials(x, t, k, 2)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
         t0 = grad * grad_grad_t
         t1 = grad * grad_grad_x
         need = ctx.needs_input_grad
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
         d_x = df.xt * t0 + df.xx * t1 if need[1] else None
         d_t = df.tt * t0 + df.xt * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None, None)
+        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None,) * (
+            2 + len(saved)
+        )
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, t_t, *_):
-        grad, x, t = ctx.saved_tensors
+        grad, x, t, *saved = ctx.saved_tensors
         (k,) = ctx.params
-        return HeatKernelBackwardJvp.apply(grad, x, t, grad_t, x_t, t_t, k)
+        return HeatKernelBackwardJvp.apply(grad, x, t, grad_t, x_t, t_t, k, *saved)
 
 
 class HeatKernelJvp(_Function):
@@ -287,9 +309,9 @@ class HeatKernelBackwardJvp(_Function):
     """the jvp of HeatKernelBackward"""
 
     @staticmethod
-    def forward(grad, x, t, grad_t, x_t, t_t, k):
+    def forward(grad, x, t, grad_t, x_t, t_t, k, *saved):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
-        df = _partials(x, t, k, 2)
+        df = _Partials(*saved) if saved else _partials(x, t, k, 2)
         t0 = grad * t_t
         t1 = grad * x_t
         grad_x_t = df.x * grad_t + df.xt * t0 + df.xx * t1
@@ -298,7 +320,8 @@ class HeatKernelBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_t_t):
-        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
+        grad, x, t, grad_t, x_t, t_t, *saved = ctx.saved_tensors
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         t0 = grad * t_t
@@ -332,11 +355,11 @@ class HeatKernelBackwardJvp(_Function):
             dtype,
             (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t),
             (grad, x, t, grad_t, x_t, t_t),
-        ) + (None,)
+        ) + (None,) * (1 + len(saved))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, t_u, grad_t_u, x_t_u, t_t_u, *_):
-        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors)
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         t0 = grad * t_t_u

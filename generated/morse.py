@@ -69,6 +69,21 @@ def _partials(r, depth, a, r0, order):
     return _Partials(f_r, f_rr, f_rrr)
 
 
+def _partials_to_save(r, depth, a, r0):
+    """∂f and ∂²f for MorseBackward to keep where autograd records a graph through it
+    (create_graph), so that the backward after it need not compute them again: 2
+    tensors of the inputs' size. None under torch.func, whose grad always records
+    one."""
+    if not torch.is_grad_enabled() or not r.requires_grad:
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, r = _opmath(r)
+        df = _partials(r, depth, a, r0, 2)
+    return df.r, df.rr
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -97,7 +112,8 @@ class Morse(_Function):
     def backward(ctx, grad):
         (r,) = ctx.saved_tensors
         depth, a, r0 = ctx.params
-        grad_r = MorseBackward.apply(grad, r, depth, a, r0)
+        saved = _partials_to_save(r, depth, a, r0)
+        grad_r = MorseBackward.apply(grad, r, depth, a, r0, *saved)
         return (
             grad_r if ctx.needs_input_grad[0] else None,
             None,
@@ -116,40 +132,45 @@ class MorseBackward(_Function):
     """(grad, r) -> grad·∂f/∂r; also Morse's jvp, with r_t as grad"""
 
     @staticmethod
-    def forward(grad, r, depth, a, r0):
+    def forward(grad, r, depth, a, r0, *saved):
         dtype, grad, r = _opmath(grad, r)
-        df = _partials(r, depth, a, r0, 1)
+        df = _Partials(*saved) if saved else _partials(r, depth, a, r0, 1)
         return _round(df.r * grad, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_r):
-        dtype, grad, r = _opmath(*ctx.saved_tensors)
+        grad, r, *saved = ctx.saved_tensors
+        dtype, grad, r = _opmath(grad, r)
         depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 2)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(r, depth, a, r0, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
         d_grad = df.r * grad_grad_r if need[0] else None
         d_r = df.rr * grad * grad_grad_r if need[1] else None
-        return _gradients(dtype, (d_grad, d_r)) + (None, None, None)
+        return _gradients(dtype, (d_grad, d_r)) + (None,) * (3 + len(saved))
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
-        grad, r = ctx.saved_tensors
+        grad, r, *saved = ctx.saved_tensors
         depth, a, r0 = ctx.params
-        return MorseBackwardJvp.apply(grad, r, grad_t, r_t, depth, a, r0)
+        return MorseBackwardJvp.apply(grad, r, grad_t, r_t, depth, a, r0, *saved)
 
 
 class MorseBackwardJvp(_Function):
     """the jvp of MorseBackward"""
 
     @staticmethod
-    def forward(grad, r, grad_t, r_t, depth, a, r0):
+    def forward(grad, r, grad_t, r_t, depth, a, r0, *saved):
         dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
-        df = _partials(r, depth, a, r0, 2)
+        df = _Partials(*saved) if saved else _partials(r, depth, a, r0, 2)
         return _round(df.r * grad_t + df.rr * grad * r_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
-        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
+        grad, r, grad_t, r_t, *saved = ctx.saved_tensors
+        dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
         depth, a, r0 = ctx.params
         df = _partials(r, depth, a, r0, 3)
         t0 = df.rr * grad_grad_r_t
@@ -160,11 +181,13 @@ class MorseBackwardJvp(_Function):
         )
         d_grad_t = df.r * grad_grad_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
-        return _gradients(dtype, (d_grad, d_r, d_grad_t, d_r_t)) + (None, None, None)
+        return _gradients(dtype, (d_grad, d_r, d_grad_t, d_r_t)) + (None,) * (
+            3 + len(saved)
+        )
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
-        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors)
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors[:4])
         depth, a, r0 = ctx.params
         df = _partials(r, depth, a, r0, 3)
         return _round(

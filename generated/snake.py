@@ -67,6 +67,21 @@ def _partials(x, alpha, order):
     return _Partials(f_x, f_xx, f_xxx)
 
 
+def _partials_to_save(x, alpha):
+    """∂f and ∂²f for SnakeBackward to keep where autograd records a graph through it
+    (create_graph), so that the backward after it need not compute them again: 2
+    tensors of the inputs' size. None under torch.func, whose grad always records
+    one."""
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, x = _opmath(x)
+        df = _partials(x, alpha, 2)
+    return df.x, df.xx
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -93,7 +108,8 @@ class Snake(_Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         (alpha,) = ctx.params
-        grad_x = SnakeBackward.apply(grad, x, alpha)
+        saved = _partials_to_save(x, alpha)
+        grad_x = SnakeBackward.apply(grad, x, alpha, *saved)
         return (
             grad_x if ctx.needs_input_grad[0] else None,
             None,
@@ -110,40 +126,45 @@ class SnakeBackward(_Function):
     """(grad, x) -> grad·∂f/∂x; also Snake's jvp, with x_t as grad"""
 
     @staticmethod
-    def forward(grad, x, alpha):
+    def forward(grad, x, alpha, *saved):
         dtype, grad, x = _opmath(grad, x)
-        df = _partials(x, alpha, 1)
+        df = _Partials(*saved) if saved else _partials(x, alpha, 1)
         return _round(df.x * grad, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x):
-        dtype, grad, x = _opmath(*ctx.saved_tensors)
+        grad, x, *saved = ctx.saved_tensors
+        dtype, grad, x = _opmath(grad, x)
         (alpha,) = ctx.params
-        df = _partials(x, alpha, 2)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(x, alpha, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
         d_grad = df.x * grad_grad_x if need[0] else None
         d_x = df.xx * grad * grad_grad_x if need[1] else None
-        return _gradients(dtype, (d_grad, d_x)) + (None,)
+        return _gradients(dtype, (d_grad, d_x)) + (None,) * (1 + len(saved))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
-        grad, x = ctx.saved_tensors
+        grad, x, *saved = ctx.saved_tensors
         (alpha,) = ctx.params
-        return SnakeBackwardJvp.apply(grad, x, grad_t, x_t, alpha)
+        return SnakeBackwardJvp.apply(grad, x, grad_t, x_t, alpha, *saved)
 
 
 class SnakeBackwardJvp(_Function):
     """the jvp of SnakeBackward"""
 
     @staticmethod
-    def forward(grad, x, grad_t, x_t, alpha):
+    def forward(grad, x, grad_t, x_t, alpha, *saved):
         dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
-        df = _partials(x, alpha, 2)
+        df = _Partials(*saved) if saved else _partials(x, alpha, 2)
         return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        grad, x, grad_t, x_t, *saved = ctx.saved_tensors
+        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
         (alpha,) = ctx.params
         df = _partials(x, alpha, 3)
         t0 = df.xx * grad_grad_x_t
@@ -154,11 +175,13 @@ class SnakeBackwardJvp(_Function):
         )
         d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
-        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t)) + (None,)
+        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t)) + (None,) * (
+            1 + len(saved)
+        )
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
-        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
         (alpha,) = ctx.params
         df = _partials(x, alpha, 3)
         return _round(

@@ -192,6 +192,23 @@ def _partials(x, y, z, q, eps, order):
     )
 
 
+def _partials_to_save(x, y, z, q, eps):
+    """∂f and ∂²f for SoftenedCoulombBackward to keep where autograd records a graph
+    through it (create_graph), so that the backward after it need not compute them
+    again: 9 tensors of the inputs' size. None under torch.func, whose grad always
+    records one."""
+    if not torch.is_grad_enabled() or not (
+        x.requires_grad or y.requires_grad or z.requires_grad
+    ):
+        return ()
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return ()
+    with torch.no_grad():
+        _, x, y, z = _opmath(x, y, z)
+        df = _partials(x, y, z, q, eps, 2)
+    return df.x, df.y, df.z, df.xx, df.xy, df.xz, df.yy, df.yz, df.zz
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -225,8 +242,9 @@ class SoftenedCoulomb(_Function):
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
         q, eps = ctx.params
+        saved = _partials_to_save(x, y, z, q, eps)
         grad_x, grad_y, grad_z = SoftenedCoulombBackward.apply(
-            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3])
+            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3]), *saved
         )
         return (
             _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
@@ -247,9 +265,9 @@ class SoftenedCoulombBackward(_Function):
     """(grad, x, y, z) -> grad·∂f/∂x, grad·∂f/∂y, grad·∂f/∂z"""
 
     @staticmethod
-    def forward(grad, x, y, z, q, eps, need):
+    def forward(grad, x, y, z, q, eps, need, *saved):
         dtype, grad, x, y, z = _opmath(grad, x, y, z)
-        df = _partials(x, y, z, q, eps, 1)
+        df = _Partials(*saved) if saved else _partials(x, y, z, q, eps, 1)
         grad_x = df.x * grad if need & 1 else None
         grad_y = df.y * grad if need & 2 else None
         grad_z = df.z * grad if need & 4 else None
@@ -260,9 +278,13 @@ class SoftenedCoulombBackward(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
-        dtype, grad, x, y, z = _opmath(*ctx.saved_tensors)
+        grad, x, y, z, *saved = ctx.saved_tensors
+        dtype, grad, x, y, z = _opmath(grad, x, y, z)
         q, eps = ctx.params
-        df = _partials(x, y, z, q, eps, 2)
+        # The saved entries have no graph: recompute them where this
+        # backward is differentiated again (grad mode on).
+        fresh = torch.is_grad_enabled() or not saved
+        df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
         t0 = grad * grad_grad_x
         t1 = grad * grad_grad_y
         t2 = grad * grad_grad_z
@@ -275,18 +297,16 @@ class SoftenedCoulombBackward(_Function):
         d_x = df.xx * t0 + df.xy * t1 + df.xz * t2 if need[1] else None
         d_y = df.xy * t0 + df.yy * t1 + df.yz * t2 if need[2] else None
         d_z = df.xz * t0 + df.yz * t1 + df.zz * t2 if need[3] else None
-        return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (
-            None,
-            None,
-            None,
+        return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (None,) * (
+            3 + len(saved)
         )
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, z_t, *_):
-        grad, x, y, z = ctx.saved_tensors
+        grad, x, y, z, *saved = ctx.saved_tensors
         q, eps = ctx.params
         return SoftenedCoulombBackwardJvp.apply(
-            grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps
+            grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps, *saved
         )
 
 
@@ -328,11 +348,11 @@ class SoftenedCoulombBackwardJvp(_Function):
     """the jvp of SoftenedCoulombBackward"""
 
     @staticmethod
-    def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps):
+    def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps, *saved):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
             grad, x, y, z, grad_t, x_t, y_t, z_t
         )
-        df = _partials(x, y, z, q, eps, 2)
+        df = _Partials(*saved) if saved else _partials(x, y, z, q, eps, 2)
         t0 = grad * x_t
         t1 = grad * y_t
         t2 = grad * z_t
@@ -343,7 +363,10 @@ class SoftenedCoulombBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
-        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
+        grad, x, y, z, grad_t, x_t, y_t, z_t, *saved = ctx.saved_tensors
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
+            grad, x, y, z, grad_t, x_t, y_t, z_t
+        )
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         t0 = grad * x_t
@@ -396,11 +419,11 @@ class SoftenedCoulombBackwardJvp(_Function):
             dtype,
             (d_grad, d_x, d_y, d_z, d_grad_t, d_x_t, d_y_t, d_z_t),
             (grad, x, y, z, grad_t, x_t, y_t, z_t),
-        ) + (None, None)
+        ) + (None,) * (2 + len(saved))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, z_u, grad_t_u, x_t_u, y_t_u, z_t_u, *_):
-        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         t0 = grad * x_t_u

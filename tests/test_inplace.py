@@ -98,7 +98,9 @@ def _arguments(function: type, params: list[str]) -> tuple[list[str], list[objec
     """Tensor arguments, then the values of the others: 0.75 for each parameter
     (the public function's keyword-only ones), and for a Backward's `need` bits
     all set (-1: every input needs its gradient)."""
-    names = list(inspect.signature(function.forward).parameters)
+    parameters = inspect.signature(function.forward).parameters.values()
+    # `*saved`: table entries, given only under create_graph (test_recompute_or_save).
+    names = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
     tensors = [n for n in names if n not in params and n != "need"]
     return tensors, [0.75 if n in params else -1 for n in names if n not in tensors]
 
