@@ -25,6 +25,10 @@ choice:
   - among those, the cheapest; ties go to the more accurate, then to the stable
     form, then to the first found (the search order is fixed).
 
+It also decides, by the same cost table, whether the first-order Backward
+recomputes its table in the next backward or keeps it under create_graph
+(`partials_to_save`).
+
 Nothing depends on timing or the machine: the points come from a fixed seed
 and the arithmetic is IEEE's, so the same formula is chosen everywhere.
 """
