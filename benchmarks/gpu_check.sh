@@ -17,10 +17,7 @@ fi
 python -c "import torch; print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name()}')"
 
 echo "== generated tests of every catalogue op, ADGEN_TEST_DEVICE=cuda"
-# pytest-xdist, where installed, runs them on every core.
-jobs=()
-if python -c "import xdist" 2>/dev/null; then jobs=(-n auto); fi
-ADGEN_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprovider "${jobs[@]}" generated
+ADGEN_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprovider generated
 
 echo "== benchmarks/speed.py on the GPU"
 # speed.py makes its tensors with torch.randn and times with time.perf_counter:
