@@ -548,8 +548,7 @@ class _ClassPrinter:
             table = self.partials_call(spec.backward.partials_order)
             if self.takes_saved(spec) and table and spec.backward.partials_order <= self.saved_order:
                 table = [
-                    "# The saved entries have no graph: recompute them where this",
-                    "# backward is differentiated again (grad mode on).",
+                    "# Saved entries have no graph: recompute where differentiated again.",
                     "fresh = torch.is_grad_enabled() or not saved",
                     f"{table[0]} if fresh else {self.saved_table()}",
                 ]

@@ -56,10 +56,10 @@ from .measure import (
     truth,
 )
 from .registry import REGISTRY
+from .stable import Bindings, match, stabilize
 
 if TYPE_CHECKING:
     from .derive import PartialTables
-from .stable import Bindings, match, stabilize
 
 # Selection gives up nothing measurable: a cheaper form may lose at most this
 # many bits (float32 + float64, mean over the sample) against the best.

@@ -181,9 +181,8 @@ def _partials_to_save(x, t, k):
     it (create_graph), so that the backward after it need not compute them again: 5
     tensors of the inputs' size. None under torch.func, whose grad always records
     one."""
-    if not torch.is_grad_enabled() or not (x.requires_grad or t.requires_grad):
-        return ()
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    recording = torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)
+    if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
     with torch.no_grad():
         _, x, t = _opmath(x, t)
@@ -256,8 +255,7 @@ class HeatKernelBackward(_Function):
         grad, x, t, *saved = ctx.saved_tensors
         dtype, grad, x, t = _opmath(grad, x, t)
         (k,) = ctx.params
-        # The saved entries have no graph: recompute them where this
-        # backward is differentiated again (grad mode on).
+        # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
         t0 = grad * grad_grad_t

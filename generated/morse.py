@@ -74,9 +74,8 @@ def _partials_to_save(r, depth, a, r0):
     (create_graph), so that the backward after it need not compute them again: 2
     tensors of the inputs' size. None under torch.func, whose grad always records
     one."""
-    if not torch.is_grad_enabled() or not r.requires_grad:
-        return ()
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    recording = torch.is_grad_enabled() and r.requires_grad
+    if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
     with torch.no_grad():
         _, r = _opmath(r)
@@ -142,8 +141,7 @@ class MorseBackward(_Function):
         grad, r, *saved = ctx.saved_tensors
         dtype, grad, r = _opmath(grad, r)
         depth, a, r0 = ctx.params
-        # The saved entries have no graph: recompute them where this
-        # backward is differentiated again (grad mode on).
+        # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(r, depth, a, r0, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad

@@ -197,11 +197,10 @@ def _partials_to_save(x, y, z, q, eps):
     through it (create_graph), so that the backward after it need not compute them
     again: 9 tensors of the inputs' size. None under torch.func, whose grad always
     records one."""
-    if not torch.is_grad_enabled() or not (
+    recording = torch.is_grad_enabled() and (
         x.requires_grad or y.requires_grad or z.requires_grad
-    ):
-        return ()
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    )
+    if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
     with torch.no_grad():
         _, x, y, z = _opmath(x, y, z)
@@ -281,8 +280,7 @@ class SoftenedCoulombBackward(_Function):
         grad, x, y, z, *saved = ctx.saved_tensors
         dtype, grad, x, y, z = _opmath(grad, x, y, z)
         q, eps = ctx.params
-        # The saved entries have no graph: recompute them where this
-        # backward is differentiated again (grad mode on).
+        # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
         t0 = grad * grad_grad_x

@@ -71,9 +71,8 @@ def _partials_to_save(x, beta):
     it (create_graph), so that the backward after it need not compute them again: 2
     tensors of the inputs' size. None under torch.func, whose grad always records
     one."""
-    if not torch.is_grad_enabled() or not x.requires_grad:
-        return ()
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    recording = torch.is_grad_enabled() and x.requires_grad
+    if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
     with torch.no_grad():
         _, x = _opmath(x)
@@ -135,8 +134,7 @@ class SoftplusBackward(_Function):
         grad, x, *saved = ctx.saved_tensors
         dtype, grad, x = _opmath(grad, x)
         (beta,) = ctx.params
-        # The saved entries have no graph: recompute them where this
-        # backward is differentiated again (grad mode on).
+        # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, beta, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
