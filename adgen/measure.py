@@ -33,6 +33,7 @@ import sympy
 from . import functions
 
 FLOAT32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+JOINT_SHARE = 8  # one point in this many draws every input far out together
 SAMPLE_SIZE = 128  # Herbie uses 256; half keeps emit time reasonable
 ORDINARY = 10.0  # a good part of the sample lies in [-10, 10]
 MODERATE_OCTAVES = (-4.0, 10.0)
@@ -97,16 +98,21 @@ def sample_points(
     moderate magnitudes (2**-4 to 2**10, where exp overflows and activations
     saturate), and the rest uniform over [-ORDINARY, ORDINARY] widened to the
     input's `domains` interval where one is given (and then some by bit pattern
-    inside it). Plus the interval's ends, +-1 and 0. Points where the formula is
-    not real drop out when the truth is computed."""
+    inside it). Plus the interval's ends, +-1 and 0. Then, with several inputs,
+    one point in JOINT_SHARE draws them all by bit pattern together. Points where
+    the formula is not real drop out when the truth is computed."""
     rng = random.Random(seed)
     columns = []
+    specials = []  # each input's interval ends, +-1 and 0
+    bounds = []  # each input's interval, rounded inward to float32
     first, last = _ordinal32(-FLOAT32_MAX), _ordinal32(FLOAT32_MAX)
     for name in inputs:
         low, high = domains.get(name, (-ORDINARY, ORDINARY))
         low, high = _round32_up(max(low, -FLOAT32_MAX)), _round32_down(min(high, FLOAT32_MAX))
         special = [v for v in (low, high, 1.0, -1.0, 0.0) if low <= v <= high]
         values = [_round32(v) for v in special]
+        specials.append(set(values))
+        bounds.append((low, high))
         tails = (size - len(values)) * 3 // 16
         values += [_from_ordinal32(rng.randint(first, last)) for _ in range(tails)]
         # float64's own tails (1e-300, 1e300): only the float64 measure sees them.
@@ -130,7 +136,22 @@ def sample_points(
         near_low, near_high = min(low, -ORDINARY), max(high, ORDINARY)
         values += [_round32(rng.uniform(near_low, near_high)) for _ in range(size - len(values))]
         rng.shuffle(values)
-        columns.append(tuple(values))
+        columns.append(values)
+    # Joint tails: the columns above are shuffled independently, so a point
+    # with every input far out (x tiny and sin(y) tiny in sin(y)/x, where
+    # sin(y)/x**2 underflows) is rare. Some points draw every input by float64
+    # bit pattern together (inside a given interval, by float32 bit pattern).
+    # An interval's ends, +-1 and 0 stay where they are.
+    if len(inputs) > 1:
+        for index in rng.sample(range(size), size // JOINT_SHARE):
+            for name, column, kept, (low, high) in zip(inputs, columns, specials, bounds):
+                if column[index] in kept:
+                    continue
+                if name in domains:
+                    column[index] = _from_ordinal32(rng.randint(_ordinal32(low), _ordinal32(high)))
+                else:
+                    column[index] = _from_ordinal64(rng.randint(-_ORDINAL64_MAX, _ORDINAL64_MAX))
+    columns = [tuple(c) for c in columns]
     return Sample(tuple(inputs), tuple(columns), tuple(sorted(params.items())))
 
 

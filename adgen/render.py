@@ -174,7 +174,12 @@ class _ClassPrinter:
         and the BackwardJvp its jvp passes them on to."""
         if not self.saved or spec.role not in (Role.BACKWARD, Role.BACKWARD_JVP):
             return False
-        return spec.forward.partials_order <= self.saved_order
+        return self.reads_saved_only(spec.forward.partials_order)
+
+    def reads_saved_only(self, order: int) -> bool:
+        """Whether a kernel reading the table up to `order` finds every entry it
+        reads among the saved ones."""
+        return set(self.model.partials.names(order)) <= set(self.saved)
 
     def function_class(self, spec: FunctionSpec) -> dict[str, object]:
         """The prepared strings of one class."""
@@ -546,7 +551,7 @@ class _ClassPrinter:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
             table = self.partials_call(spec.backward.partials_order)
-            if self.takes_saved(spec) and table and spec.backward.partials_order <= self.saved_order:
+            if self.takes_saved(spec) and table and self.reads_saved_only(spec.backward.partials_order):
                 table = [
                     "# Saved entries have no graph: recompute where differentiated again.",
                     "fresh = torch.is_grad_enabled() or not saved",

@@ -10,6 +10,7 @@ import pytest
 import sympy
 import torch
 
+import adgen
 from adgen import functions, measure, select
 from adgen.derive import build_model
 from adgen.parse import parse_expression
@@ -213,6 +214,29 @@ def test_points_cover_tails_and_the_given_interval() -> None:
     assert sum(1 <= v <= 100 for v in values) >= len(values) // 4
     in_float32 = sum(measure._round32(v) == v for v in values)
     assert len(values) // 2 < in_float32 < len(values)
+
+
+def test_some_points_draw_every_input_far_out_together() -> None:
+    """Each input's column is shuffled on its own, so points with every input in
+    float64's tails would be rare (about 4 of 128); a share is drawn jointly."""
+    sample = measure.sample_points(("x", "y"), {}, {})
+    far = [
+        all(measure._round32(v) != v for v in point)
+        for point in zip(*sample.columns)
+    ]
+    assert len(far) == 128 and sum(far) >= 12  # 16 drawn jointly, ~88% of them far
+
+
+def test_a_gradient_that_squares_a_tiny_input_is_not_chosen() -> None:
+    """∂/∂x of sin(y)/x: -sin(y)/x**2 overflows where x is tiny (x**-2 > 1e308)
+    although the result, with sin(y) tiny too, is a float; only points with both
+    inputs far out show it. (1/x)*((1/x)*sin(y)) is right there."""
+    sin_over = adgen.load("sin(y)/x", name="sin_over", inputs=("y", "x"))
+    y = torch.tensor([1e-170], dtype=torch.float64)
+    x = torch.tensor([1e-160], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(sin_over(y, x), x)
+    exact = -mpmath.sin(mpmath.mpf(1e-170)) / mpmath.mpf(1e-160) ** 2
+    assert float(grad) == pytest.approx(float(exact), rel=1e-14)
 
 
 def test_a_quotient_is_divided_in_steps_where_its_square_overflows() -> None:
