@@ -242,13 +242,15 @@ def test_a_gradient_that_squares_a_tiny_input_is_not_chosen() -> None:
 def test_a_quotient_is_divided_in_steps_where_its_square_overflows() -> None:
     """∂/∂x of 100x/(x + y) is 100y/(x + y)**2: the stable form's square
     overflows (no correct bit, in both dtypes' tails) where (100y/(x + y))/(x + y)
-    stays right, so that form is chosen although it is a little worse at some
-    points; and it is the formula printed."""
+    stays right, so that form is chosen although it is worse at some points (a
+    little at many; at one with both inputs far out, where 100y overflows, it has
+    no correct bit: the rule weighs that against the stable form's failures,
+    CLEAR_GAIN_BITS); and it is the formula printed."""
     choices = {c.target: c for c in _choices("x*100/(x + y)")}
     for target in ("f_x", "f_y"):
         chosen, stable = choices[target].chosen, choices[target].candidates[0]
         assert stable.origin == "stable" and chosen.origin != "stable"
-        assert chosen.repairs(stable) and not stable.repairs(chosen)
+        assert chosen.repairs(stable)
         assert chosen.bits <= stable.bits - select.CLEAR_GAIN_BITS
         assert chosen.formula.has(functions.held)
         assert not any(p.is_Pow and p.exp == -2 for p in sympy.preorder_traversal(chosen.formula))
