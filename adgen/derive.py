@@ -81,6 +81,11 @@ class PartialTables:
         """The entries a caller needing `order` unpacks: all of orders 1..order."""
         return tuple(e.name for e in self.entries if e.order <= order)
 
+    def held(self, names: tuple[str, ...]) -> int:
+        """How many of the entries `names` are new tensors, not an input itself
+        (f = x*y: f_x is y): what keeping them holds in memory."""
+        return sum(1 for e in self.entries if e.name in names and not e.formula.is_Symbol)
+
     def field_of(self, name: str) -> str:
         """The field of the entry named `name`: f_xy -> xy, u_xy -> u.xy."""
         return self._fields[name]

@@ -646,7 +646,7 @@ class _ClassPrinter:
         """`df = _partials(x, y, alpha, 1)`: the table entries (df.x, df.y) a kernel reads."""
         if not self.model.partials.names(order):
             return []
-        args = ", ".join(list(self.model.inputs) + self.param_names + [str(order)])
+        args = f"{self.table_args()}, {order}"
         return [f"df = _partials({args})"]
 
     def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
@@ -831,6 +831,9 @@ def _code_name(entry: str, tables: PartialTables) -> str:
     return "df." + tables.field_of(entry)
 
 
+_LEVELS = ("∂f", "∂²f", "∂³f")  # how the docstrings name the tables of orders 1, 2, 3
+
+
 def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:
     """The table helper: its statements stop at `order` (a temporary sits in the
     stage of the lowest order that needs it)."""
@@ -851,7 +854,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         returned = _partials_result(tables, order)
         lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
     printer.uses_math |= any("math." in line for line in lines)
-    levels = ["∂f", "∂²f", "∂³f"]
+    levels = _LEVELS
     parts = [
         f"{levels[k - 1]} ({', '.join(e.name for e in tables.entries if e.order == k)})"
         for k in range(1, top + 1)
@@ -895,8 +898,8 @@ def _to_save(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | No
     if not printer.saved:
         return None
     entries = [e for e in model.partials.entries if e.name in printer.saved]
-    levels = ["∂f", "∂²f", "∂³f"][: printer.saved_order]
-    held = sum(1 for e in entries if not e.formula.is_Symbol)
+    levels = _LEVELS[: printer.saved_order]
+    held = model.partials.held(printer.saved)
     backward = model.functions[1].class_name
     summary = (
         f"{' and '.join(levels)} for {backward} to keep where autograd records a graph "

@@ -442,17 +442,16 @@ def partials_to_save(tables: PartialTables, order: int, scalars: frozenset[str])
     """
     if order < 1:
         return ()
-    entries = [e for e in tables.entries if e.order <= order]
+    entries = tuple(e.name for e in tables.entries if e.order <= order)
     first_order = [o for e, o in zip(tables.entries, tables.outputs) if e.order == 1]
     program = [value for _, value in tables.stages[0]] + first_order
     try:
         recompute = math.fsum(cost(value, set(), scalars) for value in program)
     except Unmeasurable:
         return ()
-    held = sum(1 for e in entries if not e.formula.is_Symbol)
-    if recompute <= held * costs.cost("mul"):
+    if recompute <= tables.held(entries) * costs.cost("mul"):
         return ()
-    return tuple(e.name for e in entries)
+    return entries
 
 
 # --- cost ------------------------------------------------------------------------
