@@ -147,9 +147,11 @@ def _anchor_at(
 ) -> Anchor | None:
     values = []
     scales = []
+    # The formulas are derivatives of one f: most of their nodes are shared.
+    memo: dict[sympy.Basic, tuple[sympy.Float, sympy.Float]] = {}
     for formula, row in zip(formulas, hessian):
-        evaluated = _evaluate(formula, exact)
-        slopes = [_evaluate(h, exact) for h in row]
+        evaluated = _evaluate(formula, exact, memo)
+        slopes = [_evaluate(h, exact, memo) for h in row]
         if evaluated is None or any(s is None for s in slopes):
             return None
         value, rounding = evaluated
@@ -168,7 +170,9 @@ def _anchor_at(
 
 
 def _evaluate(
-    expr: sympy.Expr, point: dict[sympy.Symbol, sympy.Float]
+    expr: sympy.Expr,
+    point: dict[sympy.Symbol, sympy.Float],
+    memo: dict[sympy.Basic, tuple[sympy.Float, sympy.Float]] | None = None,
 ) -> tuple[sympy.Float, sympy.Float] | None:
     """The value of `expr` at `point` (exact inputs), node by node
     at _DIGITS digits (sympy's adaptive evalf can take minutes on a large
@@ -178,8 +182,9 @@ def _evaluate(
     _LIBRARY_ULPS, and errors in an argument propagate by the local
     derivative. Cancellation shows: sin(x)**2 + cos(x)**2 - 1 is 0, but its
     terms are of size 1, and so is its bound. None where a node cannot be
-    evaluated (the point is then not used)."""
-    memo: dict[sympy.Basic, tuple[sympy.Float, sympy.Float]] = {}
+    evaluated (the point is then not used). `memo` holds the nodes already
+    evaluated at this `point` (by other formulas)."""
+    memo = {} if memo is None else memo
 
     def visit(node: sympy.Expr) -> tuple[sympy.Float, sympy.Float]:
         if node in memo:
