@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from . import dag
 from .errors import InputError
 from .functions import guarded, held, hold, printed_fraction, sigmoid
 from .parse import ParsedExpression
@@ -84,7 +85,29 @@ class PartialTables:
     def held(self, names: tuple[str, ...]) -> int:
         """How many of the entries `names` are new tensors, not an input itself
         (f = x*y: f_x is y): what keeping them holds in memory."""
-        return sum(1 for e in self.entries if e.name in names and not e.formula.is_Symbol)
+        return sum(
+            1
+            for e in self.entries
+            if e.name in names and not (e.formula.is_Symbol and e.formula.name in self.arguments)
+        )
+
+    def is_entry(self, name: str) -> bool:
+        return name in self._fields
+
+    def arguments_of(self, name: str) -> frozenset[str]:
+        """The arguments the entry `name` reads, through the program's temporaries."""
+        values = {n: v for stage in self.stages for n, v in stage}
+        entry = next(e for e in self.entries if e.name == name)
+        seen: set[str] = set()
+        pending = [s.name for s in entry.formula.free_symbols]
+        while pending:
+            symbol = pending.pop()
+            if symbol in seen:
+                continue
+            seen.add(symbol)
+            if symbol in values:
+                pending.extend(s.name for s in values[symbol].free_symbols)
+        return frozenset(seen & set(self.arguments))
 
     def field_of(self, name: str) -> str:
         """The field of the entry named `name`: f_xy -> xy, u_xy -> u.xy."""
@@ -373,6 +396,10 @@ def _saved_when(
     finite at the stand-in, and the terms it enters are multiplied by the zero
     cotangents or tangents of the gradients nobody asked for."""
     formulas = list(gradient) + [entry.formula for entry in partials.entries]
+    if any(s.name not in partials.arguments for f in formulas for s in f.free_symbols):
+        # An entry over the DAG program's temporaries: its inputs are not in
+        # sight, so none is taken to be polynomial.
+        return (None,) * len(inputs)
     rules: list[tuple[int, ...] | None] = []
     for name in inputs:
         symbol = _symbol(name)
@@ -535,6 +562,10 @@ class _TableBuilder:
     each (u_x, v_xy, ...), all computed by one program."""
 
     MAX_ORDER = 3  # JvpJvp.jvp and BackwardJvp.backward contract ∂³f
+    # An entry below one this large (sympy operations) swells under the product
+    # rule: the orders above it come from the expression's DAG (dag.py). The
+    # selection stage searches no formula over its own LARGEST_FORMULA, the same size.
+    SWELL_OPERATIONS = 400
 
     def __init__(
         self,
@@ -564,6 +595,8 @@ class _TableBuilder:
             (o, ()): e for o, e in enumerate(as_written or f)
         }
         self.chosen_forms: dict[tuple[int, tuple[int, ...]], sympy.Expr] = {}
+        self.dag_orders: dict[int, bool] = {}  # from_dag, once per order
+        self.dag: dag.DagDerivatives | None = None
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
         # where a field would be a keyword (inputs i, f: df.if); "__" where
         # "_" would give two entries one name (inputs a, b, a_b: f_a_b).
@@ -579,12 +612,38 @@ class _TableBuilder:
         return len(set(fields)) == len(fields) and not any(map(keyword.iskeyword, parts))
 
     def formula(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
-        """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`."""
+        """∂^k f / ∂x_i1...∂x_ik for the sorted input positions `index`: the
+        derivative of the entry below, or, where that swelled, its formula over
+        the DAG program's temporaries."""
         key = (output, index)
+        if self.from_dag(len(index)):
+            assert self.dag is not None
+            return self.dag.entries.get(key, sympy.S.Zero)
         if key not in self.formulas:
             parent = self.formula(index[:-1], output)
             self.formulas[key] = _derivative(parent, self.symbols[index[-1]])
         return self.formulas[key]
+
+    def from_dag(self, order: int) -> bool:
+        """Whether the entries of `order` come from the DAG program: where an
+        entry of the order below has more than SWELL_OPERATIONS operations (the
+        first derivatives are always trees: the selection stage, the docstring
+        and the generated test read them)."""
+        if order < 2:
+            return False
+        if order not in self.dag_orders:
+            swollen = self.from_dag(order - 1) or any(
+                sympy.count_ops(self.formula(index, output)) > self.SWELL_OPERATIONS
+                for output in range(len(self.f))
+                for index in itertools.combinations_with_replacement(range(len(self.inputs)), order - 1)
+            )
+            if swollen and self.dag is None:
+                # Placeholders, named in tables(); None: a node the DAG cannot take.
+                names = (sympy.Dummy("dag", real=True) for _ in itertools.count())
+                orders = tuple(range(order, self.MAX_ORDER + 1))
+                self.dag = dag.derivatives(tuple(self.f), tuple(self.symbols), orders, names)
+            self.dag_orders[order] = swollen and self.dag is not None
+        return self.dag_orders[order]
 
     def as_written(self, index: tuple[int, ...], output: int = 0) -> sympy.Expr:
         """The same partial derivative of the expression as the user wrote it;
@@ -606,7 +665,7 @@ class _TableBuilder:
         key = (output, index)
         if key not in self.chosen_forms:
             formula = self.formula(index, output)
-            if self.choose is not None and self.depends_on_input(formula):
+            if self.choose is not None and self.depends_on_input(formula) and not self.from_dag(len(index)):
                 name = self.name(index, output) if index else self.prefixes[output]
                 formula = self.choose(
                     name, len(index), formula, lambda: self.as_written(index, output)
@@ -619,7 +678,8 @@ class _TableBuilder:
         return [self.chosen((), o) for o in range(len(self.f))]
 
     def depends_on_input(self, formula: sympy.Expr) -> bool:
-        return any(s.name in self.inputs for s in formula.free_symbols)
+        # The DAG program's temporaries (Dummy) hold functions of an input.
+        return any(s.name in self.inputs or isinstance(s, sympy.Dummy) for s in formula.free_symbols)
 
     def name(self, index: tuple[int, ...], output: int = 0) -> str:
         return f"{self.prefixes[output]}_" + self.separator.join(self.inputs[i] for i in index)
@@ -722,13 +782,39 @@ class _TableBuilder:
                 formula = self.chosen(index, output)
                 name = self.name(index, output)
                 field = self.field(output, index)
-                entries.append(Partial(name, field, len(index), guard_branches(formula), output))
+                if not self.from_dag(len(index)):
+                    formula = guard_branches(formula)
+                entries.append(Partial(name, field, len(index), formula, output))
                 by_output[output][index] = name
         arguments = self.inputs + self.params
-        kernel = _kernel(arguments, [e.formula for e in entries], taken)
+        from_trees = [e for e in entries if not self.from_dag(e.order)]
+        kernel = _kernel(arguments, [e.formula for e in from_trees], taken)
+        temporaries = list(kernel.temporaries)
+        formulas = dict(zip((e.name for e in from_trees), kernel.outputs))
+        if len(from_trees) < len(entries):
+            # The DAG program after the shared subexpressions, its temporaries
+            # numbered on from theirs.
+            assert self.dag is not None
+            used = taken | set(arguments) | {n for n, _ in temporaries}
+            fresh = (s for s in sympy.numbered_symbols("t", cls=sympy.Symbol, real=True) if s.name not in used)
+            # A statement computing what a temporary above computes is that one.
+            earlier = {value: _symbol(name) for name, value in temporaries}
+            renamed: dict[sympy.Symbol, sympy.Symbol] = {}
+            for placeholder, value in self.dag.statements:
+                value = _evaluate_constants(value.xreplace(renamed))
+                if value not in earlier:
+                    earlier[value] = next(fresh)
+                    temporaries.append((earlier[value].name, value))
+                renamed[placeholder] = earlier[value]
+            entries = [
+                e if e.name in formulas else dataclasses.replace(e, formula=_evaluate_constants(e.formula.xreplace(renamed)))
+                for e in entries
+            ]
+            formulas |= {e.name: e.formula for e in entries if e.name not in formulas}
+        outputs = tuple(formulas[e.name] for e in entries)
         stage_of: dict[str, int] = {}  # temporary -> the lowest order of an entry that needs it
-        values = dict(kernel.temporaries)
-        for entry, output in sorted(zip(entries, kernel.outputs), key=lambda p: p[0].order):
+        values = dict(temporaries)
+        for entry, output in sorted(zip(entries, outputs), key=lambda p: p[0].order):
             pending = [s.name for s in output.free_symbols]
             while pending:
                 name = pending.pop()
@@ -736,11 +822,11 @@ class _TableBuilder:
                     stage_of[name] = entry.order
                     pending.extend(s.name for s in values[name].free_symbols)
         stages = tuple(
-            tuple((n, v) for n, v in kernel.temporaries if stage_of.get(n) == order)
+            tuple((n, v) for n, v in temporaries if stage_of.get(n) == order)
             for order in range(1, self.MAX_ORDER + 1)
         )
         return PartialTables(
-            arguments, tuple(entries), stages, kernel.outputs, by_output[0],
+            arguments, tuple(entries), stages, outputs, by_output[0],
             tuple(by_output) if self.multi else (),
         )
 

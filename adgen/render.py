@@ -799,7 +799,6 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     """Names `expr` depends on, following CSE temporaries and table entries back
     to the arguments."""
     values = dict(kernel.temporaries)
-    values.update((e.name, e.formula) for e in partials.entries)
     seen: set[str] = set()
     pending = [s.name for s in expr.free_symbols]
     while pending:
@@ -809,6 +808,8 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
         seen.add(name)
         if name in values:
             pending.extend(s.name for s in values[name].free_symbols)
+        elif partials.is_entry(name):
+            pending.extend(partials.arguments_of(name))
     return seen
 
 
