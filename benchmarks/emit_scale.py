@@ -1,7 +1,7 @@
 """The emit-at-scale targets of issue 13, as measured: whole-process times a user
 waits, and the size of the derivative kernels against the forward kernel.
 
-    python benchmarks/emit_scale.py [--limit N] [--timeout S] [--repeat R]
+    python benchmarks/emit_scale.py [--limit N] [--timeout S] [--repeat R] [--baseline DIR]
 
 Rows (medians, the target beside each):
   corpus      `adgen emit` of each expression of benchmarks/data/fpbench_dev_corpus.json
@@ -14,7 +14,9 @@ Rows (medians, the target beside each):
               the forward kernel's (AST count of torch calls, arithmetic and comparisons)
 
 Every command runs in a fresh process, one at a time; the machine's load moves
-single numbers, so compare ratios within one run.
+single numbers, so compare ratios within one run. With --baseline, each corpus
+expression is also emitted by that checkout, right after this one, and the
+corpus row gives both and their ratio.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ class Run:
     stderr: str
 
 
-def run(argv: list[str], cwd: Path, timeout: float, **environment: str) -> Run:
-    """One whole `python -m adgen ...` process, timed."""
-    env = {**os.environ, "PYTHONPATH": str(HERE), **environment}
+def run(argv: list[str], cwd: Path, timeout: float, checkout: Path = HERE, **environment: str) -> Run:
+    """One whole `python -m adgen ...` process of `checkout`, timed."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), **environment}
     start = time.perf_counter()
     try:
         done = subprocess.run(
@@ -130,7 +132,11 @@ def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
     return forward, others
 
 
-def corpus_rows(limit: int | None, timeout: float) -> tuple[list[float], list[str], list[str], list[tuple[float, str, str]]]:
+def corpus_rows(
+    limit: int | None, timeout: float, baseline: Path | None = None, baseline_times: list[float] | None = None
+) -> tuple[list[float], list[str], list[str], list[tuple[float, str, str]]]:
+    """Each expression's emit time (and the baseline checkout's, appended to
+    `baseline_times`, where both succeed), timeouts, errors and kernel ratios."""
     items = json.loads(CORPUS.read_text())
     if limit is not None and limit < len(items):
         step = len(items) / limit
@@ -158,6 +164,14 @@ def corpus_rows(limit: int | None, timeout: float) -> tuple[list[float], list[st
                     worst = max(others, key=others.__getitem__)
                     ratios.append((others[worst] / forward, worst, label))
                 status = f"{result.seconds:.2f} s"
+                if baseline is not None and baseline_times is not None:
+                    with tempfile.TemporaryDirectory() as other:
+                        before = run(argv, Path(other), timeout, baseline, ADGEN_CACHE="0")
+                    if before.returncode == 0:
+                        baseline_times.append(before.seconds)
+                        status += f" (baseline {before.seconds:.2f} s)"
+                    else:
+                        times.pop()  # compared only where both emit
         print(f"  [{index + 1}/{len(items)}] {status:>16}  {item['expr'][:70]}", file=sys.stderr, flush=True)
     return times, timeouts, failures, ratios
 
@@ -193,17 +207,27 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per process before it counts as a timeout (default 60)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per single-expression and check row (default 3)")
     parser.add_argument("--skip-corpus", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another adgen checkout: the corpus emitted by both, interleaved")
     options = parser.parse_args()
 
     rows: list[tuple[str, str, str]] = []
     ratios: list[tuple[float, str, str]] = []
     if not options.skip_corpus:
-        times, timeouts, failures, ratios = corpus_rows(options.limit, options.timeout)
+        before: list[float] = []
+        times, timeouts, failures, ratios = corpus_rows(options.limit, options.timeout, options.baseline, before)
         if times:
             rows.append((
                 f"corpus emit ({len(times)} ok, {len(timeouts)} timeouts, {len(failures)} errors)",
                 f"median {statistics.median(times):.2f} s, max {max(times):.2f} s",
                 f"every one <= {TARGETS['corpus']:.1f} s: {sum(t > TARGETS['corpus'] for t in times) + len(timeouts)} over",
+            ))
+        if before:
+            each = sorted(t / b for t, b in zip(times, before))
+            rows.append((
+                "corpus emit, baseline checkout",
+                f"median {statistics.median(before):.2f} s, max {max(before):.2f} s; "
+                f"ratio median {statistics.median(each):.2f}, {each[0]:.2f} to {each[-1]:.2f}",
+                f"{sum(b > TARGETS['corpus'] for b in before)} over {TARGETS['corpus']:.1f} s",
             ))
         for label in timeouts:
             print(f"timeout (> {options.timeout:.0f} s): {label}")
