@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import sympy
 
 from .functions import guarded, held
+from .stable import stabilize
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def derivatives(
 
 
 class _Program:
+    """The statements written so far, and what each node's value and partial
+    derivatives are over them (each computed once)."""
+
     def __init__(self, inputs: tuple[sympy.Symbol, ...], names: Iterator[sympy.Symbol]) -> None:
         self.inputs = inputs
         self.names = names
@@ -82,9 +86,19 @@ class _Program:
         self.values: dict[sympy.Expr, sympy.Expr] = {}  # node -> its value's temporary
         self.partials: dict[tuple[sympy.Expr, tuple[int, ...]], sympy.Expr] = {}
         self.local: dict[tuple[sympy.Expr, tuple[int, ...]], sympy.Expr] = {}
+        self.inputs_in: dict[sympy.Expr, frozenset[int]] = {}
+        self.operations: dict[sympy.Expr, tuple[dict[int, sympy.Dummy], sympy.Expr]] = {}
+        self.forms: dict[tuple[sympy.Expr, tuple[int, ...]], sympy.Expr] = {}
+
+    def inputs_of(self, node: sympy.Expr) -> frozenset[int]:
+        """The positions of the inputs in `node` (sympy walks the tree for free_symbols)."""
+        if node not in self.inputs_in:
+            free = node.free_symbols
+            self.inputs_in[node] = frozenset(i for i, s in enumerate(self.inputs) if s in free)
+        return self.inputs_in[node]
 
     def depends(self, node: sympy.Expr) -> bool:
-        return any(s in node.free_symbols for s in self.inputs)
+        return bool(self.inputs_of(node))
 
     def statement(self, value: sympy.Expr) -> sympy.Expr:
         """`value` as a temporary of its own (numbers and names stay as they are)."""
@@ -98,6 +112,8 @@ class _Program:
         """The temporary holding `node`'s value (the node itself where no input is in it)."""
         if not self.depends(node) or node.is_Symbol:
             return node
+        if isinstance(node, held):  # held(e) is e
+            return self.value(node.args[0])
         if node not in self.values:
             arguments = [self.value(a) for a in _arguments(node)]
             self.values[node] = self.statement(_rebuilt(node, arguments))
@@ -107,7 +123,7 @@ class _Program:
         """∂_index node, over temporaries (0 where it vanishes)."""
         if not index:
             return self.value(node)
-        if not all(self.inputs[i] in node.free_symbols for i in set(index)):
+        if not set(index) <= self.inputs_of(node):
             return sympy.S.Zero
         key = (node, index)
         if key not in self.partials:
@@ -141,22 +157,37 @@ class _Program:
         key = (node, slots)
         if key not in self.local:
             arguments = _arguments(node)
-            # The operation alone, on placeholders: its arguments' own formulas
-            # would only make sympy's work larger.
-            dummies = {
-                j: sympy.Dummy(f"a{j}", real=True) for j, a in enumerate(arguments) if self.depends(a)
-            }
-            general = _rebuilt(node, [dummies.get(j, a) for j, a in enumerate(arguments)])
-            derivative = sympy.diff(general, *[dummies[j] for j in slots])
+            dummies, general = self.placeholders(node)
+            values = [self.value(a) for a in arguments]
+            itself = _rebuilt(node, values)
+            derivative = self.local_form(node, slots).xreplace({d: values[j] for j, d in dummies.items()})
+            self.local[key] = derivative.xreplace({itself: self.value(node)})
+        return self.local[key]
+
+    def placeholders(self, node: sympy.Expr) -> tuple[dict[int, sympy.Dummy], sympy.Expr]:
+        """The node's operation alone, on a placeholder for each argument that
+        varies: the arguments' own formulas would only make sympy's work larger."""
+        if node not in self.operations:
+            arguments = _arguments(node)
+            dummies = {j: sympy.Dummy(f"a{j}", real=True) for j, a in enumerate(arguments) if self.depends(a)}
+            self.operations[node] = (dummies, _rebuilt(node, [dummies.get(j, a) for j, a in enumerate(arguments)]))
+        return self.operations[node]
+
+    def local_form(self, node: sympy.Expr, slots: tuple[int, ...]) -> sympy.Expr:
+        """∂^k of the operation over its placeholders, each order the stable
+        form (stable.py) of the derivative of the one below, as the trees' entries
+        are: tanh' is 4*sigmoid(2a)*sigmoid(-2a), not 1 - tanh(a)**2."""
+        key = (node, slots)
+        if key not in self.forms:
+            dummies, general = self.placeholders(node)
+            if not slots:
+                return general
+            derivative = sympy.diff(self.local_form(node, slots[:-1]), dummies[slots[-1]])
             if derivative.has(sympy.Derivative, sympy.Subs):
                 raise NotElementary(node)  # sympy knows no formula for it
             # Differentiated almost everywhere, as PyTorch does: sign' is 0.
-            derivative = derivative.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
-            values = [self.value(a) for a in arguments]
-            itself = _rebuilt(node, values)
-            derivative = derivative.xreplace({d: values[j] for j, d in dummies.items()})
-            self.local[key] = derivative.xreplace({itself: self.value(node)})
-        return self.local[key]
+            self.forms[key] = stabilize(derivative.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero))
+        return self.forms[key]
 
     def used_statements(self, results) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
         """The statements the results read, directly or through others, in order."""

@@ -19,7 +19,7 @@ import functools
 import itertools
 import keyword
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sympy
@@ -98,16 +98,11 @@ class PartialTables:
         """The arguments the entry `name` reads, through the program's temporaries."""
         values = {n: v for stage in self.stages for n, v in stage}
         entry = next(e for e in self.entries if e.name == name)
-        seen: set[str] = set()
-        pending = [s.name for s in entry.formula.free_symbols]
-        while pending:
-            symbol = pending.pop()
-            if symbol in seen:
-                continue
-            seen.add(symbol)
-            if symbol in values:
-                pending.extend(s.name for s in values[symbol].free_symbols)
-        return frozenset(seen & set(self.arguments))
+        read = reachable(
+            [s.name for s in entry.formula.free_symbols],
+            lambda n: [s.name for s in values[n].free_symbols] if n in values else [],
+        )
+        return frozenset(read & set(self.arguments))
 
     def field_of(self, name: str) -> str:
         """The field of the entry named `name`: f_xy -> xy, u_xy -> u.xy."""
@@ -123,6 +118,19 @@ class PartialTables:
         if self.by_output:
             return self.by_output[output].get(index)
         return self.by_index.get(index)
+
+
+def reachable(names: Iterable[str], successors: Callable[[str], Iterable[str]]) -> set[str]:
+    """`names` and every name reached from them through `successors` (the names
+    a temporary's value reads, say)."""
+    seen: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending.extend(successors(name))
+    return seen
 
 
 class Role(enum.Enum):

@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import functools
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import sympy
 from . import functions, timing
 from .anchors import anchors, output_anchors
 from .api import RenderedOp  # defined there: a cache hit returns it too
-from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role
+from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role, reachable
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
 from .printer import torch_code
@@ -799,18 +800,13 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     """Names `expr` depends on, following CSE temporaries and table entries back
     to the arguments."""
     values = dict(kernel.temporaries)
-    seen: set[str] = set()
-    pending = [s.name for s in expr.free_symbols]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
+
+    def read_by(name: str) -> Iterable[str]:
         if name in values:
-            pending.extend(s.name for s in values[name].free_symbols)
-        elif partials.is_entry(name):
-            pending.extend(partials.arguments_of(name))
-    return seen
+            return [s.name for s in values[name].free_symbols]
+        return partials.arguments_of(name) if partials.is_entry(name) else ()
+
+    return reachable([s.name for s in expr.free_symbols], read_by)
 
 
 def _guarded(header: str | None, guard: str, body: list[str]) -> list[str]:

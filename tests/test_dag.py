@@ -13,6 +13,7 @@ import sympy
 from adgen import dag
 from adgen.derive import build_model
 from adgen.functions import elementary
+from adgen.measure import Sample, rounded_values
 from adgen.parse import FUNCTIONS, parse_expression
 from adgen.stable import stabilize
 
@@ -129,3 +130,19 @@ def test_an_op_whose_derivatives_swell_passes_its_generated_tests(tmp_path: Path
     assert source.count("\n") < 600  # the expanded third derivative alone would be longer
     result = run_pytest(str(tmp_path / "test_product16.py"), "-x")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_local_derivatives_take_the_stable_forms() -> None:
+    """tanh'' written from tanh' = 1 - tanh(x)**2 is 0 in float64 from x = 19 on
+    (tanh(x) rounds to 1); from the stable form 4*sigmoid(2x)*sigmoid(-2x) it
+    keeps its value, as the trees' entries do."""
+    program = _program(sympy.tanh(X), inputs=(X,), orders=(2, 3))
+    assert program is not None
+    for index in ((0, 0), (0, 0, 0)):
+        formula = program.entries[(0, index)]
+        for symbol, value in reversed(program.statements):  # back to a formula of x
+            formula = formula.xreplace({symbol: value})
+        sample = Sample(("x",), ((20.0,),), ())
+        (value,) = rounded_values(formula, sample, "float64", {})
+        exact = float(sympy.diff(sympy.tanh(X), X, len(index)).subs(X, 20).evalf(40))
+        assert abs(value - exact) <= 1e-12 * abs(exact), (index, value, exact)
