@@ -30,7 +30,7 @@ comparisons) make `derivatives` return None, and derive goes on by trees.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import sympy
@@ -156,9 +156,8 @@ class _Program:
         the node itself, where it reappears, is its value's temporary (exp' is exp)."""
         key = (node, slots)
         if key not in self.local:
-            arguments = _arguments(node)
-            dummies, general = self.placeholders(node)
-            values = [self.value(a) for a in arguments]
+            dummies, _ = self.placeholders(node)
+            values = [self.value(a) for a in _arguments(node)]
             itself = _rebuilt(node, values)
             derivative = self.local_form(node, slots).xreplace({d: values[j] for j, d in dummies.items()})
             self.local[key] = derivative.xreplace({itself: self.value(node)})
@@ -189,9 +188,9 @@ class _Program:
             self.forms[key] = stabilize(derivative.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero))
         return self.forms[key]
 
-    def used_statements(self, results) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+    def used_statements(self, results: Collection[sympy.Expr]) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
         """The statements the results read, directly or through others, in order."""
-        needed = set().union(*(r.free_symbols for r in results)) if results else set()
+        needed = set().union(*(r.free_symbols for r in results))
         kept = []
         for symbol, value in reversed(self.statements):
             if symbol in needed:
