@@ -570,9 +570,9 @@ class _TableBuilder:
     each (u_x, v_xy, ...), all computed by one program."""
 
     MAX_ORDER = 3  # JvpJvp.jvp and BackwardJvp.backward contract ∂³f
-    # An entry below one this large (sympy operations) swells under the product
-    # rule: the orders above it come from the expression's DAG (dag.py). The
-    # selection stage searches no formula over its own LARGEST_FORMULA, the same size.
+    # Above an entry of more sympy operations than this, the orders come from the
+    # expression's DAG (dag.py): as trees they would swell under the product rule.
+    # Selection searches no formula over its LARGEST_FORMULA, the same size.
     SWELL_OPERATIONS = 400
 
     def __init__(
@@ -673,7 +673,8 @@ class _TableBuilder:
         key = (output, index)
         if key not in self.chosen_forms:
             formula = self.formula(index, output)
-            if self.choose is not None and self.depends_on_input(formula) and not self.from_dag(len(index)):
+            searched = self.depends_on_input(formula) and not self.from_dag(len(index))
+            if self.choose is not None and searched:
                 name = self.name(index, output) if index else self.prefixes[output]
                 formula = self.choose(
                     name, len(index), formula, lambda: self.as_written(index, output)
@@ -804,7 +805,8 @@ class _TableBuilder:
             # numbered on from theirs.
             assert self.dag is not None
             used = taken | set(arguments) | {n for n, _ in temporaries}
-            fresh = (s for s in sympy.numbered_symbols("t", cls=sympy.Symbol, real=True) if s.name not in used)
+            numbered = sympy.numbered_symbols("t", cls=sympy.Symbol, real=True)
+            fresh = (s for s in numbered if s.name not in used)
             # A statement computing what a temporary above computes is that one.
             earlier = {value: _symbol(name) for name, value in temporaries}
             renamed: dict[sympy.Symbol, sympy.Symbol] = {}
@@ -815,7 +817,9 @@ class _TableBuilder:
                     temporaries.append((earlier[value].name, value))
                 renamed[placeholder] = earlier[value]
             entries = [
-                e if e.name in formulas else dataclasses.replace(e, formula=_evaluate_constants(e.formula.xreplace(renamed)))
+                e
+                if e.name in formulas
+                else dataclasses.replace(e, formula=_evaluate_constants(e.formula.xreplace(renamed)))
                 for e in entries
             ]
             formulas |= {e.name: e.formula for e in entries if e.name not in formulas}
