@@ -96,13 +96,23 @@ class PartialTables:
 
     def arguments_of(self, name: str) -> frozenset[str]:
         """The arguments the entry `name` reads, through the program's temporaries."""
+        return self._arguments_read[name]
+
+    @functools.cached_property
+    def _arguments_read(self) -> dict[str, frozenset[str]]:
+        # Once per table: render asks for every new tensor it writes.
         values = {n: v for stage in self.stages for n, v in stage}
-        entry = next(e for e in self.entries if e.name == name)
-        read = reachable(
-            [s.name for s in entry.formula.free_symbols],
-            lambda n: [s.name for s in values[n].free_symbols] if n in values else [],
-        )
-        return frozenset(read & set(self.arguments))
+        arguments = set(self.arguments)
+        return {
+            e.name: frozenset(
+                arguments
+                & reachable(
+                    [s.name for s in e.formula.free_symbols],
+                    lambda n: [s.name for s in values[n].free_symbols] if n in values else [],
+                )
+            )
+            for e in self.entries
+        }
 
     def field_of(self, name: str) -> str:
         """The field of the entry named `name`: f_xy -> xy, u_xy -> u.xy."""
@@ -826,13 +836,16 @@ class _TableBuilder:
         outputs = tuple(formulas[e.name] for e in entries)
         stage_of: dict[str, int] = {}  # temporary -> the lowest order of an entry that needs it
         values = dict(temporaries)
+
+        def unstaged_reads(name: str) -> list[str]:  # a staged temporary's reads are staged
+            if name not in values or name in stage_of:
+                return []
+            return [s.name for s in values[name].free_symbols]
+
         for entry, output in sorted(zip(entries, outputs), key=lambda p: p[0].order):
-            pending = [s.name for s in output.free_symbols]
-            while pending:
-                name = pending.pop()
-                if name in values and name not in stage_of:  # each temporary once
-                    stage_of[name] = entry.order
-                    pending.extend(s.name for s in values[name].free_symbols)
+            for name in reachable([s.name for s in output.free_symbols], unstaged_reads):
+                if name in values:
+                    stage_of.setdefault(name, entry.order)
         stages = tuple(
             tuple((n, v) for n, v in temporaries if stage_of.get(n) == order)
             for order in range(1, self.MAX_ORDER + 1)

@@ -914,8 +914,9 @@ def _to_save(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | No
         ),
         "args": printer.table_args(),
         "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
-        "recording": " or ".join(f"{n}.requires_grad" for n in inputs),
-        "parenthesised": len(inputs) > 1,
+        "recording": " or ".join(f"{n}.requires_grad" for n in inputs)
+        if len(inputs) == 1
+        else "(" + " or ".join(f"{n}.requires_grad" for n in inputs) + ")",
         "opmath": f"_, {', '.join(inputs)} = _opmath({', '.join(inputs)})",
         "call": f"df = _partials({printer.table_args()}, {printer.saved_order})",
         "entries": ", ".join(_code_name(e.name, model.partials) for e in entries)
