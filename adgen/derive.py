@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import dag
+from . import contract, dag
 from .errors import InputError
 from .functions import guarded, held, hold, printed_fraction, sigmoid
 from .parse import ParsedExpression
@@ -52,6 +52,20 @@ class Kernel:
     # kernel per output, added to `outputs` only where that grad is present:
     # (("grad_u", ("grad_u", "grad_u_t"), Kernel(...)), ...): guard, its group, terms.
     blocks: tuple[tuple[str, tuple[str, ...], Kernel], ...] = ()
+    # The helper calls whose results the kernel reads (∂²f·a, ∂³f·a·b: contract.py),
+    # computed first: (Product(2, (("x_t", "y_t"),), ("hess_t_x", "hess_t_y"), ...),)
+    products: tuple[contract.Product, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductHelper:
+    """A helper of the module that kernels call for ∂²f·a or ∂³f·a·b, one
+    result per input (contract.py)."""
+
+    name: str  # "_hessian_times"
+    order: int  # 2
+    vectors: tuple[tuple[str, ...], ...]  # (("a_x", "a_y"),): its vector arguments
+    kernel: Kernel  # arguments: the vectors' components, then the parameters it reads
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,8 @@ class OpModel:
     # graph through it (create_graph), for the backward after it to read rather
     # than recompute; () where it recomputes them (the selection stage decides).
     saved_partials: tuple[str, ...] = ()  # ("f_x", "f_xx")
+    # The helpers the kernels call for ∂²f·a and ∂³f·a·b, where they call any.
+    products: tuple[ProductHelper, ...] = ()
 
     @property
     def multi_output(self) -> bool:
@@ -402,6 +418,7 @@ def build_model(
         references=tuple(guard_branches(e) for e in (parsed.outputs or (parsed.expr,))),
         saved_when=saved_when,
         saved_partials=saved_partials,
+        products=tables.product_helpers(taken),
     )
 
 
@@ -615,6 +632,7 @@ class _TableBuilder:
         self.chosen_forms: dict[tuple[int, tuple[int, ...]], sympy.Expr] = {}
         self.dag_orders: dict[int, bool] = {}  # from_dag, once per order
         self.dag: dag.DagDerivatives | None = None
+        self.product_orders: set[int] = set()  # of the helpers some kernel calls
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
         # where a field would be a keyword (inputs i, f: df.if); "__" where
         # "_" would give two entries one name (inputs a, b, a_b: f_a_b).
@@ -758,6 +776,17 @@ class _TableBuilder:
         With `blocks` (guard, members), each group's terms (linear in its members)
         become a kernel of their own and the main kernel keeps the rest."""
         order = 0
+        products: tuple[contract.Product, ...] = ()
+        if not blocks and not self.multi:
+            # Several outputs sum terms per output whose grad is present: not here.
+            outputs, products = contract.factor(
+                outputs, arguments, self.inputs, self.index,
+                lambda index: self.name(index) if self.is_entry(index) else None,
+                lambda index: self.formula(index) != 0,
+                taken,
+            )
+            self.product_orders |= {p.order for p in products}
+            order = max((p.order for p in products), default=0)
         lowered = []
         for output in outputs:
             atoms = {}  # each Derivative atom -> its entry's name, or its formula
@@ -770,8 +799,9 @@ class _TableBuilder:
             # testing every node of the tree against a predicate.
             lowered.append(output.xreplace(atoms))
         if not blocks:
-            kernel = _kernel(arguments, lowered, taken)
-            return dataclasses.replace(kernel, partials_order=order)
+            results = {r for p in products for r in p.results}
+            kernel = _kernel(arguments, lowered, taken | results)
+            return dataclasses.replace(kernel, partials_order=order, products=products)
         members = {_symbol(m) for _, group in blocks for m in group}
         # S.Zero, not 0: xreplace returns the replacement itself for a bare symbol.
         base = _kernel(arguments, [e.xreplace({m: sympy.S.Zero for m in members}) for e in lowered], taken)
@@ -789,6 +819,38 @@ class _TableBuilder:
             used |= {n for n, _ in kernel.temporaries}
             split.append((guard, group, dataclasses.replace(kernel, partials_order=order)))
         return dataclasses.replace(base, partials_order=order, blocks=tuple(split))
+
+    def product_helpers(self, taken: set[str]) -> tuple[ProductHelper, ...]:
+        """The helpers for the products the kernels call: component i of ∂²f·a
+        is Σⱼ f_ij·a_j, of ∂³f·a·b Σⱼₖ f_ijk·a_j·b_k, summed over j <= k with
+        a_j·b_k + a_k·b_j together (the table holds f_ijk once)."""
+        helpers = []
+        n = len(self.inputs)
+        for order in sorted(self.product_orders):
+            prefixes = ["a_", "b_"][: order - 1]
+            while any(p + i in self.params for p in prefixes for i in self.inputs):
+                prefixes = [p + "_" for p in prefixes]
+            vectors = tuple(tuple(p + i for i in self.inputs) for p in prefixes)
+            outputs = []
+            for i in range(n):
+                terms = []
+                for rest in itertools.combinations_with_replacement(range(n), order - 1):
+                    index = tuple(sorted((i, *rest)))
+                    if self.formula(index) == 0:
+                        continue
+                    entry = _symbol(self.name(index)) if self.is_entry(index) else self.formula(index)
+                    spread = _sum(
+                        sympy.Mul(*(_symbol(v[j]) for v, j in zip(vectors, order_of)))
+                        for order_of in sorted(set(itertools.permutations(rest)))
+                    )
+                    terms.append(entry * spread)
+                outputs.append(_sum(terms))
+            read = set().union(*(o.free_symbols for o in outputs))
+            params = tuple(p for p in self.params if _symbol(p) in read)
+            arguments = tuple(c for v in vectors for c in v) + params
+            kernel = _kernel(arguments, outputs, taken | set(self.params))
+            helpers.append(ProductHelper(contract.HELPERS[order], order, vectors, kernel))
+        return tuple(helpers)
 
     def tables(self, taken: set[str]) -> PartialTables:
         """The entries as one program, common subexpressions shared across orders

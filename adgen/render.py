@@ -22,7 +22,8 @@ import sympy
 from . import functions, timing
 from .anchors import anchors, output_anchors
 from .api import RenderedOp  # defined there: a cache hit returns it too
-from .derive import FunctionSpec, Kernel, OpModel, PartialTables, Role, reachable
+from .contract import Product
+from .derive import FunctionSpec, Kernel, OpModel, PartialTables, ProductHelper, Role, reachable
 from .domain import PARAM_TEST_VALUE, Domain
 from .inplace import print_in_place
 from .printer import torch_code
@@ -107,6 +108,7 @@ def _module_context(
         "header": header,
         "kernels": printer.kernels,
         "partials": _partials_function(model, printer),
+        "products": [_product_helper(helper, printer) for helper in model.products],
         "uses_fused": options.fuse,
         "compile_backward_args": classes[0]["backward_args"],
         # --save intermediates: the op also returns its saved derivatives.
@@ -558,8 +560,8 @@ class _ClassPrinter:
                     "fresh = torch.is_grad_enabled() or not saved",
                     f"{table[0]} if fresh else {self.saved_table()}",
                 ]
-            lines = table + list(kernel.statements)
-            lines.append("need = ctx.needs_input_grad")
+            calls, statements = self.needed_products(spec.backward, kernel)
+            lines = table + statements + ["need = ctx.needs_input_grad"] + calls
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
@@ -588,17 +590,9 @@ class _ClassPrinter:
                 lines += _guarded(header, guard, body)
         nones = ["None"] * (len(params) + len(self.need_arg(spec)))
         if spec.backward_call is None:  # results are already None where not needed
+            # _gradients adds None for the parameters and the saved entries.
             gradients = _tuple_literal([r or "None" for r in results])
-            if len(self.model.inputs) == 1:  # nothing broadcast: nothing to sum
-                reduced = f"_gradients(dtype, {gradients})"
-            else:
-                arguments = _tuple_literal(list(spec.tensor_args))
-                reduced = f"_gradients(dtype, {gradients}, {arguments})"
-            if self.takes_saved(spec):  # nor do the parameters and the saved entries
-                reduced += f" + (None,) * ({len(nones)} + len(saved))" if nones else " + (None,) * len(saved)"
-            elif nones:  # the parameters get no gradient
-                reduced += f" + {_tuple_literal(nones)}"
-            return lines + [f"return {reduced}"]
+            return lines + [f"return _gradients(ctx, dtype, {gradients})"]
         returns = []
         for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
             if result is None:
@@ -661,17 +655,48 @@ class _ClassPrinter:
             temporaries=tuple((n, v.xreplace(spelled)) for n, v in kernel.temporaries),
             outputs=tuple(o.xreplace(spelled) for o in kernel.outputs),
         )
+        calls = tuple(self.product_call(p) for p in kernel.products)
         if in_place:
-            # The table entries are read, never written: arguments to the lowering.
+            # The table entries and the helpers' results are read, never
+            # written: arguments to the lowering.
             entries = tuple(_code_name(n, self.model.partials) for n in self.model.partials.names(kernel.partials_order))
-            kernel = dataclasses.replace(kernel, arguments=kernel.arguments + entries)
+            results = tuple(r for p in kernel.products for r in p.results)
+            kernel = dataclasses.replace(kernel, arguments=kernel.arguments + entries + results)
             reusing = print_in_place(kernel, self.scalars)
-            printed = _PrintedKernel(reusing.statements, reusing.outputs)
+            printed = _PrintedKernel(calls + reusing.statements, reusing.outputs)
         else:
             printed = _print_kernel(kernel, self.scalars)
+            printed = _PrintedKernel(calls + printed.statements, printed.outputs)
         codes = printed.statements + tuple(c for c in printed.outputs if c)
         self.uses_math |= any("math." in code for code in codes)
         return printed
+
+    def needed_products(self, kernel: Kernel, printed: _PrintedKernel) -> tuple[list[str], list[str]]:
+        """A backward kernel's statements, split: the helper calls whose results
+        only gradients read, each under `if need[i] or ...:` for those gradients
+        (needs_input_grad skips their work too); and the rest, in order."""
+        statements = list(printed.statements)
+        read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
+        calls = []
+        for position, product in reversed(list(enumerate(kernel.products))):
+            if read_by_temporaries & set(product.results):
+                continue
+            readers = [
+                index
+                for index, output in enumerate(kernel.outputs)
+                if {s.name for s in output.free_symbols} & set(product.results)
+            ]
+            condition = " or ".join(f"need[{index}]" for index in readers)
+            calls[:0] = [f"if {condition}:", "    " + statements.pop(position)]
+        return calls, statements
+
+    def product_call(self, product: Product) -> str:
+        """`hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)`: a kernel's ∂²f·a."""
+        helper = next(h for h in self.model.products if h.order == product.order)
+        components = [c for v in product.vectors for c in v]
+        params = list(helper.kernel.arguments[len(components) :])
+        call = f"{helper.name}(df, {', '.join(components + params)})"
+        return f"{', '.join(product.results)} = {call}"
 
     def sum_to(self, code: str, like: str) -> str:
         if len(self.model.inputs) == 1:
@@ -800,10 +825,13 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
     """Names `expr` depends on, following CSE temporaries and table entries back
     to the arguments."""
     values = dict(kernel.temporaries)
+    results = {r: reads for p in kernel.products for r, reads in zip(p.results, p.reads)}
 
     def read_by(name: str) -> Iterable[str]:
         if name in values:
             return [s.name for s in values[name].free_symbols]
+        if name in results:
+            return results[name]
         return partials.arguments_of(name) if partials.is_entry(name) else ()
 
     return reachable([s.name for s in expr.free_symbols], read_by)
@@ -884,6 +912,29 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         ),
         "lines": lines,
     }
+
+
+def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str, object]:
+    """A helper for ∂²f·a or ∂³f·a·b: its signature, docstring and lines."""
+    printed = printer.printed(helper.kernel)
+    inputs = ", ".join(printer.model.inputs)
+    vectors = " and ".join(_vector_name(v, printer.model.inputs) for v in helper.vectors)
+    if helper.order == 2:
+        summary = f"∂²f·{vectors}: the Hessian times the vector {vectors}, one component per input ({inputs})."
+    else:
+        summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}, one component per input ({inputs})."
+    returned = ", ".join(code or "0.0" for code in printed.outputs)
+    return {
+        "name": helper.name,
+        "args": ", ".join(helper.kernel.arguments),
+        "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
+        "lines": list(printed.statements) + [f"return {returned}"],
+    }
+
+
+def _vector_name(components: tuple[str, ...], inputs: tuple[str, ...]) -> str:
+    """("a_x", "a_y") -> "a": the prefix its components share."""
+    return components[0][: len(components[0]) - len(inputs[0])].rstrip("_")
 
 
 def _to_save(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | None:

@@ -65,11 +65,14 @@ def run(argv: list[str], cwd: Path, timeout: float, checkout: Path = HERE, **env
     return Run(time.perf_counter() - start, done.returncode, done.stderr)
 
 
-def operations(function: ast.AST, table: dict[int, int] | None = None) -> int:
+def operations(
+    function: ast.AST, table: dict[int, int] | None = None, helpers: dict[str, int] | None = None
+) -> int:
     """Torch calls, arithmetic operators and comparisons in a method's body
     (`X.apply(...)` calls and signs of literals are not operations); a call of
     the module's `_partials(..., k)` counts the helper's operations up to order
-    k (`table`), since the kernel runs them."""
+    k (`table`), and one of `_hessian_times` or `_third_times` that helper's
+    (`helpers`), since the kernel runs them."""
     count = 0
     for node in ast.walk(function):
         if isinstance(node, ast.Call):
@@ -81,6 +84,9 @@ def operations(function: ast.AST, table: dict[int, int] | None = None) -> int:
             if isinstance(callee, ast.Name) and callee.id == "_partials" and table:
                 order = node.args[-1]
                 count += table[order.value] if isinstance(order, ast.Constant) else max(table.values())
+                continue
+            if isinstance(callee, ast.Name) and helpers and callee.id in helpers:
+                count += helpers[callee.id]
                 continue
             count += 1
         elif isinstance(node, (ast.BinOp, ast.Compare)):
@@ -114,6 +120,11 @@ def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
     `Class.method`, from an emitted module."""
     tree = ast.parse(module.read_text())
     table = partials_operations(tree)
+    helpers = {  # ∂²f·a and ∂³f·a·b
+        node.name: operations(node)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in ("_hessian_times", "_third_times")
+    }
     forward = 0
     others: dict[str, int] = {}
     for node in tree.body:
@@ -124,7 +135,7 @@ def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
         for method in node.body:
             if not isinstance(method, ast.FunctionDef) or method.name in _NOT_KERNELS:
                 continue
-            size = operations(method, table)
+            size = operations(method, table, helpers)
             if node.name == op_class and method.name == "forward":
                 forward = size
             elif size:

@@ -55,10 +55,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -251,11 +254,7 @@ class ComplexMulBackward(_Function):
             d_c = _add(d_c, grad_grad_b * grad_im) if need[3] else None
             d_b = _add(d_b, grad_grad_c * grad_im) if need[4] else None
             d_d = _add(d_d, grad_grad_a * grad_im) if need[5] else None
-        return _gradients(
-            dtype,
-            (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d),
-            (grad_re, grad_im, a, c, b, d),
-        ) + (None,)
+        return _gradients(ctx, dtype, (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d))
 
     @staticmethod
     def jvp(ctx, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t, *_):
@@ -312,11 +311,7 @@ class ComplexMulJvp(_Function):
             d_c_t = _add(d_c_t, df.im.c * grad_im_t) if need[5] else None
             d_b_t = _add(d_b_t, df.im.b * grad_im_t) if need[6] else None
             d_d_t = _add(d_d_t, df.im.d * grad_im_t) if need[7] else None
-        return _gradients(
-            dtype,
-            (d_a, d_c, d_b, d_d, d_a_t, d_c_t, d_b_t, d_d_t),
-            (a, c, b, d, a_t, c_t, b_t, d_t),
-        )
+        return _gradients(ctx, dtype, (d_a, d_c, d_b, d_d, d_a_t, d_c_t, d_b_t, d_d_t))
 
     @staticmethod
     def jvp(ctx, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u):
@@ -464,6 +459,7 @@ class ComplexMulBackwardJvp(_Function):
             d_b_t = _add(d_b_t, grad_grad_c_t * grad_im) if need[10] else None
             d_d_t = _add(d_d_t, grad_grad_a_t * grad_im) if need[11] else None
         return _gradients(
+            ctx,
             dtype,
             (
                 d_grad_re,
@@ -479,7 +475,6 @@ class ComplexMulBackwardJvp(_Function):
                 d_b_t,
                 d_d_t,
             ),
-            (grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t),
         )
 
     @staticmethod
@@ -726,6 +721,7 @@ class ComplexMulJvpJvp(_Function):
             d_b_t_u = _add(d_b_t_u, df.im.b * grad_im_t_u) if need[14] else None
             d_d_t_u = _add(d_d_t_u, df.im.d * grad_im_t_u) if need[15] else None
         return _gradients(
+            ctx,
             dtype,
             (
                 d_a,
@@ -744,24 +740,6 @@ class ComplexMulJvpJvp(_Function):
                 d_c_t_u,
                 d_b_t_u,
                 d_d_t_u,
-            ),
-            (
-                a,
-                c,
-                b,
-                d,
-                a_t,
-                c_t,
-                b_t,
-                d_t,
-                a_u,
-                c_u,
-                b_u,
-                d_u,
-                a_t_u,
-                c_t_u,
-                b_t_u,
-                d_t_u,
             ),
         )
 

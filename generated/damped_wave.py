@@ -41,10 +41,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -135,6 +138,23 @@ def _partials_to_save(x, y, alpha):
     return df.x, df.y, df.xx, df.xy, df.yy
 
 
+def _hessian_times(df, a_x, a_y):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, y)."""
+    return a_x * df.xx + a_y * df.xy, a_x * df.xy + a_y * df.yy
+
+
+def _third_times(df, a_x, a_y, b_x, b_y):
+    """∂³f·a·b: the third derivatives times the vectors a and b, one component per
+    input (x, y)."""
+    t0 = a_x * b_x
+    t1 = a_y * b_y
+    t2 = a_x * b_y + a_y * b_x
+    return (
+        df.xxx * t0 + df.xxy * t2 + df.xyy * t1,
+        df.xxy * t0 + df.xyy * t2 + df.yyy * t1,
+    )
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -199,15 +219,13 @@ class DampedWaveBackward(_Function):
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
-        t0 = grad * grad_grad_x
-        t1 = grad * grad_grad_y
         need = ctx.needs_input_grad
+        if need[1] or need[2]:
+            hess_gg_x, hess_gg_y = _hessian_times(df, grad_grad_x, grad_grad_y)
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
-        d_x = df.xx * t0 + df.xy * t1 if need[1] else None
-        d_y = df.xy * t0 + df.yy * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_y), (grad, x, y)) + (None,) * (
-            2 + len(saved)
-        )
+        d_x = grad * hess_gg_x if need[1] else None
+        d_y = grad * hess_gg_y if need[2] else None
+        return _gradients(ctx, dtype, (d_grad, d_x, d_y))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, *_):
@@ -231,11 +249,13 @@ class DampedWaveJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t + df.xy * y_t) if need[0] else None
-        d_y = grad * (df.xy * x_t + df.yy * y_t) if need[1] else None
+        if need[0] or need[1]:
+            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        d_x = grad * hess_t_x if need[0] else None
+        d_y = grad * hess_t_y if need[1] else None
         d_x_t = df.x * grad if need[2] else None
         d_y_t = df.y * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_y, d_x_t, d_y_t), (x, y, x_t, y_t)) + (None,)
+        return _gradients(ctx, dtype, (d_x, d_y, d_x_t, d_y_t))
 
     @staticmethod
     def jvp(ctx, x_u, y_u, x_t_u, y_t_u, *_):
@@ -251,10 +271,9 @@ class DampedWaveBackwardJvp(_Function):
     def forward(grad, x, y, grad_t, x_t, y_t, alpha, *saved):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
         df = _Partials(*saved) if saved else _partials(x, y, alpha, 2)
-        t0 = grad * x_t
-        t1 = grad * y_t
-        grad_x_t = df.x * grad_t + df.xx * t0 + df.xy * t1
-        grad_y_t = df.xy * t0 + df.y * grad_t + df.yy * t1
+        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        grad_x_t = df.x * grad_t + grad * hess_t_x
+        grad_y_t = df.y * grad_t + grad * hess_t_y
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
 
     @staticmethod
@@ -263,64 +282,45 @@ class DampedWaveBackwardJvp(_Function):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        t0 = grad * x_t
-        t1 = grad * y_t
-        t2 = df.xxy * t0 + df.xy * grad_t + df.xyy * t1
-        t3 = grad * grad_grad_x_t
-        t4 = grad * grad_grad_y_t
         need = ctx.needs_input_grad
+        if need[0]:
+            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        if need[1] or need[2] or need[4] or need[5]:
+            hess_gg_t_x, hess_gg_t_y = _hessian_times(df, grad_grad_x_t, grad_grad_y_t)
+        if need[1] or need[2]:
+            third_gg_t_t_x, third_gg_t_t_y = _third_times(
+                df, grad_grad_x_t, grad_grad_y_t, x_t, y_t
+            )
         d_grad = (
-            grad_grad_x_t * (df.xx * x_t + df.xy * y_t)
-            + grad_grad_y_t * (df.xy * x_t + df.yy * y_t)
-            if need[0]
-            else None
+            grad_grad_x_t * hess_t_x + grad_grad_y_t * hess_t_y if need[0] else None
         )
-        d_x = (
-            grad_grad_x_t * (df.xx * grad_t + df.xxx * t0 + df.xxy * t1)
-            + grad_grad_y_t * t2
-            if need[1]
-            else None
-        )
-        d_y = (
-            grad_grad_x_t * t2
-            + grad_grad_y_t * (df.xyy * t0 + df.yy * grad_t + df.yyy * t1)
-            if need[2]
-            else None
-        )
+        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
+        d_y = grad * third_gg_t_t_y + grad_t * hess_gg_t_y if need[2] else None
         d_grad_t = df.x * grad_grad_x_t + df.y * grad_grad_y_t if need[3] else None
-        d_x_t = df.xx * t3 + df.xy * t4 if need[4] else None
-        d_y_t = df.xy * t3 + df.yy * t4 if need[5] else None
-        return _gradients(
-            dtype,
-            (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t),
-            (grad, x, y, grad_t, x_t, y_t),
-        ) + (None,) * (1 + len(saved))
+        d_x_t = grad * hess_gg_t_x if need[4] else None
+        d_y_t = grad * hess_gg_t_y if need[5] else None
+        return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, grad_t_u, x_t_u, y_t_u, *_):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        t0 = grad * x_t_u
-        t1 = grad * y_t_u
-        t2 = grad * x_t
-        t3 = grad * y_t
-        t4 = df.xxy * t2 + df.xy * grad_t + df.xyy * t3
+        hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u)
+        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
+        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        third_t_u_x, third_t_u_y = _third_times(df, x_t, y_t, x_u, y_u)
         grad_x_t_u = (
             df.x * grad_t_u
-            + df.xx * t0
-            + df.xy * t1
-            + grad_u * (df.xx * x_t + df.xy * y_t)
-            + t4 * y_u
-            + x_u * (df.xx * grad_t + df.xxx * t2 + df.xxy * t3)
+            + grad * (hess_t_u_x + third_t_u_x)
+            + grad_t * hess_u_x
+            + grad_u * hess_t_x
         )
         grad_y_t_u = (
-            df.xy * t0
-            + df.y * grad_t_u
-            + df.yy * t1
-            + grad_u * (df.xy * x_t + df.yy * y_t)
-            + t4 * x_u
-            + y_u * (df.xyy * t2 + df.yy * grad_t + df.yyy * t3)
+            df.y * grad_t_u
+            + grad * (hess_t_u_y + third_t_u_y)
+            + grad_t * hess_u_y
+            + grad_u * hess_t_y
         )
         return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
@@ -334,12 +334,9 @@ class DampedWaveJvpJvp(_Function):
             x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u
         )
         df = _partials(x, y, alpha, 2)
+        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
         return _round(
-            df.x * x_t_u
-            + df.y * y_t_u
-            + x_u * (df.xx * x_t + df.xy * y_t)
-            + y_u * (df.xy * x_t + df.yy * y_t),
-            dtype,
+            df.x * x_t_u + df.y * y_t_u + hess_u_x * x_t + hess_u_y * y_t, dtype
         )
 
     @staticmethod
@@ -347,69 +344,45 @@ class DampedWaveJvpJvp(_Function):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        t0 = df.xxy * x_t + df.xyy * y_t
         need = ctx.needs_input_grad
-        d_x = (
-            grad
-            * (
-                df.xx * x_t_u
-                + df.xy * y_t_u
-                + t0 * y_u
-                + x_u * (df.xxx * x_t + df.xxy * y_t)
-            )
-            if need[0]
-            else None
-        )
-        d_y = (
-            grad
-            * (
-                df.xy * x_t_u
-                + df.yy * y_t_u
-                + t0 * x_u
-                + y_u * (df.xyy * x_t + df.yyy * y_t)
-            )
-            if need[1]
-            else None
-        )
-        d_x_t = grad * (df.xx * x_u + df.xy * y_u) if need[2] else None
-        d_y_t = grad * (df.xy * x_u + df.yy * y_u) if need[3] else None
-        d_x_u = grad * (df.xx * x_t + df.xy * y_t) if need[4] else None
-        d_y_u = grad * (df.xy * x_t + df.yy * y_t) if need[5] else None
+        if need[0] or need[1]:
+            hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u)
+        if need[0] or need[1]:
+            third_t_u_x, third_t_u_y = _third_times(df, x_t, y_t, x_u, y_u)
+        if need[2] or need[3]:
+            hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
+        if need[4] or need[5]:
+            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
+        d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
+        d_x_t = grad * hess_u_x if need[2] else None
+        d_y_t = grad * hess_u_y if need[3] else None
+        d_x_u = grad * hess_t_x if need[4] else None
+        d_y_u = grad * hess_t_y if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_y_t_u = df.y * grad if need[7] else None
         return _gradients(
-            dtype,
-            (d_x, d_y, d_x_t, d_y_t, d_x_u, d_y_u, d_x_t_u, d_y_t_u),
-            (x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u),
-        ) + (None,)
+            ctx, dtype, (d_x, d_y, d_x_t, d_y_t, d_x_u, d_y_u, d_x_t_u, d_y_t_u)
+        )
 
     @staticmethod
     def jvp(ctx, x_v, y_v, x_t_v, y_t_v, x_u_v, y_u_v, x_t_u_v, y_t_u_v, *_):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        t0 = df.xxy * x_t + df.xyy * y_t
+        hess_u_v_x, hess_u_v_y = _hessian_times(df, x_u_v, y_u_v)
+        hess_v_x, hess_v_y = _hessian_times(df, x_v, y_v)
+        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
+        third_u_v_x, third_u_v_y = _third_times(df, x_u, y_u, x_v, y_v)
         return _round(
             df.x * x_t_u_v
             + df.y * y_t_u_v
-            + x_t_v * (df.xx * x_u + df.xy * y_u)
-            + x_u_v * (df.xx * x_t + df.xy * y_t)
-            + x_v
-            * (
-                df.xx * x_t_u
-                + df.xy * y_t_u
-                + t0 * y_u
-                + x_u * (df.xxx * x_t + df.xxy * y_t)
-            )
-            + y_t_v * (df.xy * x_u + df.yy * y_u)
-            + y_u_v * (df.xy * x_t + df.yy * y_t)
-            + y_v
-            * (
-                df.xy * x_t_u
-                + df.yy * y_t_u
-                + t0 * x_u
-                + y_u * (df.xyy * x_t + df.yyy * y_t)
-            ),
+            + hess_u_x * x_t_v
+            + hess_u_y * y_t_v
+            + hess_v_x * x_t_u
+            + hess_v_y * y_t_u
+            + x_t * (hess_u_v_x + third_u_v_x)
+            + y_t * (hess_u_v_y + third_u_v_y),
             dtype,
         )
 

@@ -41,10 +41,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -188,6 +191,23 @@ def _partials_to_save(x, t, k):
     return df.x, df.t, df.xx, df.xt, df.tt
 
 
+def _hessian_times(df, a_x, a_t):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, t)."""
+    return a_t * df.xt + a_x * df.xx, a_t * df.tt + a_x * df.xt
+
+
+def _third_times(df, a_x, a_t, b_x, b_t):
+    """∂³f·a·b: the third derivatives times the vectors a and b, one component per
+    input (x, t)."""
+    t0 = a_t * b_t
+    t1 = a_x * b_x
+    t2 = a_t * b_x + a_x * b_t
+    return (
+        df.xtt * t0 + df.xxt * t2 + df.xxx * t1,
+        df.ttt * t0 + df.xtt * t2 + df.xxt * t1,
+    )
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -256,15 +276,13 @@ class HeatKernelBackward(_Function):
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
-        t0 = grad * grad_grad_t
-        t1 = grad * grad_grad_x
         need = ctx.needs_input_grad
+        if need[1] or need[2]:
+            hess_gg_x, hess_gg_t = _hessian_times(df, grad_grad_x, grad_grad_t)
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
-        d_x = df.xt * t0 + df.xx * t1 if need[1] else None
-        d_t = df.tt * t0 + df.xt * t1 if need[2] else None
-        return _gradients(dtype, (d_grad, d_x, d_t), (grad, x, t)) + (None,) * (
-            2 + len(saved)
-        )
+        d_x = grad * hess_gg_x if need[1] else None
+        d_t = grad * hess_gg_t if need[2] else None
+        return _gradients(ctx, dtype, (d_grad, d_x, d_t))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, t_t, *_):
@@ -288,11 +306,13 @@ class HeatKernelJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (df.xt * t_t + df.xx * x_t) if need[0] else None
-        d_t = grad * (df.tt * t_t + df.xt * x_t) if need[1] else None
+        if need[0] or need[1]:
+            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        d_x = grad * hess_t_x if need[0] else None
+        d_t = grad * hess_t_t if need[1] else None
         d_x_t = df.x * grad if need[2] else None
         d_t_t = df.t * grad if need[3] else None
-        return _gradients(dtype, (d_x, d_t, d_x_t, d_t_t), (x, t, x_t, t_t)) + (None,)
+        return _gradients(ctx, dtype, (d_x, d_t, d_x_t, d_t_t))
 
     @staticmethod
     def jvp(ctx, x_u, t_u, x_t_u, t_t_u, *_):
@@ -308,10 +328,9 @@ class HeatKernelBackwardJvp(_Function):
     def forward(grad, x, t, grad_t, x_t, t_t, k, *saved):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
         df = _Partials(*saved) if saved else _partials(x, t, k, 2)
-        t0 = grad * t_t
-        t1 = grad * x_t
-        grad_x_t = df.x * grad_t + df.xt * t0 + df.xx * t1
-        grad_t_t = df.t * grad_t + df.tt * t0 + df.xt * t1
+        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        grad_x_t = df.x * grad_t + grad * hess_t_x
+        grad_t_t = df.t * grad_t + grad * hess_t_t
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
@@ -320,64 +339,45 @@ class HeatKernelBackwardJvp(_Function):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        t0 = grad * t_t
-        t1 = grad * x_t
-        t2 = df.xt * grad_t + df.xtt * t0 + df.xxt * t1
-        t3 = grad * grad_grad_t_t
-        t4 = grad * grad_grad_x_t
         need = ctx.needs_input_grad
+        if need[0]:
+            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        if need[1] or need[2] or need[4] or need[5]:
+            hess_gg_t_x, hess_gg_t_t = _hessian_times(df, grad_grad_x_t, grad_grad_t_t)
+        if need[1] or need[2]:
+            third_gg_t_t_x, third_gg_t_t_t = _third_times(
+                df, grad_grad_x_t, grad_grad_t_t, x_t, t_t
+            )
         d_grad = (
-            grad_grad_t_t * (df.tt * t_t + df.xt * x_t)
-            + grad_grad_x_t * (df.xt * t_t + df.xx * x_t)
-            if need[0]
-            else None
+            grad_grad_t_t * hess_t_t + grad_grad_x_t * hess_t_x if need[0] else None
         )
-        d_x = (
-            grad_grad_t_t * t2
-            + grad_grad_x_t * (df.xx * grad_t + df.xxt * t0 + df.xxx * t1)
-            if need[1]
-            else None
-        )
-        d_t = (
-            grad_grad_t_t * (df.tt * grad_t + df.ttt * t0 + df.xtt * t1)
-            + grad_grad_x_t * t2
-            if need[2]
-            else None
-        )
+        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
+        d_t = grad * third_gg_t_t_t + grad_t * hess_gg_t_t if need[2] else None
         d_grad_t = df.t * grad_grad_t_t + df.x * grad_grad_x_t if need[3] else None
-        d_x_t = df.xt * t3 + df.xx * t4 if need[4] else None
-        d_t_t = df.tt * t3 + df.xt * t4 if need[5] else None
-        return _gradients(
-            dtype,
-            (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t),
-            (grad, x, t, grad_t, x_t, t_t),
-        ) + (None,) * (1 + len(saved))
+        d_x_t = grad * hess_gg_t_x if need[4] else None
+        d_t_t = grad * hess_gg_t_t if need[5] else None
+        return _gradients(ctx, dtype, (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, t_u, grad_t_u, x_t_u, t_t_u, *_):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        t0 = grad * t_t_u
-        t1 = grad * x_t_u
-        t2 = grad * t_t
-        t3 = grad * x_t
-        t4 = df.xt * grad_t + df.xtt * t2 + df.xxt * t3
+        hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u)
+        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
+        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        third_t_u_x, third_t_u_t = _third_times(df, x_t, t_t, x_u, t_u)
         grad_x_t_u = (
             df.x * grad_t_u
-            + df.xt * t0
-            + df.xx * t1
-            + grad_u * (df.xt * t_t + df.xx * x_t)
-            + t4 * t_u
-            + x_u * (df.xx * grad_t + df.xxt * t2 + df.xxx * t3)
+            + grad * (hess_t_u_x + third_t_u_x)
+            + grad_t * hess_u_x
+            + grad_u * hess_t_x
         )
         grad_t_t_u = (
             df.t * grad_t_u
-            + df.tt * t0
-            + df.xt * t1
-            + grad_u * (df.tt * t_t + df.xt * x_t)
-            + t4 * x_u
-            + t_u * (df.tt * grad_t + df.ttt * t2 + df.xtt * t3)
+            + grad * (hess_t_u_t + third_t_u_t)
+            + grad_t * hess_u_t
+            + grad_u * hess_t_t
         )
         return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
@@ -391,12 +391,9 @@ class HeatKernelJvpJvp(_Function):
             x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u
         )
         df = _partials(x, t, k, 2)
+        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
         return _round(
-            df.t * t_t_u
-            + df.x * x_t_u
-            + t_u * (df.tt * t_t + df.xt * x_t)
-            + x_u * (df.xt * t_t + df.xx * x_t),
-            dtype,
+            df.t * t_t_u + df.x * x_t_u + hess_u_t * t_t + hess_u_x * x_t, dtype
         )
 
     @staticmethod
@@ -404,69 +401,45 @@ class HeatKernelJvpJvp(_Function):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        t0 = df.xtt * t_t + df.xxt * x_t
         need = ctx.needs_input_grad
-        d_x = (
-            grad
-            * (
-                df.xt * t_t_u
-                + df.xx * x_t_u
-                + t0 * t_u
-                + x_u * (df.xxt * t_t + df.xxx * x_t)
-            )
-            if need[0]
-            else None
-        )
-        d_t = (
-            grad
-            * (
-                df.tt * t_t_u
-                + df.xt * x_t_u
-                + t0 * x_u
-                + t_u * (df.ttt * t_t + df.xtt * x_t)
-            )
-            if need[1]
-            else None
-        )
-        d_x_t = grad * (df.xt * t_u + df.xx * x_u) if need[2] else None
-        d_t_t = grad * (df.tt * t_u + df.xt * x_u) if need[3] else None
-        d_x_u = grad * (df.xt * t_t + df.xx * x_t) if need[4] else None
-        d_t_u = grad * (df.tt * t_t + df.xt * x_t) if need[5] else None
+        if need[0] or need[1]:
+            hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u)
+        if need[0] or need[1]:
+            third_t_u_x, third_t_u_t = _third_times(df, x_t, t_t, x_u, t_u)
+        if need[2] or need[3]:
+            hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
+        if need[4] or need[5]:
+            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
+        d_t = grad * (hess_t_u_t + third_t_u_t) if need[1] else None
+        d_x_t = grad * hess_u_x if need[2] else None
+        d_t_t = grad * hess_u_t if need[3] else None
+        d_x_u = grad * hess_t_x if need[4] else None
+        d_t_u = grad * hess_t_t if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_t_t_u = df.t * grad if need[7] else None
         return _gradients(
-            dtype,
-            (d_x, d_t, d_x_t, d_t_t, d_x_u, d_t_u, d_x_t_u, d_t_t_u),
-            (x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u),
-        ) + (None,)
+            ctx, dtype, (d_x, d_t, d_x_t, d_t_t, d_x_u, d_t_u, d_x_t_u, d_t_t_u)
+        )
 
     @staticmethod
     def jvp(ctx, x_v, t_v, x_t_v, t_t_v, x_u_v, t_u_v, x_t_u_v, t_t_u_v, *_):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        t0 = df.xtt * t_t + df.xxt * x_t
+        hess_u_v_x, hess_u_v_t = _hessian_times(df, x_u_v, t_u_v)
+        hess_v_x, hess_v_t = _hessian_times(df, x_v, t_v)
+        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
+        third_u_v_x, third_u_v_t = _third_times(df, x_u, t_u, x_v, t_v)
         return _round(
             df.t * t_t_u_v
             + df.x * x_t_u_v
-            + t_t_v * (df.tt * t_u + df.xt * x_u)
-            + t_u_v * (df.tt * t_t + df.xt * x_t)
-            + t_v
-            * (
-                df.tt * t_t_u
-                + df.xt * x_t_u
-                + t0 * x_u
-                + t_u * (df.ttt * t_t + df.xtt * x_t)
-            )
-            + x_t_v * (df.xt * t_u + df.xx * x_u)
-            + x_u_v * (df.xt * t_t + df.xx * x_t)
-            + x_v
-            * (
-                df.xt * t_t_u
-                + df.xx * x_t_u
-                + t0 * t_u
-                + x_u * (df.xxt * t_t + df.xxx * x_t)
-            ),
+            + hess_u_t * t_t_v
+            + hess_u_x * x_t_v
+            + hess_v_t * t_t_u
+            + hess_v_x * x_t_u
+            + t_t * (hess_u_v_t + third_u_v_t)
+            + x_t * (hess_u_v_x + third_u_v_x),
             dtype,
         )
 

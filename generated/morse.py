@@ -40,10 +40,11 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results):
-    """Gradients of a plain backward kernel, rounded to `dtype` (None stays
-    None). One input: every argument and result has its shape, none broadcast."""
-    return tuple(_round(r, dtype) for r in results)
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results rounded to `dtype` (None stays None),
+    then None for the arguments after them (parameters, saved entries)."""
+    rounded = tuple(_round(r, dtype) for r in results)
+    return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 # What _partials returns: df.rr is f_rr (None above the order asked for).
@@ -147,7 +148,7 @@ class MorseBackward(_Function):
         need = ctx.needs_input_grad
         d_grad = df.r * grad_grad_r if need[0] else None
         d_r = df.rr * grad * grad_grad_r if need[1] else None
-        return _gradients(dtype, (d_grad, d_r)) + (None,) * (3 + len(saved))
+        return _gradients(ctx, dtype, (d_grad, d_r))
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
@@ -179,9 +180,7 @@ class MorseBackwardJvp(_Function):
         )
         d_grad_t = df.r * grad_grad_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
-        return _gradients(dtype, (d_grad, d_r, d_grad_t, d_r_t)) + (None,) * (
-            3 + len(saved)
-        )
+        return _gradients(ctx, dtype, (d_grad, d_r, d_grad_t, d_r_t))
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):

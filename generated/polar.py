@@ -51,10 +51,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -255,9 +258,7 @@ class PolarBackward(_Function):
                 if need[3]
                 else None
             )
-        return _gradients(
-            dtype, (d_grad_x, d_grad_y, d_r, d_theta), (grad_x, grad_y, r, theta)
-        ) + (None,)
+        return _gradients(ctx, dtype, (d_grad_x, d_grad_y, d_r, d_theta))
 
     @staticmethod
     def jvp(ctx, grad_x_t, grad_y_t, r_t, theta_t, *_):
@@ -306,9 +307,7 @@ class PolarJvp(_Function):
             )
             d_r_t = _add(d_r_t, f.r * grad_t) if need[2] else None
             d_theta_t = _add(d_theta_t, f.theta * grad_t) if need[3] else None
-        return _gradients(
-            dtype, (d_r, d_theta, d_r_t, d_theta_t), (r, theta, r_t, theta_t)
-        )
+        return _gradients(ctx, dtype, (d_r, d_theta, d_r_t, d_theta_t))
 
     @staticmethod
     def jvp(ctx, r_u, theta_u, r_t_u, theta_t_u):
@@ -407,6 +406,7 @@ class PolarBackwardJvp(_Function):
                 else None
             )
         return _gradients(
+            ctx,
             dtype,
             (
                 d_grad_x,
@@ -418,7 +418,6 @@ class PolarBackwardJvp(_Function):
                 d_r_t,
                 d_theta_t,
             ),
-            (grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t),
         )
 
     @staticmethod
@@ -550,9 +549,9 @@ class PolarJvpJvp(_Function):
             d_r_t_u = _add(d_r_t_u, f.r * grad_t_u) if need[6] else None
             d_theta_t_u = _add(d_theta_t_u, f.theta * grad_t_u) if need[7] else None
         return _gradients(
+            ctx,
             dtype,
             (d_r, d_theta, d_r_t, d_theta_t, d_r_u, d_theta_u, d_r_t_u, d_theta_t_u),
-            (r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u),
         )
 
     @staticmethod

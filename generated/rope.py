@@ -55,10 +55,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -251,11 +254,7 @@ class RopeBackward(_Function):
             d_x2 = _add(d_x2, grad_grad_c * grad_y2) if need[3] else None
             d_c = _add(d_c, grad_grad_x2 * grad_y2) if need[4] else None
             d_s = _add(d_s, grad_grad_x1 * grad_y2) if need[5] else None
-        return _gradients(
-            dtype,
-            (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s),
-            (grad_y1, grad_y2, x1, x2, c, s),
-        ) + (None,)
+        return _gradients(ctx, dtype, (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s))
 
     @staticmethod
     def jvp(ctx, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t, *_):
@@ -315,9 +314,7 @@ class RopeJvp(_Function):
             d_c_t = _add(d_c_t, df.y2.c * grad_y2_t) if need[6] else None
             d_s_t = _add(d_s_t, df.y2.s * grad_y2_t) if need[7] else None
         return _gradients(
-            dtype,
-            (d_x1, d_x2, d_c, d_s, d_x1_t, d_x2_t, d_c_t, d_s_t),
-            (x1, x2, c, s, x1_t, x2_t, c_t, s_t),
+            ctx, dtype, (d_x1, d_x2, d_c, d_s, d_x1_t, d_x2_t, d_c_t, d_s_t)
         )
 
     @staticmethod
@@ -468,6 +465,7 @@ class RopeBackwardJvp(_Function):
             d_c_t = _add(d_c_t, grad_grad_x2_t * grad_y2) if need[10] else None
             d_s_t = _add(d_s_t, grad_grad_x1_t * grad_y2) if need[11] else None
         return _gradients(
+            ctx,
             dtype,
             (
                 d_grad_y1,
@@ -482,20 +480,6 @@ class RopeBackwardJvp(_Function):
                 d_x2_t,
                 d_c_t,
                 d_s_t,
-            ),
-            (
-                grad_y1,
-                grad_y2,
-                x1,
-                x2,
-                c,
-                s,
-                grad_y1_t,
-                grad_y2_t,
-                x1_t,
-                x2_t,
-                c_t,
-                s_t,
             ),
         )
 
@@ -758,6 +742,7 @@ class RopeJvpJvp(_Function):
             d_c_t_u = _add(d_c_t_u, df.y2.c * grad_y2_t_u) if need[14] else None
             d_s_t_u = _add(d_s_t_u, df.y2.s * grad_y2_t_u) if need[15] else None
         return _gradients(
+            ctx,
             dtype,
             (
                 d_x1,
@@ -776,24 +761,6 @@ class RopeJvpJvp(_Function):
                 d_x2_t_u,
                 d_c_t_u,
                 d_s_t_u,
-            ),
-            (
-                x1,
-                x2,
-                c,
-                s,
-                x1_t,
-                x2_t,
-                c_t,
-                s_t,
-                x1_u,
-                x2_u,
-                c_u,
-                s_u,
-                x1_t_u,
-                x2_t_u,
-                c_t_u,
-                s_t_u,
             ),
         )
 

@@ -42,10 +42,13 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results, arguments):
-    """Gradients of a plain backward kernel: each summed to its argument's shape,
-    then rounded to `dtype` (None stays None)."""
-    return tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results, each summed to the shape of its tensor
+    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
+    None for the arguments after them (parameters, saved entries)."""
+    arguments = ctx.saved_tensors
+    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
+    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 def _sum_to(grad, like):
@@ -219,6 +222,46 @@ def _partials_to_save(x, y, z, q, eps):
     return df.x, df.y, df.z, df.xx, df.xy, df.xz, df.yy, df.yz, df.zz
 
 
+def _hessian_times(df, a_x, a_y, a_z):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, y, z)."""
+    return (
+        a_x * df.xx + a_y * df.xy + a_z * df.xz,
+        a_x * df.xy + a_y * df.yy + a_z * df.yz,
+        a_x * df.xz + a_y * df.yz + a_z * df.zz,
+    )
+
+
+def _third_times(df, a_x, a_y, a_z, b_x, b_y, b_z):
+    """∂³f·a·b: the third derivatives times the vectors a and b, one component per
+    input (x, y, z)."""
+    t0 = a_x * b_x
+    t1 = a_y * b_y
+    t2 = a_z * b_z
+    t3 = a_x * b_y + a_y * b_x
+    t4 = a_x * b_z + a_z * b_x
+    t5 = a_y * b_z + a_z * b_y
+    return (
+        df.xxx * t0
+        + df.xxy * t3
+        + df.xxz * t4
+        + df.xyy * t1
+        + df.xyz * t5
+        + df.xzz * t2,
+        df.xxy * t0
+        + df.xyy * t3
+        + df.xyz * t4
+        + df.yyy * t1
+        + df.yyz * t5
+        + df.yzz * t2,
+        df.xxz * t0
+        + df.xyz * t3
+        + df.xzz * t4
+        + df.yyz * t1
+        + df.yzz * t5
+        + df.zzz * t2,
+    )
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
     saving its tensor arguments (never intermediates) and its float parameters."""
@@ -294,21 +337,20 @@ class SoftenedCoulombBackward(_Function):
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
-        t0 = grad * grad_grad_x
-        t1 = grad * grad_grad_y
-        t2 = grad * grad_grad_z
         need = ctx.needs_input_grad
+        if need[1] or need[2] or need[3]:
+            hess_gg_x, hess_gg_y, hess_gg_z = _hessian_times(
+                df, grad_grad_x, grad_grad_y, grad_grad_z
+            )
         d_grad = (
             df.x * grad_grad_x + df.y * grad_grad_y + df.z * grad_grad_z
             if need[0]
             else None
         )
-        d_x = df.xx * t0 + df.xy * t1 + df.xz * t2 if need[1] else None
-        d_y = df.xy * t0 + df.yy * t1 + df.yz * t2 if need[2] else None
-        d_z = df.xz * t0 + df.yz * t1 + df.zz * t2 if need[3] else None
-        return _gradients(dtype, (d_grad, d_x, d_y, d_z), (grad, x, y, z)) + (None,) * (
-            3 + len(saved)
-        )
+        d_x = grad * hess_gg_x if need[1] else None
+        d_y = grad * hess_gg_y if need[2] else None
+        d_z = grad * hess_gg_z if need[3] else None
+        return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_z))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, z_t, *_):
@@ -334,15 +376,15 @@ class SoftenedCoulombJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         need = ctx.needs_input_grad
-        d_x = grad * (df.xx * x_t + df.xy * y_t + df.xz * z_t) if need[0] else None
-        d_y = grad * (df.xy * x_t + df.yy * y_t + df.yz * z_t) if need[1] else None
-        d_z = grad * (df.xz * x_t + df.yz * y_t + df.zz * z_t) if need[2] else None
+        if need[0] or need[1] or need[2]:
+            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        d_x = grad * hess_t_x if need[0] else None
+        d_y = grad * hess_t_y if need[1] else None
+        d_z = grad * hess_t_z if need[2] else None
         d_x_t = df.x * grad if need[3] else None
         d_y_t = df.y * grad if need[4] else None
         d_z_t = df.z * grad if need[5] else None
-        return _gradients(
-            dtype, (d_x, d_y, d_z, d_x_t, d_y_t, d_z_t), (x, y, z, x_t, y_t, z_t)
-        ) + (None, None)
+        return _gradients(ctx, dtype, (d_x, d_y, d_z, d_x_t, d_y_t, d_z_t))
 
     @staticmethod
     def jvp(ctx, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, *_):
@@ -362,12 +404,10 @@ class SoftenedCoulombBackwardJvp(_Function):
             grad, x, y, z, grad_t, x_t, y_t, z_t
         )
         df = _Partials(*saved) if saved else _partials(x, y, z, q, eps, 2)
-        t0 = grad * x_t
-        t1 = grad * y_t
-        t2 = grad * z_t
-        grad_x_t = df.x * grad_t + df.xx * t0 + df.xy * t1 + df.xz * t2
-        grad_y_t = df.xy * t0 + df.y * grad_t + df.yy * t1 + df.yz * t2
-        grad_z_t = df.xz * t0 + df.yz * t1 + df.z * grad_t + df.zz * t2
+        hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        grad_x_t = df.x * grad_t + grad * hess_t_x
+        grad_y_t = df.y * grad_t + grad * hess_t_y
+        grad_z_t = df.z * grad_t + grad * hess_t_z
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
@@ -378,101 +418,67 @@ class SoftenedCoulombBackwardJvp(_Function):
         )
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        t0 = grad * x_t
-        t1 = grad * y_t
-        t2 = grad * z_t
-        t3 = df.xxy * t0 + df.xy * grad_t + df.xyy * t1 + df.xyz * t2
-        t4 = df.xxz * t0 + df.xyz * t1 + df.xz * grad_t + df.xzz * t2
-        t5 = df.xyz * t0 + df.yyz * t1 + df.yz * grad_t + df.yzz * t2
-        t6 = grad * grad_grad_x_t
-        t7 = grad * grad_grad_y_t
-        t8 = grad * grad_grad_z_t
         need = ctx.needs_input_grad
+        if need[0]:
+            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        if need[1] or need[2] or need[3] or need[5] or need[6] or need[7]:
+            hess_gg_t_x, hess_gg_t_y, hess_gg_t_z = _hessian_times(
+                df, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t
+            )
+        if need[1] or need[2] or need[3]:
+            third_gg_t_t_x, third_gg_t_t_y, third_gg_t_t_z = _third_times(
+                df, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t, x_t, y_t, z_t
+            )
         d_grad = (
-            grad_grad_x_t * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
-            + grad_grad_y_t * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
-            + grad_grad_z_t * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
+            grad_grad_x_t * hess_t_x
+            + grad_grad_y_t * hess_t_y
+            + grad_grad_z_t * hess_t_z
             if need[0]
             else None
         )
-        d_x = (
-            grad_grad_x_t * (df.xx * grad_t + df.xxx * t0 + df.xxy * t1 + df.xxz * t2)
-            + grad_grad_y_t * t3
-            + grad_grad_z_t * t4
-            if need[1]
-            else None
-        )
-        d_y = (
-            grad_grad_x_t * t3
-            + grad_grad_y_t * (df.xyy * t0 + df.yy * grad_t + df.yyy * t1 + df.yyz * t2)
-            + grad_grad_z_t * t5
-            if need[2]
-            else None
-        )
-        d_z = (
-            grad_grad_x_t * t4
-            + grad_grad_y_t * t5
-            + grad_grad_z_t * (df.xzz * t0 + df.yzz * t1 + df.zz * grad_t + df.zzz * t2)
-            if need[3]
-            else None
-        )
+        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
+        d_y = grad * third_gg_t_t_y + grad_t * hess_gg_t_y if need[2] else None
+        d_z = grad * third_gg_t_t_z + grad_t * hess_gg_t_z if need[3] else None
         d_grad_t = (
             df.x * grad_grad_x_t + df.y * grad_grad_y_t + df.z * grad_grad_z_t
             if need[4]
             else None
         )
-        d_x_t = df.xx * t6 + df.xy * t7 + df.xz * t8 if need[5] else None
-        d_y_t = df.xy * t6 + df.yy * t7 + df.yz * t8 if need[6] else None
-        d_z_t = df.xz * t6 + df.yz * t7 + df.zz * t8 if need[7] else None
+        d_x_t = grad * hess_gg_t_x if need[5] else None
+        d_y_t = grad * hess_gg_t_y if need[6] else None
+        d_z_t = grad * hess_gg_t_z if need[7] else None
         return _gradients(
-            dtype,
-            (d_grad, d_x, d_y, d_z, d_grad_t, d_x_t, d_y_t, d_z_t),
-            (grad, x, y, z, grad_t, x_t, y_t, z_t),
-        ) + (None,) * (2 + len(saved))
+            ctx, dtype, (d_grad, d_x, d_y, d_z, d_grad_t, d_x_t, d_y_t, d_z_t)
+        )
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, z_u, grad_t_u, x_t_u, y_t_u, z_t_u, *_):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        t0 = grad * x_t_u
-        t1 = grad * y_t_u
-        t2 = grad * z_t_u
-        t3 = grad * x_t
-        t4 = grad * y_t
-        t5 = grad * z_t
-        t6 = df.xxy * t3 + df.xy * grad_t + df.xyy * t4 + df.xyz * t5
-        t7 = df.xxz * t3 + df.xyz * t4 + df.xz * grad_t + df.xzz * t5
-        t8 = df.xyz * t3 + df.yyz * t4 + df.yz * grad_t + df.yzz * t5
+        hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(df, x_t_u, y_t_u, z_t_u)
+        hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
+        hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
+            df, x_t, y_t, z_t, x_u, y_u, z_u
+        )
         grad_x_t_u = (
             df.x * grad_t_u
-            + df.xx * t0
-            + df.xy * t1
-            + df.xz * t2
-            + grad_u * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
-            + t6 * y_u
-            + t7 * z_u
-            + x_u * (df.xx * grad_t + df.xxx * t3 + df.xxy * t4 + df.xxz * t5)
+            + grad * (hess_t_u_x + third_t_u_x)
+            + grad_t * hess_u_x
+            + grad_u * hess_t_x
         )
         grad_y_t_u = (
-            df.xy * t0
-            + df.y * grad_t_u
-            + df.yy * t1
-            + df.yz * t2
-            + grad_u * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
-            + t6 * x_u
-            + t8 * z_u
-            + y_u * (df.xyy * t3 + df.yy * grad_t + df.yyy * t4 + df.yyz * t5)
+            df.y * grad_t_u
+            + grad * (hess_t_u_y + third_t_u_y)
+            + grad_t * hess_u_y
+            + grad_u * hess_t_y
         )
         grad_z_t_u = (
-            df.xz * t0
-            + df.yz * t1
-            + df.z * grad_t_u
-            + df.zz * t2
-            + grad_u * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
-            + t7 * x_u
-            + t8 * y_u
-            + z_u * (df.xzz * t3 + df.yzz * t4 + df.zz * grad_t + df.zzz * t5)
+            df.z * grad_t_u
+            + grad * (hess_t_u_z + third_t_u_z)
+            + grad_t * hess_u_z
+            + grad_u * hess_t_z
         )
         return (
             _round(grad_x_t_u, dtype),
@@ -490,13 +496,14 @@ class SoftenedCoulombJvpJvp(_Function):
             x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u
         )
         df = _partials(x, y, z, q, eps, 2)
+        hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
         return _round(
             df.x * x_t_u
             + df.y * y_t_u
             + df.z * z_t_u
-            + x_u * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
-            + y_u * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
-            + z_u * (df.xz * x_t + df.yz * y_t + df.zz * z_t),
+            + hess_u_x * x_t
+            + hess_u_y * y_t
+            + hess_u_z * z_t,
             dtype,
         )
 
@@ -507,59 +514,31 @@ class SoftenedCoulombJvpJvp(_Function):
         )
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        t0 = df.xxy * x_t + df.xyy * y_t + df.xyz * z_t
-        t1 = df.xxz * x_t + df.xyz * y_t + df.xzz * z_t
-        t2 = df.xyz * x_t + df.yyz * y_t + df.yzz * z_t
         need = ctx.needs_input_grad
-        d_x = (
-            grad
-            * (
-                df.xx * x_t_u
-                + df.xy * y_t_u
-                + df.xz * z_t_u
-                + t0 * y_u
-                + t1 * z_u
-                + x_u * (df.xxx * x_t + df.xxy * y_t + df.xxz * z_t)
+        if need[0] or need[1] or need[2]:
+            hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(df, x_t_u, y_t_u, z_t_u)
+        if need[0] or need[1] or need[2]:
+            third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
+                df, x_t, y_t, z_t, x_u, y_u, z_u
             )
-            if need[0]
-            else None
-        )
-        d_y = (
-            grad
-            * (
-                df.xy * x_t_u
-                + df.yy * y_t_u
-                + df.yz * z_t_u
-                + t0 * x_u
-                + t2 * z_u
-                + y_u * (df.xyy * x_t + df.yyy * y_t + df.yyz * z_t)
-            )
-            if need[1]
-            else None
-        )
-        d_z = (
-            grad
-            * (
-                df.xz * x_t_u
-                + df.yz * y_t_u
-                + df.zz * z_t_u
-                + t1 * x_u
-                + t2 * y_u
-                + z_u * (df.xzz * x_t + df.yzz * y_t + df.zzz * z_t)
-            )
-            if need[2]
-            else None
-        )
-        d_x_t = grad * (df.xx * x_u + df.xy * y_u + df.xz * z_u) if need[3] else None
-        d_y_t = grad * (df.xy * x_u + df.yy * y_u + df.yz * z_u) if need[4] else None
-        d_z_t = grad * (df.xz * x_u + df.yz * y_u + df.zz * z_u) if need[5] else None
-        d_x_u = grad * (df.xx * x_t + df.xy * y_t + df.xz * z_t) if need[6] else None
-        d_y_u = grad * (df.xy * x_t + df.yy * y_t + df.yz * z_t) if need[7] else None
-        d_z_u = grad * (df.xz * x_t + df.yz * y_t + df.zz * z_t) if need[8] else None
+        if need[3] or need[4] or need[5]:
+            hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
+        if need[6] or need[7] or need[8]:
+            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
+        d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
+        d_z = grad * (hess_t_u_z + third_t_u_z) if need[2] else None
+        d_x_t = grad * hess_u_x if need[3] else None
+        d_y_t = grad * hess_u_y if need[4] else None
+        d_z_t = grad * hess_u_z if need[5] else None
+        d_x_u = grad * hess_t_x if need[6] else None
+        d_y_u = grad * hess_t_y if need[7] else None
+        d_z_u = grad * hess_t_z if need[8] else None
         d_x_t_u = df.x * grad if need[9] else None
         d_y_t_u = df.y * grad if need[10] else None
         d_z_t_u = df.z * grad if need[11] else None
         return _gradients(
+            ctx,
             dtype,
             (
                 d_x,
@@ -575,8 +554,7 @@ class SoftenedCoulombJvpJvp(_Function):
                 d_y_t_u,
                 d_z_t_u,
             ),
-            (x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u),
-        ) + (None, None)
+        )
 
     @staticmethod
     def jvp(
@@ -600,46 +578,25 @@ class SoftenedCoulombJvpJvp(_Function):
         )
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        t0 = df.xxy * x_t + df.xyy * y_t + df.xyz * z_t
-        t1 = df.xxz * x_t + df.xyz * y_t + df.xzz * z_t
-        t2 = df.xyz * x_t + df.yyz * y_t + df.yzz * z_t
+        hess_u_v_x, hess_u_v_y, hess_u_v_z = _hessian_times(df, x_u_v, y_u_v, z_u_v)
+        hess_v_x, hess_v_y, hess_v_z = _hessian_times(df, x_v, y_v, z_v)
+        hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
+        third_u_v_x, third_u_v_y, third_u_v_z = _third_times(
+            df, x_u, y_u, z_u, x_v, y_v, z_v
+        )
         return _round(
             df.x * x_t_u_v
             + df.y * y_t_u_v
             + df.z * z_t_u_v
-            + x_t_v * (df.xx * x_u + df.xy * y_u + df.xz * z_u)
-            + x_u_v * (df.xx * x_t + df.xy * y_t + df.xz * z_t)
-            + x_v
-            * (
-                df.xx * x_t_u
-                + df.xy * y_t_u
-                + df.xz * z_t_u
-                + t0 * y_u
-                + t1 * z_u
-                + x_u * (df.xxx * x_t + df.xxy * y_t + df.xxz * z_t)
-            )
-            + y_t_v * (df.xy * x_u + df.yy * y_u + df.yz * z_u)
-            + y_u_v * (df.xy * x_t + df.yy * y_t + df.yz * z_t)
-            + y_v
-            * (
-                df.xy * x_t_u
-                + df.yy * y_t_u
-                + df.yz * z_t_u
-                + t0 * x_u
-                + t2 * z_u
-                + y_u * (df.xyy * x_t + df.yyy * y_t + df.yyz * z_t)
-            )
-            + z_t_v * (df.xz * x_u + df.yz * y_u + df.zz * z_u)
-            + z_u_v * (df.xz * x_t + df.yz * y_t + df.zz * z_t)
-            + z_v
-            * (
-                df.xz * x_t_u
-                + df.yz * y_t_u
-                + df.zz * z_t_u
-                + t1 * x_u
-                + t2 * y_u
-                + z_u * (df.xzz * x_t + df.yzz * y_t + df.zzz * z_t)
-            ),
+            + hess_u_x * x_t_v
+            + hess_u_y * y_t_v
+            + hess_u_z * z_t_v
+            + hess_v_x * x_t_u
+            + hess_v_y * y_t_u
+            + hess_v_z * z_t_u
+            + x_t * (hess_u_v_x + third_u_v_x)
+            + y_t * (hess_u_v_y + third_u_v_y)
+            + z_t * (hess_u_v_z + third_u_v_z),
             dtype,
         )
 

@@ -40,10 +40,11 @@ def _round(result, dtype):
     return result if dtype is None or result is None else result.to(dtype)
 
 
-def _gradients(dtype, results):
-    """Gradients of a plain backward kernel, rounded to `dtype` (None stays
-    None). One input: every argument and result has its shape, none broadcast."""
-    return tuple(_round(r, dtype) for r in results)
+def _gradients(ctx, dtype, results):
+    """A plain backward kernel's results rounded to `dtype` (None stays None),
+    then None for the arguments after them (parameters, saved entries)."""
+    rounded = tuple(_round(r, dtype) for r in results)
+    return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).
@@ -140,7 +141,7 @@ class SoftplusBackward(_Function):
         need = ctx.needs_input_grad
         d_grad = df.x * grad_grad_x if need[0] else None
         d_x = df.xx * grad * grad_grad_x if need[1] else None
-        return _gradients(dtype, (d_grad, d_x)) + (None,) * (1 + len(saved))
+        return _gradients(ctx, dtype, (d_grad, d_x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
@@ -172,9 +173,7 @@ class SoftplusBackwardJvp(_Function):
         )
         d_grad_t = df.x * grad_grad_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
-        return _gradients(dtype, (d_grad, d_x, d_grad_t, d_x_t)) + (None,) * (
-            1 + len(saved)
-        )
+        return _gradients(ctx, dtype, (d_grad, d_x, d_grad_t, d_x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):

@@ -4,7 +4,8 @@
 
 A mutant scales one output of one method (forward, backward or jvp) of one
 Function class by 1.001, or one entry of the partial-derivative tables that
-the module's `_partials` helper returns (df.xy): a wrapper appended to the
+the module's `_partials` helper returns (df.xy), or one result of its
+`_hessian_times` or `_third_times` (∂²f·a, ∂³f·a·b): a wrapper appended to the
 module, so every output can be reached without knowing how the template
 writes it. First
 a recording run of the unmodified op finds which (class, method, output) the
@@ -17,11 +18,14 @@ methods of the Function classes that the tests never called.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
 
 import pytest
+
+from adgen.contract import HELPERS
 
 SCALE = 1.001
 METHODS = ("forward", "backward", "jvp")
@@ -101,6 +105,18 @@ def _partials(*args):
     return tables._replace({output}=scaled)
 '''
 
+# The helpers for ∂²f·a and ∂³f·a·b (adgen/contract.py): one result per input.
+_PRODUCT_MUTANT = '''
+
+# --- mutation driver: scale result {index} of {helper} by {scale}
+_mutation_unscaled_product = {helper}
+
+
+def {helper}(*args):
+    results = _mutation_unscaled_product(*args)
+    return tuple(r * {scale} if i == {index} else r for i, r in enumerate(results))
+'''
+
 
 def run_tests(folder: Path, module: Path, source: str, extra: list[str]) -> int:
     """pytest on `folder` with `module` holding `source`; its exit code."""
@@ -161,6 +177,16 @@ def main(argv: list[str]) -> None:
             mutant = original + _PARTIAL_MUTANT.format(field=field, scale=SCALE)
         if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
             survivors.append(["_partials", field])
+    products = []  # (helper, result index)
+    for helper in HELPERS.values():
+        function = getattr(sys.modules.get(alias), helper, None)
+        if function is not None:  # a_x, a_y, ...: one result per component of a
+            first_vector = [p for p in inspect.signature(function).parameters if p.startswith("a_")]
+            products += [(helper, index) for index in range(len(first_vector))]
+    for helper, index in products:
+        mutant = original + _PRODUCT_MUTANT.format(helper=helper, index=index, scale=SCALE)
+        if run_tests(folder, module, mutant, ["--tb=no"]) != 1:
+            survivors.append([helper, index])
     module.write_text(original)
     print(
         "MUTATION-RESULT "
@@ -170,6 +196,7 @@ def main(argv: list[str]) -> None:
                 "outputs": len(seen),
                 "mutants": len(mutated),
                 "table_entries": len(fields),
+                "product_results": len(products),
                 "survivors": survivors,
                 "never_called": sorted(defined - called),
             }

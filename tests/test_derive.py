@@ -7,6 +7,8 @@ Every expected derivative differentiates the *elementary* form of the formula
 
 from __future__ import annotations
 
+import itertools
+
 import mpmath
 import pytest
 import sympy
@@ -18,13 +20,21 @@ from adgen.functions import elementary
 from adgen.parse import parse_expression
 
 
-def expand(kernel: Kernel, partials=None) -> list[sympy.Expr]:
+def expand(kernel: Kernel, partials=None, source=None) -> list[sympy.Expr]:
     """Kernel outputs with the CSE temporaries substituted back, and the
-    partial-derivative table entries (f_x, f_xy, ...) they contract."""
+    partial-derivative table entries (f_x, f_xy, ...) they contract; the
+    helpers' results (∂²f·a, ∂³f·a·b) by their definition, with ∂f by sympy
+    from `source` (the expression and its inputs)."""
     outputs = list(kernel.outputs)
     for name, value in reversed(kernel.temporaries):
         symbol = sympy.Symbol(name, real=True)
         outputs = [o.subs(symbol, value) for o in outputs]
+    if kernel.products:
+        assert source is not None, "a kernel with products needs the expression"
+        definitions = {}
+        for product in kernel.products:
+            definitions |= product_definitions(product, *source)
+        outputs = [o.xreplace(definitions) for o in outputs]
     if partials is not None:
         entries = {sympy.Symbol(e.name, real=True): e.formula for e in partials.entries}
         outputs = [o.xreplace(entries) for o in outputs]
@@ -69,8 +79,25 @@ def test_gradient_matches_sympy(text: str) -> None:
         assert same(derivative, d(parsed.expr, name))
 
 
-def values(kernel: Kernel, partials=None) -> list[sympy.Expr]:
-    return expand(kernel, partials)
+def product_definitions(product, expr: sympy.Expr, inputs: tuple[str, ...]) -> dict:
+    """Result i of ∂ᵏf·a·b is Σ over j, k of ∂ᵏf/∂x_i∂x_j∂x_k·a_j·b_k."""
+    n = len(inputs)
+    definitions = {}
+    for i, result in enumerate(product.results):
+        total = sympy.S.Zero
+        for rest in itertools.product(range(n), repeat=product.order - 1):
+            derivative = expr
+            for position in (i, *rest):
+                derivative = d(derivative, inputs[position])
+            for vector, j in zip(product.vectors, rest):
+                derivative *= sympy.Symbol(vector[j], real=True)
+            total += derivative
+        definitions[sympy.Symbol(result, real=True)] = total
+    return definitions
+
+
+def values(kernel: Kernel, partials=None, source=None) -> list[sympy.Expr]:
+    return expand(kernel, partials, source)
 
 
 def d(expr: sympy.Expr, name: str) -> sympy.Expr:
@@ -112,21 +139,22 @@ def test_every_function_differentiates_the_one_before(text: str) -> None:
         assert [s.class_name for s in model.functions] == ["Op", "OpBackward", "OpJvp", "OpBackwardJvp", "OpJvpJvp"]
     assert same(values(specs["Op"].forward)[0], parsed.expr)
     table = model.partials
+    source = (parsed.expr, model.inputs)
     for spec in model.functions:
-        forward = values(spec.forward, table)
+        forward = values(spec.forward, table, source)
         if spec.backward_call:
-            computed = values(specs[spec.backward_call].forward, table)
+            computed = values(specs[spec.backward_call].forward, table, source)
         else:
-            computed = values(spec.backward, table)
+            computed = values(spec.backward, table, source)
         for got, expected in zip(computed, vjp(spec, forward), strict=True):
             assert same(got, expected), (spec.class_name, "backward")
         if spec.jvp_call:
             target = specs[spec.jvp_call]
             passed = dict(zip(target.tensor_args, spec.jvp_call_args, strict=True))
             renaming = {sympy.Symbol(a, real=True): sympy.Symbol(b, real=True) for a, b in passed.items()}
-            computed = [v.xreplace(renaming) for v in values(target.forward, table)]
+            computed = [v.xreplace(renaming) for v in values(target.forward, table, source)]
         else:
-            computed = values(spec.jvp, table)
+            computed = values(spec.jvp, table, source)
         for got, expected in zip(computed, jvp(spec, forward), strict=True):
             assert same(got, expected), (spec.class_name, "jvp")
 

@@ -1,7 +1,7 @@
 """A generated test that still passes when a formula is wrong is a defect:
 scale one output of one method (forward, backward, jvp) of one Function of the
-emitted family, or one entry of its partial-derivative tables, by 1.001, and
-the generated test must fail.
+emitted family, one entry of its partial-derivative tables, or one result of
+its ∂²f·a and ∂³f·a·b helpers, by 1.001, and the generated test must fail.
 
 tests/mutation_driver.py runs all mutants of one op in one process: a
 recording run finds every output of every method the tests reach, then each
@@ -70,6 +70,8 @@ def test_first_output_of_every_method_of_every_function(tmp_path: Path) -> None:
     # f_x, f_y, f_xx, f_xy, f_yy and the third derivatives that are not zero.
     assert report["mutants"] == 15 and report["outputs"] > 15
     assert report["table_entries"] >= 7
+    # ∂²f·a and ∂³f·a·b for its two inputs: each result of each helper.
+    assert report["product_results"] == 4
 
 
 @pytest.mark.exhaustive

@@ -1,0 +1,128 @@
+"""contract: the products ∂²f·a and ∂³f·a·b that kernels call helpers for.
+
+test_derive checks that every kernel, products expanded by their definition
+(with ∂f by sympy), is the derivative of the Function before it. Here: which
+arguments are vectors, that a group of terms is named a product only where it
+is one, that the helpers read each nonzero entry once and no zero one, and that
+the kernels of an op of several inputs read ∂³f only through them."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+import sympy
+
+import adgen
+from adgen.contract import factor, vector_families
+from adgen.derive import build_model
+from adgen.functions import elementary
+from adgen.parse import parse_expression
+
+
+def test_vectors_are_the_argument_families_with_a_component_per_input() -> None:
+    arguments = ("grad", "x", "y", "grad_t", "x_t", "y_t", "grad_grad_x_t", "grad_grad_y_t")
+    assert vector_families(arguments, ("x", "y")) == {
+        "t": ("x_t", "y_t"),
+        "gg_t": ("grad_grad_x_t", "grad_grad_y_t"),
+    }
+    # A family lacking one input's component is no vector; the inputs themselves are none.
+    assert vector_families(("x", "y", "x_t", "grad_t"), ("x", "y")) == {}
+
+
+def test_an_argument_read_as_two_vectors_is_a_component_of_neither() -> None:
+    # Inputs a and a_b: a_b_t is a_b's tangent, and also "a" with suffix _b_t.
+    families = vector_families(("a", "a_b", "a_t", "a_b_t"), ("a", "a_b"))
+    assert families == {"t": ("a_t", "a_b_t")}
+
+
+def _derivative(f: sympy.Function, symbols, *index: int) -> sympy.Derivative:
+    return sympy.Derivative(f, *(symbols[i] for i in index))
+
+
+def _factor(outputs, arguments, inputs=("x", "y")):
+    symbols = [sympy.Symbol(n, real=True) for n in inputs]
+    f = sympy.Function("f")(*symbols)
+
+    def index_of(derivative):
+        counts = dict(derivative.variable_count)
+        return tuple(i for i, s in enumerate(symbols) for _ in range(counts.get(s, 0)))
+
+    return factor(
+        outputs(f, symbols), arguments, inputs, index_of,
+        lambda index: "f_" + "".join(inputs[i] for i in index), lambda index: True, set(),
+    )
+
+
+def test_a_hessian_times_a_tangent_becomes_a_product() -> None:
+    def outputs(f, s):
+        x_t, y_t, grad = (sympy.Symbol(n, real=True) for n in ("x_t", "y_t", "grad"))
+        return [grad * (_derivative(f, s, 0, 0) * x_t + _derivative(f, s, 0, 1) * y_t)]
+
+    (output,), products = _factor(outputs, ("grad", "x", "y", "x_t", "y_t"))
+    assert [p.results for p in products] == [("hess_t_x", "hess_t_y")]
+    assert output == sympy.Symbol("grad", real=True) * sympy.Symbol("hess_t_x", real=True)
+
+
+def test_terms_that_are_not_a_whole_product_stay() -> None:
+    def outputs(f, s):
+        x_t, y_t = (sympy.Symbol(n, real=True) for n in ("x_t", "y_t"))
+        # f_xy's term is missing, and f_yy's has the wrong factor.
+        return [_derivative(f, s, 0, 0) * x_t + 2 * _derivative(f, s, 1, 1) * y_t]
+
+    (output,), products = _factor(outputs, ("x", "y", "x_t", "y_t"))
+    assert products == ()
+    assert output.atoms(sympy.Derivative)
+
+
+def test_a_product_times_a_number_keeps_the_number() -> None:
+    def outputs(f, s):
+        x_t, y_t = (sympy.Symbol(n, real=True) for n in ("x_t", "y_t"))
+        return [3 * _derivative(f, s, 1, 0) * x_t + 3 * _derivative(f, s, 1, 1) * y_t]
+
+    (output,), _ = _factor(outputs, ("x", "y", "x_t", "y_t"))
+    assert output == 3 * sympy.Symbol("hess_t_y", real=True)
+
+
+SPARSE = "x*y*z + sin(x)*z**2"  # most third derivatives are zero
+
+
+def _third_partials(text: str, inputs: tuple[str, ...]) -> dict[str, sympy.Expr]:
+    """Each distinct ∂³f that is a function of the inputs (not a number: the
+    helper writes that in place), by sympy on the elementary form."""
+    expr = elementary(parse_expression(text).expr)
+    symbols = [sympy.Symbol(n, real=True) for n in inputs]
+    found = {}
+    for index in itertools.combinations_with_replacement(range(len(inputs)), 3):
+        value = sympy.diff(expr, *(symbols[i] for i in index))
+        if value.free_symbols:
+            found["".join(inputs[i] for i in index)] = value
+    return found
+
+
+def test_the_third_derivative_helper_reads_each_nonzero_entry_and_no_zero_one() -> None:
+    model = build_model(parse_expression(SPARSE), "op")
+    (helper,) = [h for h in model.products if h.order == 3]
+    read = {
+        s.name
+        for value in [v for _, v in helper.kernel.temporaries] + list(helper.kernel.outputs)
+        for s in value.free_symbols
+        if s.name.startswith("f_")
+    }
+    assert read == {"f_" + field for field in _third_partials(SPARSE, ("x", "y", "z"))}
+
+
+@pytest.mark.parametrize("text", ["x*exp(-alpha*x**2)*cos(y)", SPARSE, "exp(a*b + c*d)"])
+def test_kernels_read_third_derivatives_only_through_the_helper(text: str) -> None:
+    params = {"alpha": 0.5} if "alpha" in text else {}
+    module = adgen.render(text, name="op", params=params).module_source
+    helper = re.search(r"\ndef _third_times\(.*?\n\n\n", module, re.S)
+    assert helper is not None
+    inputs = [n for n in ("x", "y", "z", "a", "b", "c", "d") if re.search(rf"\b{n}\b", text)]
+    thirds = {f"df.{field}" for field in _third_partials(text, tuple(inputs))}
+    assert thirds, "the op has third derivatives"
+    outside = module.replace(helper.group(0), "")
+    classes = outside[outside.index("\nclass ") :]
+    assert not [t for t in thirds if re.search(re.escape(t) + r"\b", classes)]
+    assert all(re.search(re.escape(t) + r"\b", helper.group(0)) for t in thirds)
