@@ -560,8 +560,10 @@ class _ClassPrinter:
                     "fresh = torch.is_grad_enabled() or not saved",
                     f"{table[0]} if fresh else {self.saved_table()}",
                 ]
-            calls, statements = self.needed_products(spec.backward, kernel)
-            lines = table + statements + ["need = ctx.needs_input_grad"] + calls
+            statements = self.masked_products(spec.backward, kernel)
+            need = ["need = ctx.needs_input_grad"]
+            # The helper calls read `need`; other statements come before it, as always.
+            lines = table + (need + statements if spec.backward.products else statements + need)
             results = []
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
@@ -671,31 +673,34 @@ class _ClassPrinter:
         self.uses_math |= any("math." in code for code in codes)
         return printed
 
-    def needed_products(self, kernel: Kernel, printed: _PrintedKernel) -> tuple[list[str], list[str]]:
-        """A backward kernel's statements, split: the helper calls whose results
-        only gradients read, each under `if need[i] or ...:` for those gradients
-        (needs_input_grad skips their work too); and the rest, in order."""
+    def masked_products(self, kernel: Kernel, printed: _PrintedKernel) -> list[str]:
+        """A backward kernel's statements, each helper call whose results only
+        gradients read given which of them are `needed`: those of gradients
+        that needs_input_grad asks for (the rest are None, not computed)."""
         statements = list(printed.statements)
         read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
-        calls = []
-        for position, product in reversed(list(enumerate(kernel.products))):
+        for position, product in enumerate(kernel.products):
             if read_by_temporaries & set(product.results):
                 continue
-            readers = [
-                index
-                for index, output in enumerate(kernel.outputs)
-                if {s.name for s in output.free_symbols} & set(product.results)
-            ]
-            condition = " or ".join(f"need[{index}]" for index in readers)
-            calls[:0] = [f"if {condition}:", "    " + statements.pop(position)]
-        return calls, statements
+            needed = []
+            for result in product.results:
+                readers = [
+                    f"need[{index}]"
+                    for index, output in enumerate(kernel.outputs)
+                    if result in {s.name for s in output.free_symbols}
+                ]
+                needed.append(" or ".join(readers) or "False")
+            statements[position] = self.product_call(product, needed)
+        return statements
 
-    def product_call(self, product: Product) -> str:
-        """`hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)`: a kernel's ∂²f·a."""
+    def product_call(self, product: Product, needed: list[str] | None = None) -> str:
+        """`hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)`: a kernel's ∂²f·a;
+        with `needed`, the conditions under which each result is computed."""
         helper = next(h for h in self.model.products if h.order == product.order)
         components = [c for v in product.vectors for c in v]
         params = list(helper.kernel.arguments[len(components) :])
-        call = f"{helper.name}(df, {', '.join(components + params)})"
+        mask = [_tuple_literal(needed)] if needed else []
+        call = f"{helper.name}(df, {', '.join(components + params + mask)})"
         return f"{', '.join(product.results)} = {call}"
 
     def sum_to(self, code: str, like: str) -> str:
@@ -923,10 +928,15 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
         summary = f"∂²f·{vectors}: the Hessian times the vector {vectors}, one component per input ({inputs})."
     else:
         summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}, one component per input ({inputs})."
-    returned = ", ".join(code or "0.0" for code in printed.outputs)
+    # A component that is zero everywhere is never read (contract.py writes 0).
+    returned = _tuple_literal(
+        [f"{code} if needed[{i}] else None" if code else "None" for i, code in enumerate(printed.outputs)]
+    )
+    summary = summary.removesuffix(".") + ", None where not `needed`."
+    all_needed = _tuple_literal(["True"] * len(printed.outputs))
     return {
         "name": helper.name,
-        "args": ", ".join(helper.kernel.arguments),
+        "args": ", ".join(list(helper.kernel.arguments) + [f"needed={all_needed}"]),
         "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
         "lines": list(printed.statements) + [f"return {returned}"],
     }

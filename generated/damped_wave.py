@@ -138,20 +138,24 @@ def _partials_to_save(x, y, alpha):
     return df.x, df.y, df.xx, df.xy, df.yy
 
 
-def _hessian_times(df, a_x, a_y):
-    """∂²f·a: the Hessian times the vector a, one component per input (x, y)."""
-    return a_x * df.xx + a_y * df.xy, a_x * df.xy + a_y * df.yy
+def _hessian_times(df, a_x, a_y, needed=(True, True)):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, y), None
+    where not `needed`."""
+    return (
+        a_x * df.xx + a_y * df.xy if needed[0] else None,
+        a_x * df.xy + a_y * df.yy if needed[1] else None,
+    )
 
 
-def _third_times(df, a_x, a_y, b_x, b_y):
+def _third_times(df, a_x, a_y, b_x, b_y, needed=(True, True)):
     """∂³f·a·b: the third derivatives times the vectors a and b, one component per
-    input (x, y)."""
+    input (x, y), None where not `needed`."""
     t0 = a_x * b_x
     t1 = a_y * b_y
     t2 = a_x * b_y + a_y * b_x
     return (
-        df.xxx * t0 + df.xxy * t2 + df.xyy * t1,
-        df.xxy * t0 + df.xyy * t2 + df.yyy * t1,
+        df.xxx * t0 + df.xxy * t2 + df.xyy * t1 if needed[0] else None,
+        df.xxy * t0 + df.xyy * t2 + df.yyy * t1 if needed[1] else None,
     )
 
 
@@ -220,8 +224,9 @@ class DampedWaveBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        if need[1] or need[2]:
-            hess_gg_x, hess_gg_y = _hessian_times(df, grad_grad_x, grad_grad_y)
+        hess_gg_x, hess_gg_y = _hessian_times(
+            df, grad_grad_x, grad_grad_y, (need[1], need[2])
+        )
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
         d_x = grad * hess_gg_x if need[1] else None
         d_y = grad * hess_gg_y if need[2] else None
@@ -249,8 +254,7 @@ class DampedWaveJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 2)
         need = ctx.needs_input_grad
-        if need[0] or need[1]:
-            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[0], need[1]))
         d_x = grad * hess_t_x if need[0] else None
         d_y = grad * hess_t_y if need[1] else None
         d_x_t = df.x * grad if need[2] else None
@@ -283,14 +287,13 @@ class DampedWaveBackwardJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         need = ctx.needs_input_grad
-        if need[0]:
-            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
-        if need[1] or need[2] or need[4] or need[5]:
-            hess_gg_t_x, hess_gg_t_y = _hessian_times(df, grad_grad_x_t, grad_grad_y_t)
-        if need[1] or need[2]:
-            third_gg_t_t_x, third_gg_t_t_y = _third_times(
-                df, grad_grad_x_t, grad_grad_y_t, x_t, y_t
-            )
+        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[0], need[0]))
+        hess_gg_t_x, hess_gg_t_y = _hessian_times(
+            df, grad_grad_x_t, grad_grad_y_t, (need[1] or need[4], need[2] or need[5])
+        )
+        third_gg_t_t_x, third_gg_t_t_y = _third_times(
+            df, grad_grad_x_t, grad_grad_y_t, x_t, y_t, (need[1], need[2])
+        )
         d_grad = (
             grad_grad_x_t * hess_t_x + grad_grad_y_t * hess_t_y if need[0] else None
         )
@@ -345,14 +348,12 @@ class DampedWaveJvpJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         need = ctx.needs_input_grad
-        if need[0] or need[1]:
-            hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u)
-        if need[0] or need[1]:
-            third_t_u_x, third_t_u_y = _third_times(df, x_t, y_t, x_u, y_u)
-        if need[2] or need[3]:
-            hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
-        if need[4] or need[5]:
-            hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
+        hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u, (need[0], need[1]))
+        third_t_u_x, third_t_u_y = _third_times(
+            df, x_t, y_t, x_u, y_u, (need[0], need[1])
+        )
+        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u, (need[2], need[3]))
+        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[4], need[5]))
         d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
         d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
         d_x_t = grad * hess_u_x if need[2] else None

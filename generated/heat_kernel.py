@@ -191,20 +191,24 @@ def _partials_to_save(x, t, k):
     return df.x, df.t, df.xx, df.xt, df.tt
 
 
-def _hessian_times(df, a_x, a_t):
-    """∂²f·a: the Hessian times the vector a, one component per input (x, t)."""
-    return a_t * df.xt + a_x * df.xx, a_t * df.tt + a_x * df.xt
+def _hessian_times(df, a_x, a_t, needed=(True, True)):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, t), None
+    where not `needed`."""
+    return (
+        a_t * df.xt + a_x * df.xx if needed[0] else None,
+        a_t * df.tt + a_x * df.xt if needed[1] else None,
+    )
 
 
-def _third_times(df, a_x, a_t, b_x, b_t):
+def _third_times(df, a_x, a_t, b_x, b_t, needed=(True, True)):
     """∂³f·a·b: the third derivatives times the vectors a and b, one component per
-    input (x, t)."""
+    input (x, t), None where not `needed`."""
     t0 = a_t * b_t
     t1 = a_x * b_x
     t2 = a_t * b_x + a_x * b_t
     return (
-        df.xtt * t0 + df.xxt * t2 + df.xxx * t1,
-        df.ttt * t0 + df.xtt * t2 + df.xxt * t1,
+        df.xtt * t0 + df.xxt * t2 + df.xxx * t1 if needed[0] else None,
+        df.ttt * t0 + df.xtt * t2 + df.xxt * t1 if needed[1] else None,
     )
 
 
@@ -277,8 +281,9 @@ class HeatKernelBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        if need[1] or need[2]:
-            hess_gg_x, hess_gg_t = _hessian_times(df, grad_grad_x, grad_grad_t)
+        hess_gg_x, hess_gg_t = _hessian_times(
+            df, grad_grad_x, grad_grad_t, (need[1], need[2])
+        )
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
         d_x = grad * hess_gg_x if need[1] else None
         d_t = grad * hess_gg_t if need[2] else None
@@ -306,8 +311,7 @@ class HeatKernelJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 2)
         need = ctx.needs_input_grad
-        if need[0] or need[1]:
-            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[0], need[1]))
         d_x = grad * hess_t_x if need[0] else None
         d_t = grad * hess_t_t if need[1] else None
         d_x_t = df.x * grad if need[2] else None
@@ -340,14 +344,13 @@ class HeatKernelBackwardJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         need = ctx.needs_input_grad
-        if need[0]:
-            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
-        if need[1] or need[2] or need[4] or need[5]:
-            hess_gg_t_x, hess_gg_t_t = _hessian_times(df, grad_grad_x_t, grad_grad_t_t)
-        if need[1] or need[2]:
-            third_gg_t_t_x, third_gg_t_t_t = _third_times(
-                df, grad_grad_x_t, grad_grad_t_t, x_t, t_t
-            )
+        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[0], need[0]))
+        hess_gg_t_x, hess_gg_t_t = _hessian_times(
+            df, grad_grad_x_t, grad_grad_t_t, (need[1] or need[4], need[2] or need[5])
+        )
+        third_gg_t_t_x, third_gg_t_t_t = _third_times(
+            df, grad_grad_x_t, grad_grad_t_t, x_t, t_t, (need[1], need[2])
+        )
         d_grad = (
             grad_grad_t_t * hess_t_t + grad_grad_x_t * hess_t_x if need[0] else None
         )
@@ -402,14 +405,12 @@ class HeatKernelJvpJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         need = ctx.needs_input_grad
-        if need[0] or need[1]:
-            hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u)
-        if need[0] or need[1]:
-            third_t_u_x, third_t_u_t = _third_times(df, x_t, t_t, x_u, t_u)
-        if need[2] or need[3]:
-            hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
-        if need[4] or need[5]:
-            hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
+        hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u, (need[0], need[1]))
+        third_t_u_x, third_t_u_t = _third_times(
+            df, x_t, t_t, x_u, t_u, (need[0], need[1])
+        )
+        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u, (need[2], need[3]))
+        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[4], need[5]))
         d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
         d_t = grad * (hess_t_u_t + third_t_u_t) if need[1] else None
         d_x_t = grad * hess_u_x if need[2] else None

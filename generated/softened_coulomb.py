@@ -222,18 +222,19 @@ def _partials_to_save(x, y, z, q, eps):
     return df.x, df.y, df.z, df.xx, df.xy, df.xz, df.yy, df.yz, df.zz
 
 
-def _hessian_times(df, a_x, a_y, a_z):
-    """∂²f·a: the Hessian times the vector a, one component per input (x, y, z)."""
+def _hessian_times(df, a_x, a_y, a_z, needed=(True, True, True)):
+    """∂²f·a: the Hessian times the vector a, one component per input (x, y, z), None
+    where not `needed`."""
     return (
-        a_x * df.xx + a_y * df.xy + a_z * df.xz,
-        a_x * df.xy + a_y * df.yy + a_z * df.yz,
-        a_x * df.xz + a_y * df.yz + a_z * df.zz,
+        a_x * df.xx + a_y * df.xy + a_z * df.xz if needed[0] else None,
+        a_x * df.xy + a_y * df.yy + a_z * df.yz if needed[1] else None,
+        a_x * df.xz + a_y * df.yz + a_z * df.zz if needed[2] else None,
     )
 
 
-def _third_times(df, a_x, a_y, a_z, b_x, b_y, b_z):
+def _third_times(df, a_x, a_y, a_z, b_x, b_y, b_z, needed=(True, True, True)):
     """∂³f·a·b: the third derivatives times the vectors a and b, one component per
-    input (x, y, z)."""
+    input (x, y, z), None where not `needed`."""
     t0 = a_x * b_x
     t1 = a_y * b_y
     t2 = a_z * b_z
@@ -241,24 +242,36 @@ def _third_times(df, a_x, a_y, a_z, b_x, b_y, b_z):
     t4 = a_x * b_z + a_z * b_x
     t5 = a_y * b_z + a_z * b_y
     return (
-        df.xxx * t0
-        + df.xxy * t3
-        + df.xxz * t4
-        + df.xyy * t1
-        + df.xyz * t5
-        + df.xzz * t2,
-        df.xxy * t0
-        + df.xyy * t3
-        + df.xyz * t4
-        + df.yyy * t1
-        + df.yyz * t5
-        + df.yzz * t2,
-        df.xxz * t0
-        + df.xyz * t3
-        + df.xzz * t4
-        + df.yyz * t1
-        + df.yzz * t5
-        + df.zzz * t2,
+        (
+            df.xxx * t0
+            + df.xxy * t3
+            + df.xxz * t4
+            + df.xyy * t1
+            + df.xyz * t5
+            + df.xzz * t2
+            if needed[0]
+            else None
+        ),
+        (
+            df.xxy * t0
+            + df.xyy * t3
+            + df.xyz * t4
+            + df.yyy * t1
+            + df.yyz * t5
+            + df.yzz * t2
+            if needed[1]
+            else None
+        ),
+        (
+            df.xxz * t0
+            + df.xyz * t3
+            + df.xzz * t4
+            + df.yyz * t1
+            + df.yzz * t5
+            + df.zzz * t2
+            if needed[2]
+            else None
+        ),
     )
 
 
@@ -338,10 +351,9 @@ class SoftenedCoulombBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        if need[1] or need[2] or need[3]:
-            hess_gg_x, hess_gg_y, hess_gg_z = _hessian_times(
-                df, grad_grad_x, grad_grad_y, grad_grad_z
-            )
+        hess_gg_x, hess_gg_y, hess_gg_z = _hessian_times(
+            df, grad_grad_x, grad_grad_y, grad_grad_z, (need[1], need[2], need[3])
+        )
         d_grad = (
             df.x * grad_grad_x + df.y * grad_grad_y + df.z * grad_grad_z
             if need[0]
@@ -376,8 +388,9 @@ class SoftenedCoulombJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         need = ctx.needs_input_grad
-        if need[0] or need[1] or need[2]:
-            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        hess_t_x, hess_t_y, hess_t_z = _hessian_times(
+            df, x_t, y_t, z_t, (need[0], need[1], need[2])
+        )
         d_x = grad * hess_t_x if need[0] else None
         d_y = grad * hess_t_y if need[1] else None
         d_z = grad * hess_t_z if need[2] else None
@@ -419,16 +432,26 @@ class SoftenedCoulombBackwardJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         need = ctx.needs_input_grad
-        if need[0]:
-            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
-        if need[1] or need[2] or need[3] or need[5] or need[6] or need[7]:
-            hess_gg_t_x, hess_gg_t_y, hess_gg_t_z = _hessian_times(
-                df, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t
-            )
-        if need[1] or need[2] or need[3]:
-            third_gg_t_t_x, third_gg_t_t_y, third_gg_t_t_z = _third_times(
-                df, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t, x_t, y_t, z_t
-            )
+        hess_t_x, hess_t_y, hess_t_z = _hessian_times(
+            df, x_t, y_t, z_t, (need[0], need[0], need[0])
+        )
+        hess_gg_t_x, hess_gg_t_y, hess_gg_t_z = _hessian_times(
+            df,
+            grad_grad_x_t,
+            grad_grad_y_t,
+            grad_grad_z_t,
+            (need[1] or need[5], need[2] or need[6], need[3] or need[7]),
+        )
+        third_gg_t_t_x, third_gg_t_t_y, third_gg_t_t_z = _third_times(
+            df,
+            grad_grad_x_t,
+            grad_grad_y_t,
+            grad_grad_z_t,
+            x_t,
+            y_t,
+            z_t,
+            (need[1], need[2], need[3]),
+        )
         d_grad = (
             grad_grad_x_t * hess_t_x
             + grad_grad_y_t * hess_t_y
@@ -515,16 +538,18 @@ class SoftenedCoulombJvpJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         need = ctx.needs_input_grad
-        if need[0] or need[1] or need[2]:
-            hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(df, x_t_u, y_t_u, z_t_u)
-        if need[0] or need[1] or need[2]:
-            third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
-                df, x_t, y_t, z_t, x_u, y_u, z_u
-            )
-        if need[3] or need[4] or need[5]:
-            hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
-        if need[6] or need[7] or need[8]:
-            hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
+        hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(
+            df, x_t_u, y_t_u, z_t_u, (need[0], need[1], need[2])
+        )
+        third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
+            df, x_t, y_t, z_t, x_u, y_u, z_u, (need[0], need[1], need[2])
+        )
+        hess_u_x, hess_u_y, hess_u_z = _hessian_times(
+            df, x_u, y_u, z_u, (need[3], need[4], need[5])
+        )
+        hess_t_x, hess_t_y, hess_t_z = _hessian_times(
+            df, x_t, y_t, z_t, (need[6], need[7], need[8])
+        )
         d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
         d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
         d_z = grad * (hess_t_u_z + third_t_u_z) if need[2] else None

@@ -114,7 +114,7 @@ _mutation_unscaled_product = {helper}
 
 def {helper}(*args):
     results = _mutation_unscaled_product(*args)
-    return tuple(r * {scale} if i == {index} else r for i, r in enumerate(results))
+    return tuple(r * {scale} if i == {index} and r is not None else r for i, r in enumerate(results))
 '''
 
 
