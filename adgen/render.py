@@ -674,9 +674,9 @@ class _ClassPrinter:
         return printed
 
     def masked_products(self, kernel: Kernel, printed: _PrintedKernel) -> list[str]:
-        """A backward kernel's statements, each helper call whose results only
-        gradients read given which of them are `needed`: those of gradients
-        that needs_input_grad asks for (the rest are None, not computed)."""
+        """A backward kernel's statements, where a helper call's results are read
+        by gradients only: the call says which results are `needed`, those of a
+        gradient needs_input_grad asks for (the others are None, not computed)."""
         statements = list(printed.statements)
         read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
         for position, product in enumerate(kernel.products):
@@ -925,14 +925,14 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
     inputs = ", ".join(printer.model.inputs)
     vectors = " and ".join(_vector_name(v, printer.model.inputs) for v in helper.vectors)
     if helper.order == 2:
-        summary = f"∂²f·{vectors}: the Hessian times the vector {vectors}, one component per input ({inputs})."
+        summary = f"∂²f·{vectors}: the Hessian times the vector {vectors}"
     else:
-        summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}, one component per input ({inputs})."
+        summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}"
+    summary += f", one component per input ({inputs}), None where not `needed`."
     # A component that is zero everywhere is never read (contract.py writes 0).
     returned = _tuple_literal(
         [f"{code} if needed[{i}] else None" if code else "None" for i, code in enumerate(printed.outputs)]
     )
-    summary = summary.removesuffix(".") + ", None where not `needed`."
     all_needed = _tuple_literal(["True"] * len(printed.outputs))
     return {
         "name": helper.name,
