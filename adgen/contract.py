@@ -39,6 +39,9 @@ class Product:
     # For each result, the kernel names it reads: the vectors' components and the
     # table entries its sum has (f_xy = 0: no y component): a result's shape.
     reads: tuple[frozenset[str], ...]
+    # An argument the first vector is multiplied by, where every use of the
+    # product in its kernel is multiplied by it: ∂²f·(grad·gg), grad_hess_gg_x.
+    scale: str | None = None
 
 
 def vector_families(arguments: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -93,26 +96,31 @@ class _Factoring:
         self.entry = entry  # sorted input positions -> the table entry's name, or None
         self.nonzero = nonzero  # sorted input positions -> whether that partial is not 0
         self.taken = set(taken)
-        self.products: dict[tuple[int, tuple[str, ...]], Product] = {}
+        self.products: dict[tuple[int, tuple[str, ...], str | None], Product] = {}
         self.entries_of: dict[int, bool] = {}  # has_entries, by order
         self.component = {c: (label, i) for label, cs in families.items() for i, c in enumerate(cs)}
 
-    def product(self, order: int, labels: tuple[str, ...]) -> Product:
-        key = (order, tuple(sorted(labels)))
+    def product(self, order: int, labels: tuple[str, ...], scale: str | None = None) -> Product:
+        """The product of ∂ᵏf by these vectors, the first times `scale`, named
+        once: hess_t_x; grad_hess_t_x with the scale, read as grad·hess_t_x."""
+        key = (order, tuple(sorted(labels)), scale)
         if key not in self.products:
             labels = key[1]
             results = []
             for name in self.inputs:
-                result = "_".join((_RESULT_PREFIX[order], *labels, name))
+                result = "_".join((*([scale] if scale else []), _RESULT_PREFIX[order], *labels, name))
                 while result in self.taken:
                     result += "_"
                 self.taken.add(result)
                 results.append(result)
             vectors = tuple(self.families[label] for label in labels)
-            self.products[key] = Product(order, vectors, tuple(results), self.reads(order, vectors))
+            reads = self.reads(order, vectors, scale)
+            self.products[key] = Product(order, vectors, tuple(results), reads, scale)
         return self.products[key]
 
-    def reads(self, order: int, vectors: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
+    def reads(
+        self, order: int, vectors: tuple[tuple[str, ...], ...], scale: str | None
+    ) -> tuple[frozenset[str], ...]:
         n = len(self.inputs)
         all_reads = []
         for i in range(n):
@@ -121,6 +129,7 @@ class _Factoring:
                 index = tuple(sorted((i, *rest)))
                 if self.nonzero(index):
                     reads.update(v[j] for v, j in zip(vectors, rest))
+                    reads.update([scale] if scale else [])
                     entry = self.entry(index)
                     if entry is not None:
                         reads.add(entry)
@@ -155,7 +164,7 @@ class _Factoring:
         # Fully contracted: a·(∂ᵏf·b·c). Take as the product one this kernel has
         # already where there is one.
         choices = [(labels[k], labels[:k] + labels[k + 1 :]) for k in range(len(labels))]
-        existing = [c for c in choices if (order, tuple(sorted(c[1]))) in self.products]
+        existing = [c for c in choices if (order, tuple(sorted(c[1])), None) in self.products]
         outer, inner = (existing or choices)[0]
         product = self.product(order, inner)
         return sympy.Add(
@@ -188,13 +197,36 @@ def factor(
     if len(inputs) < 2 or not families:
         return outputs, ()
     factoring = _Factoring(inputs, families, entry, nonzero, taken | set(arguments))
-    result = [_factored(o, factoring, index_of) for o in outputs]
+    analysed = [_analysed(o, factoring, index_of) for o in outputs]
+    scales = _common_scales([g for a in analysed for g in a.groups], set(arguments))
+    result = [_rebuilt(a, factoring, scales) for a in analysed]
     return result, tuple(factoring.products.values())
 
 
-def _factored(
+@dataclass(frozen=True)
+class _Group:
+    """Terms of one output that are c·s·(∂ᵏf·a·b) at input `free` (or, with
+    none free, dotted with one more vector), checked against the expansion."""
+
+    order: int  # 3
+    labels: tuple[str, ...]  # ("t", "u"): the vectors, sorted
+    free: tuple[int, ...]  # (0,): the result at input 0; (): fully contracted
+    scalar: sympy.Expr  # s: the terms' other factors (grad)
+    ratio: sympy.Expr  # c: a number
+
+
+@dataclass(frozen=True)
+class _Analysed:
+    """One output: the terms that stay, and the groups that are products."""
+
+    kept: tuple[sympy.Expr, ...]  # over the placeholders
+    groups: tuple[_Group, ...]
+    restored: dict  # placeholder -> the Derivative atom it stands for
+
+
+def _analysed(
     output: sympy.Expr, factoring: _Factoring, index_of: Callable[[sympy.Derivative], tuple[int, ...]]
-) -> sympy.Expr:
+) -> _Analysed:
     derivatives = {d: index_of(d) for d in output.atoms(sympy.Derivative)}
     # One placeholder per partial derivative of order 2 and 3, by index.
     # Made in a fixed order: the terms' order, and so the output, depends on it.
@@ -204,30 +236,68 @@ def _factored(
         if len(index) in HELPERS
     }
     if not placeholders:
-        return output
+        return _Analysed((output,), (), {})
     of_placeholder = {p: index for index, p in placeholders.items()}
     expanded = sympy.expand_mul(
         output.xreplace({d: placeholders[i] for d, i in derivatives.items() if i in placeholders})
     )
-    groups: dict[tuple, list[sympy.Expr]] = {}
+    terms_of: dict[tuple, list[sympy.Expr]] = {}
     kept = []
     for term in sympy.Add.make_args(expanded):
         key = _group_key(term, of_placeholder, factoring.component)
         if key is None:
             kept.append(term)
         else:
-            groups.setdefault(key, []).append(term)
-    replaced = []
+            terms_of.setdefault(key, []).append(term)
+    groups = []
     # The products at one input first: a fully contracted group reuses one of them.
-    for (order, scalar, labels, free), terms in sorted(groups.items(), key=lambda g: -len(g[0][3])):
+    for (order, scalar, labels, free), terms in sorted(terms_of.items(), key=lambda g: -len(g[0][3])):
         taken = factoring.takes(order, labels, free)
         expansion = _expansion(order, labels, free, factoring, placeholders) if taken else None
         ratio = _ratio(terms, [scalar * e for e in expansion]) if expansion is not None else None
         if ratio is None:
             kept.extend(terms)
         else:
-            replaced.append(ratio * scalar * factoring.replacement(order, labels, free))
+            groups.append(_Group(order, labels, free, scalar, ratio))
     restored = {p: next(d for d, i in derivatives.items() if i == index) for index, p in placeholders.items()}
+    return _Analysed(tuple(kept), tuple(groups), restored)
+
+
+def _common_scales(groups: list[_Group], arguments: set[str]) -> dict[tuple[int, tuple[str, ...]], str]:
+    """The products whose every use in the kernel is one input's result times
+    the same argument s (grad): those take s·a as their first vector instead.
+    The same n multiplications, but by arguments that forward mode over the
+    kernel (a jvp of a double backward) need not differentiate, as the sums
+    written out did (grad·gg_x first, then the table entries)."""
+    uses: dict[tuple[int, tuple[str, ...]], set] = {}
+    for group in groups:
+        if group.free:
+            uses.setdefault((group.order, group.labels), set()).add(group.scalar)
+        else:  # dotted: s scales one number, and any product of the rest may serve
+            for k in range(len(group.labels)):
+                inner = group.labels[:k] + group.labels[k + 1 :]
+                uses.setdefault((group.order, inner), set()).add(None)
+    scales = {}
+    for key, scalars in uses.items():
+        (scalar,) = scalars if len(scalars) == 1 else (None,)
+        if isinstance(scalar, sympy.Symbol) and scalar.name in arguments:
+            scales[key] = scalar.name
+    return scales
+
+
+def _rebuilt(analysed: _Analysed, factoring: _Factoring, scales: dict) -> sympy.Expr:
+    """The output with its groups replaced by helper results."""
+    if not analysed.groups:
+        return sympy.Add(*analysed.kept).xreplace(analysed.restored)
+    replaced = []
+    for group in analysed.groups:
+        scale = scales.get((group.order, group.labels)) if group.free else None
+        if scale is not None:  # s is inside the product
+            product = factoring.product(group.order, group.labels, scale)
+            replaced.append(group.ratio * factoring.symbol(product, group.free[0]))
+        else:
+            replacement = factoring.replacement(group.order, group.labels, group.free)
+            replaced.append(group.ratio * group.scalar * replacement)
     # Each factor once: x_t*(hess_u_v_x + third_u_v_x), not two terms; the
     # vectors' components first, then the other arguments (grad*(...)).
     results = {r for p in factoring.products.values() for r in p.results}
@@ -236,7 +306,7 @@ def _factored(
         key=lambda s: (s.name not in factoring.component, s.name),
     )
     collected = sympy.collect(sympy.Add(*replaced), factors) if factors else sympy.Add(*replaced)
-    return sympy.factor_terms(sympy.Add(*kept, collected).xreplace(restored))
+    return sympy.factor_terms(sympy.Add(*analysed.kept, collected).xreplace(analysed.restored))
 
 
 def _group_key(term: sympy.Expr, of_placeholder: dict, component: dict) -> tuple | None:

@@ -699,6 +699,9 @@ class _ClassPrinter:
         helper = next(h for h in self.model.products if h.order == product.order)
         components = [c for v in product.vectors for c in v]
         params = list(helper.kernel.arguments[len(components) :])
+        if product.scale:  # s·a: the first vector scaled
+            n = len(product.vectors[0])
+            components = [f"{product.scale} * {c}" for c in components[:n]] + components[n:]
         mask = [_tuple_literal(needed)] if needed else []
         call = f"{helper.name}(df, {', '.join(components + params + mask)})"
         return f"{', '.join(product.results)} = {call}"

@@ -57,12 +57,15 @@ def load(path: Path):
     return module
 
 
-def emit_with(checkout: Path, expression: str, name: str, out: Path) -> None:
+def emit_with(
+    checkout: Path, expression: str, name: str, out: Path, params: dict[str, float] | None = None
+) -> None:
     """`adgen emit` by another checkout's generator (for --baseline)."""
     # The checkout first; whatever else the path holds (black, say) still found.
     path = [str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    command = [sys.executable, "-m", "adgen", "emit", "-o", str(out), "--name", name, "--", expression]
+    options = [o for p, v in (params or {}).items() for o in ("--param", f"{p}={v}")]
+    command = [sys.executable, "-m", "adgen", "emit", "-o", str(out), "--name", name, *options, "--", expression]
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=out.parent)
 
 

@@ -224,12 +224,12 @@ class DampedWaveBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        hess_gg_x, hess_gg_y = _hessian_times(
-            df, grad_grad_x, grad_grad_y, (need[1], need[2])
+        grad_hess_gg_x, grad_hess_gg_y = _hessian_times(
+            df, grad * grad_grad_x, grad * grad_grad_y, (need[1], need[2])
         )
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
-        d_x = grad * hess_gg_x if need[1] else None
-        d_y = grad * hess_gg_y if need[2] else None
+        d_x = grad_hess_gg_x if need[1] else None
+        d_y = grad_hess_gg_y if need[2] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y))
 
     @staticmethod
@@ -254,9 +254,11 @@ class DampedWaveJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 2)
         need = ctx.needs_input_grad
-        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[0], need[1]))
-        d_x = grad * hess_t_x if need[0] else None
-        d_y = grad * hess_t_y if need[1] else None
+        grad_hess_t_x, grad_hess_t_y = _hessian_times(
+            df, grad * x_t, grad * y_t, (need[0], need[1])
+        )
+        d_x = grad_hess_t_x if need[0] else None
+        d_y = grad_hess_t_y if need[1] else None
         d_x_t = df.x * grad if need[2] else None
         d_y_t = df.y * grad if need[3] else None
         return _gradients(ctx, dtype, (d_x, d_y, d_x_t, d_y_t))
@@ -275,9 +277,9 @@ class DampedWaveBackwardJvp(_Function):
     def forward(grad, x, y, grad_t, x_t, y_t, alpha, *saved):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
         df = _Partials(*saved) if saved else _partials(x, y, alpha, 2)
-        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
-        grad_x_t = df.x * grad_t + grad * hess_t_x
-        grad_y_t = df.y * grad_t + grad * hess_t_y
+        grad_hess_t_x, grad_hess_t_y = _hessian_times(df, grad * x_t, grad * y_t)
+        grad_x_t = df.x * grad_t + grad_hess_t_x
+        grad_y_t = df.y * grad_t + grad_hess_t_y
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
 
     @staticmethod
@@ -291,14 +293,14 @@ class DampedWaveBackwardJvp(_Function):
         hess_gg_t_x, hess_gg_t_y = _hessian_times(
             df, grad_grad_x_t, grad_grad_y_t, (need[1] or need[4], need[2] or need[5])
         )
-        third_gg_t_t_x, third_gg_t_t_y = _third_times(
-            df, grad_grad_x_t, grad_grad_y_t, x_t, y_t, (need[1], need[2])
+        grad_third_gg_t_t_x, grad_third_gg_t_t_y = _third_times(
+            df, grad * grad_grad_x_t, grad * grad_grad_y_t, x_t, y_t, (need[1], need[2])
         )
         d_grad = (
             grad_grad_x_t * hess_t_x + grad_grad_y_t * hess_t_y if need[0] else None
         )
-        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
-        d_y = grad * third_gg_t_t_y + grad_t * hess_gg_t_y if need[2] else None
+        d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
+        d_y = grad_t * hess_gg_t_y + grad_third_gg_t_t_y if need[2] else None
         d_grad_t = df.x * grad_grad_x_t + df.y * grad_grad_y_t if need[3] else None
         d_x_t = grad * hess_gg_t_x if need[4] else None
         d_y_t = grad * hess_gg_t_y if need[5] else None
@@ -309,21 +311,31 @@ class DampedWaveBackwardJvp(_Function):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u)
-        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
-        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)
-        third_t_u_x, third_t_u_y = _third_times(df, x_t, y_t, x_u, y_u)
+        grad_hess_t_u_x, grad_hess_t_u_y = _hessian_times(
+            df, grad * x_t_u, grad * y_t_u
+        )
+        grad_t_hess_u_x, grad_t_hess_u_y = _hessian_times(
+            df, grad_t * x_u, grad_t * y_u
+        )
+        grad_u_hess_t_x, grad_u_hess_t_y = _hessian_times(
+            df, grad_u * x_t, grad_u * y_t
+        )
+        grad_third_t_u_x, grad_third_t_u_y = _third_times(
+            df, grad * x_t, grad * y_t, x_u, y_u
+        )
         grad_x_t_u = (
             df.x * grad_t_u
-            + grad * (hess_t_u_x + third_t_u_x)
-            + grad_t * hess_u_x
-            + grad_u * hess_t_x
+            + grad_hess_t_u_x
+            + grad_t_hess_u_x
+            + grad_third_t_u_x
+            + grad_u_hess_t_x
         )
         grad_y_t_u = (
             df.y * grad_t_u
-            + grad * (hess_t_u_y + third_t_u_y)
-            + grad_t * hess_u_y
-            + grad_u * hess_t_y
+            + grad_hess_t_u_y
+            + grad_t_hess_u_y
+            + grad_third_t_u_y
+            + grad_u_hess_t_y
         )
         return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
@@ -348,18 +360,24 @@ class DampedWaveJvpJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         need = ctx.needs_input_grad
-        hess_t_u_x, hess_t_u_y = _hessian_times(df, x_t_u, y_t_u, (need[0], need[1]))
-        third_t_u_x, third_t_u_y = _third_times(
-            df, x_t, y_t, x_u, y_u, (need[0], need[1])
+        grad_hess_t_u_x, grad_hess_t_u_y = _hessian_times(
+            df, grad * x_t_u, grad * y_t_u, (need[0], need[1])
         )
-        hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u, (need[2], need[3]))
-        hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[4], need[5]))
-        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
-        d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
-        d_x_t = grad * hess_u_x if need[2] else None
-        d_y_t = grad * hess_u_y if need[3] else None
-        d_x_u = grad * hess_t_x if need[4] else None
-        d_y_u = grad * hess_t_y if need[5] else None
+        grad_third_t_u_x, grad_third_t_u_y = _third_times(
+            df, grad * x_t, grad * y_t, x_u, y_u, (need[0], need[1])
+        )
+        grad_hess_u_x, grad_hess_u_y = _hessian_times(
+            df, grad * x_u, grad * y_u, (need[2], need[3])
+        )
+        grad_hess_t_x, grad_hess_t_y = _hessian_times(
+            df, grad * x_t, grad * y_t, (need[4], need[5])
+        )
+        d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
+        d_y = grad_hess_t_u_y + grad_third_t_u_y if need[1] else None
+        d_x_t = grad_hess_u_x if need[2] else None
+        d_y_t = grad_hess_u_y if need[3] else None
+        d_x_u = grad_hess_t_x if need[4] else None
+        d_y_u = grad_hess_t_y if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_y_t_u = df.y * grad if need[7] else None
         return _gradients(

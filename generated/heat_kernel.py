@@ -281,12 +281,12 @@ class HeatKernelBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        hess_gg_x, hess_gg_t = _hessian_times(
-            df, grad_grad_x, grad_grad_t, (need[1], need[2])
+        grad_hess_gg_x, grad_hess_gg_t = _hessian_times(
+            df, grad * grad_grad_x, grad * grad_grad_t, (need[1], need[2])
         )
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
-        d_x = grad * hess_gg_x if need[1] else None
-        d_t = grad * hess_gg_t if need[2] else None
+        d_x = grad_hess_gg_x if need[1] else None
+        d_t = grad_hess_gg_t if need[2] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_t))
 
     @staticmethod
@@ -311,9 +311,11 @@ class HeatKernelJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 2)
         need = ctx.needs_input_grad
-        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[0], need[1]))
-        d_x = grad * hess_t_x if need[0] else None
-        d_t = grad * hess_t_t if need[1] else None
+        grad_hess_t_x, grad_hess_t_t = _hessian_times(
+            df, grad * x_t, grad * t_t, (need[0], need[1])
+        )
+        d_x = grad_hess_t_x if need[0] else None
+        d_t = grad_hess_t_t if need[1] else None
         d_x_t = df.x * grad if need[2] else None
         d_t_t = df.t * grad if need[3] else None
         return _gradients(ctx, dtype, (d_x, d_t, d_x_t, d_t_t))
@@ -332,9 +334,9 @@ class HeatKernelBackwardJvp(_Function):
     def forward(grad, x, t, grad_t, x_t, t_t, k, *saved):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
         df = _Partials(*saved) if saved else _partials(x, t, k, 2)
-        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
-        grad_x_t = df.x * grad_t + grad * hess_t_x
-        grad_t_t = df.t * grad_t + grad * hess_t_t
+        grad_hess_t_x, grad_hess_t_t = _hessian_times(df, grad * x_t, grad * t_t)
+        grad_x_t = df.x * grad_t + grad_hess_t_x
+        grad_t_t = df.t * grad_t + grad_hess_t_t
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
@@ -348,14 +350,14 @@ class HeatKernelBackwardJvp(_Function):
         hess_gg_t_x, hess_gg_t_t = _hessian_times(
             df, grad_grad_x_t, grad_grad_t_t, (need[1] or need[4], need[2] or need[5])
         )
-        third_gg_t_t_x, third_gg_t_t_t = _third_times(
-            df, grad_grad_x_t, grad_grad_t_t, x_t, t_t, (need[1], need[2])
+        grad_third_gg_t_t_x, grad_third_gg_t_t_t = _third_times(
+            df, grad * grad_grad_x_t, grad * grad_grad_t_t, x_t, t_t, (need[1], need[2])
         )
         d_grad = (
             grad_grad_t_t * hess_t_t + grad_grad_x_t * hess_t_x if need[0] else None
         )
-        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
-        d_t = grad * third_gg_t_t_t + grad_t * hess_gg_t_t if need[2] else None
+        d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
+        d_t = grad_t * hess_gg_t_t + grad_third_gg_t_t_t if need[2] else None
         d_grad_t = df.t * grad_grad_t_t + df.x * grad_grad_x_t if need[3] else None
         d_x_t = grad * hess_gg_t_x if need[4] else None
         d_t_t = grad * hess_gg_t_t if need[5] else None
@@ -366,21 +368,31 @@ class HeatKernelBackwardJvp(_Function):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u)
-        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
-        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t)
-        third_t_u_x, third_t_u_t = _third_times(df, x_t, t_t, x_u, t_u)
+        grad_hess_t_u_x, grad_hess_t_u_t = _hessian_times(
+            df, grad * x_t_u, grad * t_t_u
+        )
+        grad_t_hess_u_x, grad_t_hess_u_t = _hessian_times(
+            df, grad_t * x_u, grad_t * t_u
+        )
+        grad_u_hess_t_x, grad_u_hess_t_t = _hessian_times(
+            df, grad_u * x_t, grad_u * t_t
+        )
+        grad_third_t_u_x, grad_third_t_u_t = _third_times(
+            df, grad * x_t, grad * t_t, x_u, t_u
+        )
         grad_x_t_u = (
             df.x * grad_t_u
-            + grad * (hess_t_u_x + third_t_u_x)
-            + grad_t * hess_u_x
-            + grad_u * hess_t_x
+            + grad_hess_t_u_x
+            + grad_t_hess_u_x
+            + grad_third_t_u_x
+            + grad_u_hess_t_x
         )
         grad_t_t_u = (
             df.t * grad_t_u
-            + grad * (hess_t_u_t + third_t_u_t)
-            + grad_t * hess_u_t
-            + grad_u * hess_t_t
+            + grad_hess_t_u_t
+            + grad_t_hess_u_t
+            + grad_third_t_u_t
+            + grad_u_hess_t_t
         )
         return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
@@ -405,18 +417,24 @@ class HeatKernelJvpJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         need = ctx.needs_input_grad
-        hess_t_u_x, hess_t_u_t = _hessian_times(df, x_t_u, t_t_u, (need[0], need[1]))
-        third_t_u_x, third_t_u_t = _third_times(
-            df, x_t, t_t, x_u, t_u, (need[0], need[1])
+        grad_hess_t_u_x, grad_hess_t_u_t = _hessian_times(
+            df, grad * x_t_u, grad * t_t_u, (need[0], need[1])
         )
-        hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u, (need[2], need[3]))
-        hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[4], need[5]))
-        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
-        d_t = grad * (hess_t_u_t + third_t_u_t) if need[1] else None
-        d_x_t = grad * hess_u_x if need[2] else None
-        d_t_t = grad * hess_u_t if need[3] else None
-        d_x_u = grad * hess_t_x if need[4] else None
-        d_t_u = grad * hess_t_t if need[5] else None
+        grad_third_t_u_x, grad_third_t_u_t = _third_times(
+            df, grad * x_t, grad * t_t, x_u, t_u, (need[0], need[1])
+        )
+        grad_hess_u_x, grad_hess_u_t = _hessian_times(
+            df, grad * x_u, grad * t_u, (need[2], need[3])
+        )
+        grad_hess_t_x, grad_hess_t_t = _hessian_times(
+            df, grad * x_t, grad * t_t, (need[4], need[5])
+        )
+        d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
+        d_t = grad_hess_t_u_t + grad_third_t_u_t if need[1] else None
+        d_x_t = grad_hess_u_x if need[2] else None
+        d_t_t = grad_hess_u_t if need[3] else None
+        d_x_u = grad_hess_t_x if need[4] else None
+        d_t_u = grad_hess_t_t if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_t_t_u = df.t * grad if need[7] else None
         return _gradients(

@@ -351,17 +351,21 @@ class SoftenedCoulombBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        hess_gg_x, hess_gg_y, hess_gg_z = _hessian_times(
-            df, grad_grad_x, grad_grad_y, grad_grad_z, (need[1], need[2], need[3])
+        grad_hess_gg_x, grad_hess_gg_y, grad_hess_gg_z = _hessian_times(
+            df,
+            grad * grad_grad_x,
+            grad * grad_grad_y,
+            grad * grad_grad_z,
+            (need[1], need[2], need[3]),
         )
         d_grad = (
             df.x * grad_grad_x + df.y * grad_grad_y + df.z * grad_grad_z
             if need[0]
             else None
         )
-        d_x = grad * hess_gg_x if need[1] else None
-        d_y = grad * hess_gg_y if need[2] else None
-        d_z = grad * hess_gg_z if need[3] else None
+        d_x = grad_hess_gg_x if need[1] else None
+        d_y = grad_hess_gg_y if need[2] else None
+        d_z = grad_hess_gg_z if need[3] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_z))
 
     @staticmethod
@@ -388,12 +392,12 @@ class SoftenedCoulombJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         need = ctx.needs_input_grad
-        hess_t_x, hess_t_y, hess_t_z = _hessian_times(
-            df, x_t, y_t, z_t, (need[0], need[1], need[2])
+        grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
+            df, grad * x_t, grad * y_t, grad * z_t, (need[0], need[1], need[2])
         )
-        d_x = grad * hess_t_x if need[0] else None
-        d_y = grad * hess_t_y if need[1] else None
-        d_z = grad * hess_t_z if need[2] else None
+        d_x = grad_hess_t_x if need[0] else None
+        d_y = grad_hess_t_y if need[1] else None
+        d_z = grad_hess_t_z if need[2] else None
         d_x_t = df.x * grad if need[3] else None
         d_y_t = df.y * grad if need[4] else None
         d_z_t = df.z * grad if need[5] else None
@@ -417,10 +421,12 @@ class SoftenedCoulombBackwardJvp(_Function):
             grad, x, y, z, grad_t, x_t, y_t, z_t
         )
         df = _Partials(*saved) if saved else _partials(x, y, z, q, eps, 2)
-        hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
-        grad_x_t = df.x * grad_t + grad * hess_t_x
-        grad_y_t = df.y * grad_t + grad * hess_t_y
-        grad_z_t = df.z * grad_t + grad * hess_t_z
+        grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
+            df, grad * x_t, grad * y_t, grad * z_t
+        )
+        grad_x_t = df.x * grad_t + grad_hess_t_x
+        grad_y_t = df.y * grad_t + grad_hess_t_y
+        grad_z_t = df.z * grad_t + grad_hess_t_z
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
@@ -442,11 +448,11 @@ class SoftenedCoulombBackwardJvp(_Function):
             grad_grad_z_t,
             (need[1] or need[5], need[2] or need[6], need[3] or need[7]),
         )
-        third_gg_t_t_x, third_gg_t_t_y, third_gg_t_t_z = _third_times(
+        grad_third_gg_t_t_x, grad_third_gg_t_t_y, grad_third_gg_t_t_z = _third_times(
             df,
-            grad_grad_x_t,
-            grad_grad_y_t,
-            grad_grad_z_t,
+            grad * grad_grad_x_t,
+            grad * grad_grad_y_t,
+            grad * grad_grad_z_t,
             x_t,
             y_t,
             z_t,
@@ -459,9 +465,9 @@ class SoftenedCoulombBackwardJvp(_Function):
             if need[0]
             else None
         )
-        d_x = grad * third_gg_t_t_x + grad_t * hess_gg_t_x if need[1] else None
-        d_y = grad * third_gg_t_t_y + grad_t * hess_gg_t_y if need[2] else None
-        d_z = grad * third_gg_t_t_z + grad_t * hess_gg_t_z if need[3] else None
+        d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
+        d_y = grad_t * hess_gg_t_y + grad_third_gg_t_t_y if need[2] else None
+        d_z = grad_t * hess_gg_t_z + grad_third_gg_t_t_z if need[3] else None
         d_grad_t = (
             df.x * grad_grad_x_t + df.y * grad_grad_y_t + df.z * grad_grad_z_t
             if need[4]
@@ -479,29 +485,38 @@ class SoftenedCoulombBackwardJvp(_Function):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(df, x_t_u, y_t_u, z_t_u)
-        hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
-        hess_t_x, hess_t_y, hess_t_z = _hessian_times(df, x_t, y_t, z_t)
-        third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
-            df, x_t, y_t, z_t, x_u, y_u, z_u
+        grad_hess_t_u_x, grad_hess_t_u_y, grad_hess_t_u_z = _hessian_times(
+            df, grad * x_t_u, grad * y_t_u, grad * z_t_u
+        )
+        grad_t_hess_u_x, grad_t_hess_u_y, grad_t_hess_u_z = _hessian_times(
+            df, grad_t * x_u, grad_t * y_u, grad_t * z_u
+        )
+        grad_u_hess_t_x, grad_u_hess_t_y, grad_u_hess_t_z = _hessian_times(
+            df, grad_u * x_t, grad_u * y_t, grad_u * z_t
+        )
+        grad_third_t_u_x, grad_third_t_u_y, grad_third_t_u_z = _third_times(
+            df, grad * x_t, grad * y_t, grad * z_t, x_u, y_u, z_u
         )
         grad_x_t_u = (
             df.x * grad_t_u
-            + grad * (hess_t_u_x + third_t_u_x)
-            + grad_t * hess_u_x
-            + grad_u * hess_t_x
+            + grad_hess_t_u_x
+            + grad_t_hess_u_x
+            + grad_third_t_u_x
+            + grad_u_hess_t_x
         )
         grad_y_t_u = (
             df.y * grad_t_u
-            + grad * (hess_t_u_y + third_t_u_y)
-            + grad_t * hess_u_y
-            + grad_u * hess_t_y
+            + grad_hess_t_u_y
+            + grad_t_hess_u_y
+            + grad_third_t_u_y
+            + grad_u_hess_t_y
         )
         grad_z_t_u = (
             df.z * grad_t_u
-            + grad * (hess_t_u_z + third_t_u_z)
-            + grad_t * hess_u_z
-            + grad_u * hess_t_z
+            + grad_hess_t_u_z
+            + grad_t_hess_u_z
+            + grad_third_t_u_z
+            + grad_u_hess_t_z
         )
         return (
             _round(grad_x_t_u, dtype),
@@ -538,27 +553,34 @@ class SoftenedCoulombJvpJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         need = ctx.needs_input_grad
-        hess_t_u_x, hess_t_u_y, hess_t_u_z = _hessian_times(
-            df, x_t_u, y_t_u, z_t_u, (need[0], need[1], need[2])
+        grad_hess_t_u_x, grad_hess_t_u_y, grad_hess_t_u_z = _hessian_times(
+            df, grad * x_t_u, grad * y_t_u, grad * z_t_u, (need[0], need[1], need[2])
         )
-        third_t_u_x, third_t_u_y, third_t_u_z = _third_times(
-            df, x_t, y_t, z_t, x_u, y_u, z_u, (need[0], need[1], need[2])
+        grad_third_t_u_x, grad_third_t_u_y, grad_third_t_u_z = _third_times(
+            df,
+            grad * x_t,
+            grad * y_t,
+            grad * z_t,
+            x_u,
+            y_u,
+            z_u,
+            (need[0], need[1], need[2]),
         )
-        hess_u_x, hess_u_y, hess_u_z = _hessian_times(
-            df, x_u, y_u, z_u, (need[3], need[4], need[5])
+        grad_hess_u_x, grad_hess_u_y, grad_hess_u_z = _hessian_times(
+            df, grad * x_u, grad * y_u, grad * z_u, (need[3], need[4], need[5])
         )
-        hess_t_x, hess_t_y, hess_t_z = _hessian_times(
-            df, x_t, y_t, z_t, (need[6], need[7], need[8])
+        grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
+            df, grad * x_t, grad * y_t, grad * z_t, (need[6], need[7], need[8])
         )
-        d_x = grad * (hess_t_u_x + third_t_u_x) if need[0] else None
-        d_y = grad * (hess_t_u_y + third_t_u_y) if need[1] else None
-        d_z = grad * (hess_t_u_z + third_t_u_z) if need[2] else None
-        d_x_t = grad * hess_u_x if need[3] else None
-        d_y_t = grad * hess_u_y if need[4] else None
-        d_z_t = grad * hess_u_z if need[5] else None
-        d_x_u = grad * hess_t_x if need[6] else None
-        d_y_u = grad * hess_t_y if need[7] else None
-        d_z_u = grad * hess_t_z if need[8] else None
+        d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
+        d_y = grad_hess_t_u_y + grad_third_t_u_y if need[1] else None
+        d_z = grad_hess_t_u_z + grad_third_t_u_z if need[2] else None
+        d_x_t = grad_hess_u_x if need[3] else None
+        d_y_t = grad_hess_u_y if need[4] else None
+        d_z_t = grad_hess_u_z if need[5] else None
+        d_x_u = grad_hess_t_x if need[6] else None
+        d_y_u = grad_hess_t_y if need[7] else None
+        d_z_u = grad_hess_t_z if need[8] else None
         d_x_t_u = df.x * grad if need[9] else None
         d_y_t_u = df.y * grad if need[10] else None
         d_z_t_u = df.z * grad if need[11] else None

@@ -61,8 +61,25 @@ def test_a_hessian_times_a_tangent_becomes_a_product() -> None:
         return [grad * (_derivative(f, s, 0, 0) * x_t + _derivative(f, s, 0, 1) * y_t)]
 
     (output,), products = _factor(outputs, ("grad", "x", "y", "x_t", "y_t"))
-    assert [p.results for p in products] == [("hess_t_x", "hess_t_y")]
-    assert output == sympy.Symbol("grad", real=True) * sympy.Symbol("hess_t_x", real=True)
+    # Its one use is times grad: the product takes grad·t, and forward mode over
+    # the kernel differentiates no multiplication by grad.
+    assert [(p.results, p.scale) for p in products] == [(("grad_hess_t_x", "grad_hess_t_y"), "grad")]
+    assert output == sympy.Symbol("grad_hess_t_x", real=True)
+
+
+def test_a_product_used_with_two_factors_keeps_them_outside() -> None:
+    def outputs(f, s):
+        x_t, y_t, grad, grad_t = (sympy.Symbol(n, real=True) for n in ("x_t", "y_t", "grad", "grad_t"))
+        hessian_x = _derivative(f, s, 0, 0) * x_t + _derivative(f, s, 0, 1) * y_t
+        hessian_y = _derivative(f, s, 0, 1) * x_t + _derivative(f, s, 1, 1) * y_t
+        return [grad * hessian_x, grad_t * hessian_y]
+
+    found, products = _factor(outputs, ("grad", "grad_t", "x", "y", "x_t", "y_t"))
+    assert [(p.results, p.scale) for p in products] == [(("hess_t_x", "hess_t_y"), None)]
+    grad, grad_t, hess_x, hess_y = (
+        sympy.Symbol(n, real=True) for n in ("grad", "grad_t", "hess_t_x", "hess_t_y")
+    )
+    assert found == [grad * hess_x, grad_t * hess_y]
 
 
 def test_terms_that_are_not_a_whole_product_stay() -> None:

@@ -91,6 +91,8 @@ def product_definitions(product, expr: sympy.Expr, inputs: tuple[str, ...]) -> d
                 derivative = d(derivative, inputs[position])
             for vector, j in zip(product.vectors, rest):
                 derivative *= sympy.Symbol(vector[j], real=True)
+            if product.scale:  # the first vector times it
+                derivative *= sympy.Symbol(product.scale, real=True)
             total += derivative
         definitions[sympy.Symbol(result, real=True)] = total
     return definitions
