@@ -12,9 +12,10 @@ where a vector is a family of arguments with one component per input (x_t, y_t;
 grad_grad_x_t, grad_grad_y_t). `factor` finds those sums among a kernel's terms
 and names them as the results of two helpers the module defines once,
 `_hessian_times` and `_third_times`, so that a kernel reads
-`d_x = grad * (hess_t_u_x + third_u_t_x)`. A group of terms is replaced only
-where it is the helper's expansion times one factor (checked as polynomials):
-what is computed stays the same, only the order of the sums changes.
+`d_x = grad_hess_t_u_x + grad_third_t_u_x` (grad·∂²f·t_u + grad·∂³f·t·u at x).
+A group of terms is replaced only where it is the helper's expansion times one
+factor (checked as polynomials): what is computed stays the same, only the
+order of the sums changes.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class Product:
     """One call of a helper in a kernel: ∂²f·a or ∂³f·a·b, one result per input."""
 
     order: int  # 3: ∂³f·a·b, `_third_times`
-    vectors: tuple[tuple[str, ...], ...]  # (("x_u", "y_u"), ("x_t", "y_t")): a, b by input
-    results: tuple[str, ...]  # ("third_u_t_x", "third_u_t_y")
+    vectors: tuple[tuple[str, ...], ...]  # (("x_t", "y_t"), ("x_u", "y_u")): a, b by input
+    results: tuple[str, ...]  # ("third_t_u_x", "third_t_u_y")
     # For each result, the kernel names it reads: the vectors' components and the
     # table entries its sum has (f_xy = 0: no y component): a result's shape.
     reads: tuple[frozenset[str], ...]
