@@ -144,9 +144,9 @@ class _Factoring:
         return self.entries_of[order]
 
     def symbol(self, product: Product, i: int) -> sympy.Expr:
-        """Result i of `product`, or 0 where every entry of its sum is."""
-        rests = _tuples(len(self.inputs), product.order - 1)
-        if not any(self.nonzero(tuple(sorted((i, *rest)))) for rest in rests):
+        """Result i of `product`, or 0 where every entry of its sum is (then it
+        reads nothing: `reads` holds a vector's component for each nonzero one)."""
+        if not product.reads[i]:
             return sympy.S.Zero
         return sympy.Symbol(product.results[i], real=True)
 
@@ -260,7 +260,7 @@ def _analysed(
             kept.extend(terms)
         else:
             groups.append(_Group(order, labels, free, scalar, ratio))
-    restored = {p: next(d for d, i in derivatives.items() if i == index) for index, p in placeholders.items()}
+    restored = {placeholders[i]: d for d, i in derivatives.items() if i in placeholders}
     return _Analysed(tuple(kept), tuple(groups), restored)
 
 

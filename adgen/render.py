@@ -679,16 +679,13 @@ class _ClassPrinter:
         gradient needs_input_grad asks for (the others are None, not computed)."""
         statements = list(printed.statements)
         read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
+        read_by_outputs = [{s.name for s in output.free_symbols} for output in kernel.outputs]
         for position, product in enumerate(kernel.products):
             if read_by_temporaries & set(product.results):
                 continue
             needed = []
             for result in product.results:
-                readers = [
-                    f"need[{index}]"
-                    for index, output in enumerate(kernel.outputs)
-                    if result in {s.name for s in output.free_symbols}
-                ]
+                readers = [f"need[{index}]" for index, read in enumerate(read_by_outputs) if result in read]
                 needed.append(" or ".join(readers) or "False")
             statements[position] = self.product_call(product, needed)
         return statements
