@@ -43,6 +43,20 @@ class Product:
     # An argument the first vector is multiplied by, where every use of the
     # product in its kernel is multiplied by it: ∂²f·(grad·gg), grad_hess_gg_x.
     scale: str | None = None
+    # The first vector's components, where it is a sum of several vectors, each
+    # times its factor (∂²f·t_u·grad + ∂²f·u·grad_t: ∂²f·(grad·t_u + grad_t·u));
+    # `vectors` then holds the others. Empty: the first vector is vectors[0].
+    combined: tuple[sympy.Expr, ...] = ()
+
+    def components(self) -> tuple[tuple[sympy.Expr, ...], ...]:
+        """Each vector's components as expressions, the first scaled or summed."""
+        vectors = [tuple(sympy.Symbol(c, real=True) for c in v) for v in self.vectors]
+        if self.combined:
+            return (self.combined, *vectors)
+        if self.scale:
+            scale = sympy.Symbol(self.scale, real=True)
+            vectors[0] = tuple(scale * c for c in vectors[0])
+        return tuple(vectors)
 
 
 def vector_families(arguments: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -119,17 +133,42 @@ class _Factoring:
             self.products[key] = Product(order, vectors, tuple(results), reads, scale)
         return self.products[key]
 
-    def reads(
-        self, order: int, vectors: tuple[tuple[str, ...], ...], scale: str | None
-    ) -> tuple[frozenset[str], ...]:
+    def combined_product(self, combination: tuple[tuple[sympy.Expr, str], ...]) -> Product:
+        """∂²f times the sum of these vectors, each times its factor: one helper
+        call for the terms ∂²f·a + ∂²f·b an output would sum (named hess_sum_x)."""
+        key = (2, combination, None)
+        if key not in self.products:
+            results = []
+            for name in self.inputs:
+                result = f"hess_sum_{name}"
+                while result in self.taken:
+                    result += "_"
+                self.taken.add(result)
+                results.append(result)
+            combined = tuple(
+                sympy.Add(
+                    *(factor * sympy.Symbol(self.families[label][j], real=True) for factor, label in combination)
+                )
+                for j in range(len(self.inputs))
+            )
+            reads = self.reads(2, (tuple(c.free_symbols for c in combined),), None)
+            self.products[key] = Product(2, (), tuple(results), reads, None, combined)
+        return self.products[key]
+
+    def reads(self, order: int, vectors, scale: str | None) -> tuple[frozenset[str], ...]:
+        """For each result, the names it reads: for each nonzero entry of its
+        sum, the entry and the vectors' components there (a component may be
+        given as the names it is made of)."""
         n = len(self.inputs)
+        vectors = tuple(vectors)
         all_reads = []
         for i in range(n):
             reads: set[str] = set()
             for rest in _tuples(n, order - 1):
                 index = tuple(sorted((i, *rest)))
                 if self.nonzero(index):
-                    reads.update(v[j] for v, j in zip(vectors, rest))
+                    for v, j in zip(vectors, rest):
+                        reads.update([v[j]] if isinstance(v[j], str) else (s.name for s in v[j]))
                     reads.update([scale] if scale else [])
                     entry = self.entry(index)
                     if entry is not None:
@@ -200,7 +239,8 @@ def factor(
     factoring = _Factoring(inputs, families, entry, nonzero, taken | set(arguments))
     analysed = [_analysed(o, factoring, index_of) for o in outputs]
     scales = _common_scales([g for a in analysed for g in a.groups], set(arguments))
-    result = [_rebuilt(a, factoring, scales) for a in analysed]
+    combination = _common_combination(analysed)
+    result = [_rebuilt(a, factoring, scales, combination) for a in analysed]
     return result, tuple(factoring.products.values())
 
 
@@ -286,12 +326,45 @@ def _common_scales(groups: list[_Group], arguments: set[str]) -> dict[tuple[int,
     return scales
 
 
-def _rebuilt(analysed: _Analysed, factoring: _Factoring, scales: dict) -> sympy.Expr:
+def _hessian_terms(analysed: _Analysed) -> list[_Group]:
+    """An output's groups ∂²f·a at one input."""
+    return [g for g in analysed.groups if g.order == 2 and g.free]
+
+
+def _common_combination(analysed: list[_Analysed]) -> tuple[tuple[sympy.Expr, str], ...] | None:
+    """(factor, vector) pairs where every output that has groups ∂²f·a at one
+    input has several, with the same factors and vectors, each output at an
+    input of its own (grad_x_t_u and grad_y_t_u of BackwardJvp.jvp, each
+    ∂²f·t_u·grad + ∂²f·u·grad_t + ∂²f·t·grad_u): one product of ∂²f by their sum
+    serves them all, n² multiplications instead of n² per vector."""
+    shapes, positions = set(), []
+    for output in analysed:
+        groups = _hessian_terms(output)
+        if groups:
+            pairs = [(g.ratio * g.scalar, g.labels[0]) for g in groups]
+            shapes.add(tuple(sorted(pairs, key=lambda p: (p[1], sympy.default_sort_key(p[0])))))
+            positions.append({g.free[0] for g in groups})
+    if len(shapes) != 1 or any(len(p) != 1 for p in positions):
+        return None
+    (shape,) = shapes
+    free = [p.pop() for p in positions]
+    return shape if len(shape) > 1 and len(set(free)) == len(free) else None
+
+
+def _rebuilt(
+    analysed: _Analysed, factoring: _Factoring, scales: dict, combination: tuple | None
+) -> sympy.Expr:
     """The output with its groups replaced by helper results."""
     if not analysed.groups:
         return sympy.Add(*analysed.kept).xreplace(analysed.restored)
     replaced = []
-    for group in analysed.groups:
+    groups = list(analysed.groups)
+    if combination is not None and _hessian_terms(analysed):
+        merged = _hessian_terms(analysed)
+        product = factoring.combined_product(combination)
+        replaced.append(factoring.symbol(product, merged[0].free[0]))
+        groups = [g for g in groups if g not in merged]
+    for group in groups:
         scale = scales.get((group.order, group.labels)) if group.free else None
         if scale is not None:  # s is inside the product
             product = factoring.product(group.order, group.labels, scale)

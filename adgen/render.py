@@ -99,18 +99,12 @@ def _module_context(
     op = model.functions[0]
     params = printer.param_names
     public_call = ", ".join(list(model.inputs) + [f"float({p})" for p in params])
-    # The twin for torch.compile runs the backward Function's formulas as plain
-    # ops (`.forward` instead of `.apply`).
-    compile_backward_lines = printer.backward_restore_lines(op) + printer.backward_lines(
-        op, method="forward"
-    )
     return {
         "header": header,
         "kernels": printer.kernels,
         "partials": _partials_function(model, printer),
         "products": [_product_helper(helper, printer) for helper in model.products],
         "uses_fused": options.fuse,
-        "compile_backward_args": classes[0]["backward_args"],
         # --save intermediates: the op also returns its saved derivatives.
         "apply_suffix": (
             (f"[:{len(model.outputs)}]" if model.multi_output else "[0]")
@@ -133,7 +127,6 @@ def _module_context(
         ),
         "classes": classes,
         "compile_twin": f"_{op.class_name}ForCompile",
-        "compile_backward_lines": compile_backward_lines,
         "op_class": op.class_name,
         "name": model.name,
         "math": _math(model.expr) if not model.multi_output else ", ".join(
@@ -237,6 +230,7 @@ class _ClassPrinter:
                 jvp_lines[-1] = f"return (*{call}, {nones})"
             else:
                 jvp_lines[-1] += ", " + nones
+        backward_lines = self.backward_restore_lines(spec) + self.backward_lines(spec)
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
@@ -244,7 +238,7 @@ class _ClassPrinter:
             "forward_lines": forward_lines,
             "setup_lines": setup,
             "backward_args": ", ".join(["ctx", *grad_names]),
-            "backward_lines": self.backward_restore_lines(spec) + self.backward_lines(spec),
+            "backward_lines": backward_lines,
             "jvp_args": ", ".join(
                 ["ctx", *spec.tangent_names()]
                 + (["*_"] if params or self.need_arg(spec) or saved_arg else [])
@@ -324,7 +318,10 @@ class _ClassPrinter:
         return list(dict.fromkeys(self.saved_derivative.values()))
 
     def backward_restore_lines(self, spec: FunctionSpec) -> list[str]:
-        lines = self.restore_lines(spec, opmath=spec.backward_call is None, keep_saved=True)
+        # The saved entries are kept where the kernel may read them instead of
+        # computing its table (not at a higher order than they reach).
+        reads_saved = spec.backward is None or self.reads_saved_only(spec.backward.partials_order)
+        lines = self.restore_lines(spec, opmath=spec.backward_call is None, keep_saved=reads_saved)
         if self.saves_gradient(spec):
             names = list(spec.tensor_args) + self.saved_derivatives()
             lines[0] = f"{_unpack(names)} = ctx.saved_tensors"
@@ -530,26 +527,36 @@ class _ClassPrinter:
         )
         return tuple(renamed[m] for m in members), table, generic
 
-    def backward_lines(self, spec: FunctionSpec, method: str = "apply") -> list[str]:
+    def backward_lines(self, spec: FunctionSpec) -> list[str]:
         params = self.param_names
         if spec.backward_call is not None:
             target = self.by_name[spec.backward_call]
-            need = [f"_bits(ctx.needs_input_grad[:{len(self.model.inputs)}])"] if self.need_arg(target) else []
-            # The compile twin (`.forward`) traces the formulas: nothing to save.
-            saving = self.takes_saved(target) and method == "apply"
-            args = ", ".join(list(target.tensor_args) + params + need + (["*saved"] if saving else []))
-            call = f"{target.class_name}.{method}({args})"
-            lines = [f"{_unpack_result(list(target.outputs))} = {call}"]
-            if saving:
-                lines.insert(0, f"saved = _partials_to_save({self.table_args()})")
+            lines = []
+            need = []
+            if self.need_arg(target):
+                lines.append(f"need = _bits(ctx.needs_input_grad[:{len(self.model.inputs)}])")
+                need = ["need"]
+            outputs = _unpack_result(list(target.outputs))
+
+            def call(method: str, saved: list[str]) -> str:
+                args = ", ".join(list(target.tensor_args) + params + need + saved)
+                return f"{outputs} = {target.class_name}.{method}({args})"
+
+            # Under torch.compile, which rejects Functions that define jvp (the
+            # Backward does), its formulas as plain ops, traced through; nothing saved.
+            traced = "# Traced by torch.compile: the formulas as plain ops."
+            branches = [("torch.compiler.is_compiling()", [traced, call("forward", [])])]
+            if self.takes_saved(target):
+                saving = f"saved = _partials_to_save({self.table_args()})"
+                branches.append((None, [saving, call("apply", ["*saved"])]))
+            else:
+                branches.append((None, [call("apply", [])]))
             results: list[str | None] = list(target.outputs)
             if self.saves_gradient(spec):
-                # Grad mode is on in backward only under create_graph: then go
-                # through the exact, differentiable Backward Function.
-                first_order = self.first_order_lines(spec, list(target.outputs))
-                lines = ["if torch.is_grad_enabled():", *_indent(lines), "else:"]
-                lines += ["    # first order: the derivatives forward saved"]
-                lines += _indent(first_order)
+                # Grad mode is on in backward only under create_graph: else, at
+                # first order, the derivatives forward saved.
+                branches.insert(0, ("not torch.is_grad_enabled()", self.first_order_lines(spec, results)))
+            lines += _if_chain(branches)
         else:
             assert spec.backward is not None
             kernel = self.printed(spec.backward)
@@ -560,7 +567,8 @@ class _ClassPrinter:
                     "fresh = torch.is_grad_enabled() or not saved",
                     f"{table[0]} if fresh else {self.saved_table()}",
                 ]
-            statements = self.masked_products(spec.backward, kernel)
+            gradients = [f"d_{arg}" for arg in spec.tensor_args]
+            statements, direct = self.masked_products(spec.backward, kernel, gradients)
             need = ["need = ctx.needs_input_grad"]
             # The helper calls read `need`; other statements come before it, as always.
             lines = table + (need + statements if spec.backward.products else statements + need)
@@ -568,6 +576,8 @@ class _ClassPrinter:
             for index, (arg, code) in enumerate(zip(spec.tensor_args, kernel.outputs)):
                 if code is None:  # zero: no gradient
                     results.append(None)
+                elif index in direct:  # a helper's result, under the gradient's name
+                    results.append(f"d_{arg}")
                 else:
                     # Skip the formulas of gradients nobody asked for (the grad
                     # argument's, in a plain double backward).
@@ -590,20 +600,11 @@ class _ClassPrinter:
                         body.append(f"d_{arg} = _add(d_{arg}, {code}) if need[{index}] else None")
                 self.uses_add = True
                 lines += _guarded(header, guard, body)
-        nones = ["None"] * (len(params) + len(self.need_arg(spec)))
-        if spec.backward_call is None:  # results are already None where not needed
-            # _gradients adds None for the parameters and the saved entries.
-            gradients = _tuple_literal([r or "None" for r in results])
-            return lines + [f"return _gradients(ctx, dtype, {gradients})"]
-        returns = []
-        for index, (arg, result) in enumerate(zip(spec.tensor_args, results)):
-            if result is None:
-                returns.append("None")
-            else:
-                returns.append(
-                    f"{self.sum_to(result, arg)} if ctx.needs_input_grad[{index}] else None"
-                )
-        return lines + ["return (" + ", ".join(returns + nones) + ",)"]
+        # _gradients adds None for the parameters and the saved entries. The op's
+        # Backward rounded its results already (dtype None).
+        gradients = _tuple_literal([r or "None" for r in results])
+        dtype = "dtype" if spec.backward_call is None else "None"
+        return lines + [f"return _gradients(ctx, {dtype}, {gradients})"]
 
     def first_order_lines(self, spec: FunctionSpec, results: list[str]) -> list[str]:
         """--save intermediates, a first-order backward: grad times the saved
@@ -673,40 +674,43 @@ class _ClassPrinter:
         self.uses_math |= any("math." in code for code in codes)
         return printed
 
-    def masked_products(self, kernel: Kernel, printed: _PrintedKernel) -> list[str]:
+    def masked_products(
+        self, kernel: Kernel, printed: _PrintedKernel, gradients: list[str]
+    ) -> tuple[list[str], set[int]]:
         """A backward kernel's statements, where a helper call's results are read
         by gradients only: the call says which results are `needed`, those of a
-        gradient needs_input_grad asks for (the others are None, not computed)."""
+        gradient needs_input_grad asks for (the others are None, not computed).
+        A result that is a gradient whole, and read by no other, takes its name
+        (`d_x, d_y = _hessian_times(...)`); their positions come back too."""
         statements = list(printed.statements)
         read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
         read_by_outputs = [{s.name for s in output.free_symbols} for output in kernel.outputs]
+        direct: set[int] = set()
         for position, product in enumerate(kernel.products):
             if read_by_temporaries & set(product.results):
                 continue
-            needed = []
+            needed, names = [], []
             for result in product.results:
-                readers = [f"need[{index}]" for index, read in enumerate(read_by_outputs) if result in read]
-                needed.append(" or ".join(readers) or "False")
-            statements[position] = self.product_call(product, needed)
-        return statements
+                readers = [index for index, read in enumerate(read_by_outputs) if result in read]
+                needed.append(" or ".join(f"need[{r}]" for r in readers) or "False")
+                whole = len(readers) == 1 and printed.outputs[readers[0]] == result
+                names.append(gradients[readers[0]] if whole else result)
+                direct.update(readers if whole else ())
+            statements[position] = self.product_call(product, needed, names)
+        return statements, direct
 
-    def product_call(self, product: Product, needed: list[str] | None = None) -> str:
+    def product_call(
+        self, product: Product, needed: list[str] | None = None, names: list[str] | None = None
+    ) -> str:
         """`hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t)`: a kernel's ∂²f·a;
-        with `needed`, the conditions under which each result is computed."""
+        with `needed`, the conditions under which each result is computed; with
+        `names`, the names its results take instead."""
         helper = next(h for h in self.model.products if h.order == product.order)
-        components = [c for v in product.vectors for c in v]
+        components = [torch_code(c, self.scalars) for v in product.components() for c in v]
         params = list(helper.kernel.arguments[len(components) :])
-        if product.scale:  # s·a: the first vector scaled
-            n = len(product.vectors[0])
-            components = [f"{product.scale} * {c}" for c in components[:n]] + components[n:]
         mask = [_tuple_literal(needed)] if needed else []
         call = f"{helper.name}(df, {', '.join(components + params + mask)})"
-        return f"{', '.join(product.results)} = {call}"
-
-    def sum_to(self, code: str, like: str) -> str:
-        if len(self.model.inputs) == 1:
-            return code  # one input: every tensor has its shape
-        return f"_sum_to({code}, {like})"
+        return f"{', '.join(names or product.results)} = {call}"
 
     def new_tensor(
         self, code: str | None, expr: sympy.Expr, kernel: Kernel, shape_of: tuple[str, ...]
@@ -840,6 +844,19 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
         return partials.arguments_of(name) if partials.is_entry(name) else ()
 
     return reachable([s.name for s in expr.free_symbols], read_by)
+
+
+def _if_chain(branches: list[tuple[str | None, list[str]]]) -> list[str]:
+    """`if a: ... elif b: ... else: ...` from (condition, body) pairs, the
+    last one's condition None."""
+    lines = []
+    for position, (condition, body) in enumerate(branches):
+        if condition is None:
+            lines.append("else:")
+        else:
+            lines.append(f"{'elif' if position else 'if'} {condition}:")
+        lines += _indent(body)
+    return lines
 
 
 def _guarded(header: str | None, guard: str, body: list[str]) -> list[str]:

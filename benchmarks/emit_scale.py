@@ -69,7 +69,8 @@ def operations(
     function: ast.AST, table: dict[int, int] | None = None, helpers: dict[str, int] | None = None
 ) -> int:
     """Torch calls, arithmetic operators and comparisons in a method's body
-    (`X.apply(...)` calls and signs of literals are not operations); a call of
+    (`X.apply(...)` and `X.forward(...)` calls, the test for torch.compile, and
+    signs of literals are not operations); a call of
     the module's `_partials(..., k)` counts the helper's operations up to order
     k (`table`), and one of `_hessian_times` or `_third_times` that helper's
     (`helpers`), since the kernel runs them."""
@@ -77,7 +78,9 @@ def operations(
     for node in ast.walk(function):
         if isinstance(node, ast.Call):
             callee = node.func
-            if isinstance(callee, ast.Attribute) and callee.attr == "apply":
+            if isinstance(callee, ast.Attribute) and callee.attr in ("apply", "forward"):
+                continue  # another kernel (`.forward`: the same one, under torch.compile)
+            if isinstance(callee, ast.Attribute) and callee.attr == "is_compiling":
                 continue
             if isinstance(callee, ast.Name) and callee.id in ("_opmath", "_round"):
                 continue  # dtype bookkeeping (a no-op in float32 and float64)

@@ -12,9 +12,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -42,12 +41,15 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results, each summed to the shape of its tensor
-    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
-    None for the arguments after them (parameters, saved entries)."""
-    arguments = ctx.saved_tensors
-    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
+    """A backward's results, each summed to the shape of its tensor argument (as
+    ctx saved them) and rounded to `dtype` (None: as they are), None where not
+    needed, then None for the arguments after them (parameters, saved entries)."""
+    needed = ctx.needs_input_grad
+    summed = (
+        _round(_sum_to(r, a), dtype) if n else None
+        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    )
+    return (*summed, *(None,) * (len(needed) - len(results)))
 
 
 def _sum_to(grad, like):
@@ -63,10 +65,8 @@ def _bits(flags):
 
 
 def _unneeded_as_zeros(need, results, grads):
-    """The gradients of a Backward kernel, with zeros for each one its op did
-    not ask for (bit clear in `need`), which the op's backward drops: still a
-    tensor, for double backward and forward mode to work with (an expanded
-    zero would do but forward mode writes to it)."""
+    """A Backward kernel's gradients, zeros where its op asked for none (bit
+    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
@@ -186,15 +186,14 @@ class DampedWave(_Function):
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         (alpha,) = ctx.params
-        saved = _partials_to_save(x, y, alpha)
-        grad_x, grad_y = DampedWaveBackward.apply(
-            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2]), *saved
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
-            None,
-        )
+        need = _bits(ctx.needs_input_grad[:2])
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x, grad_y = DampedWaveBackward.forward(grad, x, y, alpha, need)
+        else:
+            saved = _partials_to_save(x, y, alpha)
+            grad_x, grad_y = DampedWaveBackward.apply(grad, x, y, alpha, need, *saved)
+        return _gradients(ctx, None, (grad_x, grad_y))
 
     @staticmethod
     def jvp(ctx, x_t, y_t, *_):
@@ -224,12 +223,10 @@ class DampedWaveBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        grad_hess_gg_x, grad_hess_gg_y = _hessian_times(
+        d_x, d_y = _hessian_times(
             df, grad * grad_grad_x, grad * grad_grad_y, (need[1], need[2])
         )
         d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
-        d_x = grad_hess_gg_x if need[1] else None
-        d_y = grad_hess_gg_y if need[2] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y))
 
     @staticmethod
@@ -254,11 +251,7 @@ class DampedWaveJvp(_Function):
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 2)
         need = ctx.needs_input_grad
-        grad_hess_t_x, grad_hess_t_y = _hessian_times(
-            df, grad * x_t, grad * y_t, (need[0], need[1])
-        )
-        d_x = grad_hess_t_x if need[0] else None
-        d_y = grad_hess_t_y if need[1] else None
+        d_x, d_y = _hessian_times(df, grad * x_t, grad * y_t, (need[0], need[1]))
         d_x_t = df.x * grad if need[2] else None
         d_y_t = df.y * grad if need[3] else None
         return _gradients(ctx, dtype, (d_x, d_y, d_x_t, d_y_t))
@@ -284,8 +277,7 @@ class DampedWaveBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t):
-        grad, x, y, grad_t, x_t, y_t, *saved = ctx.saved_tensors
-        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(grad, x, y, grad_t, x_t, y_t)
+        dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
         need = ctx.needs_input_grad
@@ -311,32 +303,16 @@ class DampedWaveBackwardJvp(_Function):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
         (alpha,) = ctx.params
         df = _partials(x, y, alpha, 3)
-        grad_hess_t_u_x, grad_hess_t_u_y = _hessian_times(
-            df, grad * x_t_u, grad * y_t_u
-        )
-        grad_t_hess_u_x, grad_t_hess_u_y = _hessian_times(
-            df, grad_t * x_u, grad_t * y_u
-        )
-        grad_u_hess_t_x, grad_u_hess_t_y = _hessian_times(
-            df, grad_u * x_t, grad_u * y_t
+        hess_sum_x, hess_sum_y = _hessian_times(
+            df,
+            grad * x_t_u + grad_t * x_u + grad_u * x_t,
+            grad * y_t_u + grad_t * y_u + grad_u * y_t,
         )
         grad_third_t_u_x, grad_third_t_u_y = _third_times(
             df, grad * x_t, grad * y_t, x_u, y_u
         )
-        grad_x_t_u = (
-            df.x * grad_t_u
-            + grad_hess_t_u_x
-            + grad_t_hess_u_x
-            + grad_third_t_u_x
-            + grad_u_hess_t_x
-        )
-        grad_y_t_u = (
-            df.y * grad_t_u
-            + grad_hess_t_u_y
-            + grad_t_hess_u_y
-            + grad_third_t_u_y
-            + grad_u_hess_t_y
-        )
+        grad_x_t_u = df.x * grad_t_u + grad_third_t_u_x + hess_sum_x
+        grad_y_t_u = df.y * grad_t_u + grad_third_t_u_y + hess_sum_y
         return _round(grad_x_t_u, dtype), _round(grad_y_t_u, dtype)
 
 
@@ -366,18 +342,10 @@ class DampedWaveJvpJvp(_Function):
         grad_third_t_u_x, grad_third_t_u_y = _third_times(
             df, grad * x_t, grad * y_t, x_u, y_u, (need[0], need[1])
         )
-        grad_hess_u_x, grad_hess_u_y = _hessian_times(
-            df, grad * x_u, grad * y_u, (need[2], need[3])
-        )
-        grad_hess_t_x, grad_hess_t_y = _hessian_times(
-            df, grad * x_t, grad * y_t, (need[4], need[5])
-        )
+        d_x_t, d_y_t = _hessian_times(df, grad * x_u, grad * y_u, (need[2], need[3]))
+        d_x_u, d_y_u = _hessian_times(df, grad * x_t, grad * y_t, (need[4], need[5]))
         d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
         d_y = grad_hess_t_u_y + grad_third_t_u_y if need[1] else None
-        d_x_t = grad_hess_u_x if need[2] else None
-        d_y_t = grad_hess_u_y if need[3] else None
-        d_x_u = grad_hess_t_x if need[4] else None
-        d_y_u = grad_hess_t_y if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_y_t_u = df.y * grad if need[7] else None
         return _gradients(
@@ -411,20 +379,7 @@ class _DampedWaveForCompile(_Function):
 
     forward = staticmethod(DampedWave.forward)
     setup_context = staticmethod(DampedWave.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        x, y = ctx.saved_tensors
-        (alpha,) = ctx.params
-        grad_x, grad_y = DampedWaveBackward.forward(
-            grad, x, y, alpha, _bits(ctx.needs_input_grad[:2])
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
-            None,
-        )
+    backward = staticmethod(DampedWave.backward)
 
 
 def damped_wave(

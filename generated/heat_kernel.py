@@ -12,9 +12,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -42,12 +41,15 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results, each summed to the shape of its tensor
-    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
-    None for the arguments after them (parameters, saved entries)."""
-    arguments = ctx.saved_tensors
-    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
+    """A backward's results, each summed to the shape of its tensor argument (as
+    ctx saved them) and rounded to `dtype` (None: as they are), None where not
+    needed, then None for the arguments after them (parameters, saved entries)."""
+    needed = ctx.needs_input_grad
+    summed = (
+        _round(_sum_to(r, a), dtype) if n else None
+        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    )
+    return (*summed, *(None,) * (len(needed) - len(results)))
 
 
 def _sum_to(grad, like):
@@ -63,10 +65,8 @@ def _bits(flags):
 
 
 def _unneeded_as_zeros(need, results, grads):
-    """The gradients of a Backward kernel, with zeros for each one its op did
-    not ask for (bit clear in `need`), which the op's backward drops: still a
-    tensor, for double backward and forward mode to work with (an expanded
-    zero would do but forward mode writes to it)."""
+    """A Backward kernel's gradients, zeros where its op asked for none (bit
+    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
@@ -243,15 +243,14 @@ class HeatKernel(_Function):
     def backward(ctx, grad):
         x, t = ctx.saved_tensors
         (k,) = ctx.params
-        saved = _partials_to_save(x, t, k)
-        grad_x, grad_t = HeatKernelBackward.apply(
-            grad, x, t, k, _bits(ctx.needs_input_grad[:2]), *saved
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_t, t) if ctx.needs_input_grad[1] else None,
-            None,
-        )
+        need = _bits(ctx.needs_input_grad[:2])
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x, grad_t = HeatKernelBackward.forward(grad, x, t, k, need)
+        else:
+            saved = _partials_to_save(x, t, k)
+            grad_x, grad_t = HeatKernelBackward.apply(grad, x, t, k, need, *saved)
+        return _gradients(ctx, None, (grad_x, grad_t))
 
     @staticmethod
     def jvp(ctx, x_t, t_t, *_):
@@ -281,12 +280,10 @@ class HeatKernelBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        grad_hess_gg_x, grad_hess_gg_t = _hessian_times(
+        d_x, d_t = _hessian_times(
             df, grad * grad_grad_x, grad * grad_grad_t, (need[1], need[2])
         )
         d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
-        d_x = grad_hess_gg_x if need[1] else None
-        d_t = grad_hess_gg_t if need[2] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_t))
 
     @staticmethod
@@ -311,11 +308,7 @@ class HeatKernelJvp(_Function):
         (k,) = ctx.params
         df = _partials(x, t, k, 2)
         need = ctx.needs_input_grad
-        grad_hess_t_x, grad_hess_t_t = _hessian_times(
-            df, grad * x_t, grad * t_t, (need[0], need[1])
-        )
-        d_x = grad_hess_t_x if need[0] else None
-        d_t = grad_hess_t_t if need[1] else None
+        d_x, d_t = _hessian_times(df, grad * x_t, grad * t_t, (need[0], need[1]))
         d_x_t = df.x * grad if need[2] else None
         d_t_t = df.t * grad if need[3] else None
         return _gradients(ctx, dtype, (d_x, d_t, d_x_t, d_t_t))
@@ -341,8 +334,7 @@ class HeatKernelBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_t_t):
-        grad, x, t, grad_t, x_t, t_t, *saved = ctx.saved_tensors
-        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(grad, x, t, grad_t, x_t, t_t)
+        dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
         need = ctx.needs_input_grad
@@ -368,32 +360,16 @@ class HeatKernelBackwardJvp(_Function):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
         (k,) = ctx.params
         df = _partials(x, t, k, 3)
-        grad_hess_t_u_x, grad_hess_t_u_t = _hessian_times(
-            df, grad * x_t_u, grad * t_t_u
-        )
-        grad_t_hess_u_x, grad_t_hess_u_t = _hessian_times(
-            df, grad_t * x_u, grad_t * t_u
-        )
-        grad_u_hess_t_x, grad_u_hess_t_t = _hessian_times(
-            df, grad_u * x_t, grad_u * t_t
+        hess_sum_x, hess_sum_t = _hessian_times(
+            df,
+            grad * x_t_u + grad_t * x_u + grad_u * x_t,
+            grad * t_t_u + grad_t * t_u + grad_u * t_t,
         )
         grad_third_t_u_x, grad_third_t_u_t = _third_times(
             df, grad * x_t, grad * t_t, x_u, t_u
         )
-        grad_x_t_u = (
-            df.x * grad_t_u
-            + grad_hess_t_u_x
-            + grad_t_hess_u_x
-            + grad_third_t_u_x
-            + grad_u_hess_t_x
-        )
-        grad_t_t_u = (
-            df.t * grad_t_u
-            + grad_hess_t_u_t
-            + grad_t_hess_u_t
-            + grad_third_t_u_t
-            + grad_u_hess_t_t
-        )
+        grad_x_t_u = df.x * grad_t_u + grad_third_t_u_x + hess_sum_x
+        grad_t_t_u = df.t * grad_t_u + grad_third_t_u_t + hess_sum_t
         return _round(grad_x_t_u, dtype), _round(grad_t_t_u, dtype)
 
 
@@ -423,18 +399,10 @@ class HeatKernelJvpJvp(_Function):
         grad_third_t_u_x, grad_third_t_u_t = _third_times(
             df, grad * x_t, grad * t_t, x_u, t_u, (need[0], need[1])
         )
-        grad_hess_u_x, grad_hess_u_t = _hessian_times(
-            df, grad * x_u, grad * t_u, (need[2], need[3])
-        )
-        grad_hess_t_x, grad_hess_t_t = _hessian_times(
-            df, grad * x_t, grad * t_t, (need[4], need[5])
-        )
+        d_x_t, d_t_t = _hessian_times(df, grad * x_u, grad * t_u, (need[2], need[3]))
+        d_x_u, d_t_u = _hessian_times(df, grad * x_t, grad * t_t, (need[4], need[5]))
         d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
         d_t = grad_hess_t_u_t + grad_third_t_u_t if need[1] else None
-        d_x_t = grad_hess_u_x if need[2] else None
-        d_t_t = grad_hess_u_t if need[3] else None
-        d_x_u = grad_hess_t_x if need[4] else None
-        d_t_u = grad_hess_t_t if need[5] else None
         d_x_t_u = df.x * grad if need[6] else None
         d_t_t_u = df.t * grad if need[7] else None
         return _gradients(
@@ -468,20 +436,7 @@ class _HeatKernelForCompile(_Function):
 
     forward = staticmethod(HeatKernel.forward)
     setup_context = staticmethod(HeatKernel.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        x, t = ctx.saved_tensors
-        (k,) = ctx.params
-        grad_x, grad_t = HeatKernelBackward.forward(
-            grad, x, t, k, _bits(ctx.needs_input_grad[:2])
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_t, t) if ctx.needs_input_grad[1] else None,
-            None,
-        )
+    backward = staticmethod(HeatKernel.backward)
 
 
 def heat_kernel(x: torch.Tensor, t: torch.Tensor, *, k: float = 1.0) -> torch.Tensor:

@@ -11,9 +11,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -41,8 +40,8 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results rounded to `dtype` (None stays None),
-    then None for the arguments after them (parameters, saved entries)."""
+    """A backward's results rounded to `dtype` (None: as they are), then None
+    for the arguments after them (parameters, saved entries)."""
     rounded = tuple(_round(r, dtype) for r in results)
     return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
@@ -144,9 +143,13 @@ class Mish(_Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        saved = _partials_to_save(x)
-        grad_x = MishBackward.apply(grad, x, *saved)
-        return (grad_x if ctx.needs_input_grad[0] else None,)
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x = MishBackward.forward(grad, x)
+        else:
+            saved = _partials_to_save(x)
+            grad_x = MishBackward.apply(grad, x, *saved)
+        return _gradients(ctx, None, (grad_x,))
 
     @staticmethod
     def jvp(ctx, x_t):
@@ -192,8 +195,7 @@ class MishBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t, *saved = ctx.saved_tensors
-        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
         df = _partials(x, 3)
         t0 = df.xx * grad_grad_x_t
         need = ctx.needs_input_grad
@@ -223,13 +225,7 @@ class _MishForCompile(_Function):
 
     forward = staticmethod(Mish.forward)
     setup_context = staticmethod(Mish.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        (x,) = ctx.saved_tensors
-        grad_x = MishBackward.forward(grad, x)
-        return (grad_x if ctx.needs_input_grad[0] else None,)
+    backward = staticmethod(Mish.backward)
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -41,8 +40,8 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results rounded to `dtype` (None stays None),
-    then None for the arguments after them (parameters, saved entries)."""
+    """A backward's results rounded to `dtype` (None: as they are), then None
+    for the arguments after them (parameters, saved entries)."""
     rounded = tuple(_round(r, dtype) for r in results)
     return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
@@ -112,14 +111,13 @@ class Morse(_Function):
     def backward(ctx, grad):
         (r,) = ctx.saved_tensors
         depth, a, r0 = ctx.params
-        saved = _partials_to_save(r, depth, a, r0)
-        grad_r = MorseBackward.apply(grad, r, depth, a, r0, *saved)
-        return (
-            grad_r if ctx.needs_input_grad[0] else None,
-            None,
-            None,
-            None,
-        )
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_r = MorseBackward.forward(grad, r, depth, a, r0)
+        else:
+            saved = _partials_to_save(r, depth, a, r0)
+            grad_r = MorseBackward.apply(grad, r, depth, a, r0, *saved)
+        return _gradients(ctx, None, (grad_r,))
 
     @staticmethod
     def jvp(ctx, r_t, *_):
@@ -168,8 +166,7 @@ class MorseBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_r_t):
-        grad, r, grad_t, r_t, *saved = ctx.saved_tensors
-        dtype, grad, r, grad_t, r_t = _opmath(grad, r, grad_t, r_t)
+        dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors[:4])
         depth, a, r0 = ctx.params
         df = _partials(r, depth, a, r0, 3)
         t0 = df.rr * grad_grad_r_t
@@ -201,19 +198,7 @@ class _MorseForCompile(_Function):
 
     forward = staticmethod(Morse.forward)
     setup_context = staticmethod(Morse.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        (r,) = ctx.saved_tensors
-        depth, a, r0 = ctx.params
-        grad_r = MorseBackward.forward(grad, r, depth, a, r0)
-        return (
-            grad_r if ctx.needs_input_grad[0] else None,
-            None,
-            None,
-            None,
-        )
+    backward = staticmethod(Morse.backward)
 
 
 def morse(

@@ -17,9 +17,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -52,12 +51,15 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results, each summed to the shape of its tensor
-    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
-    None for the arguments after them (parameters, saved entries)."""
-    arguments = ctx.saved_tensors
-    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
+    """A backward's results, each summed to the shape of its tensor argument (as
+    ctx saved them) and rounded to `dtype` (None: as they are), None where not
+    needed, then None for the arguments after them (parameters, saved entries)."""
+    needed = ctx.needs_input_grad
+    summed = (
+        _round(_sum_to(r, a), dtype) if n else None
+        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    )
+    return (*summed, *(None,) * (len(needed) - len(results)))
 
 
 def _sum_to(grad, like):
@@ -87,10 +89,8 @@ def _bits(flags):
 
 
 def _unneeded_as_zeros(need, results, grads):
-    """The gradients of a Backward kernel, with zeros for each one its op did
-    not ask for (bit clear in `need`), which the op's backward drops: still a
-    tensor, for double backward and forward mode to work with (an expanded
-    zero would do but forward mode writes to it)."""
+    """A Backward kernel's gradients, zeros where its op asked for none (bit
+    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
@@ -196,13 +196,13 @@ class Polar(_Function):
     @staticmethod
     def backward(ctx, grad_x, grad_y):
         r, theta = ctx.saved_tensors
-        grad_r, grad_theta = PolarBackward.apply(
-            grad_x, grad_y, r, theta, _bits(ctx.needs_input_grad[:2])
-        )
-        return (
-            _sum_to(grad_r, r) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_theta, theta) if ctx.needs_input_grad[1] else None,
-        )
+        need = _bits(ctx.needs_input_grad[:2])
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_r, grad_theta = PolarBackward.forward(grad_x, grad_y, r, theta, need)
+        else:
+            grad_r, grad_theta = PolarBackward.apply(grad_x, grad_y, r, theta, need)
+        return _gradients(ctx, None, (grad_r, grad_theta))
 
     @staticmethod
     def jvp(ctx, r_t, theta_t):
@@ -623,18 +623,7 @@ class _PolarForCompile(_Function):
 
     forward = staticmethod(Polar.forward)
     setup_context = staticmethod(Polar.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad_x, grad_y):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        r, theta = ctx.saved_tensors
-        grad_r, grad_theta = PolarBackward.forward(
-            grad_x, grad_y, r, theta, _bits(ctx.needs_input_grad[:2])
-        )
-        return (
-            _sum_to(grad_r, r) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_theta, theta) if ctx.needs_input_grad[1] else None,
-        )
+    backward = staticmethod(Polar.backward)
 
 
 def polar(r: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, ...]:

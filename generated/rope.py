@@ -21,9 +21,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -56,12 +55,15 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results, each summed to the shape of its tensor
-    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
-    None for the arguments after them (parameters, saved entries)."""
-    arguments = ctx.saved_tensors
-    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
+    """A backward's results, each summed to the shape of its tensor argument (as
+    ctx saved them) and rounded to `dtype` (None: as they are), None where not
+    needed, then None for the arguments after them (parameters, saved entries)."""
+    needed = ctx.needs_input_grad
+    summed = (
+        _round(_sum_to(r, a), dtype) if n else None
+        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    )
+    return (*summed, *(None,) * (len(needed) - len(results)))
 
 
 def _sum_to(grad, like):
@@ -91,10 +93,8 @@ def _bits(flags):
 
 
 def _unneeded_as_zeros(need, results, grads):
-    """The gradients of a Backward kernel, with zeros for each one its op did
-    not ask for (bit clear in `need`), which the op's backward drops: still a
-    tensor, for double backward and forward mode to work with (an expanded
-    zero would do but forward mode writes to it)."""
+    """A Backward kernel's gradients, zeros where its op asked for none (bit
+    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
@@ -174,15 +174,17 @@ class Rope(_Function):
     @staticmethod
     def backward(ctx, grad_y1, grad_y2):
         x1, x2, c, s = ctx.saved_tensors
-        grad_x1, grad_x2, grad_c, grad_s = RopeBackward.apply(
-            grad_y1, grad_y2, x1, x2, c, s, _bits(ctx.needs_input_grad[:4])
-        )
-        return (
-            _sum_to(grad_x1, x1) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_x2, x2) if ctx.needs_input_grad[1] else None,
-            _sum_to(grad_c, c) if ctx.needs_input_grad[2] else None,
-            _sum_to(grad_s, s) if ctx.needs_input_grad[3] else None,
-        )
+        need = _bits(ctx.needs_input_grad[:4])
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x1, grad_x2, grad_c, grad_s = RopeBackward.forward(
+                grad_y1, grad_y2, x1, x2, c, s, need
+            )
+        else:
+            grad_x1, grad_x2, grad_c, grad_s = RopeBackward.apply(
+                grad_y1, grad_y2, x1, x2, c, s, need
+            )
+        return _gradients(ctx, None, (grad_x1, grad_x2, grad_c, grad_s))
 
     @staticmethod
     def jvp(ctx, x1_t, x2_t, c_t, s_t):
@@ -903,20 +905,7 @@ class _RopeForCompile(_Function):
 
     forward = staticmethod(Rope.forward)
     setup_context = staticmethod(Rope.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad_y1, grad_y2):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        x1, x2, c, s = ctx.saved_tensors
-        grad_x1, grad_x2, grad_c, grad_s = RopeBackward.forward(
-            grad_y1, grad_y2, x1, x2, c, s, _bits(ctx.needs_input_grad[:4])
-        )
-        return (
-            _sum_to(grad_x1, x1) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_x2, x2) if ctx.needs_input_grad[1] else None,
-            _sum_to(grad_c, c) if ctx.needs_input_grad[2] else None,
-            _sum_to(grad_s, s) if ctx.needs_input_grad[3] else None,
-        )
+    backward = staticmethod(Rope.backward)
 
 
 def rope(

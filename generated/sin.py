@@ -11,9 +11,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -41,8 +40,8 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results rounded to `dtype` (None stays None),
-    then None for the arguments after them (parameters, saved entries)."""
+    """A backward's results rounded to `dtype` (None: as they are), then None
+    for the arguments after them (parameters, saved entries)."""
     rounded = tuple(_round(r, dtype) for r in results)
     return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
@@ -90,8 +89,12 @@ class Sin(_Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        grad_x = SinBackward.apply(grad, x)
-        return (grad_x if ctx.needs_input_grad[0] else None,)
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x = SinBackward.forward(grad, x)
+        else:
+            grad_x = SinBackward.apply(grad, x)
+        return _gradients(ctx, None, (grad_x,))
 
     @staticmethod
     def jvp(ctx, x_t):
@@ -164,13 +167,7 @@ class _SinForCompile(_Function):
 
     forward = staticmethod(Sin.forward)
     setup_context = staticmethod(Sin.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        (x,) = ctx.saved_tensors
-        grad_x = SinBackward.forward(grad, x)
-        return (grad_x if ctx.needs_input_grad[0] else None,)
+    backward = staticmethod(Sin.backward)
 
 
 def sin(x: torch.Tensor) -> torch.Tensor:

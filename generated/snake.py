@@ -11,9 +11,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -41,8 +40,8 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results rounded to `dtype` (None stays None),
-    then None for the arguments after them (parameters, saved entries)."""
+    """A backward's results rounded to `dtype` (None: as they are), then None
+    for the arguments after them (parameters, saved entries)."""
     rounded = tuple(_round(r, dtype) for r in results)
     return rounded + (None,) * (len(ctx.needs_input_grad) - len(results))
 
@@ -108,12 +107,13 @@ class Snake(_Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         (alpha,) = ctx.params
-        saved = _partials_to_save(x, alpha)
-        grad_x = SnakeBackward.apply(grad, x, alpha, *saved)
-        return (
-            grad_x if ctx.needs_input_grad[0] else None,
-            None,
-        )
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x = SnakeBackward.forward(grad, x, alpha)
+        else:
+            saved = _partials_to_save(x, alpha)
+            grad_x = SnakeBackward.apply(grad, x, alpha, *saved)
+        return _gradients(ctx, None, (grad_x,))
 
     @staticmethod
     def jvp(ctx, x_t, *_):
@@ -162,8 +162,7 @@ class SnakeBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t):
-        grad, x, grad_t, x_t, *saved = ctx.saved_tensors
-        dtype, grad, x, grad_t, x_t = _opmath(grad, x, grad_t, x_t)
+        dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
         (alpha,) = ctx.params
         df = _partials(x, alpha, 3)
         t0 = df.xx * grad_grad_x_t
@@ -195,17 +194,7 @@ class _SnakeForCompile(_Function):
 
     forward = staticmethod(Snake.forward)
     setup_context = staticmethod(Snake.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        (x,) = ctx.saved_tensors
-        (alpha,) = ctx.params
-        grad_x = SnakeBackward.forward(grad, x, alpha)
-        return (
-            grad_x if ctx.needs_input_grad[0] else None,
-            None,
-        )
+    backward = staticmethod(Snake.backward)
 
 
 def snake(x: torch.Tensor, *, alpha: float = 1.0) -> torch.Tensor:

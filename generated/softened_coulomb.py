@@ -13,9 +13,8 @@ import collections
 
 import torch
 
-# float16 and bfloat16 arguments are computed in float32 and rounded once, as
-# PyTorch's own kernels do ("opmath"): rounding after every operation would
-# lose most of their few bits.
+# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
+# own kernels do ("opmath"): rounding after each operation loses their few bits.
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -43,12 +42,15 @@ def _round(result, dtype):
 
 
 def _gradients(ctx, dtype, results):
-    """A plain backward kernel's results, each summed to the shape of its tensor
-    argument (as ctx saved them) and rounded to `dtype` (None stays None), then
-    None for the arguments after them (parameters, saved entries)."""
-    arguments = ctx.saved_tensors
-    summed = tuple(_round(_sum_to(r, a), dtype) for r, a in zip(results, arguments))
-    return summed + (None,) * (len(ctx.needs_input_grad) - len(results))
+    """A backward's results, each summed to the shape of its tensor argument (as
+    ctx saved them) and rounded to `dtype` (None: as they are), None where not
+    needed, then None for the arguments after them (parameters, saved entries)."""
+    needed = ctx.needs_input_grad
+    summed = (
+        _round(_sum_to(r, a), dtype) if n else None
+        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    )
+    return (*summed, *(None,) * (len(needed) - len(results)))
 
 
 def _sum_to(grad, like):
@@ -64,10 +66,8 @@ def _bits(flags):
 
 
 def _unneeded_as_zeros(need, results, grads):
-    """The gradients of a Backward kernel, with zeros for each one its op did
-    not ask for (bit clear in `need`), which the op's backward drops: still a
-    tensor, for double backward and forward mode to work with (an expanded
-    zero would do but forward mode writes to it)."""
+    """A Backward kernel's gradients, zeros where its op asked for none (bit
+    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
@@ -308,17 +308,18 @@ class SoftenedCoulomb(_Function):
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
         q, eps = ctx.params
-        saved = _partials_to_save(x, y, z, q, eps)
-        grad_x, grad_y, grad_z = SoftenedCoulombBackward.apply(
-            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3]), *saved
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(grad_z, z) if ctx.needs_input_grad[2] else None,
-            None,
-            None,
-        )
+        need = _bits(ctx.needs_input_grad[:3])
+        if torch.compiler.is_compiling():
+            # Traced by torch.compile: the formulas as plain ops.
+            grad_x, grad_y, grad_z = SoftenedCoulombBackward.forward(
+                grad, x, y, z, q, eps, need
+            )
+        else:
+            saved = _partials_to_save(x, y, z, q, eps)
+            grad_x, grad_y, grad_z = SoftenedCoulombBackward.apply(
+                grad, x, y, z, q, eps, need, *saved
+            )
+        return _gradients(ctx, None, (grad_x, grad_y, grad_z))
 
     @staticmethod
     def jvp(ctx, x_t, y_t, z_t, *_):
@@ -351,7 +352,7 @@ class SoftenedCoulombBackward(_Function):
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        grad_hess_gg_x, grad_hess_gg_y, grad_hess_gg_z = _hessian_times(
+        d_x, d_y, d_z = _hessian_times(
             df,
             grad * grad_grad_x,
             grad * grad_grad_y,
@@ -363,9 +364,6 @@ class SoftenedCoulombBackward(_Function):
             if need[0]
             else None
         )
-        d_x = grad_hess_gg_x if need[1] else None
-        d_y = grad_hess_gg_y if need[2] else None
-        d_z = grad_hess_gg_z if need[3] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_z))
 
     @staticmethod
@@ -392,12 +390,9 @@ class SoftenedCoulombJvp(_Function):
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 2)
         need = ctx.needs_input_grad
-        grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
+        d_x, d_y, d_z = _hessian_times(
             df, grad * x_t, grad * y_t, grad * z_t, (need[0], need[1], need[2])
         )
-        d_x = grad_hess_t_x if need[0] else None
-        d_y = grad_hess_t_y if need[1] else None
-        d_z = grad_hess_t_z if need[2] else None
         d_x_t = df.x * grad if need[3] else None
         d_y_t = df.y * grad if need[4] else None
         d_z_t = df.z * grad if need[5] else None
@@ -431,10 +426,7 @@ class SoftenedCoulombBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
-        grad, x, y, z, grad_t, x_t, y_t, z_t, *saved = ctx.saved_tensors
-        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
-            grad, x, y, z, grad_t, x_t, y_t, z_t
-        )
+        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
         need = ctx.needs_input_grad
@@ -485,39 +477,18 @@ class SoftenedCoulombBackwardJvp(_Function):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
         q, eps = ctx.params
         df = _partials(x, y, z, q, eps, 3)
-        grad_hess_t_u_x, grad_hess_t_u_y, grad_hess_t_u_z = _hessian_times(
-            df, grad * x_t_u, grad * y_t_u, grad * z_t_u
-        )
-        grad_t_hess_u_x, grad_t_hess_u_y, grad_t_hess_u_z = _hessian_times(
-            df, grad_t * x_u, grad_t * y_u, grad_t * z_u
-        )
-        grad_u_hess_t_x, grad_u_hess_t_y, grad_u_hess_t_z = _hessian_times(
-            df, grad_u * x_t, grad_u * y_t, grad_u * z_t
+        hess_sum_x, hess_sum_y, hess_sum_z = _hessian_times(
+            df,
+            grad * x_t_u + grad_t * x_u + grad_u * x_t,
+            grad * y_t_u + grad_t * y_u + grad_u * y_t,
+            grad * z_t_u + grad_t * z_u + grad_u * z_t,
         )
         grad_third_t_u_x, grad_third_t_u_y, grad_third_t_u_z = _third_times(
             df, grad * x_t, grad * y_t, grad * z_t, x_u, y_u, z_u
         )
-        grad_x_t_u = (
-            df.x * grad_t_u
-            + grad_hess_t_u_x
-            + grad_t_hess_u_x
-            + grad_third_t_u_x
-            + grad_u_hess_t_x
-        )
-        grad_y_t_u = (
-            df.y * grad_t_u
-            + grad_hess_t_u_y
-            + grad_t_hess_u_y
-            + grad_third_t_u_y
-            + grad_u_hess_t_y
-        )
-        grad_z_t_u = (
-            df.z * grad_t_u
-            + grad_hess_t_u_z
-            + grad_t_hess_u_z
-            + grad_third_t_u_z
-            + grad_u_hess_t_z
-        )
+        grad_x_t_u = df.x * grad_t_u + grad_third_t_u_x + hess_sum_x
+        grad_y_t_u = df.y * grad_t_u + grad_third_t_u_y + hess_sum_y
+        grad_z_t_u = df.z * grad_t_u + grad_third_t_u_z + hess_sum_z
         return (
             _round(grad_x_t_u, dtype),
             _round(grad_y_t_u, dtype),
@@ -566,21 +537,15 @@ class SoftenedCoulombJvpJvp(_Function):
             z_u,
             (need[0], need[1], need[2]),
         )
-        grad_hess_u_x, grad_hess_u_y, grad_hess_u_z = _hessian_times(
+        d_x_t, d_y_t, d_z_t = _hessian_times(
             df, grad * x_u, grad * y_u, grad * z_u, (need[3], need[4], need[5])
         )
-        grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
+        d_x_u, d_y_u, d_z_u = _hessian_times(
             df, grad * x_t, grad * y_t, grad * z_t, (need[6], need[7], need[8])
         )
         d_x = grad_hess_t_u_x + grad_third_t_u_x if need[0] else None
         d_y = grad_hess_t_u_y + grad_third_t_u_y if need[1] else None
         d_z = grad_hess_t_u_z + grad_third_t_u_z if need[2] else None
-        d_x_t = grad_hess_u_x if need[3] else None
-        d_y_t = grad_hess_u_y if need[4] else None
-        d_z_t = grad_hess_u_z if need[5] else None
-        d_x_u = grad_hess_t_x if need[6] else None
-        d_y_u = grad_hess_t_y if need[7] else None
-        d_z_u = grad_hess_t_z if need[8] else None
         d_x_t_u = df.x * grad if need[9] else None
         d_y_t_u = df.y * grad if need[10] else None
         d_z_t_u = df.z * grad if need[11] else None
@@ -653,22 +618,7 @@ class _SoftenedCoulombForCompile(_Function):
 
     forward = staticmethod(SoftenedCoulomb.forward)
     setup_context = staticmethod(SoftenedCoulomb.setup_context)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The backward formulas as plain ops: torch.compile traces through them.
-        x, y, z = ctx.saved_tensors
-        q, eps = ctx.params
-        grad_x, grad_y, grad_z = SoftenedCoulombBackward.forward(
-            grad, x, y, z, q, eps, _bits(ctx.needs_input_grad[:3])
-        )
-        return (
-            _sum_to(grad_x, x) if ctx.needs_input_grad[0] else None,
-            _sum_to(grad_y, y) if ctx.needs_input_grad[1] else None,
-            _sum_to(grad_z, z) if ctx.needs_input_grad[2] else None,
-            None,
-            None,
-        )
+    backward = staticmethod(SoftenedCoulomb.backward)
 
 
 def softened_coulomb(

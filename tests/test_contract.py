@@ -82,6 +82,47 @@ def test_a_product_used_with_two_factors_keeps_them_outside() -> None:
     assert found == [grad * hess_x, grad_t * hess_y]
 
 
+def _hessian(f, s, i, vector):
+    return sum(_derivative(f, s, i, j) * vector[j] for j in range(len(s)))
+
+
+def test_outputs_summing_hessian_products_by_the_same_vectors_share_one_product() -> None:
+    names = ("grad", "grad_t", "grad_u", "x_t", "y_t", "x_u", "y_u", "x_t_u", "y_t_u")
+    grad, grad_t, grad_u, x_t, y_t, x_u, y_u, x_t_u, y_t_u = (sympy.Symbol(n, real=True) for n in names)
+
+    def outputs(f, s):
+        # BackwardJvp.jvp's shape: at each input, ∂²f·t_u·grad + ∂²f·u·grad_t + 2∂²f·t·grad_u.
+        return [
+            grad * _hessian(f, s, i, (x_t_u, y_t_u))
+            + grad_t * _hessian(f, s, i, (x_u, y_u))
+            + 2 * grad_u * _hessian(f, s, i, (x_t, y_t))
+            for i in range(2)
+        ]
+
+    found, products = _factor(outputs, ("x", "y", *names))
+    (product,) = products
+    assert product.combined == (
+        grad * x_t_u + grad_t * x_u + 2 * grad_u * x_t,
+        grad * y_t_u + grad_t * y_u + 2 * grad_u * y_t,
+    )
+    assert found == [sympy.Symbol(r, real=True) for r in product.results]
+
+
+def test_outputs_summing_different_hessian_products_keep_them_apart() -> None:
+    names = ("grad", "grad_t", "x_t", "y_t", "x_u", "y_u")
+    grad, grad_t, x_t, y_t, x_u, y_u = (sympy.Symbol(n, real=True) for n in names)
+
+    def outputs(f, s):
+        # The second output's t-term has another factor: no one sum serves both.
+        return [
+            grad * _hessian(f, s, 0, (x_t, y_t)) + grad_t * _hessian(f, s, 0, (x_u, y_u)),
+            grad_t * _hessian(f, s, 1, (x_t, y_t)) + grad_t * _hessian(f, s, 1, (x_u, y_u)),
+        ]
+
+    _, products = _factor(outputs, ("x", "y", *names))
+    assert products and not any(p.combined for p in products)
+
+
 def test_terms_that_are_not_a_whole_product_stay() -> None:
     def outputs(f, s):
         x_t, y_t = (sympy.Symbol(n, real=True) for n in ("x_t", "y_t"))

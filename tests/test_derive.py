@@ -82,6 +82,11 @@ def test_gradient_matches_sympy(text: str) -> None:
 def product_definitions(product, expr: sympy.Expr, inputs: tuple[str, ...]) -> dict:
     """Result i of ∂ᵏf·a·b is Σ over j, k of ∂ᵏf/∂x_i∂x_j∂x_k·a_j·b_k."""
     n = len(inputs)
+    vectors = [[sympy.Symbol(c, real=True) for c in vector] for vector in product.vectors]
+    if product.combined:  # the first vector, a sum of several: its components
+        vectors.insert(0, list(product.combined))
+    elif product.scale:  # the first vector times it
+        vectors[0] = [sympy.Symbol(product.scale, real=True) * c for c in vectors[0]]
     definitions = {}
     for i, result in enumerate(product.results):
         total = sympy.S.Zero
@@ -89,10 +94,8 @@ def product_definitions(product, expr: sympy.Expr, inputs: tuple[str, ...]) -> d
             derivative = expr
             for position in (i, *rest):
                 derivative = d(derivative, inputs[position])
-            for vector, j in zip(product.vectors, rest):
-                derivative *= sympy.Symbol(vector[j], real=True)
-            if product.scale:  # the first vector times it
-                derivative *= sympy.Symbol(product.scale, real=True)
+            for vector, j in zip(vectors, rest):
+                derivative *= vector[j]
             total += derivative
         definitions[sympy.Symbol(result, real=True)] = total
     return definitions
