@@ -401,16 +401,24 @@ class _ClassPrinter:
         ]
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
-        if self.need_arg(spec):
+        if self.need_arg(spec) and not self.model.multi_output:
+            # Zeros: a full tensor still, as forward mode writes to it.
+            self.uses_need = True
+            grad = spec.tensor_args[0]
+            results = [f"{r} if need & {1 << i} else torch.zeros_like({grad})" for i, r in enumerate(results)]
+        elif self.need_arg(spec):
             results = [f"{r} if need & {1 << i} else None" for i, r in enumerate(results)]
         assignments = [f"{n} = {r}" for n, r in zip(names, results)]
+        if self.need_arg(spec) and not self.model.multi_output:
+            assignments.insert(0, "# Not asked for (bit clear): zeros, which the op's backward drops.")
         return lines + assignments + self.need_lines(spec, names) + [
             f"return {', '.join(map(_rounded, names))}"
         ]
 
     def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
-        """A Backward kernel's skipped gradients (None so far) made zeros."""
-        if not self.need_arg(spec):
+        """A Backward kernel's skipped gradients (None so far) made zeros: where
+        the grads of several outputs may be None, by the first one present."""
+        if not self.need_arg(spec) or not self.model.multi_output:
             return []
         self.uses_need = True
         grads = _tuple_literal(list(spec.tensor_args)[: len(self.model.outputs)])
@@ -977,10 +985,9 @@ def _to_save(model: OpModel, printer: "_ClassPrinter") -> dict[str, object] | No
     held = model.partials.held(printer.saved)
     backward = model.functions[1].class_name
     summary = (
-        f"{' and '.join(levels)} for {backward} to keep where autograd records a graph "
-        "through it (create_graph), so that the backward after it need not compute them "
-        f"again: {held} tensor{'s' if held != 1 else ''} of the inputs' size. None under "
-        "torch.func, whose grad always records one."
+        f"{' and '.join(levels)} for {backward} to keep under create_graph, sparing the "
+        f"next backward computing them again: {held} tensor{'s' if held != 1 else ''} of "
+        "the inputs' size. None under torch.func, whose grad always records a graph."
     )
     inputs = list(model.inputs)
     return {

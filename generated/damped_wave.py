@@ -64,17 +64,6 @@ def _bits(flags):
     return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
-def _unneeded_as_zeros(need, results, grads):
-    """A Backward kernel's gradients, zeros where its op asked for none (bit
-    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
-    like = next((g for g in grads if g is not None), None)
-    if like is None:  # every output's grad None: no gradient at all
-        return results
-    return tuple(
-        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
-    )
-
-
 # What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "x y xx xy yy xxx xxy xyy yyy", defaults=(None,) * 9
@@ -125,10 +114,9 @@ def _partials(x, y, alpha, order):
 
 
 def _partials_to_save(x, y, alpha):
-    """∂f and ∂²f for DampedWaveBackward to keep where autograd records a graph through
-    it (create_graph), so that the backward after it need not compute them again: 5
-    tensors of the inputs' size. None under torch.func, whose grad always records
-    one."""
+    """∂f and ∂²f for DampedWaveBackward to keep under create_graph, sparing the next
+    backward computing them again: 5 tensors of the inputs' size. None under
+    torch.func, whose grad always records a graph."""
     recording = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
@@ -209,9 +197,9 @@ class DampedWaveBackward(_Function):
     def forward(grad, x, y, alpha, need, *saved):
         dtype, grad, x, y = _opmath(grad, x, y)
         df = _Partials(*saved) if saved else _partials(x, y, alpha, 1)
-        grad_x = df.x * grad if need & 1 else None
-        grad_y = df.y * grad if need & 2 else None
-        grad_x, grad_y = _unneeded_as_zeros(need, (grad_x, grad_y), (grad,))
+        # Not asked for (bit clear): zeros, which the op's backward drops.
+        grad_x = df.x * grad if need & 1 else torch.zeros_like(grad)
+        grad_y = df.y * grad if need & 2 else torch.zeros_like(grad)
         return _round(grad_x, dtype), _round(grad_y, dtype)
 
     @staticmethod

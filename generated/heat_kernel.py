@@ -64,17 +64,6 @@ def _bits(flags):
     return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
-def _unneeded_as_zeros(need, results, grads):
-    """A Backward kernel's gradients, zeros where its op asked for none (bit
-    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
-    like = next((g for g in grads if g is not None), None)
-    if like is None:  # every output's grad None: no gradient at all
-        return results
-    return tuple(
-        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
-    )
-
-
 # What _partials returns: df.xx is f_xx (None above the order asked for).
 _Partials = collections.namedtuple(
     "_Partials", "x t xx xt tt xxx xxt xtt ttt", defaults=(None,) * 9
@@ -178,10 +167,9 @@ def _partials(x, t, k, order):
 
 
 def _partials_to_save(x, t, k):
-    """∂f and ∂²f for HeatKernelBackward to keep where autograd records a graph through
-    it (create_graph), so that the backward after it need not compute them again: 5
-    tensors of the inputs' size. None under torch.func, whose grad always records
-    one."""
+    """∂f and ∂²f for HeatKernelBackward to keep under create_graph, sparing the next
+    backward computing them again: 5 tensors of the inputs' size. None under
+    torch.func, whose grad always records a graph."""
     recording = torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)
     if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
@@ -266,9 +254,9 @@ class HeatKernelBackward(_Function):
     def forward(grad, x, t, k, need, *saved):
         dtype, grad, x, t = _opmath(grad, x, t)
         df = _Partials(*saved) if saved else _partials(x, t, k, 1)
-        grad_x = df.x * grad if need & 1 else None
-        grad_t = df.t * grad if need & 2 else None
-        grad_x, grad_t = _unneeded_as_zeros(need, (grad_x, grad_t), (grad,))
+        # Not asked for (bit clear): zeros, which the op's backward drops.
+        grad_x = df.x * grad if need & 1 else torch.zeros_like(grad)
+        grad_t = df.t * grad if need & 2 else torch.zeros_like(grad)
         return _round(grad_x, dtype), _round(grad_t, dtype)
 
     @staticmethod

@@ -69,10 +69,9 @@ def _partials(r, epsilon, sigma, order):
 
 
 def _partials_to_save(r, epsilon, sigma):
-    """∂f and ∂²f for LennardJonesBackward to keep where autograd records a graph
-    through it (create_graph), so that the backward after it need not compute them
-    again: 2 tensors of the inputs' size. None under torch.func, whose grad always
-    records one."""
+    """∂f and ∂²f for LennardJonesBackward to keep under create_graph, sparing the next
+    backward computing them again: 2 tensors of the inputs' size. None under
+    torch.func, whose grad always records a graph."""
     recording = torch.is_grad_enabled() and r.requires_grad
     if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()

@@ -67,10 +67,9 @@ def _partials(x, order):
 
 
 def _partials_to_save(x):
-    """∂f and ∂²f for SeluBackward to keep where autograd records a graph through it
-    (create_graph), so that the backward after it need not compute them again: 2
-    tensors of the inputs' size. None under torch.func, whose grad always records
-    one."""
+    """∂f and ∂²f for SeluBackward to keep under create_graph, sparing the next
+    backward computing them again: 2 tensors of the inputs' size. None under
+    torch.func, whose grad always records a graph."""
     recording = torch.is_grad_enabled() and x.requires_grad
     if not recording or torch._C._functorch.peek_interpreter_stack() is not None:
         return ()
