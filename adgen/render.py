@@ -202,7 +202,17 @@ class _ClassPrinter:
                 setup = ["_Function.setup_context(ctx, inputs, output)"]
             # An unused output's grad stays None: no zeros made, no terms computed.
             setup.append("ctx.set_materialize_grads(False)")
-        forward_lines = self.forward_lines(spec)
+        # A signature too long for a line, of tensors only: `forward(*tensors)`,
+        # named as opmath unpacks them, a derivative level a line (black would
+        # write a name a line, twice).
+        packed = (
+            not self.options.fuse
+            and all_args == list(spec.tensor_args)
+            and not saved_arg
+            and "tensors" not in all_args
+            and len(", ".join(all_args)) > _LINE_ROOM
+        )
+        forward_lines = self.forward_lines(spec, "*tensors" if packed else None)
         if self.options.fuse:
             kernel = f"_{self.model.name}{_snake(spec.role.value)}"
             self.kernels.append(
@@ -215,14 +225,33 @@ class _ClassPrinter:
         jvp_lines = self.restore_lines(
             spec, opmath=spec.jvp_call is None, keep_saved=spec.jvp_call is not None
         )
-        if spec.optional_grads:
-            # set_materialize_grads(False) leaves a missing tangent None too.
+        # Tangents too many for a line: `jvp(ctx, *tangents)`, named as above.
+        tangent_names = list(spec.tangent_names())
+        jvp_rest = ["*_"] if params or self.need_arg(spec) or saved_arg else []
+        packed_jvp = (
+            spec.jvp_call is None
+            and "tangents" not in tangent_names + list(spec.tensor_args)
+            and len(", ".join(["ctx", *tangent_names, *jvp_rest])) > _LINE_ROOM
+        )
+        if self.passes_saved_on(spec, jvp_lines):
+            # The next Function takes the saved tensors, then their tangents:
+            # named once, in the signature, not twice more.
             tangents = list(spec.tangent_names())
-            jvp_lines.append(
-                f"{_unpack(tangents)} = _zeros_for_none("
-                f"{_tuple_literal(tangents)}, {_tuple_literal(list(spec.tensor_args))})"
-            )
-        jvp_lines += self.jvp_lines(spec)
+            target = self.by_name[spec.jvp_call].class_name
+            jvp_lines = jvp_lines[1:]
+            if spec.optional_grads:  # set_materialize_grads(False): a tangent may be None
+                jvp_lines.append(f"tangents = _zeros_for_none({_tuple_literal(tangents)}, ctx.saved_tensors)")
+                tangents = ["*tangents"]
+            args = ", ".join(["*ctx.saved_tensors", *tangents, *self.param_names])
+            jvp_lines.append(f"return {target}.apply({args})")
+        elif packed_jvp:
+            if spec.optional_grads:  # set_materialize_grads(False): a tangent may be None
+                jvp_lines.append("tangents = _zeros_for_none(tangents, ctx.saved_tensors)")
+            exact = spec.optional_grads or not jvp_rest  # no parameters' tangents after them
+            groups = _fitting_groups(tangent_names, reserve=len(" = tangents[00:00]"))
+            jvp_lines += _grouped_unpack(groups, "tangents", exact) + self.jvp_lines(spec)
+        else:
+            jvp_lines += self.optional_tangent_lines(spec) + self.jvp_lines(spec)
         if self.saves_gradient(spec):  # the saved derivatives have no tangent
             nones = ", ".join(["None"] * len(self.saved_derivatives()))
             if self.model.multi_output:  # the outputs' tangents, then the Nones
@@ -234,17 +263,35 @@ class _ClassPrinter:
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
-            "forward_args": ", ".join(all_args + saved_arg),
+            "forward_args": "*tensors" if packed else ", ".join(all_args + saved_arg),
             "forward_lines": forward_lines,
             "setup_lines": setup,
             "backward_args": ", ".join(["ctx", *grad_names]),
             "backward_lines": backward_lines,
-            "jvp_args": ", ".join(
-                ["ctx", *spec.tangent_names()]
-                + (["*_"] if params or self.need_arg(spec) or saved_arg else [])
-            ),
+            "jvp_args": "ctx, *tangents" if packed_jvp else ", ".join(["ctx", *tangent_names, *jvp_rest]),
             "jvp_lines": jvp_lines,
         }
+
+    def optional_tangent_lines(self, spec: FunctionSpec) -> list[str]:
+        """Zeros for the missing tangents, where set_materialize_grads(False)
+        leaves them None (the Functions of an op of several outputs)."""
+        if not spec.optional_grads:
+            return []
+        tangents = list(spec.tangent_names())
+        return [
+            f"{_unpack(tangents)} = _zeros_for_none("
+            f"{_tuple_literal(tangents)}, {_tuple_literal(list(spec.tensor_args))})"
+        ]
+
+    def passes_saved_on(self, spec: FunctionSpec, jvp_lines: list[str]) -> bool:
+        """Whether `spec`'s jvp hands the next Function exactly what ctx saved
+        (its tensor arguments, as the first line unpacks them), then their
+        tangents, then the parameters."""
+        if spec.jvp_call is None or self.saves_gradient(spec):
+            return False
+        unpacked = f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"
+        arguments = list(spec.tensor_args) + list(spec.tangent_names())
+        return jvp_lines[0] == unpacked and list(spec.jvp_call_args) == arguments
 
     def need_arg(self, spec: FunctionSpec) -> list[str]:
         """["need"] for the first-order Backward of an op of several inputs: the
@@ -339,27 +386,28 @@ class _ClassPrinter:
         if self.takes_saved(spec) and keep_saved:
             lines = [f"{', '.join(names)}, *saved = ctx.saved_tensors"]
             if opmath:
-                lines.append(f"dtype, {', '.join(names)} = _opmath({', '.join(names)})")
+                lines += opmath_lines(names)
         elif self.takes_saved(spec):  # the saved entries follow the arguments
             tensors = f"ctx.saved_tensors[:{len(names)}]"
             if opmath:
-                lines = [f"dtype, {', '.join(names)} = _opmath(*{tensors})"]
+                lines = opmath_lines(names, f"*{tensors}")
             else:
                 lines = [f"{_unpack(names)} = {tensors}"]
         elif opmath:
-            lines = [f"dtype, {', '.join(names)} = _opmath(*ctx.saved_tensors)"]
+            lines = opmath_lines(names, "*ctx.saved_tensors")
         else:
             lines = [f"{_unpack(names)} = ctx.saved_tensors"]
         if self.param_names:
             lines.append(f"{_unpack(self.param_names)} = ctx.params")
         return lines
 
-    def forward_lines(self, spec: FunctionSpec) -> list[str]:
+    def forward_lines(self, spec: FunctionSpec, source: str | None = None) -> list[str]:
+        """`source`: the tensor arguments' expression (`*tensors`), else their names."""
         # forward runs without autograd recording: its kernel may reuse buffers.
         tensors = list(spec.tensor_args)
         lines = self.new_tensor_lines(
             spec, spec.forward, list(spec.outputs), tensors, in_place=True,
-            from_saved=self.takes_saved(spec),
+            from_saved=self.takes_saved(spec), source=source,
         )
         if not self.saves_gradient(spec):
             return lines
@@ -382,13 +430,14 @@ class _ClassPrinter:
         tensors: list[str] | None,
         in_place: bool = False,
         from_saved: bool = False,
+        source: str | None = None,
     ) -> list[str]:
         """A kernel whose results are new tensors of the outputs' shape (forward,
         and a plain jvp): one result is returned directly, several by name.
         `tensors` are the arguments to bring to opmath (None: already done);
         `from_saved`: the table is the saved entries where they are given."""
         printed = self.printed(kernel, in_place)
-        lines = opmath_lines(tensors) if tensors else []
+        lines = opmath_lines(tensors, source) if tensors else []
         table = self.partials_call(kernel.partials_order)
         if from_saved and table:
             table = [f"df = {self.saved_table()} if saved else {table[0].removeprefix('df = ')}"]
@@ -597,10 +646,14 @@ class _ClassPrinter:
                 (header, guard, self.printed(block))
                 for header, guard, _, block in self.blocks_once(spec.backward.blocks, results_names)
             ]
+            unset = []  # no term without a grad
             for index, arg in enumerate(spec.tensor_args):
                 if results[index] is None and any(p.outputs[index] for _, _, p in blocks):
-                    lines.append(f"d_{arg} = None")  # no term without a grad
+                    unset.append(f"d_{arg}")
                     results[index] = f"d_{arg}"
+            if unset:
+                groups = _fitting_groups(unset, " = ", len(" = None"))
+                lines += [" = ".join(group) + " = None" for group in groups]
             for header, guard, printed in blocks:
                 body = list(printed.statements)
                 for index, (arg, code) in enumerate(zip(spec.tensor_args, printed.outputs)):
@@ -610,7 +663,7 @@ class _ClassPrinter:
                 lines += _guarded(header, guard, body)
         # _gradients adds None for the parameters and the saved entries. The op's
         # Backward rounded its results already (dtype None).
-        gradients = _tuple_literal([r or "None" for r in results])
+        gradients = _grouped_tuple([r or "None" for r in results])
         dtype = "dtype" if spec.backward_call is None else "None"
         return lines + [f"return _gradients(ctx, {dtype}, {gradients})"]
 
@@ -1051,11 +1104,81 @@ def _public_signature(model: OpModel) -> str:
     return ", ".join(parts)
 
 
-def opmath_lines(tensors: list[str]) -> list[str]:
+def opmath_lines(tensors: list[str], source: str | None = None) -> list[str]:
     """The first line of every kernel: float16 and bfloat16 arguments are
     computed in float32 and each result is rounded once (`_rounded`) to the dtype
-    the arguments promote to, as PyTorch's native kernels do ("opmath")."""
-    return [f"dtype, {', '.join(tensors)} = _opmath({', '.join(tensors)})"]
+    the arguments promote to, as PyTorch's native kernels do ("opmath").
+    `source`: the tensors' expression (`*ctx.saved_tensors`), else their names.
+    A list too long for a line is taken apart in lines that fit, not a name a
+    line (as black would write it): `dtype, *tensors = ...`, then the names."""
+    source = source or ", ".join(tensors)
+    line = f"dtype, {', '.join(tensors)} = _opmath({source})"
+    groups = _fitting_groups(tensors)
+    # One group: black wraps the call's arguments on one line of their own.
+    if len(line) <= _LINE_ROOM or len(groups) == 1 or "tensors" in tensors:
+        return [line]
+    return [f"dtype, *tensors = _opmath({source})"] + _grouped_unpack(groups, "tensors")
+
+
+def _grouped_unpack(groups: list[list[str]], source: str, exact: bool = True) -> list[str]:
+    """`x, y = tensors[:2]`, a line a group; `exact`: `source` holds no more
+    than the names (the last slice open)."""
+    lines = []
+    start = 0
+    total = sum(len(g) for g in groups)
+    for group in groups:
+        stop = start + len(group)
+        end = "" if stop == total and exact else str(stop)
+        lines.append(f"{', '.join(group)} = {source}[{start or ''}:{end}]")
+        start = stop
+    return lines
+
+
+# Characters a statement has in a method body: black's 88, less two indents.
+_LINE_ROOM = 80
+
+
+def _grouped_tuple(names: list[str]) -> str:
+    """`(a, b, c)`; too long for a line, one tuple a derivative level, added:
+    `(d_x, d_y) + (d_x_t, d_y_t)`, not a name a line."""
+    literal = _tuple_literal(names)
+    if len(literal) <= _LINE_ROOM - len("return _gradients(ctx, dtype, )"):
+        return literal
+    # A tuple a line, inside the call's parentheses: four more spaces, `+ (`, `),`.
+    return " + ".join(_tuple_literal(g) for g in _fitting_groups(names, reserve=10))
+
+
+def _untangent(name: str) -> str:
+    """The argument a tangent is of: grad_y1_t_u -> grad_y1, t_t -> t."""
+    words = name.split("_")
+    while len(words) > 1 and words[-1] in ("t", "u", "v"):
+        words.pop()
+    return "_".join(words)
+
+
+def _fitting_groups(
+    names: list[str], separator: str = ", ", reserve: int = len(" = tensors[00:00]")
+) -> list[list[str]]:
+    """`names` in runs, each short enough to unpack on one line, broken between
+    derivative levels where a level fits (x, y | x_t, y_t | x_u, y_u, x_t_u, y_t_u)."""
+    bases = [_untangent(n) for n in names]
+    level = next(
+        (
+            k
+            for k in range(1, len(names) // 2 + 1)
+            if len(names) % k == 0 and all(b == bases[i % k] for i, b in enumerate(bases))
+        ),
+        1,
+    )
+    units = [names[i : i + level] for i in range(0, len(names), level)]
+    if any(len(separator.join(u)) + reserve > _LINE_ROOM for u in units):
+        units = [[n] for n in names]
+    groups: list[list[str]] = [[]]
+    for unit in units:
+        if groups[-1] and len(separator.join(groups[-1] + unit)) + reserve > _LINE_ROOM:
+            groups.append([])
+        groups[-1].extend(unit)
+    return groups
 
 
 def _rounded(code: str) -> str:

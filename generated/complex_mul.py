@@ -188,9 +188,8 @@ class ComplexMul(_Function):
 
     @staticmethod
     def jvp(ctx, a_t, c_t, b_t, d_t):
-        a, c, b, d = ctx.saved_tensors
-        a_t, c_t, b_t, d_t = _zeros_for_none((a_t, c_t, b_t, d_t), (a, c, b, d))
-        return ComplexMulJvp.apply(a, c, b, d, a_t, c_t, b_t, d_t)
+        tangents = _zeros_for_none((a_t, c_t, b_t, d_t), ctx.saved_tensors)
+        return ComplexMulJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class ComplexMulBackward(_Function):
@@ -242,10 +241,7 @@ class ComplexMulBackward(_Function):
             if need[1]
             else None
         )
-        d_a = None
-        d_c = None
-        d_b = None
-        d_d = None
+        d_a = d_c = d_b = d_d = None
         if grad_re is not None:
             d_a = _add(d_a, grad_grad_c * grad_re) if need[2] else None
             d_c = _add(d_c, grad_grad_a * grad_re) if need[3] else None
@@ -260,9 +256,8 @@ class ComplexMulBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t, *_):
-        grad_re, grad_im, a, c, b, d = ctx.saved_tensors
         return ComplexMulBackwardJvp.apply(
-            grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t
+            *ctx.saved_tensors, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t
         )
 
 
@@ -287,14 +282,7 @@ class ComplexMulJvp(_Function):
         dtype, a, c, b, d, a_t, c_t, b_t, d_t = _opmath(*ctx.saved_tensors)
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
-        d_a = None
-        d_c = None
-        d_b = None
-        d_d = None
-        d_a_t = None
-        d_c_t = None
-        d_b_t = None
-        d_d_t = None
+        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
         if grad_re_t is not None:
             d_a = _add(d_a, c_t * grad_re_t) if need[0] else None
             d_c = _add(d_c, a_t * grad_re_t) if need[1] else None
@@ -317,29 +305,10 @@ class ComplexMulJvp(_Function):
 
     @staticmethod
     def jvp(ctx, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u):
-        a, c, b, d, a_t, c_t, b_t, d_t = ctx.saved_tensors
-        a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u = _zeros_for_none(
-            (a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u),
-            (a, c, b, d, a_t, c_t, b_t, d_t),
+        tangents = _zeros_for_none(
+            (a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u), ctx.saved_tensors
         )
-        return ComplexMulJvpJvp.apply(
-            a,
-            c,
-            b,
-            d,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-            a_u,
-            c_u,
-            b_u,
-            d_u,
-            a_t_u,
-            c_t_u,
-            b_t_u,
-            d_t_u,
-        )
+        return ComplexMulJvpJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class ComplexMulBackwardJvp(_Function):
@@ -347,23 +316,11 @@ class ComplexMulBackwardJvp(_Function):
 
     @staticmethod
     def forward(grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t):
-        (
-            dtype,
-            grad_re,
-            grad_im,
-            a,
-            c,
-            b,
-            d,
-            grad_re_t,
-            grad_im_t,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-        ) = _opmath(
+        dtype, *tensors = _opmath(
             grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t
         )
+        grad_re, grad_im, a, c, b, d = tensors[:6]
+        grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
         df = _partials(a, c, b, d, 1)
         grad_a_t = grad_c_t = grad_b_t = grad_d_t = None
         if grad_re is not None:
@@ -385,21 +342,9 @@ class ComplexMulBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_a_t, grad_grad_c_t, grad_grad_b_t, grad_grad_d_t):
-        (
-            dtype,
-            grad_re,
-            grad_im,
-            a,
-            c,
-            b,
-            d,
-            grad_re_t,
-            grad_im_t,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-        ) = _opmath(*ctx.saved_tensors)
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_re, grad_im, a, c, b, d = tensors[:6]
+        grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
         d_grad_re = (
@@ -434,14 +379,7 @@ class ComplexMulBackwardJvp(_Function):
             if need[7]
             else None
         )
-        d_a = None
-        d_c = None
-        d_b = None
-        d_d = None
-        d_a_t = None
-        d_c_t = None
-        d_b_t = None
-        d_d_t = None
+        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
         if grad_re is not None:
             d_a = _add(d_a, grad_grad_c_t * grad_re_t) if need[2] else None
             d_c = _add(d_c, grad_grad_a_t * grad_re_t) if need[3] else None
@@ -463,53 +401,17 @@ class ComplexMulBackwardJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_grad_re,
-                d_grad_im,
-                d_a,
-                d_c,
-                d_b,
-                d_d,
-                d_grad_re_t,
-                d_grad_im_t,
-                d_a_t,
-                d_c_t,
-                d_b_t,
-                d_d_t,
-            ),
+            (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d)
+            + (d_grad_re_t, d_grad_im_t, d_a_t, d_c_t, d_b_t, d_d_t),
         )
 
     @staticmethod
-    def jvp(
-        ctx,
-        grad_re_u,
-        grad_im_u,
-        a_u,
-        c_u,
-        b_u,
-        d_u,
-        grad_re_t_u,
-        grad_im_t_u,
-        a_t_u,
-        c_t_u,
-        b_t_u,
-        d_t_u,
-    ):
-        (
-            dtype,
-            grad_re,
-            grad_im,
-            a,
-            c,
-            b,
-            d,
-            grad_re_t,
-            grad_im_t,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-        ) = _opmath(*ctx.saved_tensors)
+    def jvp(ctx, *tangents):
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_re, grad_im, a, c, b, d = tensors[:6]
+        grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
+        grad_re_u, grad_im_u, a_u, c_u, b_u, d_u = tangents[:6]
+        grad_re_t_u, grad_im_t_u, a_t_u, c_t_u, b_t_u, d_t_u = tangents[6:]
         df = _partials(a, c, b, d, 1)
         grad_a_t_u = grad_c_t_u = grad_b_t_u = grad_d_t_u = None
         if grad_re is not None:
@@ -585,25 +487,7 @@ class ComplexMulJvpJvp(_Function):
     def forward(
         a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u
     ):
-        (
-            dtype,
-            a,
-            c,
-            b,
-            d,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-            a_u,
-            c_u,
-            b_u,
-            d_u,
-            a_t_u,
-            c_t_u,
-            b_t_u,
-            d_t_u,
-        ) = _opmath(
+        dtype, *tensors = _opmath(
             a,
             c,
             b,
@@ -621,6 +505,8 @@ class ComplexMulJvpJvp(_Function):
             b_t_u,
             d_t_u,
         )
+        a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u = tensors[:12]
+        a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
         df = _partials(a, c, b, d, 1)
         re_t_u = (
             a_t * c_u
@@ -651,43 +537,13 @@ class ComplexMulJvpJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_re_t_u, grad_im_t_u):
-        (
-            dtype,
-            a,
-            c,
-            b,
-            d,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-            a_u,
-            c_u,
-            b_u,
-            d_u,
-            a_t_u,
-            c_t_u,
-            b_t_u,
-            d_t_u,
-        ) = _opmath(*ctx.saved_tensors)
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u = tensors[:12]
+        a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
-        d_a = None
-        d_c = None
-        d_b = None
-        d_d = None
-        d_a_t = None
-        d_c_t = None
-        d_b_t = None
-        d_d_t = None
-        d_a_u = None
-        d_c_u = None
-        d_b_u = None
-        d_d_u = None
-        d_a_t_u = None
-        d_c_t_u = None
-        d_b_t_u = None
-        d_d_t_u = None
+        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
+        d_a_u = d_c_u = d_b_u = d_d_u = d_a_t_u = d_c_t_u = d_b_t_u = d_d_t_u = None
         if grad_re_t_u is not None:
             d_a = _add(d_a, c_t_u * grad_re_t_u) if need[0] else None
             d_c = _add(d_c, a_t_u * grad_re_t_u) if need[1] else None
@@ -725,120 +581,18 @@ class ComplexMulJvpJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_a,
-                d_c,
-                d_b,
-                d_d,
-                d_a_t,
-                d_c_t,
-                d_b_t,
-                d_d_t,
-                d_a_u,
-                d_c_u,
-                d_b_u,
-                d_d_u,
-                d_a_t_u,
-                d_c_t_u,
-                d_b_t_u,
-                d_d_t_u,
-            ),
+            (d_a, d_c, d_b, d_d, d_a_t, d_c_t, d_b_t, d_d_t)
+            + (d_a_u, d_c_u, d_b_u, d_d_u, d_a_t_u, d_c_t_u, d_b_t_u, d_d_t_u),
         )
 
     @staticmethod
-    def jvp(
-        ctx,
-        a_v,
-        c_v,
-        b_v,
-        d_v,
-        a_t_v,
-        c_t_v,
-        b_t_v,
-        d_t_v,
-        a_u_v,
-        c_u_v,
-        b_u_v,
-        d_u_v,
-        a_t_u_v,
-        c_t_u_v,
-        b_t_u_v,
-        d_t_u_v,
-    ):
-        (
-            dtype,
-            a,
-            c,
-            b,
-            d,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-            a_u,
-            c_u,
-            b_u,
-            d_u,
-            a_t_u,
-            c_t_u,
-            b_t_u,
-            d_t_u,
-        ) = _opmath(*ctx.saved_tensors)
-        (
-            a_v,
-            c_v,
-            b_v,
-            d_v,
-            a_t_v,
-            c_t_v,
-            b_t_v,
-            d_t_v,
-            a_u_v,
-            c_u_v,
-            b_u_v,
-            d_u_v,
-            a_t_u_v,
-            c_t_u_v,
-            b_t_u_v,
-            d_t_u_v,
-        ) = _zeros_for_none(
-            (
-                a_v,
-                c_v,
-                b_v,
-                d_v,
-                a_t_v,
-                c_t_v,
-                b_t_v,
-                d_t_v,
-                a_u_v,
-                c_u_v,
-                b_u_v,
-                d_u_v,
-                a_t_u_v,
-                c_t_u_v,
-                b_t_u_v,
-                d_t_u_v,
-            ),
-            (
-                a,
-                c,
-                b,
-                d,
-                a_t,
-                c_t,
-                b_t,
-                d_t,
-                a_u,
-                c_u,
-                b_u,
-                d_u,
-                a_t_u,
-                c_t_u,
-                b_t_u,
-                d_t_u,
-            ),
-        )
+    def jvp(ctx, *tangents):
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u = tensors[:12]
+        a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
+        tangents = _zeros_for_none(tangents, ctx.saved_tensors)
+        a_v, c_v, b_v, d_v, a_t_v, c_t_v, b_t_v, d_t_v = tangents[:8]
+        a_u_v, c_u_v, b_u_v, d_u_v, a_t_u_v, c_t_u_v, b_t_u_v, d_t_u_v = tangents[8:]
         df = _partials(a, c, b, d, 1)
         re_t_u_v = (
             a_t * c_u_v

@@ -185,9 +185,8 @@ class DampedWave(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, y_t, *_):
-        x, y = ctx.saved_tensors
         (alpha,) = ctx.params
-        return DampedWaveJvp.apply(x, y, x_t, y_t, alpha)
+        return DampedWaveJvp.apply(*ctx.saved_tensors, x_t, y_t, alpha)
 
 
 class DampedWaveBackward(_Function):
@@ -246,9 +245,8 @@ class DampedWaveJvp(_Function):
 
     @staticmethod
     def jvp(ctx, x_u, y_u, x_t_u, y_t_u, *_):
-        x, y, x_t, y_t = ctx.saved_tensors
         (alpha,) = ctx.params
-        return DampedWaveJvpJvp.apply(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha)
+        return DampedWaveJvpJvp.apply(*ctx.saved_tensors, x_u, y_u, x_t_u, y_t_u, alpha)
 
 
 class DampedWaveBackwardJvp(_Function):

@@ -242,9 +242,8 @@ class HeatKernel(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, t_t, *_):
-        x, t = ctx.saved_tensors
         (k,) = ctx.params
-        return HeatKernelJvp.apply(x, t, x_t, t_t, k)
+        return HeatKernelJvp.apply(*ctx.saved_tensors, x_t, t_t, k)
 
 
 class HeatKernelBackward(_Function):
@@ -303,9 +302,8 @@ class HeatKernelJvp(_Function):
 
     @staticmethod
     def jvp(ctx, x_u, t_u, x_t_u, t_t_u, *_):
-        x, t, x_t, t_t = ctx.saved_tensors
         (k,) = ctx.params
-        return HeatKernelJvpJvp.apply(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k)
+        return HeatKernelJvpJvp.apply(*ctx.saved_tensors, x_u, t_u, x_t_u, t_t_u, k)
 
 
 class HeatKernelBackwardJvp(_Function):

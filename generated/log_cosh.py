@@ -131,8 +131,7 @@ class LogCoshBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
-        grad, x = ctx.saved_tensors
-        return LogCoshBackwardJvp.apply(grad, x, grad_t, x_t)
+        return LogCoshBackwardJvp.apply(*ctx.saved_tensors, grad_t, x_t)
 
 
 class LogCoshBackwardJvp(_Function):

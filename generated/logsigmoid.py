@@ -123,8 +123,7 @@ class LogsigmoidBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
-        grad, x = ctx.saved_tensors
-        return LogsigmoidBackwardJvp.apply(grad, x, grad_t, x_t)
+        return LogsigmoidBackwardJvp.apply(*ctx.saved_tensors, grad_t, x_t)
 
 
 class LogsigmoidBackwardJvp(_Function):

@@ -206,9 +206,8 @@ class Polar(_Function):
 
     @staticmethod
     def jvp(ctx, r_t, theta_t):
-        r, theta = ctx.saved_tensors
-        r_t, theta_t = _zeros_for_none((r_t, theta_t), (r, theta))
-        return PolarJvp.apply(r, theta, r_t, theta_t)
+        tangents = _zeros_for_none((r_t, theta_t), ctx.saved_tensors)
+        return PolarJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class PolarBackward(_Function):
@@ -243,8 +242,7 @@ class PolarBackward(_Function):
         d_grad_y = (
             df.y.r * grad_grad_r + df.y.theta * grad_grad_theta if need[1] else None
         )
-        d_r = None
-        d_theta = None
+        d_r = d_theta = None
         for grad, f in (
             (grad_x, df.x),
             (grad_y, df.y),
@@ -262,9 +260,8 @@ class PolarBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_x_t, grad_y_t, r_t, theta_t, *_):
-        grad_x, grad_y, r, theta = ctx.saved_tensors
         return PolarBackwardJvp.apply(
-            grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t
+            *ctx.saved_tensors, grad_x_t, grad_y_t, r_t, theta_t
         )
 
 
@@ -289,10 +286,7 @@ class PolarJvp(_Function):
         dtype, r, theta, r_t, theta_t = _opmath(*ctx.saved_tensors)
         df = _partials(r, theta, 2)
         need = ctx.needs_input_grad
-        d_r = None
-        d_theta = None
-        d_r_t = None
-        d_theta_t = None
+        d_r = d_theta = d_r_t = d_theta_t = None
         for grad_t, f in (
             (grad_x_t, df.x),
             (grad_y_t, df.y),
@@ -311,11 +305,8 @@ class PolarJvp(_Function):
 
     @staticmethod
     def jvp(ctx, r_u, theta_u, r_t_u, theta_t_u):
-        r, theta, r_t, theta_t = ctx.saved_tensors
-        r_u, theta_u, r_t_u, theta_t_u = _zeros_for_none(
-            (r_u, theta_u, r_t_u, theta_t_u), (r, theta, r_t, theta_t)
-        )
-        return PolarJvpJvp.apply(r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u)
+        tangents = _zeros_for_none((r_u, theta_u, r_t_u, theta_t_u), ctx.saved_tensors)
+        return PolarJvpJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class PolarBackwardJvp(_Function):
@@ -368,10 +359,7 @@ class PolarBackwardJvp(_Function):
         d_grad_y_t = (
             df.y.r * grad_grad_r_t + df.y.theta * grad_grad_theta_t if need[5] else None
         )
-        d_r = None
-        d_theta = None
-        d_r_t = None
-        d_theta_t = None
+        d_r = d_theta = d_r_t = d_theta_t = None
         for grad, grad_t, f in (
             (grad_x, grad_x_t, df.x),
             (grad_y, grad_y_t, df.y),
@@ -408,16 +396,8 @@ class PolarBackwardJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_grad_x,
-                d_grad_y,
-                d_r,
-                d_theta,
-                d_grad_x_t,
-                d_grad_y_t,
-                d_r_t,
-                d_theta_t,
-            ),
+            (d_grad_x, d_grad_y, d_r, d_theta)
+            + (d_grad_x_t, d_grad_y_t, d_r_t, d_theta_t),
         )
 
     @staticmethod
@@ -498,14 +478,8 @@ class PolarJvpJvp(_Function):
         )
         df = _partials(r, theta, 3)
         need = ctx.needs_input_grad
-        d_r = None
-        d_theta = None
-        d_r_t = None
-        d_theta_t = None
-        d_r_u = None
-        d_theta_u = None
-        d_r_t_u = None
-        d_theta_t_u = None
+        d_r = d_theta = d_r_t = d_theta_t = d_r_u = d_theta_u = None
+        d_r_t_u = d_theta_t_u = None
         for grad_t_u, f in (
             (grad_x_t_u, df.x),
             (grad_y_t_u, df.y),

@@ -188,9 +188,8 @@ class Rope(_Function):
 
     @staticmethod
     def jvp(ctx, x1_t, x2_t, c_t, s_t):
-        x1, x2, c, s = ctx.saved_tensors
-        x1_t, x2_t, c_t, s_t = _zeros_for_none((x1_t, x2_t, c_t, s_t), (x1, x2, c, s))
-        return RopeJvp.apply(x1, x2, c, s, x1_t, x2_t, c_t, s_t)
+        tangents = _zeros_for_none((x1_t, x2_t, c_t, s_t), ctx.saved_tensors)
+        return RopeJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class RopeBackward(_Function):
@@ -242,10 +241,7 @@ class RopeBackward(_Function):
             if need[1]
             else None
         )
-        d_x1 = None
-        d_x2 = None
-        d_c = None
-        d_s = None
+        d_x1 = d_x2 = d_c = d_s = None
         if grad_y1 is not None:
             d_x1 = _add(d_x1, grad_grad_c * grad_y1) if need[2] else None
             d_x2 = _add(d_x2, -grad_grad_s * grad_y1) if need[3] else None
@@ -260,9 +256,8 @@ class RopeBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t, *_):
-        grad_y1, grad_y2, x1, x2, c, s = ctx.saved_tensors
         return RopeBackwardJvp.apply(
-            grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
+            *ctx.saved_tensors, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
         )
 
 
@@ -289,14 +284,7 @@ class RopeJvp(_Function):
         dtype, x1, x2, c, s, x1_t, x2_t, c_t, s_t = _opmath(*ctx.saved_tensors)
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
-        d_x1 = None
-        d_x2 = None
-        d_c = None
-        d_s = None
-        d_x1_t = None
-        d_x2_t = None
-        d_c_t = None
-        d_s_t = None
+        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
         if grad_y1_t is not None:
             d_x1 = _add(d_x1, c_t * grad_y1_t) if need[0] else None
             d_x2 = _add(d_x2, -grad_y1_t * s_t) if need[1] else None
@@ -321,29 +309,10 @@ class RopeJvp(_Function):
 
     @staticmethod
     def jvp(ctx, x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u):
-        x1, x2, c, s, x1_t, x2_t, c_t, s_t = ctx.saved_tensors
-        x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u = _zeros_for_none(
-            (x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u),
-            (x1, x2, c, s, x1_t, x2_t, c_t, s_t),
+        tangents = _zeros_for_none(
+            (x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u), ctx.saved_tensors
         )
-        return RopeJvpJvp.apply(
-            x1,
-            x2,
-            c,
-            s,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-            x1_u,
-            x2_u,
-            c_u,
-            s_u,
-            x1_t_u,
-            x2_t_u,
-            c_t_u,
-            s_t_u,
-        )
+        return RopeJvpJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class RopeBackwardJvp(_Function):
@@ -353,23 +322,11 @@ class RopeBackwardJvp(_Function):
     def forward(
         grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
     ):
-        (
-            dtype,
-            grad_y1,
-            grad_y2,
-            x1,
-            x2,
-            c,
-            s,
-            grad_y1_t,
-            grad_y2_t,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-        ) = _opmath(
+        dtype, *tensors = _opmath(
             grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
         )
+        grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
+        grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
         df = _partials(x1, x2, c, s, 1)
         grad_x1_t = grad_x2_t = grad_c_t = grad_s_t = None
         if grad_y1 is not None:
@@ -391,21 +348,9 @@ class RopeBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_grad_x1_t, grad_grad_x2_t, grad_grad_c_t, grad_grad_s_t):
-        (
-            dtype,
-            grad_y1,
-            grad_y2,
-            x1,
-            x2,
-            c,
-            s,
-            grad_y1_t,
-            grad_y2_t,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-        ) = _opmath(*ctx.saved_tensors)
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
+        grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
         d_grad_y1 = (
@@ -440,14 +385,7 @@ class RopeBackwardJvp(_Function):
             if need[7]
             else None
         )
-        d_x1 = None
-        d_x2 = None
-        d_c = None
-        d_s = None
-        d_x1_t = None
-        d_x2_t = None
-        d_c_t = None
-        d_s_t = None
+        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
         if grad_y1 is not None:
             d_x1 = _add(d_x1, grad_grad_c_t * grad_y1_t) if need[2] else None
             d_x2 = _add(d_x2, -grad_grad_s_t * grad_y1_t) if need[3] else None
@@ -469,53 +407,17 @@ class RopeBackwardJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_grad_y1,
-                d_grad_y2,
-                d_x1,
-                d_x2,
-                d_c,
-                d_s,
-                d_grad_y1_t,
-                d_grad_y2_t,
-                d_x1_t,
-                d_x2_t,
-                d_c_t,
-                d_s_t,
-            ),
+            (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s)
+            + (d_grad_y1_t, d_grad_y2_t, d_x1_t, d_x2_t, d_c_t, d_s_t),
         )
 
     @staticmethod
-    def jvp(
-        ctx,
-        grad_y1_u,
-        grad_y2_u,
-        x1_u,
-        x2_u,
-        c_u,
-        s_u,
-        grad_y1_t_u,
-        grad_y2_t_u,
-        x1_t_u,
-        x2_t_u,
-        c_t_u,
-        s_t_u,
-    ):
-        (
-            dtype,
-            grad_y1,
-            grad_y2,
-            x1,
-            x2,
-            c,
-            s,
-            grad_y1_t,
-            grad_y2_t,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-        ) = _opmath(*ctx.saved_tensors)
+    def jvp(ctx, *tangents):
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
+        grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
+        grad_y1_u, grad_y2_u, x1_u, x2_u, c_u, s_u = tangents[:6]
+        grad_y1_t_u, grad_y2_t_u, x1_t_u, x2_t_u, c_t_u, s_t_u = tangents[6:]
         df = _partials(x1, x2, c, s, 1)
         grad_x1_t_u = grad_x2_t_u = grad_c_t_u = grad_s_t_u = None
         if grad_y1 is not None:
@@ -588,60 +490,10 @@ class RopeJvpJvp(_Function):
     """the jvp of RopeJvp"""
 
     @staticmethod
-    def forward(
-        x1,
-        x2,
-        c,
-        s,
-        x1_t,
-        x2_t,
-        c_t,
-        s_t,
-        x1_u,
-        x2_u,
-        c_u,
-        s_u,
-        x1_t_u,
-        x2_t_u,
-        c_t_u,
-        s_t_u,
-    ):
-        (
-            dtype,
-            x1,
-            x2,
-            c,
-            s,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-            x1_u,
-            x2_u,
-            c_u,
-            s_u,
-            x1_t_u,
-            x2_t_u,
-            c_t_u,
-            s_t_u,
-        ) = _opmath(
-            x1,
-            x2,
-            c,
-            s,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-            x1_u,
-            x2_u,
-            c_u,
-            s_u,
-            x1_t_u,
-            x2_t_u,
-            c_t_u,
-            s_t_u,
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
+        x1, x2, c, s, x1_t, x2_t, c_t, s_t, x1_u, x2_u, c_u, s_u = tensors[:12]
+        x1_t_u, x2_t_u, c_t_u, s_t_u = tensors[12:]
         df = _partials(x1, x2, c, s, 1)
         y1_t_u = (
             c_t * x1_u
@@ -672,43 +524,13 @@ class RopeJvpJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad_y1_t_u, grad_y2_t_u):
-        (
-            dtype,
-            x1,
-            x2,
-            c,
-            s,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-            x1_u,
-            x2_u,
-            c_u,
-            s_u,
-            x1_t_u,
-            x2_t_u,
-            c_t_u,
-            s_t_u,
-        ) = _opmath(*ctx.saved_tensors)
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        x1, x2, c, s, x1_t, x2_t, c_t, s_t, x1_u, x2_u, c_u, s_u = tensors[:12]
+        x1_t_u, x2_t_u, c_t_u, s_t_u = tensors[12:]
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
-        d_x1 = None
-        d_x2 = None
-        d_c = None
-        d_s = None
-        d_x1_t = None
-        d_x2_t = None
-        d_c_t = None
-        d_s_t = None
-        d_x1_u = None
-        d_x2_u = None
-        d_c_u = None
-        d_s_u = None
-        d_x1_t_u = None
-        d_x2_t_u = None
-        d_c_t_u = None
-        d_s_t_u = None
+        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
+        d_x1_u = d_x2_u = d_c_u = d_s_u = d_x1_t_u = d_x2_t_u = d_c_t_u = d_s_t_u = None
         if grad_y1_t_u is not None:
             d_x1 = _add(d_x1, c_t_u * grad_y1_t_u) if need[0] else None
             d_x2 = _add(d_x2, -grad_y1_t_u * s_t_u) if need[1] else None
@@ -746,120 +568,19 @@ class RopeJvpJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_x1,
-                d_x2,
-                d_c,
-                d_s,
-                d_x1_t,
-                d_x2_t,
-                d_c_t,
-                d_s_t,
-                d_x1_u,
-                d_x2_u,
-                d_c_u,
-                d_s_u,
-                d_x1_t_u,
-                d_x2_t_u,
-                d_c_t_u,
-                d_s_t_u,
-            ),
+            (d_x1, d_x2, d_c, d_s, d_x1_t, d_x2_t, d_c_t, d_s_t)
+            + (d_x1_u, d_x2_u, d_c_u, d_s_u, d_x1_t_u, d_x2_t_u, d_c_t_u, d_s_t_u),
         )
 
     @staticmethod
-    def jvp(
-        ctx,
-        x1_v,
-        x2_v,
-        c_v,
-        s_v,
-        x1_t_v,
-        x2_t_v,
-        c_t_v,
-        s_t_v,
-        x1_u_v,
-        x2_u_v,
-        c_u_v,
-        s_u_v,
-        x1_t_u_v,
-        x2_t_u_v,
-        c_t_u_v,
-        s_t_u_v,
-    ):
-        (
-            dtype,
-            x1,
-            x2,
-            c,
-            s,
-            x1_t,
-            x2_t,
-            c_t,
-            s_t,
-            x1_u,
-            x2_u,
-            c_u,
-            s_u,
-            x1_t_u,
-            x2_t_u,
-            c_t_u,
-            s_t_u,
-        ) = _opmath(*ctx.saved_tensors)
-        (
-            x1_v,
-            x2_v,
-            c_v,
-            s_v,
-            x1_t_v,
-            x2_t_v,
-            c_t_v,
-            s_t_v,
-            x1_u_v,
-            x2_u_v,
-            c_u_v,
-            s_u_v,
-            x1_t_u_v,
-            x2_t_u_v,
-            c_t_u_v,
-            s_t_u_v,
-        ) = _zeros_for_none(
-            (
-                x1_v,
-                x2_v,
-                c_v,
-                s_v,
-                x1_t_v,
-                x2_t_v,
-                c_t_v,
-                s_t_v,
-                x1_u_v,
-                x2_u_v,
-                c_u_v,
-                s_u_v,
-                x1_t_u_v,
-                x2_t_u_v,
-                c_t_u_v,
-                s_t_u_v,
-            ),
-            (
-                x1,
-                x2,
-                c,
-                s,
-                x1_t,
-                x2_t,
-                c_t,
-                s_t,
-                x1_u,
-                x2_u,
-                c_u,
-                s_u,
-                x1_t_u,
-                x2_t_u,
-                c_t_u,
-                s_t_u,
-            ),
-        )
+    def jvp(ctx, *tangents):
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        x1, x2, c, s, x1_t, x2_t, c_t, s_t, x1_u, x2_u, c_u, s_u = tensors[:12]
+        x1_t_u, x2_t_u, c_t_u, s_t_u = tensors[12:]
+        tangents = _zeros_for_none(tangents, ctx.saved_tensors)
+        x1_v, x2_v, c_v, s_v, x1_t_v, x2_t_v, c_t_v, s_t_v = tangents[:8]
+        x1_u_v, x2_u_v, c_u_v, s_u_v = tangents[8:12]
+        x1_t_u_v, x2_t_u_v, c_t_u_v, s_t_u_v = tangents[12:]
         df = _partials(x1, x2, c, s, 1)
         y1_t_u_v = (
             c_t * x1_u_v

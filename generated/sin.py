@@ -122,8 +122,7 @@ class SinBackward(_Function):
 
     @staticmethod
     def jvp(ctx, grad_t, x_t):
-        grad, x = ctx.saved_tensors
-        return SinBackwardJvp.apply(grad, x, grad_t, x_t)
+        return SinBackwardJvp.apply(*ctx.saved_tensors, grad_t, x_t)
 
 
 class SinBackwardJvp(_Function):

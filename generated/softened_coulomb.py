@@ -311,9 +311,8 @@ class SoftenedCoulomb(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, y_t, z_t, *_):
-        x, y, z = ctx.saved_tensors
         q, eps = ctx.params
-        return SoftenedCoulombJvp.apply(x, y, z, x_t, y_t, z_t, q, eps)
+        return SoftenedCoulombJvp.apply(*ctx.saved_tensors, x_t, y_t, z_t, q, eps)
 
 
 class SoftenedCoulombBackward(_Function):
@@ -386,10 +385,9 @@ class SoftenedCoulombJvp(_Function):
 
     @staticmethod
     def jvp(ctx, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, *_):
-        x, y, z, x_t, y_t, z_t = ctx.saved_tensors
         q, eps = ctx.params
         return SoftenedCoulombJvpJvp.apply(
-            x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps
+            *ctx.saved_tensors, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps
         )
 
 
@@ -538,43 +536,18 @@ class SoftenedCoulombJvpJvp(_Function):
         return _gradients(
             ctx,
             dtype,
-            (
-                d_x,
-                d_y,
-                d_z,
-                d_x_t,
-                d_y_t,
-                d_z_t,
-                d_x_u,
-                d_y_u,
-                d_z_u,
-                d_x_t_u,
-                d_y_t_u,
-                d_z_t_u,
-            ),
+            (d_x, d_y, d_z, d_x_t, d_y_t, d_z_t, d_x_u, d_y_u, d_z_u)
+            + (d_x_t_u, d_y_t_u, d_z_t_u),
         )
 
     @staticmethod
-    def jvp(
-        ctx,
-        x_v,
-        y_v,
-        z_v,
-        x_t_v,
-        y_t_v,
-        z_t_v,
-        x_u_v,
-        y_u_v,
-        z_u_v,
-        x_t_u_v,
-        y_t_u_v,
-        z_t_u_v,
-        *_
-    ):
+    def jvp(ctx, *tangents):
         dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
             *ctx.saved_tensors
         )
         q, eps = ctx.params
+        x_v, y_v, z_v, x_t_v, y_t_v, z_t_v, x_u_v, y_u_v, z_u_v = tangents[:9]
+        x_t_u_v, y_t_u_v, z_t_u_v = tangents[9:12]
         df = _partials(x, y, z, q, eps, 3)
         hess_u_v_x, hess_u_v_y, hess_u_v_z = _hessian_times(df, x_u_v, y_u_v, z_u_v)
         hess_v_x, hess_v_y, hess_v_z = _hessian_times(df, x_v, y_v, z_v)
