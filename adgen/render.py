@@ -202,15 +202,15 @@ class _ClassPrinter:
                 setup = ["_Function.setup_context(ctx, inputs, output)"]
             # An unused output's grad stays None: no zeros made, no terms computed.
             setup.append("ctx.set_materialize_grads(False)")
-        # A signature too long for a line, of tensors only: `forward(*tensors)`,
-        # named as opmath unpacks them, a derivative level a line (black would
-        # write a name a line, twice).
+        # Tensors too many for opmath's line: `forward(*tensors)`, named as
+        # opmath unpacks them, a derivative level a line (black would write
+        # a name a line, in the call and maybe the signature).
         packed = (
             not self.options.fuse
             and all_args == list(spec.tensor_args)
             and not saved_arg
             and "tensors" not in all_args
-            and len(", ".join(all_args)) > _LINE_ROOM
+            and len(opmath_lines(all_args)) > 1  # a line a level after opmath
         )
         forward_lines = self.forward_lines(spec, "*tensors" if packed else None)
         if self.options.fuse:
@@ -225,13 +225,18 @@ class _ClassPrinter:
         jvp_lines = self.restore_lines(
             spec, opmath=spec.jvp_call is None, keep_saved=spec.jvp_call is not None
         )
-        # Tangents too many for a line: `jvp(ctx, *tangents)`, named as above.
+        # Tangents too many for a line (the signature, or the zeros for None
+        # tangents): `jvp(ctx, *tangents)`, named as above.
         tangent_names = list(spec.tangent_names())
         jvp_rest = ["*_"] if params or self.need_arg(spec) or saved_arg else []
+        zeros = self.optional_tangent_lines(spec)
         packed_jvp = (
             spec.jvp_call is None
             and "tangents" not in tangent_names + list(spec.tensor_args)
-            and len(", ".join(["ctx", *tangent_names, *jvp_rest])) > _LINE_ROOM
+            and (
+                len(", ".join(["ctx", *tangent_names, *jvp_rest])) > _LINE_ROOM
+                or any(len(line) > _LINE_ROOM for line in zeros)
+            )
         )
         if self.passes_saved_on(spec, jvp_lines):
             # The next Function takes the saved tensors, then their tangents:

@@ -315,10 +315,8 @@ class ComplexMulBackwardJvp(_Function):
     """the jvp of ComplexMulBackward"""
 
     @staticmethod
-    def forward(grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t):
-        dtype, *tensors = _opmath(
-            grad_re, grad_im, a, c, b, d, grad_re_t, grad_im_t, a_t, c_t, b_t, d_t
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
         grad_re, grad_im, a, c, b, d = tensors[:6]
         grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
         df = _partials(a, c, b, d, 1)
@@ -484,27 +482,8 @@ class ComplexMulJvpJvp(_Function):
     """the jvp of ComplexMulJvp"""
 
     @staticmethod
-    def forward(
-        a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u
-    ):
-        dtype, *tensors = _opmath(
-            a,
-            c,
-            b,
-            d,
-            a_t,
-            c_t,
-            b_t,
-            d_t,
-            a_u,
-            c_u,
-            b_u,
-            d_u,
-            a_t_u,
-            c_t_u,
-            b_t_u,
-            d_t_u,
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
         a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u = tensors[:12]
         a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
         df = _partials(a, c, b, d, 1)

@@ -529,27 +529,13 @@ class PolarJvpJvp(_Function):
         )
 
     @staticmethod
-    def jvp(
-        ctx, r_v, theta_v, r_t_v, theta_t_v, r_u_v, theta_u_v, r_t_u_v, theta_t_u_v
-    ):
+    def jvp(ctx, *tangents):
         dtype, r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = _opmath(
             *ctx.saved_tensors
         )
-        r_v, theta_v, r_t_v, theta_t_v, r_u_v, theta_u_v, r_t_u_v, theta_t_u_v = (
-            _zeros_for_none(
-                (
-                    r_v,
-                    theta_v,
-                    r_t_v,
-                    theta_t_v,
-                    r_u_v,
-                    theta_u_v,
-                    r_t_u_v,
-                    theta_t_u_v,
-                ),
-                (r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u),
-            )
-        )
+        tangents = _zeros_for_none(tangents, ctx.saved_tensors)
+        r_v, theta_v, r_t_v, theta_t_v, r_u_v, theta_u_v = tangents[:6]
+        r_t_u_v, theta_t_u_v = tangents[6:]
         df = _partials(r, theta, 3)
         t0 = r_t_v * theta_u
         t1 = r_u_v * theta_t

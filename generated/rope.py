@@ -319,12 +319,8 @@ class RopeBackwardJvp(_Function):
     """the jvp of RopeBackward"""
 
     @staticmethod
-    def forward(
-        grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
-    ):
-        dtype, *tensors = _opmath(
-            grad_y1, grad_y2, x1, x2, c, s, grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
         grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
         grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
         df = _partials(x1, x2, c, s, 1)
