@@ -15,7 +15,9 @@ and names them as the results of two helpers the module defines once,
 `d_x = grad_hess_t_u_x + grad_third_t_u_x` (grad·∂²f·t_u + grad·∂³f·t·u at x).
 A group of terms is replaced only where it is the helper's expansion times one
 factor (checked as polynomials): what is computed stays the same, only the
-order of the sums changes.
+order of the sums changes. Where every output of a kernel sums several ∂²f·a
+with the same factors (BackwardJvp.jvp), one call takes the sum of the vectors,
+∂²f·(grad·t_u + grad_t·u + grad_u·t): fewer operations, the same value.
 """
 
 from __future__ import annotations
