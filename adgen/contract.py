@@ -123,30 +123,30 @@ class _Factoring:
         key = (order, tuple(sorted(labels)), scale)
         if key not in self.products:
             labels = key[1]
-            results = []
-            for name in self.inputs:
-                result = "_".join((*([scale] if scale else []), _RESULT_PREFIX[order], *labels, name))
-                while result in self.taken:
-                    result += "_"
-                self.taken.add(result)
-                results.append(result)
+            results = self.result_names((*([scale] if scale else []), _RESULT_PREFIX[order], *labels))
             vectors = tuple(self.families[label] for label in labels)
             reads = self.reads(order, vectors, scale)
             self.products[key] = Product(order, vectors, tuple(results), reads, scale)
         return self.products[key]
+
+    def result_names(self, words: tuple[str, ...]) -> list[str]:
+        """A product's results, one per input, named by `words` then the input
+        (hess_t_x), an underscore added where the name is taken."""
+        results = []
+        for name in self.inputs:
+            result = "_".join((*words, name))
+            while result in self.taken:
+                result += "_"
+            self.taken.add(result)
+            results.append(result)
+        return results
 
     def combined_product(self, combination: tuple[tuple[sympy.Expr, str], ...]) -> Product:
         """∂²f times the sum of these vectors, each times its factor: one helper
         call for the terms ∂²f·a + ∂²f·b an output would sum (named hess_sum_x)."""
         key = (2, combination, None)
         if key not in self.products:
-            results = []
-            for name in self.inputs:
-                result = f"hess_sum_{name}"
-                while result in self.taken:
-                    result += "_"
-                self.taken.add(result)
-                results.append(result)
+            results = self.result_names(("hess", "sum"))
             combined = tuple(
                 sympy.Add(
                     *(factor * sympy.Symbol(self.families[label][j], real=True) for factor, label in combination)

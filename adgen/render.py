@@ -241,7 +241,7 @@ class _ClassPrinter:
         if self.passes_saved_on(spec, jvp_lines):
             # The next Function takes the saved tensors, then their tangents:
             # named once, in the signature, not twice more.
-            tangents = list(spec.tangent_names())
+            tangents = tangent_names
             target = self.by_name[spec.jvp_call].class_name
             jvp_lines = jvp_lines[1:]
             if spec.optional_grads:  # set_materialize_grads(False): a tangent may be None
@@ -256,7 +256,7 @@ class _ClassPrinter:
             groups = _fitting_groups(tangent_names, reserve=len(" = tangents[00:00]"))
             jvp_lines += _grouped_unpack(groups, "tangents", exact) + self.jvp_lines(spec)
         else:
-            jvp_lines += self.optional_tangent_lines(spec) + self.jvp_lines(spec)
+            jvp_lines += zeros + self.jvp_lines(spec)
         if self.saves_gradient(spec):  # the saved derivatives have no tangent
             nones = ", ".join(["None"] * len(self.saved_derivatives()))
             if self.model.multi_output:  # the outputs' tangents, then the Nones
@@ -455,16 +455,16 @@ class _ClassPrinter:
         ]
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
+        comment = []
         if self.need_arg(spec) and not self.model.multi_output:
             # Zeros: a full tensor still, as forward mode writes to it.
             self.uses_need = True
             grad = spec.tensor_args[0]
             results = [f"{r} if need & {1 << i} else torch.zeros_like({grad})" for i, r in enumerate(results)]
+            comment = ["# Not asked for (bit clear): zeros, which the op's backward drops."]
         elif self.need_arg(spec):
             results = [f"{r} if need & {1 << i} else None" for i, r in enumerate(results)]
-        assignments = [f"{n} = {r}" for n, r in zip(names, results)]
-        if self.need_arg(spec) and not self.model.multi_output:
-            assignments.insert(0, "# Not asked for (bit clear): zeros, which the op's backward drops.")
+        assignments = comment + [f"{n} = {r}" for n, r in zip(names, results)]
         return lines + assignments + self.need_lines(spec, names) + [
             f"return {', '.join(map(_rounded, names))}"
         ]
@@ -1118,9 +1118,10 @@ def opmath_lines(tensors: list[str], source: str | None = None) -> list[str]:
     line (as black would write it): `dtype, *tensors = ...`, then the names."""
     source = source or ", ".join(tensors)
     line = f"dtype, {', '.join(tensors)} = _opmath({source})"
+    if len(line) <= _LINE_ROOM or "tensors" in tensors:
+        return [line]
     groups = _fitting_groups(tensors)
-    # One group: black wraps the call's arguments on one line of their own.
-    if len(line) <= _LINE_ROOM or len(groups) == 1 or "tensors" in tensors:
+    if len(groups) == 1:  # black wraps the call's arguments on a line of their own
         return [line]
     return [f"dtype, *tensors = _opmath({source})"] + _grouped_unpack(groups, "tensors")
 
