@@ -922,10 +922,11 @@ _NEXT_SUFFIX = {"_t": "_u", "_u": "_v", "_v": "_w"}
 
 
 def _grad_names(outputs: tuple[str, ...], args: tuple[str, ...]) -> tuple[str, ...]:
-    """`grad` for a Function's single output, else `grad_<output>` for each."""
+    """`grad` for a Function's single output, else `grad_<output>` for each;
+    `gg_<x>` for an output that is itself a gradient, `grad_<x>` (its grad)."""
     if len(outputs) == 1 and "grad" not in args:
         return ("grad",)
-    return tuple(f"grad_{o}" for o in outputs)
+    return tuple("gg_" + o.removeprefix("grad_") if o.startswith("grad_") else f"grad_{o}" for o in outputs)
 
 
 def _params_suffix(param_names: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import re
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,6 +128,8 @@ def _module_context(
         ),
         "classes": classes,
         "compile_twin": f"_{op.class_name}ForCompile",
+        # Else the twin inherits _Function's, as the op does.
+        "op_has_setup": bool(classes[0]["setup_lines"]),
         "op_class": op.class_name,
         "name": model.name,
         "math": _math(model.expr) if not model.multi_output else ", ".join(
@@ -241,13 +244,16 @@ class _ClassPrinter:
         if self.passes_saved_on(spec, jvp_lines):
             # The next Function takes the saved tensors, then their tangents:
             # named once, in the signature, not twice more.
-            tangents = tangent_names
             target = self.by_name[spec.jvp_call].class_name
             jvp_lines = jvp_lines[1:]
             if spec.optional_grads:  # set_materialize_grads(False): a tangent may be None
-                jvp_lines.append(f"tangents = _zeros_for_none({_tuple_literal(tangents)}, ctx.saved_tensors)")
-                tangents = ["*tangents"]
-            args = ", ".join(["*ctx.saved_tensors", *tangents, *self.param_names])
+                jvp_lines.append(f"tangents = _zeros_for_none({_tuple_literal(tangent_names)}, ctx.saved_tensors)")
+                arguments = ["*ctx.saved_tensors", "*tangents"]
+            else:
+                arguments = list(spec.jvp_call_args)
+                start = arguments.index(spec.tensor_args[0])
+                arguments[start : start + len(spec.tensor_args)] = ["*ctx.saved_tensors"]
+            args = ", ".join([*arguments, *self.param_names])
             jvp_lines.append(f"return {target}.apply({args})")
         elif packed_jvp:
             if spec.optional_grads:  # set_materialize_grads(False): a tangent may be None
@@ -265,6 +271,8 @@ class _ClassPrinter:
             else:
                 jvp_lines[-1] += ", " + nones
         backward_lines = self.backward_restore_lines(spec) + self.backward_lines(spec)
+        jvp_lines = _params_from_ctx(jvp_lines, params)
+        backward_lines = _params_from_ctx(backward_lines, params)
         return {
             "name": spec.class_name,
             "summary": _docstring_safe(spec.summary),
@@ -290,13 +298,19 @@ class _ClassPrinter:
 
     def passes_saved_on(self, spec: FunctionSpec, jvp_lines: list[str]) -> bool:
         """Whether `spec`'s jvp hands the next Function exactly what ctx saved
-        (its tensor arguments, as the first line unpacks them), then their
-        tangents, then the parameters."""
+        (its tensor arguments, as the first line unpacks them), in one run
+        among their tangents (first, where a tangent may be None), then the
+        parameters."""
         if spec.jvp_call is None or self.saves_gradient(spec):
             return False
         unpacked = f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"
-        arguments = list(spec.tensor_args) + list(spec.tangent_names())
-        return jvp_lines[0] == unpacked and list(spec.jvp_call_args) == arguments
+        saved, tangents = list(spec.tensor_args), list(spec.tangent_names())
+        arguments = list(spec.jvp_call_args)
+        if spec.optional_grads:
+            return jvp_lines[0] == unpacked and arguments == saved + tangents
+        starts = [i for i in range(len(tangents) + 1) if arguments[i : i + len(saved)] == saved]
+        rest = arguments[: starts[0]] + arguments[starts[0] + len(saved) :] if starts else None
+        return jvp_lines[0] == unpacked and rest == tangents
 
     def need_arg(self, spec: FunctionSpec) -> list[str]:
         """["need"] for the first-order Backward of an op of several inputs: the
@@ -596,7 +610,10 @@ class _ClassPrinter:
             lines = []
             need = []
             if self.need_arg(target):
-                lines.append(f"need = _bits(ctx.needs_input_grad[:{len(self.model.inputs)}])")
+                # needs_input_grad as an int (an argument torch.compile can guard):
+                # bit i set where input i needs a gradient.
+                flags = f"ctx.needs_input_grad[:{len(self.model.inputs)}]"
+                lines.append(f"need = sum(flag << i for i, flag in enumerate({flags}))")
                 need = ["need"]
             outputs = _unpack_result(list(target.outputs))
 
@@ -910,6 +927,29 @@ def _depends_on(expr: sympy.Expr, kernel: Kernel, partials: PartialTables) -> se
         return partials.arguments_of(name) if partials.is_entry(name) else ()
 
     return reachable([s.name for s in expr.free_symbols], read_by)
+
+
+def _params_from_ctx(lines: list[str], params: list[str]) -> list[str]:
+    """A method's lines without `(alpha,) = ctx.params` where the parameters are
+    read once, as consecutive arguments of one call: that call takes
+    `*ctx.params` (`df = _partials(x, y, *ctx.params, 3)`)."""
+    unpack = f"{_unpack(params)} = ctx.params"
+    if not params or unpack not in lines:
+        return lines
+    rest = [line for line in lines if line != unpack]
+    word = re.compile(r"\b(?:" + "|".join(map(re.escape, params)) + r")\b")
+    # `alpha, beta` after `(` or `, `, before `,` or `)`: whole arguments.
+    as_arguments = re.compile(r"(?<=[( ])" + re.escape(", ".join(params)) + r"(?=[,)])")
+    readers = [i for i, line in enumerate(rest) if word.search(line)]
+    if len(readers) != 1:
+        return lines
+    (index,) = readers
+    replaced = as_arguments.sub("*ctx.params", rest[index], count=1)
+    if word.search(replaced):  # read elsewhere in that line too, or not as arguments
+        return lines
+    if len(replaced) > _LINE_ROOM >= len(rest[index]):
+        return lines  # the call would no longer fit on its line: two lines are fewer
+    return rest[:index] + [replaced] + rest[index + 1 :]
 
 
 def _if_chain(branches: list[tuple[str | None, list[str]]]) -> list[str]:

@@ -21,23 +21,18 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32. The grad
-    of an unused output is None and stays None."""
-    present = [t for t in tensors if t is not None]
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in present):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors. An unused output's grad stays None."""
+    reduced = [
+        t is not None and t.dtype in (torch.float16, torch.bfloat16) for t in tensors
+    ]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (
-        t.float() if t is not None and t.dtype in _REDUCED_PRECISION else t
-        for t in tensors
-    )
-    return (_promoted_dtype(present), *upcast)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
+    return (_promoted_dtype([t for t in tensors if t is not None]), *upcast)
 
 
 def _promoted_dtype(tensors):
@@ -60,17 +55,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
 
 
 def _zeros_for_none(tangents, like):
@@ -85,11 +73,6 @@ def _add(total, term):
     """`total + term`, where total None (no term yet) is zero: the sum of the
     terms of the outputs whose grads are present."""
     return term if total is None else total + term
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 def _unneeded_as_zeros(need, results, grads):
@@ -174,7 +157,7 @@ class ComplexMul(_Function):
     @staticmethod
     def backward(ctx, grad_re, grad_im):
         a, c, b, d = ctx.saved_tensors
-        need = _bits(ctx.needs_input_grad[:4])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:4]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_a, grad_c, grad_b, grad_d = ComplexMulBackward.forward(
@@ -221,37 +204,31 @@ class ComplexMulBackward(_Function):
         )
 
     @staticmethod
-    def backward(ctx, grad_grad_a, grad_grad_c, grad_grad_b, grad_grad_d):
+    def backward(ctx, gg_a, gg_c, gg_b, gg_d):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(*ctx.saved_tensors)
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
         d_grad_re = (
-            df.re.a * grad_grad_a
-            + df.re.b * grad_grad_b
-            + df.re.c * grad_grad_c
-            + df.re.d * grad_grad_d
+            df.re.a * gg_a + df.re.b * gg_b + df.re.c * gg_c + df.re.d * gg_d
             if need[0]
             else None
         )
         d_grad_im = (
-            df.im.a * grad_grad_a
-            + df.im.b * grad_grad_b
-            + df.im.c * grad_grad_c
-            + df.im.d * grad_grad_d
+            df.im.a * gg_a + df.im.b * gg_b + df.im.c * gg_c + df.im.d * gg_d
             if need[1]
             else None
         )
         d_a = d_c = d_b = d_d = None
         if grad_re is not None:
-            d_a = _add(d_a, grad_grad_c * grad_re) if need[2] else None
-            d_c = _add(d_c, grad_grad_a * grad_re) if need[3] else None
-            d_b = _add(d_b, -grad_grad_d * grad_re) if need[4] else None
-            d_d = _add(d_d, -grad_grad_b * grad_re) if need[5] else None
+            d_a = _add(d_a, gg_c * grad_re) if need[2] else None
+            d_c = _add(d_c, gg_a * grad_re) if need[3] else None
+            d_b = _add(d_b, -gg_d * grad_re) if need[4] else None
+            d_d = _add(d_d, -gg_b * grad_re) if need[5] else None
         if grad_im is not None:
-            d_a = _add(d_a, grad_grad_d * grad_im) if need[2] else None
-            d_c = _add(d_c, grad_grad_b * grad_im) if need[3] else None
-            d_b = _add(d_b, grad_grad_c * grad_im) if need[4] else None
-            d_d = _add(d_d, grad_grad_a * grad_im) if need[5] else None
+            d_a = _add(d_a, gg_d * grad_im) if need[2] else None
+            d_c = _add(d_c, gg_b * grad_im) if need[3] else None
+            d_b = _add(d_b, gg_c * grad_im) if need[4] else None
+            d_d = _add(d_d, gg_a * grad_im) if need[5] else None
         return _gradients(ctx, dtype, (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d))
 
     @staticmethod
@@ -339,63 +316,51 @@ class ComplexMulBackwardJvp(_Function):
         )
 
     @staticmethod
-    def backward(ctx, grad_grad_a_t, grad_grad_c_t, grad_grad_b_t, grad_grad_d_t):
+    def backward(ctx, gg_a_t, gg_c_t, gg_b_t, gg_d_t):
         dtype, *tensors = _opmath(*ctx.saved_tensors)
         grad_re, grad_im, a, c, b, d = tensors[:6]
         grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
         d_grad_re = (
-            a_t * grad_grad_c_t
-            - b_t * grad_grad_d_t
-            + c_t * grad_grad_a_t
-            - d_t * grad_grad_b_t
+            a_t * gg_c_t - b_t * gg_d_t + c_t * gg_a_t - d_t * gg_b_t
             if need[0]
             else None
         )
         d_grad_im = (
-            a_t * grad_grad_d_t
-            + b_t * grad_grad_c_t
-            + c_t * grad_grad_b_t
-            + d_t * grad_grad_a_t
+            a_t * gg_d_t + b_t * gg_c_t + c_t * gg_b_t + d_t * gg_a_t
             if need[1]
             else None
         )
         d_grad_re_t = (
-            df.re.a * grad_grad_a_t
-            + df.re.b * grad_grad_b_t
-            + df.re.c * grad_grad_c_t
-            + df.re.d * grad_grad_d_t
+            df.re.a * gg_a_t + df.re.b * gg_b_t + df.re.c * gg_c_t + df.re.d * gg_d_t
             if need[6]
             else None
         )
         d_grad_im_t = (
-            df.im.a * grad_grad_a_t
-            + df.im.b * grad_grad_b_t
-            + df.im.c * grad_grad_c_t
-            + df.im.d * grad_grad_d_t
+            df.im.a * gg_a_t + df.im.b * gg_b_t + df.im.c * gg_c_t + df.im.d * gg_d_t
             if need[7]
             else None
         )
         d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
         if grad_re is not None:
-            d_a = _add(d_a, grad_grad_c_t * grad_re_t) if need[2] else None
-            d_c = _add(d_c, grad_grad_a_t * grad_re_t) if need[3] else None
-            d_b = _add(d_b, -grad_grad_d_t * grad_re_t) if need[4] else None
-            d_d = _add(d_d, -grad_grad_b_t * grad_re_t) if need[5] else None
-            d_a_t = _add(d_a_t, grad_grad_c_t * grad_re) if need[8] else None
-            d_c_t = _add(d_c_t, grad_grad_a_t * grad_re) if need[9] else None
-            d_b_t = _add(d_b_t, -grad_grad_d_t * grad_re) if need[10] else None
-            d_d_t = _add(d_d_t, -grad_grad_b_t * grad_re) if need[11] else None
+            d_a = _add(d_a, gg_c_t * grad_re_t) if need[2] else None
+            d_c = _add(d_c, gg_a_t * grad_re_t) if need[3] else None
+            d_b = _add(d_b, -gg_d_t * grad_re_t) if need[4] else None
+            d_d = _add(d_d, -gg_b_t * grad_re_t) if need[5] else None
+            d_a_t = _add(d_a_t, gg_c_t * grad_re) if need[8] else None
+            d_c_t = _add(d_c_t, gg_a_t * grad_re) if need[9] else None
+            d_b_t = _add(d_b_t, -gg_d_t * grad_re) if need[10] else None
+            d_d_t = _add(d_d_t, -gg_b_t * grad_re) if need[11] else None
         if grad_im is not None:
-            d_a = _add(d_a, grad_grad_d_t * grad_im_t) if need[2] else None
-            d_c = _add(d_c, grad_grad_b_t * grad_im_t) if need[3] else None
-            d_b = _add(d_b, grad_grad_c_t * grad_im_t) if need[4] else None
-            d_d = _add(d_d, grad_grad_a_t * grad_im_t) if need[5] else None
-            d_a_t = _add(d_a_t, grad_grad_d_t * grad_im) if need[8] else None
-            d_c_t = _add(d_c_t, grad_grad_b_t * grad_im) if need[9] else None
-            d_b_t = _add(d_b_t, grad_grad_c_t * grad_im) if need[10] else None
-            d_d_t = _add(d_d_t, grad_grad_a_t * grad_im) if need[11] else None
+            d_a = _add(d_a, gg_d_t * grad_im_t) if need[2] else None
+            d_c = _add(d_c, gg_b_t * grad_im_t) if need[3] else None
+            d_b = _add(d_b, gg_c_t * grad_im_t) if need[4] else None
+            d_d = _add(d_d, gg_a_t * grad_im_t) if need[5] else None
+            d_a_t = _add(d_a_t, gg_d_t * grad_im) if need[8] else None
+            d_c_t = _add(d_c_t, gg_b_t * grad_im) if need[9] else None
+            d_b_t = _add(d_b_t, gg_c_t * grad_im) if need[10] else None
+            d_d_t = _add(d_d_t, gg_a_t * grad_im) if need[11] else None
         return _gradients(
             ctx,
             dtype,
@@ -625,10 +590,9 @@ def complex_mul(
 ) -> tuple[torch.Tensor, ...]:
     """re = a*c - b*d, im = a*d + b*c
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     Returns (re, im), each of the broadcast shape of the inputs.
     """
     function = _ComplexMulForCompile if torch.compiler.is_compiling() else ComplexMul

@@ -12,17 +12,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -46,22 +44,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).
@@ -174,7 +160,7 @@ class DampedWave(_Function):
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         (alpha,) = ctx.params
-        need = _bits(ctx.needs_input_grad[:2])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:2]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_x, grad_y = DampedWaveBackward.forward(grad, x, y, alpha, need)
@@ -185,8 +171,7 @@ class DampedWave(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, y_t, *_):
-        (alpha,) = ctx.params
-        return DampedWaveJvp.apply(*ctx.saved_tensors, x_t, y_t, alpha)
+        return DampedWaveJvp.apply(*ctx.saved_tensors, x_t, y_t, *ctx.params)
 
 
 class DampedWaveBackward(_Function):
@@ -202,18 +187,15 @@ class DampedWaveBackward(_Function):
         return _round(grad_x, dtype), _round(grad_y, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x, grad_grad_y):
+    def backward(ctx, gg_x, gg_y):
         grad, x, y, *saved = ctx.saved_tensors
         dtype, grad, x, y = _opmath(grad, x, y)
-        (alpha,) = ctx.params
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
-        df = _partials(x, y, alpha, 2) if fresh else _Partials(*saved)
+        df = _partials(x, y, *ctx.params, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        d_x, d_y = _hessian_times(
-            df, grad * grad_grad_x, grad * grad_grad_y, (need[1], need[2])
-        )
-        d_grad = df.x * grad_grad_x + df.y * grad_grad_y if need[0] else None
+        d_x, d_y = _hessian_times(df, gg_x * grad, gg_y * grad, (need[1], need[2]))
+        d_grad = df.x * gg_x + df.y * gg_y if need[0] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y))
 
     @staticmethod
@@ -235,8 +217,7 @@ class DampedWaveJvp(_Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, y, x_t, y_t = _opmath(*ctx.saved_tensors)
-        (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 2)
+        df = _partials(x, y, *ctx.params, 2)
         need = ctx.needs_input_grad
         d_x, d_y = _hessian_times(df, grad * x_t, grad * y_t, (need[0], need[1]))
         d_x_t = df.x * grad if need[2] else None
@@ -262,24 +243,21 @@ class DampedWaveBackwardJvp(_Function):
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x_t, grad_grad_y_t):
+    def backward(ctx, gg_x_t, gg_y_t):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
-        (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 3)
+        df = _partials(x, y, *ctx.params, 3)
         need = ctx.needs_input_grad
         hess_t_x, hess_t_y = _hessian_times(df, x_t, y_t, (need[0], need[0]))
         hess_gg_t_x, hess_gg_t_y = _hessian_times(
-            df, grad_grad_x_t, grad_grad_y_t, (need[1] or need[4], need[2] or need[5])
+            df, gg_x_t, gg_y_t, (need[1] or need[4], need[2] or need[5])
         )
         grad_third_gg_t_t_x, grad_third_gg_t_t_y = _third_times(
-            df, grad * grad_grad_x_t, grad * grad_grad_y_t, x_t, y_t, (need[1], need[2])
+            df, gg_x_t * grad, gg_y_t * grad, x_t, y_t, (need[1], need[2])
         )
-        d_grad = (
-            grad_grad_x_t * hess_t_x + grad_grad_y_t * hess_t_y if need[0] else None
-        )
+        d_grad = gg_x_t * hess_t_x + gg_y_t * hess_t_y if need[0] else None
         d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
         d_y = grad_t * hess_gg_t_y + grad_third_gg_t_t_y if need[2] else None
-        d_grad_t = df.x * grad_grad_x_t + df.y * grad_grad_y_t if need[3] else None
+        d_grad_t = df.x * gg_x_t + df.y * gg_y_t if need[3] else None
         d_x_t = grad * hess_gg_t_x if need[4] else None
         d_y_t = grad * hess_gg_t_y if need[5] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_grad_t, d_x_t, d_y_t))
@@ -287,8 +265,7 @@ class DampedWaveBackwardJvp(_Function):
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, grad_t_u, x_t_u, y_t_u, *_):
         dtype, grad, x, y, grad_t, x_t, y_t = _opmath(*ctx.saved_tensors[:6])
-        (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 3)
+        df = _partials(x, y, *ctx.params, 3)
         hess_sum_x, hess_sum_y = _hessian_times(
             df,
             grad * x_t_u + grad_t * x_u + grad_u * x_t,
@@ -319,8 +296,7 @@ class DampedWaveJvpJvp(_Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
-        (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 3)
+        df = _partials(x, y, *ctx.params, 3)
         need = ctx.needs_input_grad
         grad_hess_t_u_x, grad_hess_t_u_y = _hessian_times(
             df, grad * x_t_u, grad * y_t_u, (need[0], need[1])
@@ -341,8 +317,7 @@ class DampedWaveJvpJvp(_Function):
     @staticmethod
     def jvp(ctx, x_v, y_v, x_t_v, y_t_v, x_u_v, y_u_v, x_t_u_v, y_t_u_v, *_):
         dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(*ctx.saved_tensors)
-        (alpha,) = ctx.params
-        df = _partials(x, y, alpha, 3)
+        df = _partials(x, y, *ctx.params, 3)
         hess_u_v_x, hess_u_v_y = _hessian_times(df, x_u_v, y_u_v)
         hess_v_x, hess_v_y = _hessian_times(df, x_v, y_v)
         hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
@@ -364,7 +339,6 @@ class _DampedWaveForCompile(_Function):
     """DampedWave for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(DampedWave.forward)
-    setup_context = staticmethod(DampedWave.setup_context)
     backward = staticmethod(DampedWave.backward)
 
 
@@ -373,10 +347,9 @@ def damped_wave(
 ) -> torch.Tensor:
     """x*exp(-alpha*x**2)*cos(y)
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     `alpha` is a float parameter, not differentiated (default 0.5).
     """
     function = _DampedWaveForCompile if torch.compiler.is_compiling() else DampedWave

@@ -11,17 +11,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -115,9 +113,7 @@ class Elu(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, *_):
-        (x,) = ctx.saved_tensors
-        (alpha,) = ctx.params
-        return EluBackward.apply(x_t, x, alpha)
+        return EluBackward.apply(x_t, *ctx.saved_tensors, *ctx.params)
 
 
 class EluBackward(_Function):
@@ -130,23 +126,21 @@ class EluBackward(_Function):
         return _round(df.x * grad, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x):
+    def backward(ctx, gg_x):
         grad, x, *saved = ctx.saved_tensors
         dtype, grad, x = _opmath(grad, x)
-        (alpha,) = ctx.params
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
-        df = _partials(x, alpha, 2) if fresh else _Partials(*saved)
+        df = _partials(x, *ctx.params, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        d_grad = df.x * grad_grad_x if need[0] else None
-        d_x = df.xx * grad * grad_grad_x if need[1] else None
+        d_grad = df.x * gg_x if need[0] else None
+        d_x = df.xx * gg_x * grad if need[1] else None
         return _gradients(ctx, dtype, (d_grad, d_x))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, *_):
         grad, x, *saved = ctx.saved_tensors
-        (alpha,) = ctx.params
-        return EluBackwardJvp.apply(grad, x, grad_t, x_t, alpha, *saved)
+        return EluBackwardJvp.apply(grad, x, grad_t, x_t, *ctx.params, *saved)
 
 
 class EluBackwardJvp(_Function):
@@ -159,25 +153,21 @@ class EluBackwardJvp(_Function):
         return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x_t):
+    def backward(ctx, gg_x_t):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
-        (alpha,) = ctx.params
-        df = _partials(x, alpha, 3)
-        t0 = df.xx * grad_grad_x_t
+        df = _partials(x, *ctx.params, 3)
+        t0 = df.xx * gg_x_t
         need = ctx.needs_input_grad
         d_grad = t0 * x_t if need[0] else None
-        d_x = (
-            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
-        )
-        d_grad_t = df.x * grad_grad_x_t if need[2] else None
+        d_x = gg_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
+        d_grad_t = df.x * gg_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_grad_t, d_x_t))
 
     @staticmethod
     def jvp(ctx, grad_u, x_u, grad_t_u, x_t_u, *_):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
-        (alpha,) = ctx.params
-        df = _partials(x, alpha, 3)
+        df = _partials(x, *ctx.params, 3)
         return _round(
             df.x * grad_t_u
             + df.xx * grad * x_t_u
@@ -191,17 +181,15 @@ class _EluForCompile(_Function):
     """Elu for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Elu.forward)
-    setup_context = staticmethod(Elu.setup_context)
     backward = staticmethod(Elu.backward)
 
 
 def elu(x: torch.Tensor, *, alpha: float = 1.0) -> torch.Tensor:
     """Piecewise((x, x > 0), (alpha*expm1(x), True))
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     `alpha` is a float parameter, not differentiated (default 1.0).
     """
     function = _EluForCompile if torch.compiler.is_compiling() else Elu

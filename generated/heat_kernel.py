@@ -12,17 +12,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -46,22 +44,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).
@@ -231,7 +217,7 @@ class HeatKernel(_Function):
     def backward(ctx, grad):
         x, t = ctx.saved_tensors
         (k,) = ctx.params
-        need = _bits(ctx.needs_input_grad[:2])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:2]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_x, grad_t = HeatKernelBackward.forward(grad, x, t, k, need)
@@ -242,8 +228,7 @@ class HeatKernel(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, t_t, *_):
-        (k,) = ctx.params
-        return HeatKernelJvp.apply(*ctx.saved_tensors, x_t, t_t, k)
+        return HeatKernelJvp.apply(*ctx.saved_tensors, x_t, t_t, *ctx.params)
 
 
 class HeatKernelBackward(_Function):
@@ -259,18 +244,15 @@ class HeatKernelBackward(_Function):
         return _round(grad_x, dtype), _round(grad_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x, grad_grad_t):
+    def backward(ctx, gg_x, gg_t):
         grad, x, t, *saved = ctx.saved_tensors
         dtype, grad, x, t = _opmath(grad, x, t)
-        (k,) = ctx.params
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
-        df = _partials(x, t, k, 2) if fresh else _Partials(*saved)
+        df = _partials(x, t, *ctx.params, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        d_x, d_t = _hessian_times(
-            df, grad * grad_grad_x, grad * grad_grad_t, (need[1], need[2])
-        )
-        d_grad = df.t * grad_grad_t + df.x * grad_grad_x if need[0] else None
+        d_x, d_t = _hessian_times(df, gg_x * grad, gg_t * grad, (need[1], need[2]))
+        d_grad = df.t * gg_t + df.x * gg_x if need[0] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_t))
 
     @staticmethod
@@ -292,8 +274,7 @@ class HeatKernelJvp(_Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, t, x_t, t_t = _opmath(*ctx.saved_tensors)
-        (k,) = ctx.params
-        df = _partials(x, t, k, 2)
+        df = _partials(x, t, *ctx.params, 2)
         need = ctx.needs_input_grad
         d_x, d_t = _hessian_times(df, grad * x_t, grad * t_t, (need[0], need[1]))
         d_x_t = df.x * grad if need[2] else None
@@ -319,24 +300,21 @@ class HeatKernelBackwardJvp(_Function):
         return _round(grad_x_t, dtype), _round(grad_t_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x_t, grad_grad_t_t):
+    def backward(ctx, gg_x_t, gg_t_t):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
-        (k,) = ctx.params
-        df = _partials(x, t, k, 3)
+        df = _partials(x, t, *ctx.params, 3)
         need = ctx.needs_input_grad
         hess_t_x, hess_t_t = _hessian_times(df, x_t, t_t, (need[0], need[0]))
         hess_gg_t_x, hess_gg_t_t = _hessian_times(
-            df, grad_grad_x_t, grad_grad_t_t, (need[1] or need[4], need[2] or need[5])
+            df, gg_x_t, gg_t_t, (need[1] or need[4], need[2] or need[5])
         )
         grad_third_gg_t_t_x, grad_third_gg_t_t_t = _third_times(
-            df, grad * grad_grad_x_t, grad * grad_grad_t_t, x_t, t_t, (need[1], need[2])
+            df, gg_x_t * grad, gg_t_t * grad, x_t, t_t, (need[1], need[2])
         )
-        d_grad = (
-            grad_grad_t_t * hess_t_t + grad_grad_x_t * hess_t_x if need[0] else None
-        )
+        d_grad = gg_t_t * hess_t_t + gg_x_t * hess_t_x if need[0] else None
         d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
         d_t = grad_t * hess_gg_t_t + grad_third_gg_t_t_t if need[2] else None
-        d_grad_t = df.t * grad_grad_t_t + df.x * grad_grad_x_t if need[3] else None
+        d_grad_t = df.t * gg_t_t + df.x * gg_x_t if need[3] else None
         d_x_t = grad * hess_gg_t_x if need[4] else None
         d_t_t = grad * hess_gg_t_t if need[5] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_t, d_grad_t, d_x_t, d_t_t))
@@ -344,8 +322,7 @@ class HeatKernelBackwardJvp(_Function):
     @staticmethod
     def jvp(ctx, grad_u, x_u, t_u, grad_t_u, x_t_u, t_t_u, *_):
         dtype, grad, x, t, grad_t, x_t, t_t = _opmath(*ctx.saved_tensors[:6])
-        (k,) = ctx.params
-        df = _partials(x, t, k, 3)
+        df = _partials(x, t, *ctx.params, 3)
         hess_sum_x, hess_sum_t = _hessian_times(
             df,
             grad * x_t_u + grad_t * x_u + grad_u * x_t,
@@ -376,8 +353,7 @@ class HeatKernelJvpJvp(_Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
-        (k,) = ctx.params
-        df = _partials(x, t, k, 3)
+        df = _partials(x, t, *ctx.params, 3)
         need = ctx.needs_input_grad
         grad_hess_t_u_x, grad_hess_t_u_t = _hessian_times(
             df, grad * x_t_u, grad * t_t_u, (need[0], need[1])
@@ -398,8 +374,7 @@ class HeatKernelJvpJvp(_Function):
     @staticmethod
     def jvp(ctx, x_v, t_v, x_t_v, t_t_v, x_u_v, t_u_v, x_t_u_v, t_t_u_v, *_):
         dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(*ctx.saved_tensors)
-        (k,) = ctx.params
-        df = _partials(x, t, k, 3)
+        df = _partials(x, t, *ctx.params, 3)
         hess_u_v_x, hess_u_v_t = _hessian_times(df, x_u_v, t_u_v)
         hess_v_x, hess_v_t = _hessian_times(df, x_v, t_v)
         hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
@@ -421,17 +396,15 @@ class _HeatKernelForCompile(_Function):
     """HeatKernel for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(HeatKernel.forward)
-    setup_context = staticmethod(HeatKernel.setup_context)
     backward = staticmethod(HeatKernel.backward)
 
 
 def heat_kernel(x: torch.Tensor, t: torch.Tensor, *, k: float = 1.0) -> torch.Tensor:
     """exp(-x**2/(4*k*t))/(2*sqrt(pi)*sqrt(k*t))
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     `k` is a float parameter, not differentiated (default 1.0).
     """
     function = _HeatKernelForCompile if torch.compiler.is_compiling() else HeatKernel

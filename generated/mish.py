@@ -11,17 +11,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -152,8 +150,7 @@ class Mish(_Function):
 
     @staticmethod
     def jvp(ctx, x_t):
-        (x,) = ctx.saved_tensors
-        return MishBackward.apply(x_t, x)
+        return MishBackward.apply(x_t, *ctx.saved_tensors)
 
 
 class MishBackward(_Function):
@@ -166,15 +163,15 @@ class MishBackward(_Function):
         return _round(df.x * grad, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x):
+    def backward(ctx, gg_x):
         grad, x, *saved = ctx.saved_tensors
         dtype, grad, x = _opmath(grad, x)
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
         df = _partials(x, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        d_grad = df.x * grad_grad_x if need[0] else None
-        d_x = df.xx * grad * grad_grad_x if need[1] else None
+        d_grad = df.x * gg_x if need[0] else None
+        d_x = df.xx * gg_x * grad if need[1] else None
         return _gradients(ctx, dtype, (d_grad, d_x))
 
     @staticmethod
@@ -193,16 +190,14 @@ class MishBackwardJvp(_Function):
         return _round(df.x * grad_t + df.xx * grad * x_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x_t):
+    def backward(ctx, gg_x_t):
         dtype, grad, x, grad_t, x_t = _opmath(*ctx.saved_tensors[:4])
         df = _partials(x, 3)
-        t0 = df.xx * grad_grad_x_t
+        t0 = df.xx * gg_x_t
         need = ctx.needs_input_grad
         d_grad = t0 * x_t if need[0] else None
-        d_x = (
-            grad_grad_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
-        )
-        d_grad_t = df.x * grad_grad_x_t if need[2] else None
+        d_x = gg_x_t * (df.xx * grad_t + df.xxx * grad * x_t) if need[1] else None
+        d_grad_t = df.x * gg_x_t if need[2] else None
         d_x_t = grad * t0 if need[3] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_grad_t, d_x_t))
 
@@ -223,17 +218,15 @@ class _MishForCompile(_Function):
     """Mish for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Mish.forward)
-    setup_context = staticmethod(Mish.setup_context)
     backward = staticmethod(Mish.backward)
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """x*tanh(softplus(x))
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     """
     function = _MishForCompile if torch.compiler.is_compiling() else Mish
     return function.apply(x)

@@ -11,17 +11,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -120,9 +118,7 @@ class Morse(_Function):
 
     @staticmethod
     def jvp(ctx, r_t, *_):
-        (r,) = ctx.saved_tensors
-        depth, a, r0 = ctx.params
-        return MorseBackward.apply(r_t, r, depth, a, r0)
+        return MorseBackward.apply(r_t, *ctx.saved_tensors, *ctx.params)
 
 
 class MorseBackward(_Function):
@@ -135,23 +131,21 @@ class MorseBackward(_Function):
         return _round(df.r * grad, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_r):
+    def backward(ctx, gg_r):
         grad, r, *saved = ctx.saved_tensors
         dtype, grad, r = _opmath(grad, r)
-        depth, a, r0 = ctx.params
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
-        df = _partials(r, depth, a, r0, 2) if fresh else _Partials(*saved)
+        df = _partials(r, *ctx.params, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
-        d_grad = df.r * grad_grad_r if need[0] else None
-        d_r = df.rr * grad * grad_grad_r if need[1] else None
+        d_grad = df.r * gg_r if need[0] else None
+        d_r = df.rr * gg_r * grad if need[1] else None
         return _gradients(ctx, dtype, (d_grad, d_r))
 
     @staticmethod
     def jvp(ctx, grad_t, r_t, *_):
         grad, r, *saved = ctx.saved_tensors
-        depth, a, r0 = ctx.params
-        return MorseBackwardJvp.apply(grad, r, grad_t, r_t, depth, a, r0, *saved)
+        return MorseBackwardJvp.apply(grad, r, grad_t, r_t, *ctx.params, *saved)
 
 
 class MorseBackwardJvp(_Function):
@@ -164,25 +158,21 @@ class MorseBackwardJvp(_Function):
         return _round(df.r * grad_t + df.rr * grad * r_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_r_t):
+    def backward(ctx, gg_r_t):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors[:4])
-        depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 3)
-        t0 = df.rr * grad_grad_r_t
+        df = _partials(r, *ctx.params, 3)
+        t0 = df.rr * gg_r_t
         need = ctx.needs_input_grad
         d_grad = r_t * t0 if need[0] else None
-        d_r = (
-            grad_grad_r_t * (df.rr * grad_t + df.rrr * grad * r_t) if need[1] else None
-        )
-        d_grad_t = df.r * grad_grad_r_t if need[2] else None
+        d_r = gg_r_t * (df.rr * grad_t + df.rrr * grad * r_t) if need[1] else None
+        d_grad_t = df.r * gg_r_t if need[2] else None
         d_r_t = grad * t0 if need[3] else None
         return _gradients(ctx, dtype, (d_grad, d_r, d_grad_t, d_r_t))
 
     @staticmethod
     def jvp(ctx, grad_u, r_u, grad_t_u, r_t_u, *_):
         dtype, grad, r, grad_t, r_t = _opmath(*ctx.saved_tensors[:4])
-        depth, a, r0 = ctx.params
-        df = _partials(r, depth, a, r0, 3)
+        df = _partials(r, *ctx.params, 3)
         return _round(
             df.r * grad_t_u
             + df.rr * grad * r_t_u
@@ -196,7 +186,6 @@ class _MorseForCompile(_Function):
     """Morse for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(Morse.forward)
-    setup_context = staticmethod(Morse.setup_context)
     backward = staticmethod(Morse.backward)
 
 
@@ -205,10 +194,9 @@ def morse(
 ) -> torch.Tensor:
     """depth*(1 - exp(-a*(r - r0)))**2
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     `depth` is a float parameter, not differentiated (default 1.0).
     `a` is a float parameter, not differentiated (default 1.0).
     `r0` is a float parameter, not differentiated (default 1.0).

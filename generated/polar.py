@@ -17,23 +17,18 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32. The grad
-    of an unused output is None and stays None."""
-    present = [t for t in tensors if t is not None]
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in present):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors. An unused output's grad stays None."""
+    reduced = [
+        t is not None and t.dtype in (torch.float16, torch.bfloat16) for t in tensors
+    ]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (
-        t.float() if t is not None and t.dtype in _REDUCED_PRECISION else t
-        for t in tensors
-    )
-    return (_promoted_dtype(present), *upcast)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
+    return (_promoted_dtype([t for t in tensors if t is not None]), *upcast)
 
 
 def _promoted_dtype(tensors):
@@ -56,17 +51,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
 
 
 def _zeros_for_none(tangents, like):
@@ -81,11 +69,6 @@ def _add(total, term):
     """`total + term`, where total None (no term yet) is zero: the sum of the
     terms of the outputs whose grads are present."""
     return term if total is None else total + term
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 def _unneeded_as_zeros(need, results, grads):
@@ -196,7 +179,7 @@ class Polar(_Function):
     @staticmethod
     def backward(ctx, grad_x, grad_y):
         r, theta = ctx.saved_tensors
-        need = _bits(ctx.needs_input_grad[:2])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:2]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_r, grad_theta = PolarBackward.forward(grad_x, grad_y, r, theta, need)
@@ -232,16 +215,12 @@ class PolarBackward(_Function):
         return _round(grad_r, dtype), _round(grad_theta, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_r, grad_grad_theta):
+    def backward(ctx, gg_r, gg_theta):
         dtype, grad_x, grad_y, r, theta = _opmath(*ctx.saved_tensors)
         df = _partials(r, theta, 2)
         need = ctx.needs_input_grad
-        d_grad_x = (
-            df.x.r * grad_grad_r + df.x.theta * grad_grad_theta if need[0] else None
-        )
-        d_grad_y = (
-            df.y.r * grad_grad_r + df.y.theta * grad_grad_theta if need[1] else None
-        )
+        d_grad_x = df.x.r * gg_r + df.x.theta * gg_theta if need[0] else None
+        d_grad_y = df.y.r * gg_r + df.y.theta * gg_theta if need[1] else None
         d_r = d_theta = None
         for grad, f in (
             (grad_x, df.x),
@@ -250,9 +229,9 @@ class PolarBackward(_Function):
             if grad is None:
                 continue
             t0 = f.r_theta * grad
-            d_r = _add(d_r, grad_grad_theta * t0) if need[2] else None
+            d_r = _add(d_r, gg_theta * t0) if need[2] else None
             d_theta = (
-                _add(d_theta, f.theta_theta * grad * grad_grad_theta + grad_grad_r * t0)
+                _add(d_theta, f.theta_theta * gg_theta * grad + gg_r * t0)
                 if need[3]
                 else None
             )
@@ -334,31 +313,27 @@ class PolarBackwardJvp(_Function):
         return _round(grad_r_t, dtype), _round(grad_theta_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_r_t, grad_grad_theta_t):
+    def backward(ctx, gg_r_t, gg_theta_t):
         dtype, grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = _opmath(
             *ctx.saved_tensors
         )
         df = _partials(r, theta, 3)
-        t0 = grad_grad_r_t * theta_t
+        t0 = gg_r_t * theta_t
         need = ctx.needs_input_grad
         d_grad_x = (
             df.x.r_theta * t0
-            + grad_grad_theta_t * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
+            + gg_theta_t * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
             if need[0]
             else None
         )
         d_grad_y = (
             df.y.r_theta * t0
-            + grad_grad_theta_t * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
+            + gg_theta_t * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
             if need[1]
             else None
         )
-        d_grad_x_t = (
-            df.x.r * grad_grad_r_t + df.x.theta * grad_grad_theta_t if need[4] else None
-        )
-        d_grad_y_t = (
-            df.y.r * grad_grad_r_t + df.y.theta * grad_grad_theta_t if need[5] else None
-        )
+        d_grad_x_t = df.x.r * gg_r_t + df.x.theta * gg_theta_t if need[4] else None
+        d_grad_y_t = df.y.r * gg_r_t + df.y.theta * gg_theta_t if need[5] else None
         d_r = d_theta = d_r_t = d_theta_t = None
         for grad, grad_t, f in (
             (grad_x, grad_x_t, df.x),
@@ -369,12 +344,12 @@ class PolarBackwardJvp(_Function):
             t1 = f.r_theta_theta * grad
             t2 = f.r_theta * grad_t + t1 * theta_t
             t3 = f.r_theta * grad
-            d_r = _add(d_r, grad_grad_theta_t * t2) if need[2] else None
+            d_r = _add(d_r, gg_theta_t * t2) if need[2] else None
             d_theta = (
                 _add(
                     d_theta,
-                    grad_grad_r_t * t2
-                    + grad_grad_theta_t
+                    gg_r_t * t2
+                    + gg_theta_t
                     * (
                         f.theta_theta * grad_t
                         + f.theta_theta_theta * grad * theta_t
@@ -384,12 +359,9 @@ class PolarBackwardJvp(_Function):
                 if need[3]
                 else None
             )
-            d_r_t = _add(d_r_t, grad_grad_theta_t * t3) if need[6] else None
+            d_r_t = _add(d_r_t, gg_theta_t * t3) if need[6] else None
             d_theta_t = (
-                _add(
-                    d_theta_t,
-                    f.theta_theta * grad * grad_grad_theta_t + grad_grad_r_t * t3,
-                )
+                _add(d_theta_t, f.theta_theta * gg_theta_t * grad + gg_r_t * t3)
                 if need[7]
                 else None
             )
@@ -589,10 +561,9 @@ class _PolarForCompile(_Function):
 def polar(r: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """x = r*cos(theta), y = r*sin(theta)
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     Returns (x, y), each of the broadcast shape of the inputs.
     """
     function = _PolarForCompile if torch.compiler.is_compiling() else Polar

@@ -21,23 +21,18 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32. The grad
-    of an unused output is None and stays None."""
-    present = [t for t in tensors if t is not None]
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in present):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors. An unused output's grad stays None."""
+    reduced = [
+        t is not None and t.dtype in (torch.float16, torch.bfloat16) for t in tensors
+    ]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (
-        t.float() if t is not None and t.dtype in _REDUCED_PRECISION else t
-        for t in tensors
-    )
-    return (_promoted_dtype(present), *upcast)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
+    return (_promoted_dtype([t for t in tensors if t is not None]), *upcast)
 
 
 def _promoted_dtype(tensors):
@@ -60,17 +55,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
 
 
 def _zeros_for_none(tangents, like):
@@ -85,11 +73,6 @@ def _add(total, term):
     """`total + term`, where total None (no term yet) is zero: the sum of the
     terms of the outputs whose grads are present."""
     return term if total is None else total + term
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 def _unneeded_as_zeros(need, results, grads):
@@ -174,7 +157,7 @@ class Rope(_Function):
     @staticmethod
     def backward(ctx, grad_y1, grad_y2):
         x1, x2, c, s = ctx.saved_tensors
-        need = _bits(ctx.needs_input_grad[:4])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:4]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_x1, grad_x2, grad_c, grad_s = RopeBackward.forward(
@@ -221,37 +204,31 @@ class RopeBackward(_Function):
         )
 
     @staticmethod
-    def backward(ctx, grad_grad_x1, grad_grad_x2, grad_grad_c, grad_grad_s):
+    def backward(ctx, gg_x1, gg_x2, gg_c, gg_s):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(*ctx.saved_tensors)
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
         d_grad_y1 = (
-            df.y1.c * grad_grad_c
-            + df.y1.s * grad_grad_s
-            + df.y1.x1 * grad_grad_x1
-            + df.y1.x2 * grad_grad_x2
+            df.y1.c * gg_c + df.y1.s * gg_s + df.y1.x1 * gg_x1 + df.y1.x2 * gg_x2
             if need[0]
             else None
         )
         d_grad_y2 = (
-            df.y2.c * grad_grad_c
-            + df.y2.s * grad_grad_s
-            + df.y2.x1 * grad_grad_x1
-            + df.y2.x2 * grad_grad_x2
+            df.y2.c * gg_c + df.y2.s * gg_s + df.y2.x1 * gg_x1 + df.y2.x2 * gg_x2
             if need[1]
             else None
         )
         d_x1 = d_x2 = d_c = d_s = None
         if grad_y1 is not None:
-            d_x1 = _add(d_x1, grad_grad_c * grad_y1) if need[2] else None
-            d_x2 = _add(d_x2, -grad_grad_s * grad_y1) if need[3] else None
-            d_c = _add(d_c, grad_grad_x1 * grad_y1) if need[4] else None
-            d_s = _add(d_s, -grad_grad_x2 * grad_y1) if need[5] else None
+            d_x1 = _add(d_x1, gg_c * grad_y1) if need[2] else None
+            d_x2 = _add(d_x2, -gg_s * grad_y1) if need[3] else None
+            d_c = _add(d_c, gg_x1 * grad_y1) if need[4] else None
+            d_s = _add(d_s, -gg_x2 * grad_y1) if need[5] else None
         if grad_y2 is not None:
-            d_x1 = _add(d_x1, grad_grad_s * grad_y2) if need[2] else None
-            d_x2 = _add(d_x2, grad_grad_c * grad_y2) if need[3] else None
-            d_c = _add(d_c, grad_grad_x2 * grad_y2) if need[4] else None
-            d_s = _add(d_s, grad_grad_x1 * grad_y2) if need[5] else None
+            d_x1 = _add(d_x1, gg_s * grad_y2) if need[2] else None
+            d_x2 = _add(d_x2, gg_c * grad_y2) if need[3] else None
+            d_c = _add(d_c, gg_x2 * grad_y2) if need[4] else None
+            d_s = _add(d_s, gg_x1 * grad_y2) if need[5] else None
         return _gradients(ctx, dtype, (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s))
 
     @staticmethod
@@ -343,63 +320,57 @@ class RopeBackwardJvp(_Function):
         )
 
     @staticmethod
-    def backward(ctx, grad_grad_x1_t, grad_grad_x2_t, grad_grad_c_t, grad_grad_s_t):
+    def backward(ctx, gg_x1_t, gg_x2_t, gg_c_t, gg_s_t):
         dtype, *tensors = _opmath(*ctx.saved_tensors)
         grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
         grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
         d_grad_y1 = (
-            c_t * grad_grad_x1_t
-            + grad_grad_c_t * x1_t
-            - grad_grad_s_t * x2_t
-            - grad_grad_x2_t * s_t
+            c_t * gg_x1_t + gg_c_t * x1_t - gg_s_t * x2_t - gg_x2_t * s_t
             if need[0]
             else None
         )
         d_grad_y2 = (
-            c_t * grad_grad_x2_t
-            + grad_grad_c_t * x2_t
-            + grad_grad_s_t * x1_t
-            + grad_grad_x1_t * s_t
+            c_t * gg_x2_t + gg_c_t * x2_t + gg_s_t * x1_t + gg_x1_t * s_t
             if need[1]
             else None
         )
         d_grad_y1_t = (
-            df.y1.c * grad_grad_c_t
-            + df.y1.s * grad_grad_s_t
-            + df.y1.x1 * grad_grad_x1_t
-            + df.y1.x2 * grad_grad_x2_t
+            df.y1.c * gg_c_t
+            + df.y1.s * gg_s_t
+            + df.y1.x1 * gg_x1_t
+            + df.y1.x2 * gg_x2_t
             if need[6]
             else None
         )
         d_grad_y2_t = (
-            df.y2.c * grad_grad_c_t
-            + df.y2.s * grad_grad_s_t
-            + df.y2.x1 * grad_grad_x1_t
-            + df.y2.x2 * grad_grad_x2_t
+            df.y2.c * gg_c_t
+            + df.y2.s * gg_s_t
+            + df.y2.x1 * gg_x1_t
+            + df.y2.x2 * gg_x2_t
             if need[7]
             else None
         )
         d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
         if grad_y1 is not None:
-            d_x1 = _add(d_x1, grad_grad_c_t * grad_y1_t) if need[2] else None
-            d_x2 = _add(d_x2, -grad_grad_s_t * grad_y1_t) if need[3] else None
-            d_c = _add(d_c, grad_grad_x1_t * grad_y1_t) if need[4] else None
-            d_s = _add(d_s, -grad_grad_x2_t * grad_y1_t) if need[5] else None
-            d_x1_t = _add(d_x1_t, grad_grad_c_t * grad_y1) if need[8] else None
-            d_x2_t = _add(d_x2_t, -grad_grad_s_t * grad_y1) if need[9] else None
-            d_c_t = _add(d_c_t, grad_grad_x1_t * grad_y1) if need[10] else None
-            d_s_t = _add(d_s_t, -grad_grad_x2_t * grad_y1) if need[11] else None
+            d_x1 = _add(d_x1, gg_c_t * grad_y1_t) if need[2] else None
+            d_x2 = _add(d_x2, -gg_s_t * grad_y1_t) if need[3] else None
+            d_c = _add(d_c, gg_x1_t * grad_y1_t) if need[4] else None
+            d_s = _add(d_s, -gg_x2_t * grad_y1_t) if need[5] else None
+            d_x1_t = _add(d_x1_t, gg_c_t * grad_y1) if need[8] else None
+            d_x2_t = _add(d_x2_t, -gg_s_t * grad_y1) if need[9] else None
+            d_c_t = _add(d_c_t, gg_x1_t * grad_y1) if need[10] else None
+            d_s_t = _add(d_s_t, -gg_x2_t * grad_y1) if need[11] else None
         if grad_y2 is not None:
-            d_x1 = _add(d_x1, grad_grad_s_t * grad_y2_t) if need[2] else None
-            d_x2 = _add(d_x2, grad_grad_c_t * grad_y2_t) if need[3] else None
-            d_c = _add(d_c, grad_grad_x2_t * grad_y2_t) if need[4] else None
-            d_s = _add(d_s, grad_grad_x1_t * grad_y2_t) if need[5] else None
-            d_x1_t = _add(d_x1_t, grad_grad_s_t * grad_y2) if need[8] else None
-            d_x2_t = _add(d_x2_t, grad_grad_c_t * grad_y2) if need[9] else None
-            d_c_t = _add(d_c_t, grad_grad_x2_t * grad_y2) if need[10] else None
-            d_s_t = _add(d_s_t, grad_grad_x1_t * grad_y2) if need[11] else None
+            d_x1 = _add(d_x1, gg_s_t * grad_y2_t) if need[2] else None
+            d_x2 = _add(d_x2, gg_c_t * grad_y2_t) if need[3] else None
+            d_c = _add(d_c, gg_x2_t * grad_y2_t) if need[4] else None
+            d_s = _add(d_s, gg_x1_t * grad_y2_t) if need[5] else None
+            d_x1_t = _add(d_x1_t, gg_s_t * grad_y2) if need[8] else None
+            d_x2_t = _add(d_x2_t, gg_c_t * grad_y2) if need[9] else None
+            d_c_t = _add(d_c_t, gg_x2_t * grad_y2) if need[10] else None
+            d_s_t = _add(d_s_t, gg_x1_t * grad_y2) if need[11] else None
         return _gradients(
             ctx,
             dtype,
@@ -630,10 +601,9 @@ def rope(
 ) -> tuple[torch.Tensor, ...]:
     """y1 = c*x1 - s*x2, y2 = c*x2 + s*x1
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     Returns (y1, y2), each of the broadcast shape of the inputs.
     """
     function = _RopeForCompile if torch.compiler.is_compiling() else Rope

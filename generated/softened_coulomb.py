@@ -13,17 +13,15 @@ import collections
 
 import torch
 
-# float16 and bfloat16 are computed in float32 and rounded once, as PyTorch's
-# own kernels do ("opmath"): rounding after each operation loses their few bits.
-_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _opmath(*tensors):
-    """The dtype to round results to (None: float32 and float64 pass through
-    untouched), then the tensors, float16 and bfloat16 ones in float32."""
-    if not any(tensor.dtype in _REDUCED_PRECISION for tensor in tensors):
+    """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
+    kernels do ("opmath"): the dtype to round results to (None: no tensor is
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
+    if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if t.dtype in _REDUCED_PRECISION else t for t in tensors)
+    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
     return (_promoted_dtype(tensors), *upcast)
 
 
@@ -47,22 +45,10 @@ def _gradients(ctx, dtype, results):
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
     summed = (
-        _round(_sum_to(r, a), dtype) if n else None
+        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
         for r, a, n in zip(results, ctx.saved_tensors, needed)
     )
     return (*summed, *(None,) * (len(needed) - len(results)))
-
-
-def _sum_to(grad, like):
-    """`grad` summed over the dimensions along which `like` was broadcast."""
-    if grad is None or grad.shape == like.shape:
-        return grad
-    return grad.sum_to_size(like.shape)
-
-
-def _bits(flags):
-    """needs_input_grad as an int: bit i set when input i needs a gradient."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).
@@ -296,7 +282,7 @@ class SoftenedCoulomb(_Function):
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
         q, eps = ctx.params
-        need = _bits(ctx.needs_input_grad[:3])
+        need = sum(flag << i for i, flag in enumerate(ctx.needs_input_grad[:3]))
         if torch.compiler.is_compiling():
             # Traced by torch.compile: the formulas as plain ops.
             grad_x, grad_y, grad_z = SoftenedCoulombBackward.forward(
@@ -311,8 +297,7 @@ class SoftenedCoulomb(_Function):
 
     @staticmethod
     def jvp(ctx, x_t, y_t, z_t, *_):
-        q, eps = ctx.params
-        return SoftenedCoulombJvp.apply(*ctx.saved_tensors, x_t, y_t, z_t, q, eps)
+        return SoftenedCoulombJvp.apply(*ctx.saved_tensors, x_t, y_t, z_t, *ctx.params)
 
 
 class SoftenedCoulombBackward(_Function):
@@ -329,34 +314,24 @@ class SoftenedCoulombBackward(_Function):
         return _round(grad_x, dtype), _round(grad_y, dtype), _round(grad_z, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x, grad_grad_y, grad_grad_z):
+    def backward(ctx, gg_x, gg_y, gg_z):
         grad, x, y, z, *saved = ctx.saved_tensors
         dtype, grad, x, y, z = _opmath(grad, x, y, z)
-        q, eps = ctx.params
         # Saved entries have no graph: recompute where differentiated again.
         fresh = torch.is_grad_enabled() or not saved
-        df = _partials(x, y, z, q, eps, 2) if fresh else _Partials(*saved)
+        df = _partials(x, y, z, *ctx.params, 2) if fresh else _Partials(*saved)
         need = ctx.needs_input_grad
         d_x, d_y, d_z = _hessian_times(
-            df,
-            grad * grad_grad_x,
-            grad * grad_grad_y,
-            grad * grad_grad_z,
-            (need[1], need[2], need[3]),
+            df, gg_x * grad, gg_y * grad, gg_z * grad, (need[1], need[2], need[3])
         )
-        d_grad = (
-            df.x * grad_grad_x + df.y * grad_grad_y + df.z * grad_grad_z
-            if need[0]
-            else None
-        )
+        d_grad = df.x * gg_x + df.y * gg_y + df.z * gg_z if need[0] else None
         return _gradients(ctx, dtype, (d_grad, d_x, d_y, d_z))
 
     @staticmethod
     def jvp(ctx, grad_t, x_t, y_t, z_t, *_):
         grad, x, y, z, *saved = ctx.saved_tensors
-        q, eps = ctx.params
         return SoftenedCoulombBackwardJvp.apply(
-            grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps, *saved
+            grad, x, y, z, grad_t, x_t, y_t, z_t, *ctx.params, *saved
         )
 
 
@@ -372,8 +347,7 @@ class SoftenedCoulombJvp(_Function):
     @staticmethod
     def backward(ctx, grad):
         dtype, x, y, z, x_t, y_t, z_t = _opmath(*ctx.saved_tensors)
-        q, eps = ctx.params
-        df = _partials(x, y, z, q, eps, 2)
+        df = _partials(x, y, z, *ctx.params, 2)
         need = ctx.needs_input_grad
         d_x, d_y, d_z = _hessian_times(
             df, grad * x_t, grad * y_t, grad * z_t, (need[0], need[1], need[2])
@@ -385,9 +359,8 @@ class SoftenedCoulombJvp(_Function):
 
     @staticmethod
     def jvp(ctx, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, *_):
-        q, eps = ctx.params
         return SoftenedCoulombJvpJvp.apply(
-            *ctx.saved_tensors, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, q, eps
+            *ctx.saved_tensors, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u, *ctx.params
         )
 
 
@@ -409,46 +382,39 @@ class SoftenedCoulombBackwardJvp(_Function):
         return _round(grad_x_t, dtype), _round(grad_y_t, dtype), _round(grad_z_t, dtype)
 
     @staticmethod
-    def backward(ctx, grad_grad_x_t, grad_grad_y_t, grad_grad_z_t):
+    def backward(ctx, gg_x_t, gg_y_t, gg_z_t):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
-        q, eps = ctx.params
-        df = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, *ctx.params, 3)
         need = ctx.needs_input_grad
         hess_t_x, hess_t_y, hess_t_z = _hessian_times(
             df, x_t, y_t, z_t, (need[0], need[0], need[0])
         )
         hess_gg_t_x, hess_gg_t_y, hess_gg_t_z = _hessian_times(
             df,
-            grad_grad_x_t,
-            grad_grad_y_t,
-            grad_grad_z_t,
+            gg_x_t,
+            gg_y_t,
+            gg_z_t,
             (need[1] or need[5], need[2] or need[6], need[3] or need[7]),
         )
         grad_third_gg_t_t_x, grad_third_gg_t_t_y, grad_third_gg_t_t_z = _third_times(
             df,
-            grad * grad_grad_x_t,
-            grad * grad_grad_y_t,
-            grad * grad_grad_z_t,
+            gg_x_t * grad,
+            gg_y_t * grad,
+            gg_z_t * grad,
             x_t,
             y_t,
             z_t,
             (need[1], need[2], need[3]),
         )
         d_grad = (
-            grad_grad_x_t * hess_t_x
-            + grad_grad_y_t * hess_t_y
-            + grad_grad_z_t * hess_t_z
+            gg_x_t * hess_t_x + gg_y_t * hess_t_y + gg_z_t * hess_t_z
             if need[0]
             else None
         )
         d_x = grad_t * hess_gg_t_x + grad_third_gg_t_t_x if need[1] else None
         d_y = grad_t * hess_gg_t_y + grad_third_gg_t_t_y if need[2] else None
         d_z = grad_t * hess_gg_t_z + grad_third_gg_t_t_z if need[3] else None
-        d_grad_t = (
-            df.x * grad_grad_x_t + df.y * grad_grad_y_t + df.z * grad_grad_z_t
-            if need[4]
-            else None
-        )
+        d_grad_t = df.x * gg_x_t + df.y * gg_y_t + df.z * gg_z_t if need[4] else None
         d_x_t = grad * hess_gg_t_x if need[5] else None
         d_y_t = grad * hess_gg_t_y if need[6] else None
         d_z_t = grad * hess_gg_t_z if need[7] else None
@@ -459,8 +425,7 @@ class SoftenedCoulombBackwardJvp(_Function):
     @staticmethod
     def jvp(ctx, grad_u, x_u, y_u, z_u, grad_t_u, x_t_u, y_t_u, z_t_u, *_):
         dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(*ctx.saved_tensors[:8])
-        q, eps = ctx.params
-        df = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, *ctx.params, 3)
         hess_sum_x, hess_sum_y, hess_sum_z = _hessian_times(
             df,
             grad * x_t_u + grad_t * x_u + grad_u * x_t,
@@ -505,8 +470,7 @@ class SoftenedCoulombJvpJvp(_Function):
         dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
             *ctx.saved_tensors
         )
-        q, eps = ctx.params
-        df = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, *ctx.params, 3)
         need = ctx.needs_input_grad
         grad_hess_t_u_x, grad_hess_t_u_y, grad_hess_t_u_z = _hessian_times(
             df, grad * x_t_u, grad * y_t_u, grad * z_t_u, (need[0], need[1], need[2])
@@ -545,10 +509,9 @@ class SoftenedCoulombJvpJvp(_Function):
         dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
             *ctx.saved_tensors
         )
-        q, eps = ctx.params
         x_v, y_v, z_v, x_t_v, y_t_v, z_t_v, x_u_v, y_u_v, z_u_v = tangents[:9]
         x_t_u_v, y_t_u_v, z_t_u_v = tangents[9:12]
-        df = _partials(x, y, z, q, eps, 3)
+        df = _partials(x, y, z, *ctx.params, 3)
         hess_u_v_x, hess_u_v_y, hess_u_v_z = _hessian_times(df, x_u_v, y_u_v, z_u_v)
         hess_v_x, hess_v_y, hess_v_z = _hessian_times(df, x_v, y_v, z_v)
         hess_u_x, hess_u_y, hess_u_z = _hessian_times(df, x_u, y_u, z_u)
@@ -576,7 +539,6 @@ class _SoftenedCoulombForCompile(_Function):
     """SoftenedCoulomb for torch.compile, which rejects Functions that define jvp."""
 
     forward = staticmethod(SoftenedCoulomb.forward)
-    setup_context = staticmethod(SoftenedCoulomb.setup_context)
     backward = staticmethod(SoftenedCoulomb.backward)
 
 
@@ -590,10 +552,9 @@ def softened_coulomb(
 ) -> torch.Tensor:
     """q/sqrt(eps**2 + x**2 + y**2 + z**2)
 
-    Exact first, second and third derivatives in any mix of reverse mode
-    (`torch.autograd.grad`, `jacrev`) and forward mode (`torch.func.jvp`,
-    `jacfwd`, dual tensors); works under `vmap`, `torch.compile` and with
-    broadcasting inputs.
+    Exact first, second and third derivatives, reverse and forward mode in any
+    mix (`torch.autograd.grad`, `jacrev`, `torch.func.jvp`, `jacfwd`, dual
+    tensors); works under `vmap`, `torch.compile` and with broadcasting inputs.
     `q` is a float parameter, not differentiated (default 1.0).
     `eps` is a float parameter, not differentiated (default 0.1).
     """
