@@ -120,6 +120,7 @@ def _module_context(
         "one_input": len(model.inputs) == 1,
         "uses_stand_in": printer.uses_stand_in,
         "uses_need": printer.uses_need,
+        "uses_none_grads": printer.uses_none_grads,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
         "output_doc": (
             f"Returns ({', '.join(model.outputs)}), each of the broadcast shape of the inputs."
@@ -160,6 +161,7 @@ class _ClassPrinter:
         self.uses_add = False  # several outputs: the sum of the present grads' terms
         self.uses_stand_in = False  # the op saves a zero in place of an unread input
         self.uses_need = False  # a Backward kernel skips the gradients not asked for
+        self.uses_none_grads = False  # a Function of several outputs keeps their grads None
         # The table entries the Backward keeps under create_graph (model.saved_partials);
         # none under --fuse, whose compiled kernels take a fixed list of arguments.
         self.saved = () if options.fuse else model.saved_partials
@@ -200,9 +202,11 @@ class _ClassPrinter:
                 setup.append(f"ctx.params = {_tuple_literal(params)}")
         elif spec.role is Role.OP and any(r is not None for r in self.model.saved_when):
             setup = self.stand_in_setup_lines(spec)
-        if spec.optional_grads:
-            if not setup:
-                setup = ["_Function.setup_context(ctx, inputs, output)"]
+        base = "_Function"
+        if spec.optional_grads and not setup:
+            base = "_NoneGrads"  # its setup_context, shared
+            self.uses_none_grads = True
+        elif spec.optional_grads:
             # An unused output's grad stays None: no zeros made, no terms computed.
             setup.append("ctx.set_materialize_grads(False)")
         # Tensors too many for opmath's line: `forward(*tensors)`, named as
@@ -275,6 +279,7 @@ class _ClassPrinter:
         backward_lines = _params_from_ctx(backward_lines, params)
         return {
             "name": spec.class_name,
+            "base": base,
             "summary": _docstring_safe(spec.summary),
             "forward_args": "*tensors" if packed else ", ".join(all_args + saved_arg),
             "forward_lines": forward_lines,
@@ -463,6 +468,9 @@ class _ClassPrinter:
         lines += table + list(printed.statements)
         if kernel.blocks:
             return lines + self.block_lines(spec, kernel, names, in_place)
+        looped = self.outputs_once(spec, kernel, names, in_place)
+        if looped is not None:
+            return lines[: len(lines) - len(printed.statements)] + looped
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
@@ -481,6 +489,83 @@ class _ClassPrinter:
         assignments = comment + [f"{n} = {r}" for n, r in zip(names, results)]
         return lines + assignments + self.need_lines(spec, names) + [
             f"return {', '.join(map(_rounded, names))}"
+        ]
+
+    def outputs_once(
+        self, spec: FunctionSpec, kernel: Kernel, names: list[str], in_place: bool
+    ) -> list[str] | None:
+        """A kernel's results, one per output of the op, where each is one formula
+        over its own output's table (polar's jvps: `f.r * r_t + f.theta * theta_t`
+        for f in df.x, df.y): that formula once, in a loop over the tables, after
+        the temporaries no table enters. None where the outputs' formulas differ
+        (another sparsity, other constants) or a result must be made a new tensor."""
+        outputs = self.model.outputs
+        if (
+            not self.model.multi_output
+            or spec.role is Role.OP
+            or self.need_arg(spec)
+            or kernel.products
+            or len(names) != len(outputs)
+            or not all(n.startswith(o + "_") for n, o in zip(names, outputs))
+            or {"f", "results", "result"} & (set(kernel.arguments) | set(self.param_names))
+        ):
+            return None
+        entries = {e.name: e.field.split(".") for e in self.model.partials.entries}
+        values = {str(n): v for n, v in kernel.temporaries}
+        tables_of: dict[str, set[str]] = {}  # the tables each temporary reads
+        for name, value in kernel.temporaries:
+            read = {s.name for s in value.free_symbols}
+            tables_of[str(name)] = {entries[r][0] for r in read if r in entries}.union(
+                *(tables_of.get(r, set()) for r in read)
+            )
+        shared = [(n, v) for n, v in kernel.temporaries if not tables_of[str(n)]]
+        generics: list[Kernel] = []
+        for output, expr in zip(outputs, kernel.outputs):
+            read = reachable(
+                {s.name for s in expr.free_symbols},
+                lambda n: {s.name for s in values[n].free_symbols} if n in values else (),
+            )
+            own = [(n, v) for n, v in kernel.temporaries if str(n) in read and tables_of[str(n)]]
+            if {entries[r][0] for r in read if r in entries} != {output}:
+                return None
+            if self.new_tensor("code", expr, kernel, spec.output_shape_of) != "code":
+                return None
+            first = generics[0].temporaries if generics else own
+            if len(own) != len(first):
+                return None
+            renamed = {n: f"f.{field}" for n, (table, field) in entries.items() if table == output}
+            renamed |= {str(n): str(m) for (n, _), (m, _) in zip(own, first)}
+            symbols = {
+                sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in renamed.items()
+            }
+            generics.append(
+                Kernel(
+                    # The shared temporaries and the table are read, never written.
+                    arguments=kernel.arguments
+                    + tuple(str(n) for n, _ in shared)
+                    + tuple(v for k, v in renamed.items() if k in entries),
+                    temporaries=tuple((renamed[str(n)], v.xreplace(symbols)) for n, v in own),
+                    outputs=(expr.xreplace(symbols),),
+                    partials_order=kernel.partials_order,
+                )
+            )
+        printed = [self.printed(g, in_place) for g in generics]
+        if any(p != printed[0] for p in printed[1:]):
+            return None
+        written = self.printed(kernel, in_place)
+        if not written.statements and all(
+            len(f"{name} = {code}") <= _LINE_ROOM for name, code in zip(names, written.outputs)
+        ):
+            return None  # a line an output: as short as the loop
+        before = self.printed(dataclasses.replace(kernel, temporaries=tuple(shared), outputs=()))
+        rows = ", ".join(f"df.{o}" for o in outputs)
+        body = [*printed[0].statements, f"results.append({printed[0].outputs[0]})"]
+        return [
+            *before.statements,
+            "results = []",
+            f"for f in ({rows}):  # one formula, over each output's table",
+            *_indent(body),
+            "return tuple(_round(result, dtype) for result in results)",
         ]
 
     def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
@@ -542,7 +627,7 @@ class _ClassPrinter:
                 f"({', '.join(m)}, df.{table})" for (_, m, _), (_, table, _) in zip(run, generic)
             )
             loop_members, _, kernel = generic[0]
-            header = f"for {', '.join(loop_members)}, f in ({rows},):"
+            header = f"for {', '.join(loop_members)}, f in ({rows}):"
             result.append((header, loop_members[0], loop_members, kernel))
         return result
 

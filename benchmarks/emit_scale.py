@@ -73,9 +73,18 @@ def operations(
     signs of literals are not operations); a call of
     the module's `_partials(..., k)` counts the helper's operations up to order
     k (`table`), and one of `_hessian_times` or `_third_times` that helper's
-    (`helpers`), since the kernel runs them."""
+    (`helpers`), since the kernel runs them. The `need = ...` bits of
+    needs_input_grad are Python ints, not operations."""
+    bookkeeping = {
+        id(inner)
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["need"]
+        for inner in ast.walk(node.value)
+    }
     count = 0
     for node in ast.walk(function):
+        if id(node) in bookkeeping:
+            continue
         if isinstance(node, ast.Call):
             callee = node.func
             if isinstance(callee, ast.Attribute) and callee.attr in ("apply", "forward"):

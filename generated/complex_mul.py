@@ -54,11 +54,13 @@ def _gradients(ctx, dtype, results):
     ctx saved them) and rounded to `dtype` (None: as they are), None where not
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
-    summed = (
-        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
-        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    kept = (r if n else None for r, n in zip(results, needed))
+    summed = (  # sum_to_size costs a call even where there is nothing to sum
+        r if r is None or r.shape == a.shape else r.sum_to_size(a.shape)
+        for r, a in zip(kept, ctx.saved_tensors)
     )
-    return (*summed, *(None,) * (len(needed) - len(results)))
+    rest = (None,) * (len(needed) - len(results))
+    return (*(_round(r, dtype) for r in summed), *rest)
 
 
 def _zeros_for_none(tangents, like):
@@ -130,6 +132,16 @@ class _Function(torch.autograd.Function):
         ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
+class _NoneGrads(_Function):
+    """A Function of the op's several outputs: the grad of an output no loss
+    reads stays None (no zeros made, no terms computed)."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _Function.setup_context(ctx, inputs, output)
+        ctx.set_materialize_grads(False)
+
+
 class ComplexMul(_Function):
     """complex_mul(a, c, b, d) = re: a*c - b*d, im: a*d + b*c"""
 
@@ -183,10 +195,7 @@ class ComplexMulBackward(_Function):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(grad_re, grad_im, a, c, b, d)
         df = _partials(a, c, b, d, 1)
         grad_a = grad_c = grad_b = grad_d = None
-        for grad, f in (
-            (grad_re, df.re),
-            (grad_im, df.im),
-        ):
+        for grad, f in ((grad_re, df.re), (grad_im, df.im)):
             if grad is None:
                 continue
             grad_a = _add(grad_a, f.a * grad) if need & 1 else None
@@ -238,7 +247,7 @@ class ComplexMulBackward(_Function):
         )
 
 
-class ComplexMulJvp(_Function):
+class ComplexMulJvp(_NoneGrads):
     """(a, c, b, d, a_t, c_t, b_t, d_t) -> ∂re/∂a·a_t + ∂re/∂c·c_t + ∂re/∂b·b_t + ∂re/∂d·d_t, ∂im/∂a·a_t + ∂im/∂c·c_t + ∂im/∂b·b_t + ∂im/∂d·d_t"""
 
     @staticmethod
@@ -248,11 +257,6 @@ class ComplexMulJvp(_Function):
         re_t = a_t * df.re.a + b_t * df.re.b + c_t * df.re.c + d_t * df.re.d
         im_t = a_t * df.im.a + b_t * df.im.b + c_t * df.im.c + d_t * df.im.d
         return _round(re_t, dtype), _round(im_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_re_t, grad_im_t):
@@ -443,7 +447,7 @@ class ComplexMulBackwardJvp(_Function):
         )
 
 
-class ComplexMulJvpJvp(_Function):
+class ComplexMulJvpJvp(_NoneGrads):
     """the jvp of ComplexMulJvp"""
 
     @staticmethod
@@ -473,11 +477,6 @@ class ComplexMulJvpJvp(_Function):
             + d_t_u * df.im.d
         )
         return _round(re_t_u, dtype), _round(im_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_re_t_u, grad_im_t_u):

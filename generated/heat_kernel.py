@@ -43,11 +43,13 @@ def _gradients(ctx, dtype, results):
     ctx saved them) and rounded to `dtype` (None: as they are), None where not
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
-    summed = (
-        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
-        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    kept = (r if n else None for r, n in zip(results, needed))
+    summed = (  # sum_to_size costs a call even where there is nothing to sum
+        r if r is None or r.shape == a.shape else r.sum_to_size(a.shape)
+        for r, a in zip(kept, ctx.saved_tensors)
     )
-    return (*summed, *(None,) * (len(needed) - len(results)))
+    rest = (None,) * (len(needed) - len(results))
+    return (*(_round(r, dtype) for r in summed), *rest)
 
 
 # What _partials returns: df.xx is f_xx (None above the order asked for).

@@ -50,11 +50,13 @@ def _gradients(ctx, dtype, results):
     ctx saved them) and rounded to `dtype` (None: as they are), None where not
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
-    summed = (
-        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
-        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    kept = (r if n else None for r, n in zip(results, needed))
+    summed = (  # sum_to_size costs a call even where there is nothing to sum
+        r if r is None or r.shape == a.shape else r.sum_to_size(a.shape)
+        for r, a in zip(kept, ctx.saved_tensors)
     )
-    return (*summed, *(None,) * (len(needed) - len(results)))
+    rest = (None,) * (len(needed) - len(results))
+    return (*(_round(r, dtype) for r in summed), *rest)
 
 
 def _zeros_for_none(tangents, like):
@@ -157,6 +159,16 @@ class _Function(torch.autograd.Function):
         ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
+class _NoneGrads(_Function):
+    """A Function of the op's several outputs: the grad of an output no loss
+    reads stays None (no zeros made, no terms computed)."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _Function.setup_context(ctx, inputs, output)
+        ctx.set_materialize_grads(False)
+
+
 class Polar(_Function):
     """polar(r, theta) = x: r*cos(theta), y: r*sin(theta)"""
 
@@ -201,10 +213,7 @@ class PolarBackward(_Function):
         dtype, grad_x, grad_y, r, theta = _opmath(grad_x, grad_y, r, theta)
         df = _partials(r, theta, 1)
         grad_r = grad_theta = None
-        for grad, f in (
-            (grad_x, df.x),
-            (grad_y, df.y),
-        ):
+        for grad, f in ((grad_x, df.x), (grad_y, df.y)):
             if grad is None:
                 continue
             grad_r = _add(grad_r, f.r * grad) if need & 1 else None
@@ -222,10 +231,7 @@ class PolarBackward(_Function):
         d_grad_x = df.x.r * gg_r + df.x.theta * gg_theta if need[0] else None
         d_grad_y = df.y.r * gg_r + df.y.theta * gg_theta if need[1] else None
         d_r = d_theta = None
-        for grad, f in (
-            (grad_x, df.x),
-            (grad_y, df.y),
-        ):
+        for grad, f in ((grad_x, df.x), (grad_y, df.y)):
             if grad is None:
                 continue
             t0 = f.r_theta * grad
@@ -244,7 +250,7 @@ class PolarBackward(_Function):
         )
 
 
-class PolarJvp(_Function):
+class PolarJvp(_NoneGrads):
     """(r, theta, r_t, theta_t) -> ∂x/∂r·r_t + ∂x/∂theta·theta_t, ∂y/∂r·r_t + ∂y/∂theta·theta_t"""
 
     @staticmethod
@@ -256,20 +262,12 @@ class PolarJvp(_Function):
         return _round(x_t, dtype), _round(y_t, dtype)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
-
-    @staticmethod
     def backward(ctx, grad_x_t, grad_y_t):
         dtype, r, theta, r_t, theta_t = _opmath(*ctx.saved_tensors)
         df = _partials(r, theta, 2)
         need = ctx.needs_input_grad
         d_r = d_theta = d_r_t = d_theta_t = None
-        for grad_t, f in (
-            (grad_x_t, df.x),
-            (grad_y_t, df.y),
-        ):
+        for grad_t, f in ((grad_x_t, df.x), (grad_y_t, df.y)):
             if grad_t is None:
                 continue
             d_r = _add(d_r, f.r_theta * grad_t * theta_t) if need[0] else None
@@ -298,10 +296,7 @@ class PolarBackwardJvp(_Function):
         )
         df = _partials(r, theta, 2)
         grad_r_t = grad_theta_t = None
-        for grad, grad_t, f in (
-            (grad_x, grad_x_t, df.x),
-            (grad_y, grad_y_t, df.y),
-        ):
+        for grad, grad_t, f in ((grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)):
             if grad is None:
                 continue
             t0 = f.r_theta * grad
@@ -335,10 +330,7 @@ class PolarBackwardJvp(_Function):
         d_grad_x_t = df.x.r * gg_r_t + df.x.theta * gg_theta_t if need[4] else None
         d_grad_y_t = df.y.r * gg_r_t + df.y.theta * gg_theta_t if need[5] else None
         d_r = d_theta = d_r_t = d_theta_t = None
-        for grad, grad_t, f in (
-            (grad_x, grad_x_t, df.x),
-            (grad_y, grad_y_t, df.y),
-        ):
+        for grad, grad_t, f in ((grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)):
             if grad is None:
                 continue
             t1 = f.r_theta_theta * grad
@@ -414,7 +406,7 @@ class PolarBackwardJvp(_Function):
         return _round(grad_r_t_u, dtype), _round(grad_theta_t_u, dtype)
 
 
-class PolarJvpJvp(_Function):
+class PolarJvpJvp(_NoneGrads):
     """the jvp of PolarJvp"""
 
     @staticmethod
@@ -424,24 +416,15 @@ class PolarJvpJvp(_Function):
         )
         df = _partials(r, theta, 2)
         t0 = r_u * theta_t
-        x_t_u = (
-            df.x.r * r_t_u
-            + df.x.r_theta * t0
-            + df.x.theta * theta_t_u
-            + theta_u * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
-        )
-        y_t_u = (
-            df.y.r * r_t_u
-            + df.y.r_theta * t0
-            + df.y.theta * theta_t_u
-            + theta_u * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
-        )
-        return _round(x_t_u, dtype), _round(y_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
+        results = []
+        for f in (df.x, df.y):  # one formula, over each output's table
+            results.append(
+                f.r * r_t_u
+                + f.r_theta * t0
+                + f.theta * theta_t_u
+                + theta_u * (f.r_theta * r_t + f.theta_theta * theta_t)
+            )
+        return tuple(_round(result, dtype) for result in results)
 
     @staticmethod
     def backward(ctx, grad_x_t_u, grad_y_t_u):
@@ -452,10 +435,7 @@ class PolarJvpJvp(_Function):
         need = ctx.needs_input_grad
         d_r = d_theta = d_r_t = d_theta_t = d_r_u = d_theta_u = None
         d_r_t_u = d_theta_t_u = None
-        for grad_t_u, f in (
-            (grad_x_t_u, df.x),
-            (grad_y_t_u, df.y),
-        ):
+        for grad_t_u, f in ((grad_x_t_u, df.x), (grad_y_t_u, df.y)):
             if grad_t_u is None:
                 continue
             t0 = f.r_theta_theta * theta_t
@@ -511,43 +491,26 @@ class PolarJvpJvp(_Function):
         df = _partials(r, theta, 3)
         t0 = r_t_v * theta_u
         t1 = r_u_v * theta_t
-        t2 = df.x.r_theta_theta * theta_t
-        t3 = df.y.r_theta_theta * theta_t
-        x_t_u_v = (
-            df.x.r * r_t_u_v
-            + df.x.r_theta * t0
-            + df.x.r_theta * t1
-            + df.x.theta * theta_t_u_v
-            + r_v * (df.x.r_theta * theta_t_u + t2 * theta_u)
-            + theta_t_v * (df.x.r_theta * r_u + df.x.theta_theta * theta_u)
-            + theta_u_v * (df.x.r_theta * r_t + df.x.theta_theta * theta_t)
-            + theta_v
-            * (
-                df.x.r_theta * r_t_u
-                + df.x.theta_theta * theta_t_u
-                + r_u * t2
-                + theta_u
-                * (df.x.r_theta_theta * r_t + df.x.theta_theta_theta * theta_t)
+        results = []
+        for f in (df.x, df.y):  # one formula, over each output's table
+            t2 = f.r_theta_theta * theta_t
+            results.append(
+                f.r * r_t_u_v
+                + f.r_theta * t0
+                + f.r_theta * t1
+                + f.theta * theta_t_u_v
+                + r_v * (f.r_theta * theta_t_u + t2 * theta_u)
+                + theta_t_v * (f.r_theta * r_u + f.theta_theta * theta_u)
+                + theta_u_v * (f.r_theta * r_t + f.theta_theta * theta_t)
+                + theta_v
+                * (
+                    f.r_theta * r_t_u
+                    + f.theta_theta * theta_t_u
+                    + r_u * t2
+                    + theta_u * (f.r_theta_theta * r_t + f.theta_theta_theta * theta_t)
+                )
             )
-        )
-        y_t_u_v = (
-            df.y.r * r_t_u_v
-            + df.y.r_theta * t0
-            + df.y.r_theta * t1
-            + df.y.theta * theta_t_u_v
-            + r_v * (df.y.r_theta * theta_t_u + t3 * theta_u)
-            + theta_t_v * (df.y.r_theta * r_u + df.y.theta_theta * theta_u)
-            + theta_u_v * (df.y.r_theta * r_t + df.y.theta_theta * theta_t)
-            + theta_v
-            * (
-                df.y.r_theta * r_t_u
-                + df.y.theta_theta * theta_t_u
-                + r_u * t3
-                + theta_u
-                * (df.y.r_theta_theta * r_t + df.y.theta_theta_theta * theta_t)
-            )
-        )
-        return _round(x_t_u_v, dtype), _round(y_t_u_v, dtype)
+        return tuple(_round(result, dtype) for result in results)
 
 
 class _PolarForCompile(_Function):

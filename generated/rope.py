@@ -54,11 +54,13 @@ def _gradients(ctx, dtype, results):
     ctx saved them) and rounded to `dtype` (None: as they are), None where not
     needed, then None for the arguments after them (parameters, saved entries)."""
     needed = ctx.needs_input_grad
-    summed = (
-        _round(r.sum_to_size(a.shape), dtype) if n and r is not None else None
-        for r, a, n in zip(results, ctx.saved_tensors, needed)
+    kept = (r if n else None for r, n in zip(results, needed))
+    summed = (  # sum_to_size costs a call even where there is nothing to sum
+        r if r is None or r.shape == a.shape else r.sum_to_size(a.shape)
+        for r, a in zip(kept, ctx.saved_tensors)
     )
-    return (*summed, *(None,) * (len(needed) - len(results)))
+    rest = (None,) * (len(needed) - len(results))
+    return (*(_round(r, dtype) for r in summed), *rest)
 
 
 def _zeros_for_none(tangents, like):
@@ -130,6 +132,16 @@ class _Function(torch.autograd.Function):
         ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
+class _NoneGrads(_Function):
+    """A Function of the op's several outputs: the grad of an output no loss
+    reads stays None (no zeros made, no terms computed)."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _Function.setup_context(ctx, inputs, output)
+        ctx.set_materialize_grads(False)
+
+
 class Rope(_Function):
     """rope(x1, x2, c, s) = y1: c*x1 - s*x2, y2: c*x2 + s*x1"""
 
@@ -183,10 +195,7 @@ class RopeBackward(_Function):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(grad_y1, grad_y2, x1, x2, c, s)
         df = _partials(x1, x2, c, s, 1)
         grad_x1 = grad_x2 = grad_c = grad_s = None
-        for grad, f in (
-            (grad_y1, df.y1),
-            (grad_y2, df.y2),
-        ):
+        for grad, f in ((grad_y1, df.y1), (grad_y2, df.y2)):
             if grad is None:
                 continue
             grad_x1 = _add(grad_x1, f.x1 * grad) if need & 1 else None
@@ -238,7 +247,7 @@ class RopeBackward(_Function):
         )
 
 
-class RopeJvp(_Function):
+class RopeJvp(_NoneGrads):
     """(x1, x2, c, s, x1_t, x2_t, c_t, s_t) -> ∂y1/∂x1·x1_t + ∂y1/∂x2·x2_t + ∂y1/∂c·c_t + ∂y1/∂s·s_t, ∂y2/∂x1·x1_t + ∂y2/∂x2·x2_t + ∂y2/∂c·c_t + ∂y2/∂s·s_t"""
 
     @staticmethod
@@ -250,11 +259,6 @@ class RopeJvp(_Function):
         y1_t = c_t * df.y1.c + df.y1.s * s_t + df.y1.x1 * x1_t + df.y1.x2 * x2_t
         y2_t = c_t * df.y2.c + df.y2.s * s_t + df.y2.x1 * x1_t + df.y2.x2 * x2_t
         return _round(y1_t, dtype), _round(y2_t, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_y1_t, grad_y2_t):
@@ -453,7 +457,7 @@ class RopeBackwardJvp(_Function):
         )
 
 
-class RopeJvpJvp(_Function):
+class RopeJvpJvp(_NoneGrads):
     """the jvp of RopeJvp"""
 
     @staticmethod
@@ -483,11 +487,6 @@ class RopeJvpJvp(_Function):
             + s_u * x1_t
         )
         return _round(y1_t_u, dtype), _round(y2_t_u, dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_y1_t_u, grad_y2_t_u):

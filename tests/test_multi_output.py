@@ -296,16 +296,53 @@ def test_outputs_whose_terms_are_one_formula_are_written_once() -> None:
         "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
     ).module_source
     backward = source[source.index("class SphBackward(") : source.index("class SphJvp(")]
-    assert "for grad, f in (\n            (grad_x, df.x),\n            (grad_y, df.y),\n        ):" in backward
+    assert "for grad, f in ((grad_x, df.x), (grad_y, df.y)):" in backward
     assert "if grad_z is not None:" in backward
     assert "if grad_x is not None:" not in backward and "if grad_y is not None:" not in backward
-    assert backward.count("for grad, f in (") == 2  # forward and backward
+    assert backward.count("for grad, f in ((") == 2  # forward and backward
     # Outputs whose terms differ keep a block each (exp(x)*y, x*y**2: the
     # second-order entries differ in sparsity).
     source = adgen.render("exp(x)*y, x*y**2", name="two", outputs=["p", "q"]).module_source
     backward = source[source.index("def backward(ctx, gg_x") :]
     backward = backward[: backward.index("def jvp(")]
     assert "if grad_p is not None:" in backward and "if grad_q is not None:" in backward
+
+
+def test_results_one_formula_per_output_are_written_once() -> None:
+    """The jvps of polar (r cos t, r sin t) give x's and y's results by one
+    formula over each output's own table: a loop over (df.x, df.y), not the
+    formula twice; a third output that differs (spherical z) keeps each
+    output's formula written out. The values: the generated tests' jacfwd of
+    jacfwd of jacfwd (run in test_generated_tests_pass)."""
+    source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["x", "y"]).module_source
+    jvp_jvp = source[source.index("class PolJvpJvp(") : source.index("class _PolForCompile(")]
+    loop = "for f in (df.x, df.y):  # one formula, over each output's table"
+    assert jvp_jvp.count(loop) == 2  # its forward and its jvp
+    assert "df.x." not in jvp_jvp.split("def jvp(")[1] and "df.y." not in jvp_jvp.split("def jvp(")[1]
+    assert "return tuple(_round(result, dtype) for result in results)" in jvp_jvp
+    source = adgen.render(
+        "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
+    ).module_source
+    assert "for f in (" not in source and "df.z.tt * " in source
+
+
+def test_functions_of_several_outputs_share_one_setup_context() -> None:
+    """Functions whose outputs' grads may be None derive from _NoneGrads (grads
+    not materialised): one setup_context written once, not one per Function.
+    The compile twin has its op's: inherited, or the op's own where it saves a
+    stand-in (polar's r)."""
+    for expression, stand_in in (("exp(x)*sin(y), exp(x)*cos(y)", False), ("x*cos(y), x*sin(y)", True)):
+        source = adgen.render(expression, name="pol", outputs=["u", "v"]).module_source
+        classes = {
+            line.split("(")[0].removeprefix("class "): line.split("(")[1].rstrip("):")
+            for line in source.splitlines()
+            if line.startswith("class ")
+        }
+        assert classes["PolJvp"] == classes["PolJvpJvp"] == "_NoneGrads"
+        assert classes["PolBackward"] == classes["PolBackwardJvp"] == "_Function"
+        assert classes["_PolForCompile"] == classes["Pol"] == ("_Function" if stand_in else "_NoneGrads")
+        assert source.count("ctx.set_materialize_grads(False)") == 1 + stand_in
+        assert ("setup_context = staticmethod(Pol.setup_context)" in source) == stand_in
 
 
 def test_a_loop_over_outputs_never_shadows_a_name() -> None:
