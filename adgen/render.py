@@ -217,7 +217,9 @@ class _ClassPrinter:
             and all_args == list(spec.tensor_args)
             and not saved_arg
             and "tensors" not in all_args
-            and len(opmath_lines(all_args)) > 1  # a line a level after opmath
+            # fewer lines (a line black wraps is three; so is a long signature)
+            and _printed_lines(opmath_lines(all_args, "*tensors"))
+            < _printed_lines(opmath_lines(all_args)) + 2 * (len(", ".join(all_args)) > _LINE_ROOM - 8)
         )
         forward_lines = self.forward_lines(spec, "*tensors" if packed else None)
         if self.options.fuse:
@@ -1246,9 +1248,18 @@ def opmath_lines(tensors: list[str], source: str | None = None) -> list[str]:
     if len(line) <= _LINE_ROOM or "tensors" in tensors:
         return [line]
     groups = _fitting_groups(tensors)
-    if len(groups) == 1:  # black wraps the call's arguments on a line of their own
-        return [line]
+    packed = f"dtype, *tensors = _opmath({source})"
+    if len(groups) == 1 and len(packed) > _LINE_ROOM:
+        return [line]  # black wraps the call's arguments on a line of their own
+    if len(groups) == 1:  # two lines, where black would wrap the call in three
+        return [packed, f"{', '.join(tensors)} = tensors"]
     return [f"dtype, *tensors = _opmath({source})"] + _grouped_unpack(groups, "tensors")
+
+
+def _printed_lines(lines: list[str]) -> int:
+    """How many lines black prints `lines` in, a statement too long for a method
+    body taking three (its call's arguments wrapped on a line of their own)."""
+    return sum(3 if len(line) > _LINE_ROOM else 1 for line in lines)
 
 
 def _grouped_unpack(groups: list[list[str]], source: str, exact: bool = True) -> list[str]:

@@ -286,9 +286,8 @@ class DampedWaveJvpJvp(_Function):
 
     @staticmethod
     def forward(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u, alpha):
-        dtype, x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = _opmath(
-            x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u
-        )
+        dtype, *tensors = _opmath(x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u)
+        x, y, x_t, y_t, x_u, y_u, x_t_u, y_t_u = tensors
         df = _partials(x, y, alpha, 2)
         hess_u_x, hess_u_y = _hessian_times(df, x_u, y_u)
         return _round(

@@ -343,9 +343,8 @@ class HeatKernelJvpJvp(_Function):
 
     @staticmethod
     def forward(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u, k):
-        dtype, x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = _opmath(
-            x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u
-        )
+        dtype, *tensors = _opmath(x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u)
+        x, t, x_t, t_t, x_u, t_u, x_t_u, t_t_u = tensors
         df = _partials(x, t, k, 2)
         hess_u_x, hess_u_t = _hessian_times(df, x_u, t_u)
         return _round(

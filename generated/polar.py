@@ -290,10 +290,9 @@ class PolarBackwardJvp(_Function):
     """the jvp of PolarBackward"""
 
     @staticmethod
-    def forward(grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t):
-        dtype, grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = _opmath(
-            grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
+        grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = tensors
         df = _partials(r, theta, 2)
         grad_r_t = grad_theta_t = None
         for grad, grad_t, f in ((grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)):
@@ -309,9 +308,8 @@ class PolarBackwardJvp(_Function):
 
     @staticmethod
     def backward(ctx, gg_r_t, gg_theta_t):
-        dtype, grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = tensors
         df = _partials(r, theta, 3)
         t0 = gg_r_t * theta_t
         need = ctx.needs_input_grad
@@ -368,9 +366,8 @@ class PolarBackwardJvp(_Function):
     def jvp(
         ctx, grad_x_u, grad_y_u, r_u, theta_u, grad_x_t_u, grad_y_t_u, r_t_u, theta_t_u
     ):
-        dtype, grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = tensors
         df = _partials(r, theta, 3)
         grad_r_t_u = grad_theta_t_u = None
         for grad, grad_t, grad_u, grad_t_u, f in (
@@ -410,10 +407,9 @@ class PolarJvpJvp(_NoneGrads):
     """the jvp of PolarJvp"""
 
     @staticmethod
-    def forward(r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u):
-        dtype, r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = _opmath(
-            r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u
-        )
+    def forward(*tensors):
+        dtype, *tensors = _opmath(*tensors)
+        r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = tensors
         df = _partials(r, theta, 2)
         t0 = r_u * theta_t
         results = []
@@ -428,9 +424,8 @@ class PolarJvpJvp(_NoneGrads):
 
     @staticmethod
     def backward(ctx, grad_x_t_u, grad_y_t_u):
-        dtype, r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = tensors
         df = _partials(r, theta, 3)
         need = ctx.needs_input_grad
         d_r = d_theta = d_r_t = d_theta_t = d_r_u = d_theta_u = None
@@ -482,9 +477,8 @@ class PolarJvpJvp(_NoneGrads):
 
     @staticmethod
     def jvp(ctx, *tangents):
-        dtype, r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        r, theta, r_t, theta_t, r_u, theta_u, r_t_u, theta_t_u = tensors
         tangents = _zeros_for_none(tangents, ctx.saved_tensors)
         r_v, theta_v, r_t_v, theta_t_v, r_u_v, theta_u_v = tangents[:6]
         r_t_u_v, theta_t_u_v = tangents[6:]

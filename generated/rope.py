@@ -251,10 +251,8 @@ class RopeJvp(_NoneGrads):
     """(x1, x2, c, s, x1_t, x2_t, c_t, s_t) -> ∂y1/∂x1·x1_t + ∂y1/∂x2·x2_t + ∂y1/∂c·c_t + ∂y1/∂s·s_t, ∂y2/∂x1·x1_t + ∂y2/∂x2·x2_t + ∂y2/∂c·c_t + ∂y2/∂s·s_t"""
 
     @staticmethod
-    def forward(x1, x2, c, s, x1_t, x2_t, c_t, s_t):
-        dtype, x1, x2, c, s, x1_t, x2_t, c_t, s_t = _opmath(
-            x1, x2, c, s, x1_t, x2_t, c_t, s_t
-        )
+    def forward(*tensors):
+        dtype, x1, x2, c, s, x1_t, x2_t, c_t, s_t = _opmath(*tensors)
         df = _partials(x1, x2, c, s, 1)
         y1_t = c_t * df.y1.c + df.y1.s * s_t + df.y1.x1 * x1_t + df.y1.x2 * x2_t
         y2_t = c_t * df.y2.c + df.y2.s * s_t + df.y2.x1 * x1_t + df.y2.x2 * x2_t

@@ -371,9 +371,8 @@ class SoftenedCoulombBackwardJvp(_Function):
 
     @staticmethod
     def forward(grad, x, y, z, grad_t, x_t, y_t, z_t, q, eps, *saved):
-        dtype, grad, x, y, z, grad_t, x_t, y_t, z_t = _opmath(
-            grad, x, y, z, grad_t, x_t, y_t, z_t
-        )
+        dtype, *tensors = _opmath(grad, x, y, z, grad_t, x_t, y_t, z_t)
+        grad, x, y, z, grad_t, x_t, y_t, z_t = tensors
         df = _Partials(*saved) if saved else _partials(x, y, z, q, eps, 2)
         grad_hess_t_x, grad_hess_t_y, grad_hess_t_z = _hessian_times(
             df, grad * x_t, grad * y_t, grad * z_t
@@ -469,9 +468,8 @@ class SoftenedCoulombJvpJvp(_Function):
 
     @staticmethod
     def backward(ctx, grad):
-        dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = tensors
         df = _partials(x, y, z, *ctx.params, 3)
         need = ctx.needs_input_grad
         grad_hess_t_u_x, grad_hess_t_u_y, grad_hess_t_u_z = _hessian_times(
@@ -508,9 +506,8 @@ class SoftenedCoulombJvpJvp(_Function):
 
     @staticmethod
     def jvp(ctx, *tangents):
-        dtype, x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = _opmath(
-            *ctx.saved_tensors
-        )
+        dtype, *tensors = _opmath(*ctx.saved_tensors)
+        x, y, z, x_t, y_t, z_t, x_u, y_u, z_u, x_t_u, y_t_u, z_t_u = tensors
         x_v, y_v, z_v, x_t_v, y_t_v, z_t_v, x_u_v, y_u_v, z_u_v = tangents[:9]
         x_t_u_v, y_t_u_v, z_t_u_v = tangents[9:12]
         df = _partials(x, y, z, *ctx.params, 3)

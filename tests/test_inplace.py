@@ -5,7 +5,9 @@ arguments (the case an unsound in-place op breaks) gives the unbatched values.""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -99,10 +101,31 @@ def _arguments(function: type, params: list[str]) -> tuple[list[str], list[objec
     (the public function's keyword-only ones), and for a Backward's `need` bits
     all set (-1: every input needs its gradient)."""
     parameters = inspect.signature(function.forward).parameters.values()
+    if [p.name for p in parameters] == ["tensors"]:  # forward(*tensors): named as unpacked
+        return _unpacked_tensors(function), []
     # `*saved`: table entries, given only under create_graph (test_recompute_or_save).
     names = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
     tensors = [n for n in names if n not in params and n != "need"]
     return tensors, [0.75 if n in params else -1 for n in names if n not in tensors]
+
+
+def _unpacked_tensors(function: type) -> list[str]:
+    """The names a `forward(*tensors)` gives its tensors, in order: the targets
+    of `dtype, x, y = _opmath(*tensors)`, or of the lines unpacking `tensors`
+    (or slices of it) after `dtype, *tensors = _opmath(*tensors)`."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(function.forward))).body[0].body
+    names = []
+    for statement in body:
+        if not isinstance(statement, ast.Assign) or not isinstance(statement.targets[0], ast.Tuple):
+            continue
+        targets = [t.id for t in statement.targets[0].elts if isinstance(t, ast.Name)]
+        value = statement.value
+        if isinstance(value, ast.Call) and ast.unparse(value) == "_opmath(*tensors)":
+            names += targets[1:]  # after dtype; none where `*tensors` follows it
+        elif ast.unparse(value).startswith("tensors"):
+            names += targets
+    assert names, f"{function.__name__}.forward(*tensors) unpacks no names"
+    return names
 
 
 def test_forward_kernels_never_write_to_their_inputs(families) -> None:
