@@ -530,7 +530,7 @@ class _ClassPrinter:
             own = [(n, v) for n, v in kernel.temporaries if str(n) in read and tables_of[str(n)]]
             if {entries[r][0] for r in read if r in entries} != {output}:
                 return None
-            if self.new_tensor("code", expr, kernel, spec.output_shape_of) != "code":
+            if self.needs_broadcast(expr, kernel, spec.output_shape_of):
                 return None
             first = generics[0].temporaries if generics else own
             if len(own) != len(first):
@@ -887,10 +887,15 @@ class _ClassPrinter:
     ) -> str:
         """A Function's outputs must be new tensors of the full broadcast shape,
         also where the formula is a constant or a bare argument."""
-        if expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel, self.model.partials):
+        if self.needs_broadcast(expr, kernel, shape_of):
             self.uses_broadcast_new = True
             return f"_broadcast_new({code or '0.0'}, {', '.join(shape_of)})"
         return code or "0.0"
+
+    def needs_broadcast(self, expr: sympy.Expr, kernel: Kernel, shape_of: tuple[str, ...]) -> bool:
+        """Whether a result computed by `expr` may not be a new tensor of the
+        full broadcast shape (a bare argument; a formula missing an input)."""
+        return expr.is_Symbol or not set(shape_of) <= _depends_on(expr, kernel, self.model.partials)
 
 
 def _test_context(
