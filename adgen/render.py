@@ -247,8 +247,9 @@ class _ClassPrinter:
                 or any(len(line) > _LINE_ROOM for line in zeros)
             )
         )
-        if self.passes_saved_on(spec, jvp_lines):
-            # The next Function takes the saved tensors, then their tangents:
+        saved_at = self.saved_passed_at(spec, jvp_lines)
+        if saved_at is not None:
+            # The next Function takes the saved tensors among their tangents:
             # named once, in the signature, not twice more.
             target = self.by_name[spec.jvp_call].class_name
             jvp_lines = jvp_lines[1:]
@@ -257,8 +258,7 @@ class _ClassPrinter:
                 arguments = ["*ctx.saved_tensors", "*tangents"]
             else:
                 arguments = list(spec.jvp_call_args)
-                start = arguments.index(spec.tensor_args[0])
-                arguments[start : start + len(spec.tensor_args)] = ["*ctx.saved_tensors"]
+                arguments[saved_at : saved_at + len(spec.tensor_args)] = ["*ctx.saved_tensors"]
             args = ", ".join([*arguments, *self.param_names])
             jvp_lines.append(f"return {target}.apply({args})")
         elif packed_jvp:
@@ -303,21 +303,23 @@ class _ClassPrinter:
             f"{_tuple_literal(tangents)}, {_tuple_literal(list(spec.tensor_args))})"
         ]
 
-    def passes_saved_on(self, spec: FunctionSpec, jvp_lines: list[str]) -> bool:
-        """Whether `spec`'s jvp hands the next Function exactly what ctx saved
-        (its tensor arguments, as the first line unpacks them), in one run
-        among their tangents (first, where a tangent may be None), then the
-        parameters."""
+    def saved_passed_at(self, spec: FunctionSpec, jvp_lines: list[str]) -> int | None:
+        """Where `spec`'s jvp hands the next Function exactly what ctx saved (its
+        tensor arguments, as the first line unpacks them), in one run among
+        their tangents (first, where a tangent may be None), then the
+        parameters: the run's position in the call's arguments, else None."""
         if spec.jvp_call is None or self.saves_gradient(spec):
-            return False
-        unpacked = f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors"
+            return None
+        if jvp_lines[0] != f"{_unpack(list(spec.tensor_args))} = ctx.saved_tensors":
+            return None
         saved, tangents = list(spec.tensor_args), list(spec.tangent_names())
         arguments = list(spec.jvp_call_args)
-        if spec.optional_grads:
-            return jvp_lines[0] == unpacked and arguments == saved + tangents
-        starts = [i for i in range(len(tangents) + 1) if arguments[i : i + len(saved)] == saved]
-        rest = arguments[: starts[0]] + arguments[starts[0] + len(saved) :] if starts else None
-        return jvp_lines[0] == unpacked and rest == tangents
+        starts = [0] if spec.optional_grads else range(len(tangents) + 1)
+        for start in starts:
+            rest = arguments[:start] + arguments[start + len(saved) :]
+            if arguments[start : start + len(saved)] == saved and rest == tangents:
+                return start
+        return None
 
     def need_arg(self, spec: FunctionSpec) -> list[str]:
         """["need"] for the first-order Backward of an op of several inputs: the
@@ -467,12 +469,13 @@ class _ClassPrinter:
         table = self.partials_call(kernel.partials_order)
         if from_saved and table:
             table = [f"df = {self.saved_table()} if saved else {table[0].removeprefix('df = ')}"]
-        lines += table + list(printed.statements)
+        lines += table
+        looped = self.outputs_once(spec, kernel, printed, names, in_place)
+        if looped is not None:
+            return lines + looped
+        lines += list(printed.statements)
         if kernel.blocks:
             return lines + self.block_lines(spec, kernel, names, in_place)
-        looped = self.outputs_once(spec, kernel, names, in_place)
-        if looped is not None:
-            return lines[: len(lines) - len(printed.statements)] + looped
         results = [
             self.new_tensor(code, expr, kernel, spec.output_shape_of)
             for code, expr in zip(printed.outputs, kernel.outputs)
@@ -494,16 +497,23 @@ class _ClassPrinter:
         ]
 
     def outputs_once(
-        self, spec: FunctionSpec, kernel: Kernel, names: list[str], in_place: bool
+        self,
+        spec: FunctionSpec,
+        kernel: Kernel,
+        written: _PrintedKernel,
+        names: list[str],
+        in_place: bool,
     ) -> list[str] | None:
         """A kernel's results, one per output of the op, where each is one formula
         over its own output's table (polar's jvps: `f.r * r_t + f.theta * theta_t`
         for f in df.x, df.y): that formula once, in a loop over the tables, after
-        the temporaries no table enters. None where the outputs' formulas differ
-        (another sparsity, other constants) or a result must be made a new tensor."""
+        the temporaries no table enters (`written`: the kernel as printed
+        whole). None where the outputs' formulas differ (another sparsity, other
+        constants) or a result must be made a new tensor."""
         outputs = self.model.outputs
         if (
             not self.model.multi_output
+            or kernel.blocks
             or spec.role is Role.OP
             or self.need_arg(spec)
             or kernel.products
@@ -554,7 +564,6 @@ class _ClassPrinter:
         printed = [self.printed(g, in_place) for g in generics]
         if any(p != printed[0] for p in printed[1:]):
             return None
-        written = self.printed(kernel, in_place)
         if not written.statements and all(
             len(f"{name} = {code}") <= _LINE_ROOM for name, code in zip(names, written.outputs)
         ):
@@ -1258,7 +1267,7 @@ def opmath_lines(tensors: list[str], source: str | None = None) -> list[str]:
         return [line]  # black wraps the call's arguments on a line of their own
     if len(groups) == 1:  # two lines, where black would wrap the call in three
         return [packed, f"{', '.join(tensors)} = tensors"]
-    return [f"dtype, *tensors = _opmath({source})"] + _grouped_unpack(groups, "tensors")
+    return [packed] + _grouped_unpack(groups, "tensors")
 
 
 def _printed_lines(lines: list[str]) -> int:
