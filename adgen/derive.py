@@ -66,6 +66,11 @@ class ProductHelper:
     order: int  # 2
     vectors: tuple[tuple[str, ...], ...]  # (("a_x", "a_y"),): its vector arguments
     kernel: Kernel  # arguments: the vectors' components, then the parameters it reads
+    # Where every component reads a table entry for every pair of inputs (a dense
+    # table): each pair's label and product (("xy", a_x*b_y + a_y*b_x), ...; the
+    # Hessian's "pairs" are single inputs), and each component's entries, by pair.
+    pairs: tuple[tuple[str, sympy.Expr], ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -832,24 +837,41 @@ class _TableBuilder:
                 prefixes = [p + "_" for p in prefixes]
             vectors = tuple(tuple(p + i for i in self.inputs) for p in prefixes)
             outputs = []
+            rests = list(itertools.combinations_with_replacement(range(n), order - 1))
+            spreads = [
+                _sum(
+                    sympy.Mul(*(_symbol(v[j]) for v, j in zip(vectors, order_of)))
+                    for order_of in sorted(set(itertools.permutations(rest)))
+                )
+                for rest in rests
+            ]
+            rows: list[tuple[str, ...]] = []
             for i in range(n):
                 terms = []
-                for rest in itertools.combinations_with_replacement(range(n), order - 1):
+                row = []
+                for rest, spread in zip(rests, spreads):
                     index = tuple(sorted((i, *rest)))
                     if self.formula(index) == 0:
                         continue
                     entry = _symbol(self.name(index)) if self.is_entry(index) else self.formula(index)
-                    spread = _sum(
-                        sympy.Mul(*(_symbol(v[j]) for v, j in zip(vectors, order_of)))
-                        for order_of in sorted(set(itertools.permutations(rest)))
-                    )
                     terms.append(entry * spread)
+                    if self.is_entry(index):
+                        row.append(self.name(index))
                 outputs.append(_sum(terms))
+                rows.append(tuple(row))
+            dense = not self.multi and all(len(row) == len(rests) for row in rows)
+            labels = [self.separator.join(self.inputs[j] for j in rest) for rest in rests]
             read = set().union(*(o.free_symbols for o in outputs))
             params = tuple(p for p in self.params if _symbol(p) in read)
             arguments = tuple(c for v in vectors for c in v) + params
             kernel = _kernel(arguments, outputs, taken | set(self.params))
-            helpers.append(ProductHelper(contract.HELPERS[order], order, vectors, kernel))
+            helpers.append(
+                ProductHelper(
+                    contract.HELPERS[order], order, vectors, kernel,
+                    pairs=tuple(zip(labels, spreads)) if dense else (),
+                    rows=tuple(rows) if dense else (),
+                )
+            )
         return tuple(helpers)
 
     def tables(self, taken: set[str]) -> PartialTables:

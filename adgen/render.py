@@ -8,8 +8,11 @@ returned, so a file that would not import is never written.
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 import functools
+import itertools
+import keyword
 import re
 import textwrap
 from collections.abc import Iterable
@@ -722,8 +725,12 @@ class _ClassPrinter:
             traced = "# Traced by torch.compile: the formulas as plain ops."
             branches = [("torch.compiler.is_compiling()", [traced, call("forward", [])])]
             if self.takes_saved(target):
-                saving = f"saved = _partials_to_save({self.table_args()})"
-                branches.append((None, [saving, call("apply", ["*saved"])]))
+                saved = f"_partials_to_save({self.table_args()})"
+                inline = call("apply", [f"*{saved}"])
+                if len(inline) <= _LINE_ROOM - 4:  # in the else branch, one level in
+                    branches.append((None, [inline]))
+                else:
+                    branches.append((None, [f"saved = {saved}", call("apply", ["*saved"])]))
             else:
                 branches.append((None, [call("apply", [])]))
             results: list[str | None] = list(target.outputs)
@@ -1158,12 +1165,62 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
         [f"{code} if needed[{i}] else None" if code else "None" for i, code in enumerate(printed.outputs)]
     )
     all_needed = _tuple_literal(["True"] * len(printed.outputs))
+    lines = list(printed.statements) + [f"return {returned}"]
+    # Components too long for a line each are one shape written n times: where
+    # the table is dense, one row function over each component's entries instead.
+    if any(len(f"{code} if needed[0] else None,") > _LINE_ROOM for code in printed.outputs if code):
+        lines = _rows(helper, printer) or lines
     return {
         "name": helper.name,
         "args": ", ".join(list(helper.kernel.arguments) + [f"needed={all_needed}"]),
         "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
-        "lines": list(printed.statements) + [f"return {returned}"],
+        "lines": lines,
     }
+
+
+def _rows(helper: ProductHelper, printer: "_ClassPrinter") -> list[str] | None:
+    """A dense helper's lines as one `row` function, Σ entry·product over the
+    pairs of inputs, called with each component's entries; None where the table
+    is not dense, a name would clash or a call would not fit on a line."""
+    if not helper.rows:
+        return None
+    labels = [label for label, _ in helper.pairs]
+    spreads = printer.printed(
+        Kernel(helper.kernel.arguments, (), tuple(spread for _, spread in helper.pairs))
+    ).outputs
+    # A product of two or more components is computed once, as t0, t1, ...
+    taken = set(helper.kernel.arguments) | {"df", "row", "needed"}
+    names = (f"t{k}" for k in itertools.count() if f"t{k}" not in taken)
+    statements, products = [], []
+    for label, (_, spread), code in zip(labels, helper.pairs, spreads):
+        if spread.is_Symbol:
+            products.append(code)
+        else:
+            products.append(next(names))
+            statements.append(f"{products[-1]} = {code}")
+    used = taken | set(products)
+    if len(set(labels)) < len(labels) or any(
+        keyword.iskeyword(label) or label in used or label in dir(builtins) for label in labels
+    ):
+        return None
+    calls = [
+        f"row({', '.join('df.' + printer.model.partials.field_of(e) for e in row)}) if needed[{i}] else None,"
+        for i, row in enumerate(helper.rows)
+    ]
+    if any(len(call) > _LINE_ROOM for call in calls):
+        return None
+    body = " + ".join(f"{label} * {product}" for label, product in zip(labels, products))
+    return [
+        *statements,
+        "",
+        f"def row({', '.join(labels)}):",
+        f'    """One component: each entry (named by its pair) times the pair\'s product."""',
+        f"    return {body}",
+        "",
+        "return (",
+        *(f"    {call}" for call in calls),
+        ")",
+    ]
 
 
 def _vector_name(components: tuple[str, ...], inputs: tuple[str, ...]) -> str:
