@@ -31,17 +31,13 @@ def _opmath(*tensors):
     ]
     if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
-    return (_promoted_dtype([t for t in tensors if t is not None]), *upcast)
-
-
-def _promoted_dtype(tensors):
-    """PyTorch's type promotion: tensors with dimensions outrank 0-dim ones."""
-    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    present = [t for t in tensors if t is not None]
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [t for t in present if t.dim() > 0] or present
     dtype = ranked[0].dtype
-    for tensor in ranked[1:]:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    return dtype
+    for t in ranked[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return (dtype, *(t.float() if r else t for t, r in zip(tensors, reduced)))
 
 
 def _round(result, dtype):

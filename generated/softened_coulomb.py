@@ -21,17 +21,12 @@ def _opmath(*tensors):
     reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
     if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
-    return (_promoted_dtype(tensors), *upcast)
-
-
-def _promoted_dtype(tensors):
-    """PyTorch's type promotion: tensors with dimensions outrank 0-dim ones."""
-    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [t for t in tensors if t.dim() > 0] or tensors
     dtype = ranked[0].dtype
-    for tensor in ranked[1:]:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    return dtype
+    for t in ranked[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return (dtype, *(t.float() if r else t for t, r in zip(tensors, reduced)))
 
 
 def _round(result, dtype):
@@ -212,42 +207,20 @@ def _third_times(df, a_x, a_y, a_z, b_x, b_y, b_z, needed=(True, True, True)):
     """∂³f·a·b: the third derivatives times the vectors a and b, one component per
     input (x, y, z), None where not `needed`."""
     t0 = a_x * b_x
-    t1 = a_y * b_y
-    t2 = a_z * b_z
-    t3 = a_x * b_y + a_y * b_x
-    t4 = a_x * b_z + a_z * b_x
-    t5 = a_y * b_z + a_z * b_y
+    t1 = a_x * b_y + a_y * b_x
+    t2 = a_x * b_z + a_z * b_x
+    t3 = a_y * b_y
+    t4 = a_y * b_z + a_z * b_y
+    t5 = a_z * b_z
+
+    def row(xx, xy, xz, yy, yz, zz):
+        """One component: each entry (named by its pair) times the pair's product."""
+        return xx * t0 + xy * t1 + xz * t2 + yy * t3 + yz * t4 + zz * t5
+
     return (
-        (
-            df.xxx * t0
-            + df.xxy * t3
-            + df.xxz * t4
-            + df.xyy * t1
-            + df.xyz * t5
-            + df.xzz * t2
-            if needed[0]
-            else None
-        ),
-        (
-            df.xxy * t0
-            + df.xyy * t3
-            + df.xyz * t4
-            + df.yyy * t1
-            + df.yyz * t5
-            + df.yzz * t2
-            if needed[1]
-            else None
-        ),
-        (
-            df.xxz * t0
-            + df.xyz * t3
-            + df.xzz * t4
-            + df.yyz * t1
-            + df.yzz * t5
-            + df.zzz * t2
-            if needed[2]
-            else None
-        ),
+        row(df.xxx, df.xxy, df.xxz, df.xyy, df.xyz, df.xzz) if needed[0] else None,
+        row(df.xxy, df.xyy, df.xyz, df.yyy, df.yyz, df.yzz) if needed[1] else None,
+        row(df.xxz, df.xyz, df.xzz, df.yyz, df.yzz, df.zzz) if needed[2] else None,
     )
 
 

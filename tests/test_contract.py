@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 
 import pytest
 import sympy
@@ -184,3 +185,34 @@ def test_kernels_read_third_derivatives_only_through_the_helper(text: str) -> No
     classes = outside[outside.index("\nclass ") :]
     assert not [t for t in thirds if re.search(re.escape(t) + r"\b", classes)]
     assert all(re.search(re.escape(t) + r"\b", helper.group(0)) for t in thirds)
+
+
+DENSE = "1/sqrt(x**2 + y**2 + z**2 + 1)"  # every third derivative is nonzero
+
+
+def test_a_dense_third_derivative_helper_is_one_row_function_over_the_pairs() -> None:
+    """Three inputs, every ∂³f a function of them: the three components, one
+    shape, are one `row` function called with each component's entries, and
+    each component is Σⱼₖ f_ijk·a_j·b_k (every ordered pair j, k)."""
+    import torch
+
+    module_source = adgen.render(DENSE, name="dense").module_source
+    helper = re.search(r"\ndef _third_times\(.*?\n\n\n", module_source, re.S)
+    assert helper is not None
+    assert "    def row(" in helper.group(0)
+    assert len(re.findall(r"\brow\(df\.", helper.group(0))) == 3
+
+    op = adgen.load(DENSE, name="dense")
+    module = sys.modules[op.__module__]
+    generator = torch.Generator().manual_seed(0)
+    x, y, z, *a_and_b = torch.randn(9, 5, dtype=torch.float64, generator=generator)
+    df = module._partials(x, y, z, 3)
+    a, b = a_and_b[:3], a_and_b[3:]
+    components = module._third_times(df, *a, *b)
+    for i in range(3):
+        expected = sum(
+            getattr(df, "".join("xyz"[k] for k in sorted((i, j, k)))) * a[j] * b[k]
+            for j in range(3)
+            for k in range(3)
+        )
+        torch.testing.assert_close(components[i], expected)

@@ -19,17 +19,12 @@ def _opmath(*tensors):
     reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
     if not any(reduced):
         return (None, *tensors)
-    upcast = (t.float() if r else t for t, r in zip(tensors, reduced))
-    return (_promoted_dtype(tensors), *upcast)
-
-
-def _promoted_dtype(tensors):
-    """PyTorch's type promotion: tensors with dimensions outrank 0-dim ones."""
-    ranked = [tensor for tensor in tensors if tensor.dim() > 0] or tensors
+    # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
+    ranked = [t for t in tensors if t.dim() > 0] or tensors
     dtype = ranked[0].dtype
-    for tensor in ranked[1:]:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    return dtype
+    for t in ranked[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return (dtype, *(t.float() if r else t for t, r in zip(tensors, reduced)))
 
 
 def _round(result, dtype):
