@@ -66,7 +66,7 @@ RULES: tuple[Rule, ...] = (
     Rule("one plus tanh", 1 + _tanh(a), 2 * sigmoid(2 * a)),
     Rule("one minus tanh", 1 - _tanh(a), 2 * sigmoid(-2 * a)),
     Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a), -_tanh(a / 2)),
-    Rule("tanh derivative", 1 - _tanh(a) ** 2, 4 * sigmoid(2 * a) * sigmoid(-2 * a)),
+    Rule("tanh derivative", 1 - _tanh(a) ** 2 + rest, 4 * sigmoid(2 * a) * sigmoid(-2 * a) + rest),
     Rule("log sigmoid expanded", a - softplus(a), -softplus(-a)),
     Rule("sigmoid difference", sigmoid(a) - sigmoid(-a), _tanh(a / 2)),
     Rule("exp of log1p", _exp(log1p(a)), 1 + a),

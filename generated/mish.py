@@ -47,52 +47,53 @@ def _partials(x, order):
     """The partial derivatives of mish(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f
     (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.nn.functional.softplus(x)
-    t1 = torch.tanh(t0)
-    t2 = 2.0 * t0
-    t3 = torch.sigmoid(-t2)
-    t4 = torch.sigmoid(t2)
-    t5 = 4.0 * t3 * t4
-    t6 = torch.sigmoid(x)
-    t7 = t6 * x
-    f_x = t1 + t5 * t7
+    t1 = torch.sigmoid(x)
+    t2 = t1 * x
+    t3 = 2.0 * t0
+    t4 = torch.sigmoid(-t3)
+    t5 = torch.sigmoid(t3)
+    t6 = t4 * t5
+    t7 = 4.0 * t6
+    f_x = t2 * t7 + torch.tanh(t0)
     if order == 1:
         return _Partials(f_x)
-    t8 = -x
-    t9 = torch.sigmoid(t8)
-    t10 = t9 * x
-    t11 = 8.0 * t7
-    f_xx = t6 * (-(t1**2) + t10 * t5 + t11 * t3**2 * t4 - t11 * t3 * t4**2 + t5 + 1.0)
+    t8 = torch.sigmoid(-x)
+    t9 = t8 * x
+    t10 = t5**2
+    t11 = 8.0 * t2
+    t12 = t4**2
+    f_xx = t1 * (-t10 * t11 * t4 + t11 * t12 * t5 + 8.0 * t6 + t7 * t9)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t12 = torch.nn.functional.softplus(t8)
-    t13 = 2.0 * t12 + 2.0 * x
-    t14 = torch.sigmoid(-t13)
-    t15 = torch.sigmoid(t13)
-    t16 = t14 * t15
-    t17 = 4.0 * t16
-    t18 = t17 * t9
-    t19 = 16.0 * t6
-    t20 = t15**2
-    t21 = t14 * t20
-    t22 = t19 * t21
-    t23 = t14**2
-    t24 = t15 * t23
-    t25 = t19 * t24
-    t26 = t6**2 * x
-    t27 = 16.0 * t26
-    t28 = torch.tanh(t12 + x)
-    f_xxx = t6 * (
-        -t10 * t22
-        + t10 * t25
-        + t14**3 * t15 * t27
-        + t14 * t15**3 * t27
-        - 8.0 * t16 * t28 * t6
-        - t18 * t7
-        + t18
-        - 64.0 * t20 * t23 * t26
-        - t22
-        + t25
-        + t9 * (-t11 * t21 + t11 * t24 + t17 + t18 * x - t28**2 + 1.0)
+    t13 = 6.0 * t1
+    t14 = t1 * t9
+    t15 = t1**2 * x
+    t16 = 4.0 * t15
+    t17 = 4.0 * t14
+    t18 = 2.0 * t2
+    f_xxx = torch.where(
+        torch.abs(x) < 9.5367431640625e-07,
+        -0.149051776 * x**6
+        - 0.4265949866666667 * x**5
+        + 0.18017066666666667 * x**4
+        + 0.93824 * x**3
+        - 0.0224 * x**2
+        - 1.1008 * x
+        - 0.096,
+        t1
+        * t7
+        * (
+            t10 * t16
+            + t12 * t16
+            + t13 * t4
+            - t13 * t5
+            - t14
+            - 16.0 * t15 * t6
+            + t17 * t4
+            - t17 * t5
+            + t8 * (t18 * t4 - t18 * t5 + t9 + 2.0)
+            + t8
+        ),
     )
     return _Partials(f_x, f_xx, f_xxx)
 

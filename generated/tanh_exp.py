@@ -47,42 +47,41 @@ def _partials(x, order):
     """The partial derivatives of tanh_exp(x) up to `order` (1 to 3): ∂f (f_x), then
     ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.exp(x)
-    t1 = torch.tanh(t0)
-    t2 = 2.0 * t0
-    t3 = torch.sigmoid(-t2)
-    t4 = torch.sigmoid(t2)
-    t5 = t3 * t4
-    t6 = 4.0 * t5
-    t7 = t6 * x
-    f_x = t0 * t7 + t1
+    t1 = 2.0 * t0
+    t2 = torch.sigmoid(-t1)
+    t3 = torch.sigmoid(t1)
+    t4 = t2 * t3
+    t5 = 4.0 * x
+    t6 = t4 * t5
+    f_x = t0 * t6 + torch.tanh(t0)
     if order == 1:
         return _Partials(f_x)
-    t8 = t4**2
-    t9 = t3 * t8
-    t10 = t0 * x
-    t11 = 8.0 * t10
-    t12 = t3**2
-    t13 = t12 * t4
-    t14 = -(t1**2) + t7 + 1.0
-    f_xx = t0 * (t11 * t13 - t11 * t9 + t14 + t6)
+    t7 = t3**2
+    t8 = 8.0 * t0 * x
+    t9 = t2**2
+    f_xx = t0 * (-t2 * t7 * t8 + t3 * t8 * t9 + 8.0 * t4 + t6)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t15 = 8.0 * t5
-    t16 = 16.0 * t0
-    t17 = x * torch.exp(2.0 * x)
-    t18 = 24.0 * t10
-    t19 = 16.0 * t17
-    f_xxx = t0 * (
-        -t0 * t1 * t15
-        - 64.0 * t12 * t17 * t8
-        + t13 * t16
-        + t13 * t18
-        + t14
-        + t15
-        - t16 * t9
-        - t18 * t9
-        + t19 * t3**3 * t4
-        + t19 * t3 * t4**3
+    t10 = 6.0 * t0
+    t11 = t10 * t2
+    t12 = t10 * t3
+    t13 = torch.exp(2.0 * x)
+    t14 = t13 * t5
+    f_xxx = (
+        4.0
+        * t0
+        * t4
+        * (
+            t11 * x
+            + t11
+            - t12 * x
+            - t12
+            - 16.0 * t13 * t4 * x
+            + t14 * t7
+            + t14 * t9
+            + x
+            + 3.0
+        )
     )
     return _Partials(f_x, f_xx, f_xxx)
 

@@ -27,6 +27,8 @@ REWRITES = [
     ("1 - erf(x)", erfc(x)),
     ("1 + tanh(x)", 2 * sigmoid(2 * x)),
     ("1 - tanh(x)**2", 4 * sigmoid(2 * x) * sigmoid(-2 * x)),
+    # inside a sum (mish's second derivative has 1 - tanh(softplus(x))**2 + ...)
+    ("x + 1 - tanh(y)**2", x + 4 * sigmoid(2 * y) * sigmoid(-2 * y)),
     ("(exp(2*x) - 1)/(exp(2*x) + 1)", sympy.tanh(x)),
     ("(exp(x) - exp(-x))/(exp(x) + exp(-x))", sympy.tanh(x)),
     ("exp(x)/(exp(x) + exp(y))", sigmoid(x - y)),
