@@ -108,6 +108,15 @@ def operations(
     return count
 
 
+def helper_operations(helper: ast.FunctionDef) -> int:
+    """A product helper's operations; where it defines a `row` function (a
+    dense table), each call of it counts that function's operations."""
+    nested = [n for n in helper.body if isinstance(n, ast.FunctionDef)]
+    rows = {n.name: operations(n) for n in nested}
+    outer = ast.Module(body=[n for n in helper.body if n not in nested], type_ignores=[])
+    return operations(outer, helpers=rows)
+
+
 def partials_operations(tree: ast.Module) -> dict[int, int]:
     """Operations the `_partials` helper runs for each order it can be asked
     (it returns early, after `if order == k:`, for lower orders)."""
@@ -133,7 +142,7 @@ def kernel_sizes(module: Path, op_class: str) -> tuple[int, dict[str, int]]:
     tree = ast.parse(module.read_text())
     table = partials_operations(tree)
     helpers = {  # ∂²f·a and ∂³f·a·b
-        node.name: operations(node)
+        node.name: helper_operations(node)
         for node in tree.body
         if isinstance(node, ast.FunctionDef) and node.name in ("_hessian_times", "_third_times")
     }
