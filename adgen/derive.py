@@ -1166,11 +1166,14 @@ def _outer_hold_dropped(expr: sympy.Expr) -> sympy.Expr:
 
 
 def _evaluate_constants(expr: sympy.Expr) -> sympy.Expr:
-    """sqrt(2)/sqrt(pi) -> 0.797...: one literal, not a temporary of its own."""
-    return expr.replace(
-        lambda e: e.is_number and not e.is_Atom and e.is_real is True,
-        lambda e: sympy.Float(e.evalf(20), 17),
-    )
+    """sqrt(2)/sqrt(pi) -> 0.797...: one literal, not a temporary of its own
+    (where evalf gives a finite number; else the constant as it is)."""
+
+    def literal(constant: sympy.Expr) -> sympy.Expr:
+        value = constant.evalf(20)
+        return sympy.Float(value, 17) if value.is_Number and value.is_finite else constant
+
+    return expr.replace(lambda e: e.is_number and not e.is_Atom and e.is_real is True, literal)
 
 
 def _resolve_inputs(

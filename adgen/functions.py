@@ -29,7 +29,16 @@ __all__ = [
 ]
 
 
-class sigmoid(sympy.Function):
+class _Ours(sympy.Function):
+    """A function sympy does not know: evalf gives its number (relu(0) is 0,
+    softplus(2) 2.127) through the elementary form, where sympy would leave it
+    unevaluated and float() of a constant holding it would fail."""
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        return self._eval_rewrite_as_exp(*self.args)._evalf(prec)
+
+
+class sigmoid(_Ours):
     """1/(1 + exp(-x))"""
 
     nargs = 1
@@ -49,7 +58,7 @@ class sigmoid(sympy.Function):
         return 1 / (1 + sympy.exp(-x))
 
 
-class softplus(sympy.Function):
+class softplus(_Ours):
     """log(1 + exp(x))"""
 
     nargs = 1
@@ -64,7 +73,7 @@ class softplus(sympy.Function):
         return sympy.log(1 + sympy.exp(x))
 
 
-class relu(sympy.Function):
+class relu(_Ours):
     """max(x, 0); its derivative at 0 is 0, as in PyTorch."""
 
     nargs = 1
@@ -79,7 +88,7 @@ class relu(sympy.Function):
         return sympy.Max(x, 0)
 
 
-class logaddexp(sympy.Function):
+class logaddexp(_Ours):
     """log(exp(a) + exp(b))"""
 
     nargs = 2
@@ -95,7 +104,7 @@ class logaddexp(sympy.Function):
         return sympy.log(sympy.exp(a) + sympy.exp(b))
 
 
-class xlogy(sympy.Function):
+class xlogy(_Ours):
     """x*log(y), and 0 where x is 0."""
 
     nargs = 2
@@ -112,7 +121,7 @@ class xlogy(sympy.Function):
         return x * sympy.log(y)
 
 
-class hypot(sympy.Function):
+class hypot(_Ours):
     """sqrt(x**2 + y**2) without overflow or underflow in between."""
 
     nargs = 2
@@ -127,7 +136,7 @@ class hypot(sympy.Function):
         return sympy.sqrt(x**2 + y**2)
 
 
-class erfc(sympy.Function):
+class erfc(_Ours):
     """1 - erf(x), kept as written: sympy's own erfc turns erfc(-x) into
     2 - erfc(x), the cancellation this function exists to avoid."""
 

@@ -1188,7 +1188,8 @@ def _rows(helper: ProductHelper, printer: "_ClassPrinter") -> list[str] | None:
     spreads = printer.printed(
         Kernel(helper.kernel.arguments, (), tuple(spread for _, spread in helper.pairs))
     ).outputs
-    # A product of two or more components is computed once, as t0, t1, ...
+    # Each pair's product is computed once (t0, t1, ...); a bare component (the
+    # Hessian's a_x) is read as it is.
     taken = set(helper.kernel.arguments) | {"df", "row", "needed"}
     names = (f"t{k}" for k in itertools.count() if f"t{k}" not in taken)
     statements, products = [], []
@@ -1214,7 +1215,7 @@ def _rows(helper: ProductHelper, printer: "_ClassPrinter") -> list[str] | None:
         *statements,
         "",
         f"def row({', '.join(labels)}):",
-        f'    """One component: each entry (named by its pair) times the pair\'s product."""',
+        '    """One component: each entry (named by its pair) times the pair\'s product."""',
         f"    return {body}",
         "",
         "return (",
