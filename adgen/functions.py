@@ -30,11 +30,14 @@ __all__ = [
 
 
 class _Ours(sympy.Function):
-    """A function sympy does not know: evalf gives its number (relu(0) is 0,
-    softplus(2) 2.127) through the elementary form, where sympy would leave it
-    unevaluated and float() of a constant holding it would fail."""
+    """A function sympy does not know: evalf of it at numbers gives its number
+    (relu(0) is 0, softplus(2) 2.127) through the elementary form, where sympy
+    would leave it unevaluated and float() of a constant holding it would fail.
+    At symbols it stays as it is, as sympy leaves any function it cannot number."""
 
-    def _eval_evalf(self, prec: int) -> sympy.Expr:
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        if not all(argument.is_number for argument in self.args):
+            return None
         return self._eval_rewrite_as_exp(*self.args)._evalf(prec)
 
 
