@@ -1193,7 +1193,7 @@ def _rows(helper: ProductHelper, printer: "_ClassPrinter") -> list[str] | None:
     taken = set(helper.kernel.arguments) | {"df", "row", "needed"}
     names = (f"t{k}" for k in itertools.count() if f"t{k}" not in taken)
     statements, products = [], []
-    for label, (_, spread), code in zip(labels, helper.pairs, spreads):
+    for (_, spread), code in zip(helper.pairs, spreads):
         if spread.is_Symbol:
             products.append(code)
         else:

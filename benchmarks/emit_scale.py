@@ -112,9 +112,9 @@ def helper_operations(helper: ast.FunctionDef) -> int:
     """A product helper's operations; where it defines a `row` function (a
     dense table), each call of it counts that function's operations."""
     nested = [n for n in helper.body if isinstance(n, ast.FunctionDef)]
-    rows = {n.name: operations(n) for n in nested}
+    nested_operations = {n.name: operations(n) for n in nested}
     outer = ast.Module(body=[n for n in helper.body if n not in nested], type_ignores=[])
-    return operations(outer, helpers=rows)
+    return operations(outer, helpers=nested_operations)
 
 
 def partials_operations(tree: ast.Module) -> dict[int, int]:
