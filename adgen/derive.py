@@ -802,7 +802,7 @@ class _TableBuilder:
                 atoms[derivative] = self.atom(derivative)
             # xreplace rebuilds each changed node as replace() would, without
             # testing every node of the tree against a predicate.
-            lowered.append(output.xreplace(atoms))
+            lowered.append(_by_entry(output.xreplace(atoms), atoms.values()))
         if not blocks:
             results = {r for p in products for r in p.results}
             kernel = _kernel(arguments, lowered, taken | results)
@@ -1121,6 +1121,17 @@ def _product_adjoints(factors: list[sympy.Expr], adjoint: sympy.Expr) -> list[tu
         adjoint = hold(adjoint * factors[k])
     pairs.append((factors[0], adjoint))
     return pairs
+
+
+def _by_entry(output: sympy.Expr, atoms: Iterable[sympy.Expr]) -> sympy.Expr:
+    """`output` with the terms of each table entry gathered, where that saves
+    operations: f_xx*grad*x_t_u + f_xx*grad_u*x_t reads f_xx once, as a
+    contraction is written by hand, f_xx*(grad*x_t_u + grad_u*x_t)."""
+    entries = [a for a in atoms if a.is_Symbol]
+    if not entries:
+        return output
+    gathered = sympy.collect(sympy.expand(output), entries)
+    return gathered if sympy.count_ops(gathered) < sympy.count_ops(output) else output
 
 
 def _kernel(

@@ -79,6 +79,7 @@ LARGEST_FORMULA = 400  # sympy operations: larger formulas keep their stable for
 REGIME_GAIN_BITS = 1.0
 REGIME_THRESHOLDS = (2.0**-20, 2.0**-12, 2.0**-8, 2.0**-5, 2.0**-3, 0.5)
 SERIES_DEGREE = 6
+SYMBOLIC_SERIES_OPS = 80  # sympy operations: larger formulas with parameters get no regime
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,13 @@ def _rationalised(bindings: Bindings) -> sympy.Expr:
     that its cancellation happens exactly (x + 1 - x = 1)."""
     u, v = bindings[a], bindings[b]
     return sympy.expand(u - v) / (sympy.sqrt(u) + sympy.sqrt(v)) + bindings.get(rest, 0)
+
+
+def _rationalised_magnitude(bindings: Bindings) -> sympy.Expr:
+    """sqrt(a) - |b| = (a - b**2)/(sqrt(a) + |b|): sympy writes sqrt(b**2) as |b|
+    (sqrt(x**2 + delta**2) - |delta|)."""
+    u, v = bindings[a], bindings[b]
+    return sympy.expand(u - v**2) / (sympy.sqrt(u) + sympy.Abs(v)) + bindings.get(rest, 0)
 
 
 def _log_quotient(bindings: Bindings) -> sympy.Expr:
@@ -141,6 +149,8 @@ REWRITES: tuple[Rewrite, ...] = (
             _replace(sympy.exp(b) * expm1(a - b) + rest)),
     # Cancellation removed by algebra (Herbie's classic rewrites).
     Rewrite("difference of roots", sympy.sqrt(a) - sympy.sqrt(b) + rest, _rationalised),
+    Rewrite("difference of a root and a magnitude", sympy.sqrt(a) - sympy.Abs(b) + rest,
+            _rationalised_magnitude),
     Rewrite("difference of logs", sympy.log(a) - sympy.log(b) + rest, _log_quotient),
     Rewrite("difference of reciprocals", 1 / a - 1 / b + rest, _reciprocal_difference),
     Rewrite("one minus cos", 1 - sympy.cos(a) + rest, _replace(2 * sympy.sin(a / 2) ** 2 + rest)),
@@ -334,7 +344,8 @@ class FormSelector:
         ]
         better = [m for m in regimes if m.bits <= chosen.bits - REGIME_GAIN_BITS]
         if better:
-            chosen = min(better, key=lambda m: (round(m.bits, 6), round(m.cost, 6)))
+            regime = min(better, key=lambda m: (round(m.bits, 6), round(m.cost, 6)))
+            chosen = self._for_every_parameter(regime, stable) or chosen
         self.choices.append(Choice(target, chosen, tuple(measured + regimes)))
         return chosen.formula
 
@@ -342,7 +353,9 @@ class FormSelector:
         """`general`, but its Taylor polynomial at 0 where |x| < threshold, for
         each threshold: the cure for cancellation near 0 ((1 - cos x)/x**2, the
         odd derivatives of even functions), as Herbie's series expansions. Only
-        for formulas of one input (the coefficients are numbers)."""
+        for formulas of one input. The coefficients are numbers, which hold at the
+        parameters' sampled values only: `_for_every_parameter` replaces them in
+        the regime chosen."""
         variables = [s for s in stable.free_symbols if s.name not in self.scalars]
         if len(variables) != 1:
             return []
@@ -352,17 +365,37 @@ class FormSelector:
         if coefficients is None:
             return []
         largest = max(abs(c) for c in coefficients)
-        polynomial = sympy.Add(
-            *(
-                sympy.Float(c, 17) * x**k
-                for k, c in enumerate(coefficients)
-                if abs(c) > largest * 1e-30  # the fit's noise where a coefficient is 0
-            )
-        )
+        # Below this, the fit's noise where a coefficient is 0.
+        terms = [(k, c) for k, c in enumerate(coefficients) if abs(c) > largest * 1e-30]
         return [
-            (sympy.Piecewise((polynomial, sympy.Abs(x) < threshold), (general, True)), threshold)
+            (
+                sympy.Piecewise(
+                    (_polynomial(terms, x, threshold), sympy.Abs(x) < threshold), (general, True)
+                ),
+                threshold,
+            )
             for threshold in REGIME_THRESHOLDS
         ]
+
+    def _for_every_parameter(self, regime: Measured, stable: sympy.Expr) -> Measured | None:
+        """The regime, its polynomial's coefficients formulas of the parameters
+        (sympy's series) where the formula has any; None where sympy finds no
+        such series, or one that disagrees with the measured fit."""
+        if not any(s.name in self.scalars for s in stable.free_symbols):
+            return regime
+        (numeric, condition), (general, _) = regime.formula.args
+        (x,) = [s for s in stable.free_symbols if s.name not in self.scalars]
+        polynomial = _series_in_parameters(stable, x)
+        if polynomial is None:
+            return None
+        params = {sympy.Symbol(n, real=True): v for n, v in self.sample.params}
+        for share in (-1.0, 0.25, 0.5):  # the same function at the sampled parameters
+            at = {x: share * float(condition.rhs), **params}
+            fitted, exact = float(numeric.subs(at)), float(polynomial.subs(at))
+            if not math.isclose(fitted, exact, rel_tol=1e-9, abs_tol=1e-300):
+                return None
+        formula = sympy.Piecewise((polynomial, condition), (general, True))
+        return Measured(formula, regime.origin, regime.float32_errors, regime.float64_errors, regime.cost)
 
     def _measure(self, formula, origin, truths, free) -> Measured:
         errors = [
@@ -370,6 +403,44 @@ class FormSelector:
             for dtype in ("float32", "float64")
         ]
         return Measured(formula, origin, *errors, cost(formula, free, self.scalars))
+
+
+def _polynomial(terms: list[tuple[int, float]], x: sympy.Symbol, threshold: float) -> sympy.Expr:
+    """The Taylor polynomial with these (degree, coefficient) terms for |x| <
+    threshold, in Horner's form (fewer multiplications, no powers), without the
+    highest terms that together stay below half an ulp of float64 of the lowest
+    term there: float64 could not see them."""
+    if not terms:
+        return sympy.S.Zero
+    lowest_degree, lowest = terms[0]
+    kept = list(terms)
+    tail = 0.0
+    while len(kept) > 1:
+        degree, coefficient = kept[-1]
+        tail += abs(coefficient) * threshold ** (degree - lowest_degree)
+        if tail > abs(lowest) * 2.0**-54:
+            break
+        kept.pop()
+    return sympy.horner(sympy.Add(*(sympy.Float(c, 17) * x**k for k, c in kept)), wrt=x)
+
+
+@functools.lru_cache(maxsize=256)
+def _series_in_parameters(formula: sympy.Expr, x: sympy.Symbol) -> sympy.Expr | None:
+    """The Taylor polynomial of `formula` at x = 0 to SERIES_DEGREE, its
+    coefficients formulas of the parameters, in Horner's form (every term kept:
+    which are negligible depends on the parameters' values); None where sympy
+    cannot expand it or the formula is too large to try."""
+    if sympy.count_ops(formula) > SYMBOLIC_SERIES_OPS:
+        return None
+    try:
+        series = sympy.series(functions.elementary(formula), x, 0, SERIES_DEGREE + 1).removeO()
+        polynomial = sympy.Poly(sympy.expand(series), x)
+    except Exception:  # noqa: BLE001 - sympy's series fails in many ways; the regime is optional
+        return None
+    terms = [sympy.factor(c) * x**k for (k,), c in polynomial.terms()]
+    if not terms or any(t.has(sympy.nan, sympy.zoo, sympy.oo) for t in terms):
+        return None
+    return sympy.horner(sympy.Add(*terms), wrt=x)
 
 
 def _candidates(stable: sympy.Expr, as_written: sympy.Expr) -> list[tuple[sympy.Expr, str]]:

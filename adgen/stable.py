@@ -6,7 +6,8 @@ sympy.codegen.rewriting's optims_c99, which is too slow to run on every
 derivative). A user who writes the textbook formula gets the stable op:
 log(1 + exp(a)) becomes softplus(a), 1/(1 + exp(-a)) sigmoid(a), exp(a) - 1
 expm1(a), log(1 + a) log1p(a), log(exp(a) + exp(b)) logaddexp(a, b), 1 + erf(a)
-erfc(-a), 1 ± tanh(a) 2*sigmoid(±2a), and the derivative of tanh, 1 - tanh(a)**2,
+erfc(-a), 1 ± tanh(a) 2*sigmoid(±2a), sigmoid(a) - sigmoid(-a) tanh(a/2) (each
+also inside a larger sum), and the derivative of tanh, 1 - tanh(a)**2,
 becomes 4*sigmoid(2a)*sigmoid(-2a), which does not cancel to 0 for large |a|.
 Each rule has a soundness test (both sides agree at sample points).
 
@@ -61,14 +62,15 @@ RULES: tuple[Rule, ...] = (
     Rule("sigmoid of a difference", rest * _exp(a) / (_exp(a) + _exp(b)), rest * sigmoid(a - b)),
     # the textbook tanh (e^a - e^-a)/(e^a + e^-a), and any (e^a - e^b)/(e^a + e^b)
     Rule("tanh of exponentials", rest * (_exp(a) - _exp(b)) / (_exp(a) + _exp(b)), rest * _tanh((a - b) / 2)),
-    Rule("erfc", 1 + sympy.erf(a), erfc(-a)),
-    Rule("one minus erf", 1 - sympy.erf(a), erfc(a)),
-    Rule("one plus tanh", 1 + _tanh(a), 2 * sigmoid(2 * a)),
-    Rule("one minus tanh", 1 - _tanh(a), 2 * sigmoid(-2 * a)),
-    Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a), -_tanh(a / 2)),
+    Rule("erfc", 1 + sympy.erf(a) + rest, erfc(-a) + rest),
+    Rule("one minus erf", 1 - sympy.erf(a) + rest, erfc(a) + rest),
+    Rule("one plus tanh", 1 + _tanh(a) + rest, 2 * sigmoid(2 * a) + rest),
+    Rule("one minus tanh", 1 - _tanh(a) + rest, 2 * sigmoid(-2 * a) + rest),
+    Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a) + rest, -_tanh(a / 2) + rest),
     Rule("tanh derivative", 1 - _tanh(a) ** 2 + rest, 4 * sigmoid(2 * a) * sigmoid(-2 * a) + rest),
-    Rule("log sigmoid expanded", a - softplus(a), -softplus(-a)),
-    Rule("sigmoid difference", sigmoid(a) - sigmoid(-a), _tanh(a / 2)),
+    Rule("log sigmoid expanded", a - softplus(a) + rest, -softplus(-a) + rest),
+    Rule("sigmoid difference", sigmoid(a) - sigmoid(-a) + rest, _tanh(a / 2) + rest),
+    Rule("scaled sigmoid difference", b * sigmoid(a) - b * sigmoid(-a) + rest, b * _tanh(a / 2) + rest),
     Rule("exp of log1p", _exp(log1p(a)), 1 + a),
     Rule("expm1 of log1p", expm1(log1p(a)), a),
 )
@@ -138,8 +140,16 @@ def _match_sequence(patterns, exprs, bindings: Bindings) -> Iterator[Bindings]:
 
 def _match_commutative(pattern: sympy.Expr, expr: sympy.Expr, bindings: Bindings) -> Iterator[Bindings]:
     """Each argument of `pattern` matches a distinct argument of `expr`; a bare
-    wildcard argument takes the rest (the identity when nothing is left)."""
-    rests = [arg for arg in pattern.args if isinstance(arg, sympy.Wild) and arg not in bindings]
+    wildcard argument takes the rest (the identity when nothing is left), unless
+    another argument holds it (a - softplus(a) + rest: a is whatever softplus
+    holds, which may be several of the terms)."""
+    rests = [
+        arg
+        for arg in pattern.args
+        if isinstance(arg, sympy.Wild)
+        and arg not in bindings
+        and not any(other.has(arg) for other in pattern.args if other != arg)
+    ]
     if len(rests) > 1:
         raise ValueError(f"pattern {pattern} has more than one wildcard to take the rest")
     parts = [arg for arg in pattern.args if arg not in rests]
@@ -150,7 +160,7 @@ def _match_commutative(pattern: sympy.Expr, expr: sympy.Expr, bindings: Bindings
     if any(_binds(part, bindings) and type(part) not in types for part in parts):
         return
     # Arguments that bind wildcards first, then those already determined by them.
-    parts.sort(key=_negated_wildcards)
+    parts.sort(key=lambda part: (isinstance(part, sympy.Wild), _negated_wildcards(part)))
     yield from _match_parts(parts, list(expr.args), rests[0] if rests else None, type(pattern), bindings)
 
 
@@ -163,6 +173,17 @@ def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[B
             yield from match(rest_wild, kind(*left), bindings)
         return
     part = parts[0]
+    value = part.xreplace(bindings)
+    if type(value) is kind and not _wildcards(value):
+        # A bound sum (product) among the terms (factors): each of its own, once.
+        remaining = list(left)
+        for term in value.args:
+            if term not in remaining:
+                break
+            remaining.remove(term)
+        else:
+            yield from _match_parts(parts[1:], remaining, rest_wild, kind, bindings)
+        return
     typed = _binds(part, bindings)
     for index, candidate in enumerate(left):
         if typed and type(candidate) is not type(part):

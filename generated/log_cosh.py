@@ -79,10 +79,11 @@ class LogCosh(_Function):
     @staticmethod
     def forward(x):
         dtype, x = _opmath(x)
+        t0 = x.square()
         return _round(
             torch.where(
                 torch.abs(x) < 9.5367431640625e-07,
-                0.022222222222222223 * x**6 - 0.08333333333333333 * x**4 + 0.5 * x**2,
+                t0 * (0.5 - 0.08333333333333333 * t0),
                 x + torch.nn.functional.softplus(-2.0 * x) - 0.6931471805599453,
             ),
             dtype,
@@ -153,9 +154,8 @@ class LogCoshBackwardJvp(_Function):
         df = _partials(x, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

@@ -47,53 +47,40 @@ def _partials(x, order):
     """The partial derivatives of mish(x) up to `order` (1 to 3): ∂f (f_x), then ∂²f
     (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.nn.functional.softplus(x)
-    t1 = torch.sigmoid(x)
-    t2 = t1 * x
+    t1 = torch.tanh(t0)
+    t2 = torch.sigmoid(x)
     t3 = 2.0 * t0
     t4 = torch.sigmoid(-t3)
     t5 = torch.sigmoid(t3)
     t6 = t4 * t5
-    t7 = 4.0 * t6
-    f_x = t2 * t7 + torch.tanh(t0)
+    t7 = t2 * t6
+    f_x = t1 + 4.0 * t7 * x
     if order == 1:
         return _Partials(f_x)
     t8 = torch.sigmoid(-x)
     t9 = t8 * x
-    t10 = t5**2
-    t11 = 8.0 * t2
-    t12 = t4**2
-    f_xx = t1 * (-t10 * t11 * t4 + t11 * t12 * t5 + 8.0 * t6 + t7 * t9)
+    t10 = 4.0 * t9
+    t11 = t5**2
+    t12 = 8.0 * t2 * x
+    t13 = t4**2
+    f_xx = t2 * (t10 * t6 - t11 * t12 * t4 + t12 * t13 * t5 + 8.0 * t6)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t13 = 6.0 * t1
-    t14 = t1 * t9
-    t15 = t1**2 * x
-    t16 = 4.0 * t15
-    t17 = 4.0 * t14
-    t18 = 2.0 * t2
-    f_xxx = torch.where(
-        torch.abs(x) < 9.5367431640625e-07,
-        -0.149051776 * x**6
-        - 0.4265949866666667 * x**5
-        + 0.18017066666666667 * x**4
-        + 0.93824 * x**3
-        - 0.0224 * x**2
-        - 1.1008 * x
-        - 0.096,
-        t1
+    t14 = t1 * t2
+    t15 = t2**2
+    f_xxx = (
+        4.0
         * t7
         * (
-            t10 * t16
-            + t12 * t16
-            + t13 * t4
-            - t13 * t5
-            - t14
-            - 16.0 * t15 * t6
-            + t17 * t4
-            - t17 * t5
-            + t8 * (t18 * t4 - t18 * t5 + t9 + 2.0)
+            -t10 * t14
+            + 4.0 * t11 * t15 * x
+            + 4.0 * t13 * t15 * x
+            - 6.0 * t14
+            - 16.0 * t15 * t6 * x
+            - t2 * t9
+            + t8 * (-2.0 * t14 * x + t9 + 2.0)
             + t8
-        ),
+        )
     )
     return _Partials(f_x, f_xx, f_xxx)
 
@@ -202,9 +189,8 @@ class MishBackwardJvp(_Function):
         df = _partials(x, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

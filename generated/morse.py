@@ -170,9 +170,8 @@ class MorseBackwardJvp(_Function):
         df = _partials(r, *ctx.params, 3)
         return _round(
             df.r * grad_t_u
-            + df.rr * grad * r_t_u
-            + df.rr * grad_u * r_t
-            + r_u * (df.rr * grad_t + df.rrr * grad * r_t),
+            + df.rr * (grad * r_t_u + grad_t * r_u + grad_u * r_t)
+            + df.rrr * grad * r_t * r_u,
             dtype,
         )
 

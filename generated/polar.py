@@ -479,26 +479,27 @@ class PolarJvpJvp(_NoneGrads):
         r_v, theta_v, r_t_v, theta_t_v, r_u_v, theta_u_v = tangents[:6]
         r_t_u_v, theta_t_u_v = tangents[6:]
         df = _partials(r, theta, 3)
-        t0 = r_t_v * theta_u
-        t1 = r_u_v * theta_t
+        t0 = theta_u * theta_v
+        t1 = t0 * theta_t
+        t2 = theta_t * theta_u_v + theta_t_u * theta_v + theta_t_v * theta_u
+        t3 = r_t * t0 + r_u * theta_t * theta_v + r_v * theta_t * theta_u
+        t4 = (
+            r_t * theta_u_v
+            + r_t_u * theta_v
+            + r_t_v * theta_u
+            + r_u * theta_t_v
+            + r_u_v * theta_t
+            + r_v * theta_t_u
+        )
         results = []
         for f in (df.x, df.y):  # one formula, over each output's table
-            t2 = f.r_theta_theta * theta_t
             results.append(
                 f.r * r_t_u_v
-                + f.r_theta * t0
-                + f.r_theta * t1
+                + f.r_theta * t4
+                + f.r_theta_theta * t3
                 + f.theta * theta_t_u_v
-                + r_v * (f.r_theta * theta_t_u + t2 * theta_u)
-                + theta_t_v * (f.r_theta * r_u + f.theta_theta * theta_u)
-                + theta_u_v * (f.r_theta * r_t + f.theta_theta * theta_t)
-                + theta_v
-                * (
-                    f.r_theta * r_t_u
-                    + f.theta_theta * theta_t_u
-                    + r_u * t2
-                    + theta_u * (f.r_theta_theta * r_t + f.theta_theta_theta * theta_t)
-                )
+                + f.theta_theta * t2
+                + f.theta_theta_theta * t1
             )
         return tuple(_round(result, dtype) for result in results)
 

@@ -52,15 +52,13 @@ def _partials(x, order):
     f_x = t0 * (t2 + 1.0)
     if order == 1:
         return _Partials(f_x)
-    t3 = -t0 * x + t2 + 2.0
-    f_xx = t0 * t1 * t3
+    t3 = torch.tanh(0.5 * x)
+    t4 = -t3 * x + 2.0
+    t5 = t0 * t1
+    f_xx = t4 * t5
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = torch.where(
-        torch.abs(x) < 9.5367431640625e-07,
-        -0.07083333333333333 * x**5 + 0.25 * x**3 - 0.5 * x,
-        t0 * t1 * (-2.0 * t0 * t2 - t0 * t3 - t0 + t1 * t3 + t1),
-    )
+    f_xxx = -t5 * (2.0 * t0 * t2 + t3 * t4 + t3)
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -168,9 +166,8 @@ class SiluBackwardJvp(_Function):
         df = _partials(x, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

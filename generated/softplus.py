@@ -164,9 +164,8 @@ class SoftplusBackwardJvp(_Function):
         df = _partials(x, *ctx.params, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

@@ -47,41 +47,30 @@ def _partials(x, order):
     """The partial derivatives of tanh_exp(x) up to `order` (1 to 3): ∂f (f_x), then
     ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.exp(x)
-    t1 = 2.0 * t0
-    t2 = torch.sigmoid(-t1)
-    t3 = torch.sigmoid(t1)
-    t4 = t2 * t3
-    t5 = 4.0 * x
-    t6 = t4 * t5
-    f_x = t0 * t6 + torch.tanh(t0)
+    t1 = torch.tanh(t0)
+    t2 = 2.0 * t0
+    t3 = torch.sigmoid(-t2)
+    t4 = torch.sigmoid(t2)
+    t5 = t3 * t4
+    t6 = 4.0 * x
+    t7 = t5 * t6
+    f_x = t0 * t7 + t1
     if order == 1:
         return _Partials(f_x)
-    t7 = t3**2
-    t8 = 8.0 * t0 * x
-    t9 = t2**2
-    f_xx = t0 * (-t2 * t7 * t8 + t3 * t8 * t9 + 8.0 * t4 + t6)
+    t8 = t4**2
+    t9 = 8.0 * t0 * x
+    t10 = t3**2
+    f_xx = t0 * (t10 * t4 * t9 - t3 * t8 * t9 + 8.0 * t5 + t7)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t10 = 6.0 * t0
-    t11 = t10 * t2
-    t12 = t10 * t3
-    t13 = torch.exp(2.0 * x)
-    t14 = t13 * t5
+    t11 = 6.0 * t0 * t1
+    t12 = torch.exp(2.0 * x)
+    t13 = t12 * t6
     f_xxx = (
         4.0
         * t0
-        * t4
-        * (
-            t11 * x
-            + t11
-            - t12 * x
-            - t12
-            - 16.0 * t13 * t4 * x
-            + t14 * t7
-            + t14 * t9
-            + x
-            + 3.0
-        )
+        * t5
+        * (t10 * t13 - t11 * x - t11 - 16.0 * t12 * t5 * x + t13 * t8 + x + 3.0)
     )
     return _Partials(f_x, f_xx, f_xxx)
 
@@ -190,9 +179,8 @@ class TanhExpBackwardJvp(_Function):
         df = _partials(x, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

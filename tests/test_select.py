@@ -3,6 +3,7 @@ rewrites' soundness, and its choice rule on real formulas."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import mpmath
@@ -98,6 +99,8 @@ def _instance(rule: select.Rewrite) -> sympy.Expr:
     values keep every side real on the points below."""
     # No constant terms: sympy would split exp(u + 1.5) into 4.48*exp(u).
     values = {a: x**2 + y**2 * x**2 + sympy.exp(y), b: y**2 + sympy.exp(x) / 2, rest: sympy.sin(x)}
+    if rule.pattern.has(sympy.Abs):
+        values[b] = y - 2  # of either sign: sympy would write |b| of a positive b as b
     return rule.pattern.xreplace(values)
 
 
@@ -255,3 +258,36 @@ def test_a_quotient_is_divided_in_steps_where_its_square_overflows() -> None:
         assert chosen.formula.has(functions.held)
         assert not any(p.is_Pow and p.exp == -2 for p in sympy.preorder_traversal(chosen.formula))
 
+
+
+# Formulas with a parameter, each with its mpmath spelling: a series regime's
+# coefficients are numbers, right only at the parameter's sampled value.
+WITH_PARAMETERS = [
+    ("x*sigmoid(beta*x)", "beta", lambda t, p: t / (1 + mpmath.exp(-p * t))),
+    ("delta**2*(sqrt(1 + (x/delta)**2) - 1)", "delta", lambda t, p: p**2 * (mpmath.sqrt(1 + (t / p) ** 2) - 1)),
+    ("(1 - cos(k*x))/(k*k)", "k", lambda t, p: (1 - mpmath.cos(p * t)) / (p * p)),
+]
+
+
+@pytest.mark.parametrize("text, param, reference", WITH_PARAMETERS, ids=[c[0] for c in WITH_PARAMETERS])
+def test_derivatives_near_zero_at_other_parameter_values(text, param, reference) -> None:
+    """Emitted for the parameter 1.0 and called with others: the value and
+    three derivatives near 0 (where series regimes live) match mpmath."""
+    op = adgen.load(text, name="op", params={param: 1.0})
+    mpmath.mp.dps = 40
+    for value in (2.0, 0.5):
+        for point in (1e-7, -3e-7, 2e-4):
+            function = functools.partial(op, **{param: value})
+            t = torch.tensor(point, dtype=torch.float64, requires_grad=True)
+            reverse = [function(t)]
+            for _ in range(3):
+                (derivative,) = torch.autograd.grad(reverse[-1], t, create_graph=True)
+                reverse.append(derivative)
+            forward = [function, torch.func.jacfwd(function)]
+            forward += [torch.func.jacfwd(forward[-1])]
+            forward += [torch.func.jacfwd(forward[-1])]
+            for order in range(4):
+                truth = mpmath.diff(lambda s: reference(s, mpmath.mpf(value)), mpmath.mpf(point), order)
+                for mode, result in (("reverse", reverse[order]), ("forward", forward[order](t))):
+                    error = abs(result.item() - float(truth))
+                    assert error <= 1e-6 * abs(float(truth)), (value, point, order, mode)

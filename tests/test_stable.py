@@ -29,6 +29,12 @@ REWRITES = [
     ("1 - tanh(x)**2", 4 * sigmoid(2 * x) * sigmoid(-2 * x)),
     # inside a sum (mish's second derivative has 1 - tanh(softplus(x))**2 + ...)
     ("x + 1 - tanh(y)**2", x + 4 * sigmoid(2 * y) * sigmoid(-2 * y)),
+    # additive rules inside larger sums, a bound sum among the terms
+    ("x + 1 + erf(y)", x + erfc(-y)),
+    ("x*y + 1 - tanh(y)", x * y + 2 * sigmoid(-2 * y)),
+    ("x + 1 - 2*sigmoid(y)", x - sympy.tanh(y / 2)),
+    ("x + y - softplus(x + y) + 3", 3 - softplus(-x - y)),
+    ("sigmoid(x) - sigmoid(-x) + y", y + sympy.tanh(x / 2)),
     ("(exp(2*x) - 1)/(exp(2*x) + 1)", sympy.tanh(x)),
     ("(exp(x) - exp(-x))/(exp(x) + exp(-x))", sympy.tanh(x)),
     ("exp(x)/(exp(x) + exp(y))", sigmoid(x - y)),
@@ -75,7 +81,7 @@ def test_guard_leaves_conditions_it_cannot_solve() -> None:
 _SAMPLES = {
     "a": sympy.Rational(3, 10) * x + y / 4,  # no constant term: it would merge
     "b": sympy.Rational(7, 10) * y - x / 10,  # with a pattern's 1 (log(1 + a))
-    "rest": y + x**2,
+    "rest": x * y + x**2,  # no term of a or b: sympy would merge it with theirs
 }
 
 

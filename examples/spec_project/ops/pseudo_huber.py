@@ -93,12 +93,14 @@ class PseudoHuber(_Function):
     @staticmethod
     def forward(x, delta):
         dtype, x = _opmath(x)
-        t0 = abs(delta)
+        t0 = x.square()
+        t1 = delta**2
+        t2 = 1.0 / t1
         return _round(
             torch.where(
                 torch.abs(x) < 9.5367431640625e-07,
-                0.0625 * x**6 - 0.125 * x**4 + 0.5 * x**2,
-                delta**2 * (-t0 + torch.sqrt(delta**2 + x**2)) / t0,
+                t0 * (t0 * (-0.125 * t2 + 0.0625 * t0 / delta**4) + 0.5),
+                t1 * (torch.sqrt(t0 * t2 + 1.0) - 1.0),
             ),
             dtype,
         )
@@ -174,9 +176,8 @@ class PseudoHuberBackwardJvp(_Function):
         df = _partials(x, *ctx.params, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 

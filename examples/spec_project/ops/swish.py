@@ -53,15 +53,13 @@ def _partials(x, beta, order):
     f_x = t1 * (t3 + 1.0)
     if order == 1:
         return _Partials(f_x)
-    t4 = -t0 * t1 + t3 + 2.0
-    f_xx = beta * t1 * t2 * t4
+    t4 = torch.tanh(0.5 * t0)
+    t5 = -t0 * t4 + 2.0
+    t6 = t1 * t2
+    f_xx = beta * t5 * t6
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = torch.where(
-        torch.abs(x) < 9.5367431640625e-07,
-        -0.07083333333333333 * x**5 + 0.25 * x**3 - 0.5 * x,
-        beta**2 * t1 * t2 * (-2.0 * t1 * t3 - t1 * t4 - t1 + t2 * t4 + t2),
-    )
+    f_xxx = -(beta**2) * t6 * (2.0 * t1 * t3 + t4 * t5 + t4)
     return _Partials(f_x, f_xx, f_xxx)
 
 
@@ -170,9 +168,8 @@ class SwishBackwardJvp(_Function):
         df = _partials(x, *ctx.params, 3)
         return _round(
             df.x * grad_t_u
-            + df.xx * grad * x_t_u
-            + df.xx * grad_u * x_t
-            + x_u * (df.xx * grad_t + df.xxx * grad * x_t),
+            + df.xx * (grad * x_t_u + grad_t * x_u + grad_u * x_t)
+            + df.xxx * grad * x_t * x_u,
             dtype,
         )
 
