@@ -20,8 +20,9 @@ choice:
     operations; its first derivatives in autograd's) by more than
     TOLERANCE_BITS;
   - where no candidate qualifies: the stable form, unless the formula as
-    written keeps half the bits somewhere the stable form has none (then that
-    formula: never a failure where autograd of it has none);
+    written keeps half the bits somewhere the stable form has none (then the
+    most accurate of the forms that keep half the bits wherever that formula
+    does, itself included: never a failure where autograd of it has none);
   - among those, the cheapest; ties go to the more accurate, then to the stable
     form, then to the first found (the search order is fixed).
 
@@ -218,6 +219,17 @@ class Measured:
             for mine, theirs in zip(errors, others)
         )
 
+    def fails_only_where(self, other: Measured) -> bool:
+        """Whether this form keeps at least half the bits wherever `other` does."""
+        return all(
+            mine <= bits / 2 or theirs > bits / 2
+            for errors, others, bits in (
+                (self.float32_errors, other.float32_errors, 24),
+                (self.float64_errors, other.float64_errors, 53),
+            )
+            for mine, theirs in zip(errors, others)
+        )
+
     def repairs(self, other: Measured) -> bool:
         """Whether at some point `other` has no correct bit (overflow, NaN, a
         cancelled difference) where this form keeps at least half of them."""
@@ -229,6 +241,18 @@ class Measured:
             )
             for mine, theirs in zip(errors, others)
         )
+
+
+def _fallback(measured: list[Measured], written: Measured, stable_form: Measured) -> list[Measured]:
+    """Where no form qualifies: the stable form, unless the formula as written
+    repairs it somewhere; then the most accurate forms (within TOLERANCE_BITS)
+    of those nowhere worse than the formula as written (it, or a rewrite of it
+    that also keeps the bits it loses: gelu (tanh) as written, stabilised)."""
+    if not written.repairs(stable_form):
+        return [stable_form]
+    safe = [m for m in measured if m.fails_only_where(written)]
+    best = min(safe, key=lambda m: round(m.bits, 6))
+    return [m for m in safe if m.bits <= best.bits + TOLERANCE_BITS]
 
 
 def _mean(values: tuple[float, ...]) -> float:
@@ -336,7 +360,7 @@ class FormSelector:
             )
             and m.float32_bits <= written.float32_bits + TOLERANCE_BITS
             and m.float64_bits <= written.float64_bits + TOLERANCE_BITS
-        ] or [written if written.repairs(stable_form) else stable_form]
+        ] or _fallback(measured, written, stable_form)
         chosen = min(accurate, key=lambda m: (round(m.cost, 6), round(m.bits, 6)))
         regimes = [
             self._measure(formula, f"{chosen.origin}, series below {threshold}", truths, free)

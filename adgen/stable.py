@@ -186,10 +186,21 @@ def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[B
         return
     typed = _binds(part, bindings)
     for index, candidate in enumerate(left):
+        others = left[:index] + left[index + 1 :]
+        if kind is sympy.Mul and _is_power(candidate) and not _is_power(part):
+            # One factor of a power: sigmoid(a) among the factors of sigmoid(a)**2*b.
+            base, exponent = candidate.args
+            for bound in match(part, base, bindings):
+                yield from _match_parts(parts[1:], [*others, base ** (exponent - 1)], rest_wild, kind, bound)
         if typed and type(candidate) is not type(part):
             continue
         for bound in match(part, candidate, bindings):
-            yield from _match_parts(parts[1:], left[:index] + left[index + 1 :], rest_wild, kind, bound)
+            yield from _match_parts(parts[1:], others, rest_wild, kind, bound)
+
+
+def _is_power(expr: sympy.Basic) -> bool:
+    """Whether `expr` is a power with a whole exponent of at least 2."""
+    return expr.is_Pow and expr.exp.is_Integer and expr.exp >= 2
 
 
 def _negated_wildcards(part: sympy.Basic) -> bool:

@@ -50,36 +50,32 @@ def _partials(x, order):
     t1 = torch.tanh(t0)
     t2 = torch.sigmoid(x)
     t3 = 2.0 * t0
-    t4 = torch.sigmoid(-t3)
-    t5 = torch.sigmoid(t3)
-    t6 = t4 * t5
-    t7 = t2 * t6
-    f_x = t1 + 4.0 * t7 * x
+    t4 = torch.sigmoid(-t3) * torch.sigmoid(t3)
+    t5 = t2 * t4
+    f_x = t1 + 4.0 * t5 * x
     if order == 1:
         return _Partials(f_x)
-    t8 = torch.sigmoid(-x)
-    t9 = t8 * x
-    t10 = 4.0 * t9
-    t11 = t5**2
-    t12 = 8.0 * t2 * x
-    t13 = t4**2
-    f_xx = t2 * (t10 * t6 - t11 * t12 * t4 + t12 * t13 * t5 + 8.0 * t6)
+    t6 = 8.0 * t4
+    t7 = torch.sigmoid(-x)
+    t8 = t7 * x
+    t9 = 4.0 * t8
+    t10 = t1 * t2
+    t11 = t10 * x
+    f_xx = t2 * (-t11 * t6 + t4 * t9 + t6)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t14 = t1 * t2
-    t15 = t2**2
+    t12 = t2**2
     f_xxx = (
         4.0
-        * t7
+        * t5
         * (
-            -t10 * t14
-            + 4.0 * t11 * t15 * x
-            + 4.0 * t13 * t15 * x
-            - 6.0 * t14
-            - 16.0 * t15 * t6 * x
-            - t2 * t9
-            + t8 * (-2.0 * t14 * x + t9 + 2.0)
-            + t8
+            4.0 * t1**2 * t12 * x
+            - t10 * t9
+            - 6.0 * t10
+            - t12 * t6 * x
+            - t2 * t8
+            + t7 * (-2.0 * t11 + t8 + 2.0)
+            + t7
         )
     )
     return _Partials(f_x, f_xx, f_xxx)

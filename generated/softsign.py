@@ -4,7 +4,7 @@
 """softsign(x) = x/(Abs(x) + 1)
 
 First derivatives:
-    ∂f/∂x = -x*sign(x)/(Abs(x) + 1)**2 + 1/(Abs(x) + 1)
+    ∂f/∂x = (-x*sign(x) + Abs(x) + 1)/(Abs(x) + 1)**2
 """
 
 import collections
@@ -47,16 +47,15 @@ def _partials(x, order):
     """The partial derivatives of softsign(x) up to `order` (1 to 3): ∂f (f_x), then
     ∂²f (f_xx), then ∂³f (f_xxx)."""
     t0 = torch.abs(x) + 1.0
-    t1 = 1.0 / t0
-    t2 = torch.sign(x)
-    f_x = t1 + (t2 * (-t1 * (t1 * x)))
+    t1 = torch.sign(x)
+    t2 = t0 - t1 * x
+    f_x = t2 / t0**2
     if order == 1:
         return _Partials(f_x)
-    t3 = t0 - t2 * x
-    f_xx = -2.0 * t2 * t3 / t0**3
+    f_xx = -2.0 * t1 * t2 / t0**3
     if order == 2:
         return _Partials(f_x, f_xx)
-    f_xxx = 6.0 * t2**2 * t3 / t0**4
+    f_xxx = 6.0 * t1**2 * t2 / t0**4
     return _Partials(f_x, f_xx, f_xxx)
 
 

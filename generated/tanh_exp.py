@@ -49,29 +49,21 @@ def _partials(x, order):
     t0 = torch.exp(x)
     t1 = torch.tanh(t0)
     t2 = 2.0 * t0
-    t3 = torch.sigmoid(-t2)
-    t4 = torch.sigmoid(t2)
+    t3 = torch.sigmoid(-t2) * torch.sigmoid(t2)
+    t4 = 4.0 * x
     t5 = t3 * t4
-    t6 = 4.0 * x
-    t7 = t5 * t6
-    f_x = t0 * t7 + t1
+    f_x = t0 * t5 + t1
     if order == 1:
         return _Partials(f_x)
-    t8 = t4**2
-    t9 = 8.0 * t0 * x
-    t10 = t3**2
-    f_xx = t0 * (t10 * t4 * t9 - t3 * t8 * t9 + 8.0 * t5 + t7)
+    t6 = 8.0 * t3
+    t7 = t0 * t1
+    t8 = t6 * x
+    f_xx = t0 * (t5 + t6 - t7 * t8)
     if order == 2:
         return _Partials(f_x, f_xx)
-    t11 = 6.0 * t0 * t1
-    t12 = torch.exp(2.0 * x)
-    t13 = t12 * t6
-    f_xxx = (
-        4.0
-        * t0
-        * t5
-        * (t10 * t13 - t11 * x - t11 - 16.0 * t12 * t5 * x + t13 * t8 + x + 3.0)
-    )
+    t9 = 6.0 * t7
+    t10 = torch.exp(2.0 * x)
+    f_xxx = 4.0 * t0 * t3 * (t1**2 * t10 * t4 - t10 * t8 - t9 * x - t9 + x + 3.0)
     return _Partials(f_x, f_xx, f_xxx)
 
 

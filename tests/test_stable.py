@@ -35,6 +35,12 @@ REWRITES = [
     ("x + 1 - 2*sigmoid(y)", x - sympy.tanh(y / 2)),
     ("x + y - softplus(x + y) + 3", 3 - softplus(-x - y)),
     ("sigmoid(x) - sigmoid(-x) + y", y + sympy.tanh(x / 2)),
+    ("x*sigmoid(y) - x*sigmoid(-y) + 1", x * sympy.tanh(y / 2) + 1),
+    # one factor of a power (mish's second derivative)
+    (
+        "8*x*sigmoid(y)**2*sigmoid(-y) - 8*x*sigmoid(y)*sigmoid(-y)**2",
+        8 * x * sympy.tanh(y / 2) * sigmoid(y) * sigmoid(-y),
+    ),
     ("(exp(2*x) - 1)/(exp(2*x) + 1)", sympy.tanh(x)),
     ("(exp(x) - exp(-x))/(exp(x) + exp(-x))", sympy.tanh(x)),
     ("exp(x)/(exp(x) + exp(y))", sigmoid(x - y)),
