@@ -280,7 +280,9 @@ def check_name(name: str) -> None:
 # Chooses the form of one formula (select.FormSelector): called with the
 # formula's name ("f", "f_xy"), its order, its stable form, and a thunk giving
 # the same formula differentiated from the expression as written.
-Chooser = Callable[[str, int, sympy.Expr, Callable[[], sympy.Expr]], sympy.Expr]
+# (target, order, stable form, the formula as written, the output's value it is a
+# derivative of) -> the form to emit
+Chooser = Callable[[str, int, sympy.Expr, Callable[[], sympy.Expr], sympy.Expr], sympy.Expr]
 
 
 def build_model(
@@ -710,7 +712,11 @@ class _TableBuilder:
             if self.choose is not None and searched:
                 name = self.name(index, output) if index else self.prefixes[output]
                 formula = self.choose(
-                    name, len(index), formula, lambda: self.as_written(index, output)
+                    name,
+                    len(index),
+                    formula,
+                    lambda: self.as_written(index, output),
+                    self.formula((), output),
                 )
             self.chosen_forms[key] = formula
         return self.chosen_forms[key]

@@ -291,22 +291,34 @@ class FormSelector:
         self.choices: list[Choice] = []
 
     def __call__(
-        self, target: str, order: int, stable: sympy.Expr, as_written: Callable[[], sympy.Expr]
+        self,
+        target: str,
+        order: int,
+        stable: sympy.Expr,
+        as_written: Callable[[], sympy.Expr],
+        value: sympy.Expr | None = None,
     ) -> sympy.Expr:
-        """The form to emit for `target` (an entry of the given order; 0 for the value)."""
+        """The form to emit for `target` (an entry of the given order; 0 for the
+        value), a derivative of `value` (the output's value; None: `stable` is)."""
+        self.value = stable if value is None else value
         free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
         # Too large to search: the stable form, with no derivative of the formula
         # as written taken for nothing.
         if sympy.count_ops(stable) > LARGEST_FORMULA:
             chosen = stable
         else:
-            chosen = self._cached_choice(target, stable, as_written(), free)
+            chosen = self._cached_choice(target, stable, as_written(), free, order)
         if order > 0:
             self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
         return chosen
 
     def _cached_choice(
-        self, target: str, stable: sympy.Expr, written: sympy.Expr, free: set[sympy.Expr]
+        self,
+        target: str,
+        stable: sympy.Expr,
+        written: sympy.Expr,
+        free: set[sympy.Expr],
+        order: int,
     ) -> sympy.Expr:
         # Everything the choice depends on: one process emitting an op under
         # several options (--save, --fuse), or its module and its test, chooses once.
@@ -316,7 +328,7 @@ class FormSelector:
                 if len(_CHOSEN) >= _CHOSEN_LIMIT:
                     _CHOSEN.clear()
                 choices_before = len(self.choices)
-                formula = self._choose(target, stable, written, free)
+                formula = self._choose(target, stable, written, free, order)
                 _CHOSEN[key] = (formula, tuple(self.choices[choices_before:]))
             else:
                 formula, made = _CHOSEN[key]
@@ -329,6 +341,7 @@ class FormSelector:
         stable: sympy.Expr,
         as_written: sympy.Expr,
         free: set[sympy.Expr],
+        order: int,
     ) -> sympy.Expr:
         (_, label), *others = forms = _candidates(stable, as_written)
         try:
@@ -369,7 +382,7 @@ class FormSelector:
         better = [m for m in regimes if m.bits <= chosen.bits - REGIME_GAIN_BITS]
         if better:
             regime = min(better, key=lambda m: (round(m.bits, 6), round(m.cost, 6)))
-            chosen = self._for_every_parameter(regime, stable) or chosen
+            chosen = self._for_every_parameter(regime, stable, order) or chosen
         self.choices.append(Choice(target, chosen, tuple(measured + regimes)))
         return chosen.formula
 
@@ -401,15 +414,21 @@ class FormSelector:
             for threshold in REGIME_THRESHOLDS
         ]
 
-    def _for_every_parameter(self, regime: Measured, stable: sympy.Expr) -> Measured | None:
+    def _for_every_parameter(self, regime: Measured, stable: sympy.Expr, order: int) -> Measured | None:
         """The regime, its polynomial's coefficients formulas of the parameters
         (sympy's series) where the formula has any; None where sympy finds no
-        such series, or one that disagrees with the measured fit."""
+        such series, or one that disagrees with the measured fit. The series of
+        a derivative is that of the value (smaller), differentiated, where the
+        value is a function of the same input alone."""
         if not any(s.name in self.scalars for s in stable.free_symbols):
             return regime
         (numeric, condition), (general, _) = regime.formula.args
         (x,) = [s for s in stable.free_symbols if s.name not in self.scalars]
-        polynomial = _series_in_parameters(stable, x)
+        inputs_of_value = {s for s in self.value.free_symbols if s.name not in self.scalars}
+        if inputs_of_value == {x}:
+            polynomial = _series_in_parameters(self.value, x, order)
+        else:
+            polynomial = _series_in_parameters(stable, x, 0)
         if polynomial is None:
             return None
         params = {sympy.Symbol(n, real=True): v for n, v in self.sample.params}
@@ -449,22 +468,30 @@ def _polynomial(terms: list[tuple[int, float]], x: sympy.Symbol, threshold: floa
 
 
 @functools.lru_cache(maxsize=256)
-def _series_in_parameters(formula: sympy.Expr, x: sympy.Symbol) -> sympy.Expr | None:
-    """The Taylor polynomial of `formula` at x = 0 to SERIES_DEGREE, its
-    coefficients formulas of the parameters, in Horner's form (every term kept:
-    which are negligible depends on the parameters' values); None where sympy
-    cannot expand it or the formula is too large to try."""
-    if sympy.count_ops(formula) > SYMBOLIC_SERIES_OPS:
+def _series_in_parameters(formula: sympy.Expr, x: sympy.Symbol, order: int) -> sympy.Expr | None:
+    """The Taylor polynomial at x = 0 to SERIES_DEGREE of the order-th derivative
+    of `formula`, its coefficients formulas of the parameters, in Horner's form
+    (every term kept: which are negligible depends on the parameters' values);
+    None where sympy cannot expand it or the formula is too large to try."""
+    series = _taylor_polynomial(formula, x, SERIES_DEGREE + order)
+    if series is None:
         return None
-    try:
-        series = sympy.series(functions.elementary(formula), x, 0, SERIES_DEGREE + 1).removeO()
-        polynomial = sympy.Poly(sympy.expand(series), x)
-    except Exception:  # noqa: BLE001 - sympy's series fails in many ways; the regime is optional
-        return None
-    terms = [sympy.factor(c) * x**k for (k,), c in polynomial.terms()]
+    derivative = series.diff((x, order)) if order else series
+    terms = [sympy.factor(c) * x**k for (k,), c in derivative.terms()]
     if not terms or any(t.has(sympy.nan, sympy.zoo, sympy.oo) for t in terms):
         return None
     return sympy.horner(sympy.Add(*terms), wrt=x)
+
+
+@functools.lru_cache(maxsize=64)
+def _taylor_polynomial(formula: sympy.Expr, x: sympy.Symbol, degree: int) -> sympy.Poly | None:
+    if sympy.count_ops(formula) > SYMBOLIC_SERIES_OPS:
+        return None
+    try:
+        series = sympy.series(functions.elementary(formula), x, 0, degree + 1).removeO()
+        return sympy.Poly(sympy.expand(series), x)
+    except Exception:  # noqa: BLE001 - sympy's series fails in many ways; the regime is optional
+        return None
 
 
 def _candidates(stable: sympy.Expr, as_written: sympy.Expr) -> list[tuple[sympy.Expr, str]]:
