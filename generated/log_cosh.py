@@ -82,8 +82,20 @@ class LogCosh(_Function):
         t0 = x.square()
         return _round(
             torch.where(
-                torch.abs(x) < 9.5367431640625e-07,
-                t0 * (0.5 - 0.08333333333333333 * t0),
+                torch.abs(x) < 0.125,
+                t0
+                * (
+                    t0
+                    * (
+                        t0
+                        * (
+                            t0 * (0.0021869488536155205 * t0 - 0.006746031746031746)
+                            + 0.022222222222222223
+                        )
+                        - 0.08333333333333333
+                    )
+                    + 0.5
+                ),
                 x + torch.nn.functional.softplus(-2.0 * x) - 0.6931471805599453,
             ),
             dtype,

@@ -98,8 +98,20 @@ class PseudoHuber(_Function):
         t2 = 1.0 / t1
         return _round(
             torch.where(
-                torch.abs(x) < 9.5367431640625e-07,
-                t0 * (t0 * (-0.125 * t2 + 0.0625 * t0 / delta**4) + 0.5),
+                torch.abs(x) < 0.03125,
+                t0
+                * (
+                    t0
+                    * (
+                        t0
+                        * (
+                            t0 * (-0.0390625 / delta**6 + 0.02734375 * t0 / delta**8)
+                            + 0.0625 / delta**4
+                        )
+                        - 0.125 * t2
+                    )
+                    + 0.5
+                ),
                 t1 * (torch.sqrt(t0 * t2 + 1.0) - 1.0),
             ),
             dtype,

@@ -318,3 +318,28 @@ def test_derivatives_near_zero_at_other_parameter_values(text, param, reference)
                 for mode, result in (("reverse", reverse[order]), ("forward", forward[order](t))):
                     error = abs(result.item() - float(truth))
                     assert error <= 1e-6 * abs(float(truth)), (value, point, order, mode)
+
+
+@pytest.mark.parametrize(
+    "text, reference",
+    [
+        ("log(cosh(x))", lambda t: mpmath.log(mpmath.cosh(t))),
+        ("tanh(a*x)/x", lambda t: mpmath.tanh(mpmath.mpf(1.5) * t) / t),
+    ],
+    ids=["log(cosh(x))", "tanh(a*x)/x"],
+)
+def test_regimes_hold_between_the_samples_points(text, reference) -> None:
+    """From 1e-6 to 1e-2, where the sample holds few points, the general formulas
+    cancel (log(cosh(x)) = x + softplus(-2x) - log 2) and a threshold of 2**-20
+    leaves them there: the value and three derivatives (forward mode, which reads
+    ∂³f) keep at least 30 bits in float64."""
+    op = adgen.load(text, name="op", params={"a": 1.5} if "a" in text else None)
+    mpmath.mp.dps = 50
+    forward = [op, torch.func.jacfwd(op)]
+    forward += [torch.func.jacfwd(forward[-1])]
+    forward += [torch.func.jacfwd(forward[-1])]
+    for point in (3e-6, -4e-5, 1e-4, -1e-3, 1e-2):
+        t = torch.tensor(point, dtype=torch.float64)
+        for order in range(4):
+            truth = float(mpmath.diff(reference, mpmath.mpf(point), order))
+            assert abs(forward[order](t).item() - truth) <= 2.0**-30 * abs(truth), (point, order)
