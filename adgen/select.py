@@ -249,8 +249,8 @@ class Measured:
 def _fallback(measured: list[Measured], written: Measured, stable_form: Measured) -> list[Measured]:
     """Where no form qualifies: the stable form, unless the formula as written
     repairs it somewhere; then the most accurate forms (within TOLERANCE_BITS)
-    of those nowhere worse than the formula as written (it, or a rewrite of it
-    that also keeps the bits it loses: gelu (tanh) as written, stabilised)."""
+    of those that keep half the bits wherever the formula as written does (it,
+    or a rewrite such as gelu (tanh)'s "as written, stabilised")."""
     if not written.repairs(stable_form):
         return [stable_form]
     safe = [m for m in measured if m.fails_only_where(written)]
@@ -292,6 +292,7 @@ class FormSelector:
         self.truth_memo: dict = {}
         self.computed: dict[int, set[sympy.Expr]] = {}  # order -> subexpressions computed
         self.choices: list[Choice] = []
+        self.value: sympy.Expr = sympy.S.Zero  # the value the formula chosen now derives from
 
     def __call__(
         self,
