@@ -284,7 +284,6 @@ def test_a_quotient_is_divided_in_steps_where_its_square_overflows() -> None:
         assert not any(p.is_Pow and p.exp == -2 for p in sympy.preorder_traversal(chosen.formula))
 
 
-
 # Formulas with a parameter, each with its mpmath spelling: a series regime's
 # coefficients are numbers, right only at the parameter's sampled value.
 WITH_PARAMETERS = [
@@ -301,7 +300,6 @@ def test_derivatives_near_zero_at_other_parameter_values(text, param, reference)
     """Emitted for the parameter 1.0 and called with others: the value and
     three derivatives below 2**-20 (where series regimes live) match mpmath."""
     op = adgen.load(text, name="op", params={param: 1.0})
-    mpmath.mp.dps = 40
     for value in (2.0, 0.5):
         for point in (1e-7, -3e-7, 6e-7):
             function = functools.partial(op, **{param: value})
@@ -314,7 +312,8 @@ def test_derivatives_near_zero_at_other_parameter_values(text, param, reference)
             forward += [torch.func.jacfwd(forward[-1])]
             forward += [torch.func.jacfwd(forward[-1])]
             for order in range(4):
-                truth = mpmath.diff(lambda s: reference(s, mpmath.mpf(value)), mpmath.mpf(point), order)
+                with mpmath.workdps(40):
+                    truth = mpmath.diff(lambda s: reference(s, mpmath.mpf(value)), mpmath.mpf(point), order)
                 for mode, result in (("reverse", reverse[order]), ("forward", forward[order](t))):
                     error = abs(result.item() - float(truth))
                     assert error <= 1e-6 * abs(float(truth)), (value, point, order, mode)
@@ -334,12 +333,12 @@ def test_regimes_hold_between_the_samples_points(text, reference) -> None:
     leaves them there: the value and three derivatives (forward mode, which reads
     ∂³f) keep at least 30 bits in float64."""
     op = adgen.load(text, name="op", params={"a": 1.5} if "a" in text else None)
-    mpmath.mp.dps = 50
     forward = [op, torch.func.jacfwd(op)]
     forward += [torch.func.jacfwd(forward[-1])]
     forward += [torch.func.jacfwd(forward[-1])]
     for point in (3e-6, -4e-5, 1e-4, -1e-3, 1e-2):
         t = torch.tensor(point, dtype=torch.float64)
         for order in range(4):
-            truth = float(mpmath.diff(reference, mpmath.mpf(point), order))
+            with mpmath.workdps(50):
+                truth = float(mpmath.diff(reference, mpmath.mpf(point), order))
             assert abs(forward[order](t).item() - truth) <= 2.0**-30 * abs(truth), (point, order)
