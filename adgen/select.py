@@ -98,18 +98,17 @@ class Rewrite:
 a, b, rest = sympy.Wild("a"), sympy.Wild("b"), sympy.Wild("rest")
 
 
-def _rationalised(bindings: Bindings) -> sympy.Expr:
-    """sqrt(a) - sqrt(b) = (a - b)/(sqrt(a) + sqrt(b)), with a - b expanded so
-    that its cancellation happens exactly (x + 1 - x = 1)."""
+def _rationalised(
+    bindings: Bindings,
+    root: Callable[[sympy.Expr], sympy.Expr] = sympy.sqrt,
+    square: Callable[[sympy.Expr], sympy.Expr] = lambda v: v,
+) -> sympy.Expr:
+    """sqrt(a) - root(b) = (a - square(b))/(sqrt(a) + root(b)), with the
+    numerator expanded so that its cancellation happens exactly (x + 1 - x = 1):
+    root(b) is sqrt(b), or |b|, as sympy writes sqrt(b**2) (sqrt(x**2 + delta**2)
+    - |delta|), square(b) its square."""
     u, v = bindings[a], bindings[b]
-    return sympy.expand(u - v) / (sympy.sqrt(u) + sympy.sqrt(v)) + bindings.get(rest, 0)
-
-
-def _rationalised_magnitude(bindings: Bindings) -> sympy.Expr:
-    """sqrt(a) - |b| = (a - b**2)/(sqrt(a) + |b|): sympy writes sqrt(b**2) as |b|
-    (sqrt(x**2 + delta**2) - |delta|)."""
-    u, v = bindings[a], bindings[b]
-    return sympy.expand(u - v**2) / (sympy.sqrt(u) + sympy.Abs(v)) + bindings.get(rest, 0)
+    return sympy.expand(u - square(v)) / (sympy.sqrt(u) + root(v)) + bindings.get(rest, 0)
 
 
 def _log_quotient(bindings: Bindings) -> sympy.Expr:
@@ -154,7 +153,7 @@ REWRITES: tuple[Rewrite, ...] = (
     # Cancellation removed by algebra (Herbie's classic rewrites).
     Rewrite("difference of roots", sympy.sqrt(a) - sympy.sqrt(b) + rest, _rationalised),
     Rewrite("difference of a root and a magnitude", sympy.sqrt(a) - sympy.Abs(b) + rest,
-            _rationalised_magnitude),
+            functools.partial(_rationalised, root=sympy.Abs, square=lambda v: v**2)),
     Rewrite("difference of logs", sympy.log(a) - sympy.log(b) + rest, _log_quotient),
     Rewrite("difference of reciprocals", 1 / a - 1 / b + rest, _reciprocal_difference),
     Rewrite("one minus cos", 1 - sympy.cos(a) + rest, _replace(2 * sympy.sin(a / 2) ** 2 + rest)),
@@ -213,37 +212,25 @@ class Measured:
 
     def nowhere_worse(self, other: Measured, slack: float) -> bool:
         """At no point more than `slack` bits less accurate than `other`."""
-        return all(
-            mine <= theirs + slack
-            for errors, others in (
-                (self.float32_errors, other.float32_errors),
-                (self.float64_errors, other.float64_errors),
-            )
-            for mine, theirs in zip(errors, others)
-        )
+        return all(mine <= theirs + slack for mine, theirs, _ in self._pointwise(other))
 
     def fails_only_where(self, other: Measured) -> bool:
         """Whether this form keeps at least half the bits wherever `other` does."""
-        return all(
-            mine <= bits / 2 or theirs > bits / 2
-            for errors, others, bits in (
-                (self.float32_errors, other.float32_errors, 24),
-                (self.float64_errors, other.float64_errors, 53),
-            )
-            for mine, theirs in zip(errors, others)
-        )
+        return all(mine <= bits / 2 or theirs > bits / 2 for mine, theirs, bits in self._pointwise(other))
 
     def repairs(self, other: Measured) -> bool:
         """Whether at some point `other` has no correct bit (overflow, NaN, a
         cancelled difference) where this form keeps at least half of them."""
-        return any(
-            theirs >= bits and mine <= bits / 2
-            for errors, others, bits in (
-                (self.float32_errors, other.float32_errors, 24),
-                (self.float64_errors, other.float64_errors, 53),
-            )
-            for mine, theirs in zip(errors, others)
-        )
+        return any(theirs >= bits and mine <= bits / 2 for mine, theirs, bits in self._pointwise(other))
+
+    def _pointwise(self, other: Measured) -> Iterator[tuple[float, float, int]]:
+        """(this form's error, the other's, the dtype's bits) at each point, both dtypes."""
+        for errors, others, bits in (
+            (self.float32_errors, other.float32_errors, 24),
+            (self.float64_errors, other.float64_errors, 53),
+        ):
+            for mine, theirs in zip(errors, others):
+                yield mine, theirs, bits
 
 
 def _fallback(measured: list[Measured], written: Measured, stable_form: Measured) -> list[Measured]:
@@ -292,7 +279,6 @@ class FormSelector:
         self.truth_memo: dict = {}
         self.computed: dict[int, set[sympy.Expr]] = {}  # order -> subexpressions computed
         self.choices: list[Choice] = []
-        self.value: sympy.Expr = sympy.S.Zero  # the value the formula chosen now derives from
 
     def __call__(
         self,
@@ -304,14 +290,14 @@ class FormSelector:
     ) -> sympy.Expr:
         """The form to emit for `target` (an entry of the given order; 0 for the
         value), a derivative of `value` (the output's value; None: `stable` is)."""
-        self.value = stable if value is None else value
+        value = stable if value is None else value
         free = set().union(*(s for k, s in self.computed.items() if k <= order and order > 0))
         # Too large to search: the stable form, with no derivative of the formula
         # as written taken for nothing.
         if sympy.count_ops(stable) > LARGEST_FORMULA:
             chosen = stable
         else:
-            chosen = self._cached_choice(target, stable, as_written(), free, order)
+            chosen = self._cached_choice(target, stable, as_written(), free, (value, order))
         if order > 0:
             self.computed.setdefault(order, set()).update(_tensor_operations(chosen, self.scalars))
         return chosen
@@ -322,7 +308,7 @@ class FormSelector:
         stable: sympy.Expr,
         written: sympy.Expr,
         free: set[sympy.Expr],
-        order: int,
+        derived_from: tuple[sympy.Expr, int],
     ) -> sympy.Expr:
         # Everything the choice depends on: one process emitting an op under
         # several options (--save, --fuse), or its module and its test, chooses once.
@@ -332,7 +318,7 @@ class FormSelector:
                 if len(_CHOSEN) >= _CHOSEN_LIMIT:
                     _CHOSEN.clear()
                 choices_before = len(self.choices)
-                formula = self._choose(target, stable, written, free, order)
+                formula = self._choose(target, stable, written, free, derived_from)
                 _CHOSEN[key] = (formula, tuple(self.choices[choices_before:]))
             else:
                 formula, made = _CHOSEN[key]
@@ -345,8 +331,9 @@ class FormSelector:
         stable: sympy.Expr,
         as_written: sympy.Expr,
         free: set[sympy.Expr],
-        order: int,
+        derived_from: tuple[sympy.Expr, int],
     ) -> sympy.Expr:
+        """The form for `stable`, the order-th derivative of the value (`derived_from`)."""
         (_, label), *others = forms = _candidates(stable, as_written)
         try:
             truths = truth(stable, self.sample, self.truth_memo)
@@ -384,7 +371,7 @@ class FormSelector:
             for formula, threshold in self._regimes(stable, chosen.formula)
         ]
         better = [m for m in regimes if m.bits <= chosen.bits - REGIME_GAIN_BITS]
-        valid = [r for r in (self._for_every_parameter(m, stable, order) for m in better) if r]
+        valid = [r for r in (self._for_every_parameter(m, stable, derived_from) for m in better) if r]
         if valid:
             chosen = self._best_near_zero(valid, stable)
         self.choices.append(Choice(target, chosen, tuple(measured + regimes)))
@@ -442,7 +429,9 @@ class FormSelector:
         best = min(total, key=lambda i: (round(total[i], 6), round(regimes[i].cost, 6)))
         return regimes[best]
 
-    def _for_every_parameter(self, regime: Measured, stable: sympy.Expr, order: int) -> Measured | None:
+    def _for_every_parameter(
+        self, regime: Measured, stable: sympy.Expr, derived_from: tuple[sympy.Expr, int]
+    ) -> Measured | None:
         """The regime, its polynomial's coefficients formulas of the parameters
         (sympy's series) where the formula has any; None where sympy finds no
         such series, or one that disagrees with the measured fit. The series of
@@ -452,9 +441,9 @@ class FormSelector:
             return regime
         (numeric, condition), (general, _) = regime.formula.args
         (x,) = [s for s in stable.free_symbols if s.name not in self.scalars]
-        inputs_of_value = {s for s in self.value.free_symbols if s.name not in self.scalars}
-        if inputs_of_value == {x}:
-            polynomial = _series_in_parameters(self.value, x, order)
+        value, order = derived_from
+        if {s for s in value.free_symbols if s.name not in self.scalars} == {x}:
+            polynomial = _series_in_parameters(value, x, order)
         else:
             polynomial = _series_in_parameters(stable, x, 0)
         if polynomial is None:
