@@ -1111,7 +1111,10 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
                 scalars.add(name)
         for entry, output in zip(tables.entries, tables.outputs):
             if entry.order == order:
-                lines.append(f"{entry.name} = {torch_code(output, frozenset(scalars))}")
+                code = torch_code(output, frozenset(scalars))
+                lines += _with_sum_named(
+                    entry.name, output, code, frozenset(scalars), tables.arguments
+                )
         returned = _partials_result(tables, order)
         lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
     printer.uses_math |= any("math." in line for line in lines)
@@ -1148,6 +1151,24 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         ),
         "lines": lines,
     }
+
+
+def _with_sum_named(
+    name: str, formula: sympy.Expr, code: str, scalars: frozenset[str], taken: tuple[str, ...]
+) -> list[str]:
+    """`name = code`; where that is too long for a line and the formula is a
+    product with a sum among its factors, the longest such sum first, on its
+    own as `<name>_sum` (black would break the product a factor per line).
+    The printed product keeps its order: the arithmetic is the same."""
+    line = f"{name} = {code}"
+    sums = [f for f in formula.args if f.is_Add] if formula.is_Mul else []
+    if len(line) <= _LINE_ROOM or not sums or f"{name}_sum" in taken:
+        return [line]
+    printed = [f"({torch_code(f, scalars)})" for f in sums]
+    longest = max(printed, key=len)
+    if code.count(longest) != 1:
+        return [line]
+    return [f"{name}_sum = {longest[1:-1]}", f"{name} = {code.replace(longest, f'{name}_sum')}"]
 
 
 def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str, object]:

@@ -13,7 +13,8 @@ Each rule has a soundness test (both sides agree at sample points).
 
 The matcher is structural, not algebraic: a pattern's Add or Mul matches an Add
 or Mul holding each of its arguments, and a wildcard that is itself an argument
-of a pattern's Add or Mul takes whatever terms (or factors) are left. sympy's own
+of a pattern's Add or Mul takes whatever terms (or factors) are left (1 where
+a product pattern meets a lone factor: b*sigmoid(a) matches sigmoid(x)). sympy's own
 `match` would also accept x/(1 + exp(y)) as exp(y)/(1 + exp(y)) times
 x*exp(-y), which is sound but puts back the exp the rule exists to remove.
 One bottom-up pass of `sympy.Basic.replace` tries only the rules whose pattern
@@ -69,8 +70,7 @@ RULES: tuple[Rule, ...] = (
     Rule("one minus twice sigmoid", 1 - 2 * sigmoid(a) + rest, -_tanh(a / 2) + rest),
     Rule("tanh derivative", 1 - _tanh(a) ** 2 + rest, 4 * sigmoid(2 * a) * sigmoid(-2 * a) + rest),
     Rule("log sigmoid expanded", a - softplus(a) + rest, -softplus(-a) + rest),
-    Rule("sigmoid difference", sigmoid(a) - sigmoid(-a) + rest, _tanh(a / 2) + rest),
-    Rule("scaled sigmoid difference", b * sigmoid(a) - b * sigmoid(-a) + rest, b * _tanh(a / 2) + rest),
+    Rule("sigmoid difference", b * sigmoid(a) - b * sigmoid(-a) + rest, b * _tanh(a / 2) + rest),
     Rule("exp of log1p", _exp(log1p(a)), 1 + a),
     Rule("expm1 of log1p", expm1(log1p(a)), a),
 )
@@ -111,10 +111,14 @@ def match(pattern: sympy.Basic, expr: sympy.Basic, bindings: Bindings) -> Iterat
     if isinstance(pattern, sympy.Wild):
         yield {**bindings, pattern: expr}
         return
+    if type(expr) is not sympy.Mul and _takes_lone_factor(pattern, bindings):
+        # A lone factor: the product of itself and the rest wildcard's 1.
+        yield from _match_commutative(pattern, (expr,), bindings)
+        return
     if type(pattern) is not type(expr):
         return
     if isinstance(pattern, (sympy.Add, sympy.Mul)):
-        yield from _match_commutative(pattern, expr, bindings)
+        yield from _match_commutative(pattern, expr.args, bindings)
     elif len(pattern.args) == len(expr.args):
         yield from _match_sequence(list(pattern.args), list(expr.args), bindings)
 
@@ -138,30 +142,44 @@ def _match_sequence(patterns, exprs, bindings: Bindings) -> Iterator[Bindings]:
         yield from _match_sequence(patterns[1:], exprs[1:], bound)
 
 
-def _match_commutative(pattern: sympy.Expr, expr: sympy.Expr, bindings: Bindings) -> Iterator[Bindings]:
-    """Each argument of `pattern` matches a distinct argument of `expr`; a bare
+def _match_commutative(pattern: sympy.Expr, args: tuple[sympy.Expr, ...], bindings: Bindings) -> Iterator[Bindings]:
+    """Each argument of `pattern` matches a distinct one of `args`; a bare
     wildcard argument takes the rest (the identity when nothing is left), unless
     another argument holds it (a - softplus(a) + rest: a is whatever softplus
     holds, which may be several of the terms)."""
-    rests = [
+    rests = _rests(pattern, bindings)
+    if len(rests) > 1:
+        raise ValueError(f"pattern {pattern} has more than one wildcard to take the rest")
+    parts = [arg for arg in pattern.args if arg not in rests]
+    if len(parts) > len(args) or (not rests and len(parts) != len(args)):
+        return
+    # Cheap refusal first: each part still to bind needs an argument of its type
+    # (a product that can be a lone factor aside).
+    types = {type(arg) for arg in args}
+    if any(_binds(part, bindings) and type(part) not in types and not _takes_lone_factor(part, bindings) for part in parts):
+        return
+    # Arguments that bind wildcards first, then those already determined by them.
+    parts.sort(key=lambda part: (isinstance(part, sympy.Wild), _negated_wildcards(part)))
+    yield from _match_parts(parts, list(args), rests[0] if rests else None, type(pattern), bindings)
+
+
+def _rests(pattern: sympy.Expr, bindings: Bindings) -> list[sympy.Wild]:
+    """The arguments of a pattern's Add or Mul that take the rest: bare, unbound
+    wildcards that no other argument holds."""
+    return [
         arg
         for arg in pattern.args
         if isinstance(arg, sympy.Wild)
         and arg not in bindings
         and not any(other.has(arg) for other in pattern.args if other != arg)
     ]
-    if len(rests) > 1:
-        raise ValueError(f"pattern {pattern} has more than one wildcard to take the rest")
-    parts = [arg for arg in pattern.args if arg not in rests]
-    if len(parts) > len(expr.args) or (not rests and len(parts) != len(expr.args)):
-        return
-    # Cheap refusal first: each part still to bind needs an argument of its type.
-    types = {type(arg) for arg in expr.args}
-    if any(_binds(part, bindings) and type(part) not in types for part in parts):
-        return
-    # Arguments that bind wildcards first, then those already determined by them.
-    parts.sort(key=lambda part: (isinstance(part, sympy.Wild), _negated_wildcards(part)))
-    yield from _match_parts(parts, list(expr.args), rests[0] if rests else None, type(pattern), bindings)
+
+
+def _takes_lone_factor(pattern: sympy.Basic, bindings: Bindings) -> bool:
+    """Whether `pattern` is a product with a wildcard taking the rest of the
+    factors, and so matches a lone factor too: b*sigmoid(a) matches sigmoid(x)
+    with b = 1."""
+    return isinstance(pattern, sympy.Mul) and bool(_rests(pattern, bindings))
 
 
 def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[Bindings]:
@@ -192,7 +210,7 @@ def _match_parts(parts, left, rest_wild, kind, bindings: Bindings) -> Iterator[B
             base, exponent = candidate.args
             for bound in match(part, base, bindings):
                 yield from _match_parts(parts[1:], [*others, base ** (exponent - 1)], rest_wild, kind, bound)
-        if typed and type(candidate) is not type(part):
+        if typed and type(candidate) is not type(part) and not _takes_lone_factor(part, bindings):
             continue
         for bound in match(part, candidate, bindings):
             yield from _match_parts(parts[1:], others, rest_wild, kind, bound)

@@ -65,19 +65,16 @@ def _partials(x, order):
     if order == 2:
         return _Partials(f_x, f_xx)
     t12 = t2**2
-    f_xxx = (
-        4.0
-        * t5
-        * (
-            4.0 * t1**2 * t12 * x
-            - t10 * t9
-            - 6.0 * t10
-            - t12 * t6 * x
-            - t2 * t8
-            + t7 * (-2.0 * t11 + t8 + 2.0)
-            + t7
-        )
+    f_xxx_sum = (
+        4.0 * t1**2 * t12 * x
+        - t10 * t9
+        - 6.0 * t10
+        - t12 * t6 * x
+        - t2 * t8
+        + t7 * (-2.0 * t11 + t8 + 2.0)
+        + t7
     )
+    f_xxx = 4.0 * t5 * f_xxx_sum
     return _Partials(f_x, f_xx, f_xxx)
 
 

@@ -116,3 +116,14 @@ def test_matching_is_structural_not_algebraic() -> None:
     with an exp put back (sympy's own match would say it is)."""
     assert stabilize(x / (1 + sympy.exp(y))) == x * sigmoid(-y)
     assert stabilize(x * sympy.exp(y) + y * sympy.exp(x)) == x * sympy.exp(y) + y * sympy.exp(x)
+
+
+def test_a_product_pattern_with_a_rest_matches_a_lone_factor() -> None:
+    """b*sigmoid(a) matches sigmoid(x) with b = 1 (the rest of no factors), so
+    one rule serves the plain and the scaled sigmoid difference, either sign;
+    a product with no wildcard for the rest still needs a product."""
+    a, b = sympy.Wild("a"), sympy.Wild("b")
+    assert list(match(b * sigmoid(a), sigmoid(x), {})) == [{a: x, b: 1}]
+    assert stabilize(sigmoid(-x) - sigmoid(x)) == -sympy.tanh(x / 2)
+    assert stabilize(3 * sigmoid(x) - 3 * sigmoid(-x) + y) == y + 3 * sympy.tanh(x / 2)
+    assert not list(match(2 * sigmoid(a), sigmoid(x), {}))
