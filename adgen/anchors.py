@@ -23,10 +23,12 @@ multiple of eps times that scale.
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 from collections.abc import Callable, Mapping
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar
 
 import mpmath
 import sympy
@@ -77,16 +79,37 @@ def anchors(
         return ()  # an expression sympy cannot evaluate: the other tests remain
 
 
+AnyAnchor = TypeVar("AnyAnchor")  # Anchor, DirectionalAnchor
+
+
 def output_anchors(
-    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
-) -> tuple[tuple[Anchor, ...], ...]:
-    """`anchors` of each output of an op with several, from that output's
-    reference formula and its own text (the item of the top-level tuple)."""
+    model: OpModel,
+    domains: tuple[Domain, ...],
+    param_values: dict[str, float],
+    of_one: Callable[[OpModel, tuple[Domain, ...], dict[str, float]], tuple[AnyAnchor, ...]] = anchors,
+) -> tuple[tuple[AnyAnchor, ...], ...]:
+    """`anchors` (or `of_one`, directional_anchors) of each output of an op
+    with several, from that output's reference formula and its own text (the
+    item of the top-level tuple)."""
     items = ast.parse(model.text, mode="eval").body.elts  # parsed, never evaluated
     texts = [ast.get_source_segment(model.text, item) or "" for item in items]
-    return tuple(
-        anchors(dataclasses.replace(model, reference=reference, text=text), domains, param_values)
-        for reference, text in zip(model.references, texts)
+    return tuple(of_one(_output(model, k, texts[k]), domains, param_values) for k in range(len(texts)))
+
+
+def _output(model: OpModel, k: int, text: str) -> OpModel:
+    """Output k of an op with several, as an op of its own: its text, formulas
+    and table entries."""
+    tables = model.partials
+    mine = [(e, out) for e, out in zip(tables.entries, tables.outputs) if e.output == k]
+    partials = dataclasses.replace(
+        tables,
+        entries=tuple(dataclasses.replace(e, output=0) for e, _ in mine),
+        outputs=tuple(out for _, out in mine),
+        by_index=tables.by_output[k],
+        by_output=(),
+    )
+    return dataclasses.replace(
+        model, text=text, reference=model.references[k], expr=model.exprs[k], partials=partials
     )
 
 
@@ -121,6 +144,207 @@ def _anchors(
         if anchor is not None and value is not None:
             found.append(Anchor(anchor.point, (value, *anchor.values[1:]), anchor.scales))
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class DirectionalAnchor:
+    """The op's value and first three derivatives along `direction` at one
+    point and one setting of its parameters, with an error scale for each."""
+
+    params: tuple[tuple[str, float], ...]  # (("beta", 1.5),): the parameters there
+    point: tuple[float, ...]  # (0.0083844,): one exact float per input
+    values: tuple[float, ...]  # f(p + t·v) and its t-derivatives 1 to 3 at t = 0
+    scales: tuple[float, ...]  # error scale of each value, in eps (as Anchor's)
+
+
+def direction(count: int) -> tuple[float, ...]:
+    """The direction v of the directional derivatives, one component per input:
+    1, -0.9375, 0.875, ... (exact binary fractions, no two alike, so that no
+    mixed partial drops out of the sum)."""
+    return tuple((-1) ** i * (16 - i % 8) / 16 / 2 ** (i // 8) for i in range(count))
+
+
+# Near-zero points: each input whose interval holds 0 at its own fraction of
+# these, on the side of 0 its first anchor is on. 2**-24 is inside every series
+# regime (select.REGIME_THRESHOLDS reach down to 2**-20), where a series' first
+# terms dominate; 2**-7 inside the wider ones, where its later ones count.
+_NEAR_ZERO = (2.0**-7, 2.0**-24)
+_MOST_DIGITS = 400  # past this a cancellation is left unresolved: no anchor there
+
+
+def directional_anchors(
+    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
+) -> tuple[DirectionalAnchor, ...]:
+    """Value and derivatives to the third along `direction` where the op's
+    other tests do not look: at points near 0, where the op may use a Taylor
+    series in place of a formula that cancels there; and, for an op with
+    parameters, at other values of them (`other_parameters`), which the
+    series' coefficients must follow. The values are sympy's derivatives of
+    the expression as written (its elementary functions), evaluated with
+    mpmath at as many digits as they cancel; the error scales are the rounding
+    bounds of the op's own formulas (the forms adgen chose, series included).
+    None where the expression is too large."""
+    try:
+        return _directional_anchors(model, domains, param_values)
+    except (ArithmeticError, ValueError, TypeError, RecursionError, NotImplementedError):
+        return ()
+
+
+def other_parameters(param_values: dict[str, float]) -> dict[str, float]:
+    """Parameters moved from the values the tests use: ×1.5 (0.5 for 0)."""
+    return {name: value * 1.5 if value else 0.5 for name, value in param_values.items()}
+
+
+def _directional_anchors(
+    model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
+) -> tuple[DirectionalAnchor, ...]:
+    ordered = _ordered(model, domains)
+    points = _near_zero_points(ordered)
+    settings = [(param_values, points)] if points else []
+    if param_values:
+        start = tuple(_inside(d, _FRACTIONS[i % len(_FRACTIONS)]) for i, d in enumerate(ordered))
+        settings.append((other_parameters(param_values), points or [start]))
+    if not settings:
+        return ()
+    symbols = [sympy.Symbol(name, real=True) for name in model.inputs]
+    v = [sympy.Float(c) for c in direction(len(symbols))]
+    truths = _along(_almost_everywhere(elementary(model.reference)), symbols, v)
+    if truths is None:
+        return ()
+    ours = _as_the_op_computes(model, symbols, v)
+    found = []
+    for params, at in settings:
+        values = {sympy.Symbol(n, real=True): sympy.Float(x, _DIGITS) for n, x in params.items()}
+        formulas = [g.xreplace(values) for g in truths]
+        bounded = [g.xreplace(values) for g in ours]
+        for point in at:
+            anchor = _precise_anchor_at(point, symbols, formulas, bounded)
+            if anchor is not None:
+                found.append(DirectionalAnchor(tuple(params.items()), point, anchor.values, anchor.scales))
+    return tuple(found)
+
+
+def _ordered(model: OpModel, domains: tuple[Domain, ...]) -> list[Domain]:
+    by_name = {d.name: d for d in domains}
+    return [by_name[name] for name in model.inputs]
+
+
+def _near_zero_points(ordered: list[Domain]) -> list[tuple[float, ...]]:
+    """For each of _NEAR_ZERO, a point whose inputs with 0 in their interval
+    are near 0 (the others at their first anchor's value); none where no
+    interval holds 0."""
+    if not any(d.low <= 0 <= d.high for d in ordered):
+        return []
+    points = []
+    for scale in _NEAR_ZERO:
+        point = []
+        for i, d in enumerate(ordered):
+            fraction = _FRACTIONS[i % len(_FRACTIONS)]
+            x = _inside(d, fraction)
+            if d.low <= 0 <= d.high:
+                near = math.copysign(float(f"{fraction * scale:.5g}"), x)
+                x = min(max(near, d.low), d.high)
+            point.append(x)
+        points.append(tuple(point))
+    return points
+
+
+def _along(f: sympy.Expr, symbols: list[sympy.Symbol], v: list[sympy.Float]) -> list[sympy.Expr] | None:
+    """h(t) = f(x + t*v) and its first three t-derivatives at t = 0: one
+    derivative per order, where Σ v_i ∂/∂x_i would take one per input. None
+    where they grow past _MAX_OPERATIONS."""
+    t = sympy.Dummy("t", real=True)
+    h = f.xreplace({s: s + c * t for s, c in zip(symbols, v)})
+    formulas = [f]
+    for _ in range(3):
+        h = _derivative(h, t)
+        formulas.append(h.xreplace({t: 0}))
+        if sympy.count_ops(formulas[-1]) > _MAX_OPERATIONS:
+            return None
+    return formulas
+
+
+def _as_the_op_computes(
+    model: OpModel, symbols: list[sympy.Symbol], v: list[sympy.Float]
+) -> list[sympy.Expr]:
+    """h and its three derivatives from the op's own formulas: its value, then
+    Σ f_ij·v_i·v_j ... over its table entries (a partial that is no entry is a
+    number: from the expression as written). Evaluated for the error scales."""
+    tables = model.partials
+    entries = {e.name: e.formula for e in tables.entries}
+    written: dict[tuple[int, ...], sympy.Expr] = {(): _almost_everywhere(elementary(model.reference))}
+
+    def as_written(index: tuple[int, ...]) -> sympy.Expr:  # each derivative taken once
+        if index not in written:
+            written[index] = _derivative(as_written(index[:-1]), symbols[index[-1]])
+        return written[index]
+
+    def partial(index: tuple[int, ...]) -> sympy.Expr:
+        name = tables.by_index.get(index)
+        return _almost_everywhere(elementary(entries[name])) if name else as_written(index)
+
+    formulas = [_almost_everywhere(elementary(model.expr))]
+    for order in (1, 2, 3):
+        terms = []
+        for index in itertools.combinations_with_replacement(range(len(symbols)), order):
+            ways = math.factorial(order) // math.prod(math.factorial(index.count(i)) for i in set(index))
+            terms.append(ways * partial(index) * sympy.Mul(*(v[i] for i in index)))
+        formulas.append(sympy.Add(*terms))
+    return formulas
+
+
+def _precise_anchor_at(
+    point: tuple[float, ...],
+    symbols: list[sympy.Symbol],
+    formulas: list[sympy.Expr],
+    bounded: list[sympy.Expr],
+) -> Anchor | None:
+    """The values of `formulas` at as many digits as their cancellation takes
+    (a value's error bound over the value says how many of the working digits
+    cancel: the third derivative of tanh(a*x)/x at x = 1e-7 cancels terms of
+    1e28), each with the rounding bound of the matching formula of `bounded`
+    as its scale (that of `formulas`, where one of `bounded` cannot be
+    evaluated). No conditioning: the inputs are exact."""
+    digits = _DIGITS
+    while digits <= _MOST_DIGITS:
+        exact = {s: sympy.Float(x, digits) for s, x in zip(symbols, point)}
+        memo: dict = {}
+        evaluated = [_evaluate(g, exact, memo, digits) for g in formulas]
+        if any(e is None for e in evaluated):
+            return None
+        needed = max(_digits_needed(value, error, digits) for value, error in evaluated)
+        if needed <= digits:
+            break
+        digits = needed
+    else:
+        return None
+    at = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
+    ours: dict = {}
+    values, scales = [], []
+    for (value, rounding), formula in zip(evaluated, bounded):
+        if abs(value) > _LARGEST:
+            return None
+        # As in _anchor_at: noise far below any float64 rounding is zero.
+        if abs(value) < rounding * sympy.Float(10) ** (8 - digits):
+            value = sympy.S.Zero
+        op = _evaluate(formula, at, ours)
+        values.append(float(value))
+        scales.append(float(rounding if op is None else op[1]))
+    return Anchor(point=point, values=tuple(values), scales=tuple(scales))
+
+
+def _digits_needed(value: sympy.Float, error: sympy.Float, digits: int) -> int:
+    """The working digits that leave _DIGITS of `value` after cancellation.
+    Past the first escalation, a value still below what the working digits
+    resolve of its terms is 0 (sin(x)**2 + cos(x)**2 - 1 cancels at every
+    precision): those digits are enough."""
+    if not error:
+        return _DIGITS
+    if digits > _DIGITS and abs(value) < error * sympy.Float(10) ** (8 - digits):
+        return digits
+    if not value:
+        return 2 * digits
+    return _DIGITS + max(0, math.ceil(math.log10(float(error / abs(value)))))
 
 
 def _inside(domain: Domain, fraction: float) -> float:
@@ -173,9 +397,10 @@ def _evaluate(
     expr: sympy.Expr,
     point: dict[sympy.Symbol, sympy.Float],
     memo: dict[sympy.Basic, tuple[sympy.Float, sympy.Float]] | None = None,
+    digits: int = _DIGITS,
 ) -> tuple[sympy.Float, sympy.Float] | None:
     """The value of `expr` at `point` (exact inputs), node by node
-    at _DIGITS digits (sympy's adaptive evalf can take minutes on a large
+    at `digits` digits (sympy's adaptive evalf can take minutes on a large
     expression whose value cancels to 0), and a first-order bound, in units of
     eps, on the rounding error of evaluating it in float64 as written: each
     operation rounds its result by one eps, each library function by
@@ -197,34 +422,34 @@ def _evaluate(
         elif node in point:
             result = (point[node], sympy.S.Zero)  # an input: exact
         elif node.is_Atom:
-            value = _float(node)
+            value = _float(node, digits)
             result = (value, sympy.S.Zero if _is_float64(node) else abs(value))
         else:
             parts = [visit(arg) for arg in node.args]
             values = [v for v, _ in parts]
             errors = [e for _, e in parts]
             if node.is_Add:
-                value = _float(sympy.Add(*values))
+                value = _float(sympy.Add(*values), digits)
                 error = sum(errors) + sum(abs(v) for v in values)
             elif node.is_Mul:
-                value = _float(sympy.Mul(*values))
+                value = _float(sympy.Mul(*values), digits)
                 error = len(values) * abs(value)
                 for i, e in enumerate(errors):
                     others = sympy.Mul(*(v for j, v in enumerate(values) if j != i))
                     error += e * abs(others)
             elif node.is_Pow:
                 (base, exponent), (e_base, e_exponent) = values, errors
-                value = _float(base**exponent)
-                error = abs(value) + e_base * abs(_float(exponent * base ** (exponent - 1)))
+                value = _float(base**exponent, digits)
+                error = abs(value) + e_base * abs(_float(exponent * base ** (exponent - 1), digits))
                 if e_exponent:
-                    error += e_exponent * abs(value * _float(sympy.log(abs(base))))
+                    error += e_exponent * abs(value * _float(sympy.log(abs(base)), digits))
             else:  # sin, erf, Max, Heaviside ...: one call of a library function
-                value = _float(node.func(*values))
+                value = _float(node.func(*values), digits)
                 call = node.func(*values, evaluate=False)  # for its derivative
                 error = _library_ulps(call) * abs(value)
                 for i, e in enumerate(errors, start=1):
                     if e:
-                        error += e * abs(_float(_almost_everywhere(call.fdiff(i))))
+                        error += e * abs(_float(_almost_everywhere(call.fdiff(i)), digits))
             result = (value, error)
         memo[node] = result
         return result
@@ -252,11 +477,11 @@ class _NotANumber(Exception):
     pass
 
 
-def _float(expr: sympy.Expr) -> sympy.Float:
-    value = sympy.N(expr, _DIGITS)
+def _float(expr: sympy.Expr, digits: int = _DIGITS) -> sympy.Float:
+    value = sympy.N(expr, digits)
     if not (value.is_number and value.is_real and value.is_finite):
         raise _NotANumber(expr)
-    return sympy.Float(value, _DIGITS)
+    return sympy.Float(value, digits)
 
 
 # -- the value, read from the text itself -------------------------------------

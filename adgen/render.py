@@ -24,7 +24,7 @@ import jinja2
 import sympy
 
 from . import functions, timing
-from .anchors import anchors, output_anchors
+from .anchors import DirectionalAnchor, anchors, direction, directional_anchors, output_anchors
 from .api import RenderedOp  # defined there: a cache hit returns it too
 from .contract import Product
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, ProductHelper, Role, reachable
@@ -960,6 +960,7 @@ def _test_context(
             "uses_math": any("math." in r for r in references),
             "reference_inputs": ", ".join(inputs),
             "anchors": rows,
+            **_directional_context(model, domains),
         }
     reference = references[0]
     return {
@@ -990,6 +991,7 @@ def _test_context(
             f"{_tuple_literal([f'{s:.3g}' for s in a.scales])})"
             for a in anchors(model, domains, _test_param_values(model))
         ],
+        **_directional_context(model, domains),
     }
 
 
@@ -1103,6 +1105,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         return None
     top = max(e.order for e in tables.entries)
     scalars = set(printer.param_names)
+    taken = tables.arguments + tuple(e.name for e in tables.entries)
     lines = []
     for order in range(1, top + 1):
         for name, value in tables.stages[order - 1]:
@@ -1112,9 +1115,7 @@ def _partials_function(model: OpModel, printer: "_ClassPrinter") -> dict[str, ob
         for entry, output in zip(tables.entries, tables.outputs):
             if entry.order == order:
                 code = torch_code(output, frozenset(scalars))
-                lines += _with_sum_named(
-                    entry.name, output, code, frozenset(scalars), tables.arguments
-                )
+                lines += _with_sum_named(entry.name, output, code, frozenset(scalars), taken)
         returned = _partials_result(tables, order)
         lines += [f"if order == {order}:", f"    return {returned}"] if order < top else [f"return {returned}"]
     printer.uses_math |= any("math." in line for line in lines)
@@ -1442,6 +1443,34 @@ def _tuple_literal(items: list[str]) -> str:
     """`(a,)` or `(a, b)`: no trailing comma after several items, which black
     would take as a request to put each on a line of its own."""
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _directional_context(model: OpModel, domains: tuple[Domain, ...]) -> dict[str, object]:
+    """The test's DIRECTION and DIRECTIONAL_ANCHORS rows (several outputs: each
+    output's, its index first)."""
+    params = _test_param_values(model)
+    if model.multi_output:
+        found = output_anchors(model, domains, params, directional_anchors)
+        rows = [_directional_row(a, output=k) for k, of_k in enumerate(found) for a in of_k]
+    else:
+        rows = [_directional_row(a) for a in directional_anchors(model, domains, params)]
+    return {
+        "has_params": bool(model.params),
+        "direction": _tuple_literal([repr(v) for v in direction(len(model.inputs))]),
+        "directional": rows,
+    }
+
+
+def _directional_row(anchor: DirectionalAnchor, output: int | None = None) -> str:
+    """`({"beta": 1.5}, (x,), (h and its derivatives), (scales))`, a row of
+    DIRECTIONAL_ANCHORS; an op of several outputs: the output's index first."""
+    which = "" if output is None else f"{output}, "
+    params = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in anchor.params) + "}"
+    return (
+        f"({which}{params}, {_tuple_literal([repr(v) for v in anchor.point])}, "
+        f"{_tuple_literal([repr(v) for v in anchor.values])}, "
+        f"{_tuple_literal([f'{s:.3g}' for s in anchor.scales])})"
+    )
 
 
 def _math(expr: sympy.Expr) -> str:

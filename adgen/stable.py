@@ -142,7 +142,9 @@ def _match_sequence(patterns, exprs, bindings: Bindings) -> Iterator[Bindings]:
         yield from _match_sequence(patterns[1:], exprs[1:], bound)
 
 
-def _match_commutative(pattern: sympy.Expr, args: tuple[sympy.Expr, ...], bindings: Bindings) -> Iterator[Bindings]:
+def _match_commutative(
+    pattern: sympy.Expr, args: tuple[sympy.Expr, ...], bindings: Bindings
+) -> Iterator[Bindings]:
     """Each argument of `pattern` matches a distinct one of `args`; a bare
     wildcard argument takes the rest (the identity when nothing is left), unless
     another argument holds it (a - softplus(a) + rest: a is whatever softplus
@@ -156,7 +158,10 @@ def _match_commutative(pattern: sympy.Expr, args: tuple[sympy.Expr, ...], bindin
     # Cheap refusal first: each part still to bind needs an argument of its type
     # (a product that can be a lone factor aside).
     types = {type(arg) for arg in args}
-    if any(_binds(part, bindings) and type(part) not in types and not _takes_lone_factor(part, bindings) for part in parts):
+    if any(
+        _binds(part, bindings) and type(part) not in types and not _takes_lone_factor(part, bindings)
+        for part in parts
+    ):
         return
     # Arguments that bind wildcards first, then those already determined by them.
     parts.sort(key=lambda part: (isinstance(part, sympy.Wild), _negated_wildcards(part)))

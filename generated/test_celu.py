@@ -46,6 +46,61 @@ ANCHORS = [
 # expressions the worst seen is 0.5). A formula off by 0.1% misses this by ~10
 # orders of magnitude wherever the scale is within 1e3 of the number.
 ANCHOR_EPS = 32
+# h(t) = f(p + t*DIRECTION) and its first three derivatives at t = 0, where
+# the tests above do not look: near 0, where the op may switch to a Taylor
+# series, and with the parameters at other values than PARAMS, which
+# the series' coefficients must follow. Computed at emit time by sympy's
+# rules and mpmath at as many digits as the formulas cancel; each scale is a
+# first-order bound, in float64 eps, on the rounding of the op's own formulas
+# there (not of the formula as written, which may cancel near 0). Each entry:
+# (parameters, inputs, (h and its three derivatives), error scale of each number).
+DIRECTION = (1.0,)
+DIRECTIONAL_ANCHORS = [
+    (
+        {"alpha": 1.0},
+        (-0.0018102,),
+        (
+            -0.001808562576150576,
+            0.9981914374238494,
+            0.9981914374238494,
+            0.9981914374238494,
+        ),
+        (7.99, 5.99, 7.99, 7.99),
+    ),
+    (
+        {"alpha": 1.0},
+        (-1.381e-08,),
+        (
+            -1.380999990464195e-08,
+            0.9999999861900001,
+            0.9999999861900001,
+            0.9999999861900001,
+        ),
+        (8, 6, 8, 8),
+    ),
+    (
+        {"alpha": 1.5},
+        (-0.0018102,),
+        (
+            -0.001809108164573164,
+            0.9987939278902845,
+            0.665862618593523,
+            0.443908412395682,
+        ),
+        (12, 6, 6, 4),
+    ),
+    (
+        {"alpha": 1.5},
+        (-1.381e-08,),
+        (
+            -1.3809999936427966e-08,
+            0.9999999907933333,
+            0.6666666605288889,
+            0.4444444403525926,
+        ),
+        (12, 6, 6, 4),
+    ),
+]
 
 
 def _load_module(relative_path):
@@ -342,6 +397,46 @@ def test_value_and_gradient_at_the_anchors():
             assert error <= ANCHOR_EPS * eps * scale, (
                 f"at {point}, result {index} (0: value, then the gradient) is "
                 f"{float(got.detach())!r}; mpmath gives {want!r}"
+            )
+
+
+def along_direction(function, inputs, mode):
+    """h at 0 and its first three derivatives there (two in reverse mode),
+    h(t) = function(inputs + t*DIRECTION), each the derivative of the one
+    before: a jvp ("fwd"), or a gradient dotted with the direction ("rev")."""
+    direction = tuple(torch.full_like(x, v) for x, v in zip(inputs, DIRECTION))
+    if mode == "fwd":
+        functions = [function]
+        for _ in range(3):
+            functions.append(
+                lambda *xs, g=functions[-1]: torch.func.jvp(g, xs, direction)[1]
+            )
+        return [float(h(*inputs)) for h in functions]
+    # Reverse mode's third derivative is autograd through the second
+    # derivatives' formulas (exact, but near 0 without the series' accuracy).
+    inputs = [x.detach().requires_grad_() for x in inputs]
+    results = [function(*inputs)]
+    for _ in range(2):
+        found = grads(results[-1], inputs, None, create_graph=True)
+        results.append(sum(d * v for d, v in zip(found, direction)))
+    return [float(r.detach()) for r in results]
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev"])
+def test_derivatives_along_a_direction_at_the_anchors(mode):
+    """float64 value and derivatives along DIRECTION, by nested jvp (to the
+    third) or nested gradients (to the second), at the DIRECTIONAL_ANCHORS
+    points and parameters, against mpmath."""
+    eps = torch.finfo(torch.float64).eps
+    for params, point, expected, scales in DIRECTIONAL_ANCHORS:
+        inputs = tuple(
+            torch.tensor(v, dtype=torch.float64, device=DEVICE) for v in point
+        )
+        results = along_direction(lambda *xs: op.celu(*xs, **params), inputs, mode)
+        for order, (got, want, scale) in enumerate(zip(results, expected, scales)):
+            assert abs(got - want) <= ANCHOR_EPS * eps * scale, (
+                f"with {params} at {point}, derivative {order} along {DIRECTION} "
+                f"is {got!r}; mpmath gives {want!r}"
             )
 
 

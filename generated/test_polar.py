@@ -86,6 +86,65 @@ ANCHORS = [
 # expressions the worst seen is 0.5). A formula off by 0.1% misses this by ~10
 # orders of magnitude wherever the scale is within 1e3 of the number.
 ANCHOR_EPS = 32
+# h(t) = f(p + t*DIRECTION) and its first three derivatives at t = 0, where
+# the tests above do not look: near 0, where the op may switch to a Taylor
+# series. Computed at emit time by sympy's
+# rules and mpmath at as many digits as the formulas cancel; each scale is a
+# first-order bound, in float64 eps, on the rounding of the op's own formulas
+# there (not of the formula as written, which may cancel near 0). Each entry:
+# (output, parameters, inputs, (h and its three derivatives), error scale of each
+# number).
+DIRECTION = (1.0, -0.9375)
+DIRECTIONAL_ANCHORS = [
+    (
+        0,
+        {},
+        (-0.0018102, 0.0044867),
+        (
+            -0.001810181779935932,
+            0.9999823205936673,
+            0.010003514355234392,
+            -2.6366855186870044,
+        ),
+        (0.0109, 7, 0.0716, 18.5),
+    ),
+    (
+        0,
+        {},
+        (-1.381e-08, 3.4231e-08),
+        (
+            -1.3809999999999991e-08,
+            0.999999999999999,
+            7.632082031249998e-08,
+            -2.6367187499999982,
+        ),
+        (8.29e-08, 7, 5.46e-07, 18.5),
+    ),
+    (
+        1,
+        {},
+        (-0.0018102, 0.0044867),
+        (
+            -8.12179709066123e-06,
+            0.0061837303654699765,
+            -1.8749739894113504,
+            -0.013321670149538138,
+        ),
+        (4.87e-05, 0.045, 13.1, 0.0947),
+    ),
+    (
+        1,
+        {},
+        (-1.381e-08, 3.4231e-08),
+        (
+            -4.727301099999999e-16,
+            4.7177874999999984e-08,
+            -1.8749999999999984,
+            -1.0163660888671872e-07,
+        ),
+        (2.84e-15, 3.43e-07, 13.1, 7.23e-07),
+    ),
+]
 
 
 def _load_module(relative_path):
@@ -462,6 +521,50 @@ def test_value_and_gradient_at_the_anchors():
             assert error <= ANCHOR_EPS * eps * scale, (
                 f"output {which} at {point}, result {index} (0: value, then the gradient) is "
                 f"{float(got.detach())!r}; mpmath gives {want!r}"
+            )
+
+
+def along_direction(function, inputs, mode):
+    """h at 0 and its first three derivatives there (two in reverse mode),
+    h(t) = function(inputs + t*DIRECTION), each the derivative of the one
+    before: a jvp ("fwd"), or a gradient dotted with the direction ("rev")."""
+    direction = tuple(torch.full_like(x, v) for x, v in zip(inputs, DIRECTION))
+    if mode == "fwd":
+        functions = [function]
+        for _ in range(3):
+            functions.append(
+                lambda *xs, g=functions[-1]: torch.func.jvp(g, xs, direction)[1]
+            )
+        return [float(h(*inputs)) for h in functions]
+    # Reverse mode's third derivative is autograd through the second
+    # derivatives' formulas (exact, but near 0 without the series' accuracy).
+    inputs = [x.detach().requires_grad_() for x in inputs]
+    results = [function(*inputs)]
+    for _ in range(2):
+        found = grads(results[-1], inputs, None, create_graph=True)
+        results.append(sum(d * v for d, v in zip(found, direction)))
+    return [float(r.detach()) for r in results]
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev"])
+def test_derivatives_along_a_direction_at_the_anchors(mode):
+    """float64 value and derivatives along DIRECTION, by nested jvp (to the
+    third) or nested gradients (to the second), of each output at the
+    DIRECTIONAL_ANCHORS points and parameters, against mpmath."""
+    eps = torch.finfo(torch.float64).eps
+    for which, params, point, expected, scales in DIRECTIONAL_ANCHORS:
+        inputs = tuple(
+            torch.tensor(v, dtype=torch.float64, device=DEVICE) for v in point
+        )
+
+        def output(*xs, which=which, params=params):
+            return op.polar(*xs, **params)[which]
+
+        results = along_direction(output, inputs, mode)
+        for order, (got, want, scale) in enumerate(zip(results, expected, scales)):
+            assert abs(got - want) <= ANCHOR_EPS * eps * scale, (
+                f"output {which} with {params} at {point}, derivative {order} along "
+                f"{DIRECTION} is {got!r}; mpmath gives {want!r}"
             )
 
 

@@ -88,3 +88,13 @@ def test_entry_names_stay_distinct_when_input_names_have_underscores() -> None:
     second = torch.autograd.grad(first[0], b)[0]  # ∂²f/∂a∂b = cos(ab) - ab sin(ab)
     torch.testing.assert_close(second, torch.cos(a * b) - a * b * torch.sin(a * b))
     torch.testing.assert_close(first[2], torch.cos(ab))
+
+
+def test_a_long_product_entry_gets_its_sum_on_a_line_of_its_own() -> None:
+    """mish's f_xxx is a product with a long sum among its factors: the sum is
+    written first, on its own, and the entry multiplies it, in the order the
+    product had; black would break the product one factor per line."""
+    source = adgen.render("x*tanh(softplus(x))", name="op").module_source
+    assert re.search(r"^    f_xxx_sum = \($", source, re.M)
+    (product,) = re.findall(r"^    f_xxx = (.*)$", source, re.M)
+    assert product.endswith(" * f_xxx_sum") and "(" not in product
