@@ -97,8 +97,8 @@ def output_anchors(
 
 
 def _output(model: OpModel, k: int, text: str) -> OpModel:
-    """Output k of an op with several, as an op of its own: its text, formulas
-    and table entries."""
+    """Output k of an op with several, as an op of its own: its text, formulas,
+    table entries and forward."""
     tables = model.partials
     mine = [(e, out) for e, out in zip(tables.entries, tables.outputs) if e.output == k]
     partials = dataclasses.replace(
@@ -108,8 +108,15 @@ def _output(model: OpModel, k: int, text: str) -> OpModel:
         by_index=tables.by_output[k],
         by_output=(),
     )
+    op = model.functions[0]
+    forward = dataclasses.replace(op.forward, outputs=(op.forward.outputs[k],))
     return dataclasses.replace(
-        model, text=text, reference=model.references[k], expr=model.exprs[k], partials=partials
+        model,
+        text=text,
+        reference=model.references[k],
+        expr=model.exprs[k],
+        partials=partials,
+        functions=(dataclasses.replace(op, forward=forward), *model.functions[1:]),
     )
 
 
@@ -267,8 +274,8 @@ def _along(f: sympy.Expr, symbols: list[sympy.Symbol], v: list[sympy.Float]) -> 
 def _as_the_op_computes(
     model: OpModel, symbols: list[sympy.Symbol], v: list[sympy.Float]
 ) -> list[sympy.Expr]:
-    """h and its three derivatives from the op's own formulas: its value, then
-    Σ f_ij·v_i·v_j ... over its table entries (a partial that is no entry is a
+    """h and its three derivatives from the op's own formulas: its forward's
+    value, then Σ f_i·v_i, Σ f_ij·v_i·v_j ... over its table entries (a partial that is no entry is a
     number: from the expression as written). Evaluated for the error scales."""
     tables = model.partials
     entries = {e.name: e.formula for e in tables.entries}
@@ -283,7 +290,7 @@ def _as_the_op_computes(
         name = tables.by_index.get(index)
         return _almost_everywhere(elementary(entries[name])) if name else as_written(index)
 
-    formulas = [_almost_everywhere(elementary(model.expr))]
+    formulas = [_almost_everywhere(elementary(_forward_value(model)))]
     for order in (1, 2, 3):
         terms = []
         for index in itertools.combinations_with_replacement(range(len(symbols)), order):
@@ -291,6 +298,16 @@ def _as_the_op_computes(
             terms.append(ways * partial(index) * sympy.Mul(*(v[i] for i in index)))
         formulas.append(sympy.Add(*terms))
     return formulas
+
+
+def _forward_value(model: OpModel) -> sympy.Expr:
+    """The op's (first) output as its forward computes it: the form adgen chose
+    (a series near 0 included), its temporaries written back in."""
+    forward = model.functions[0].forward
+    value = forward.outputs[0]
+    for name, temporary in reversed(forward.temporaries):
+        value = value.xreplace({sympy.Symbol(name, real=True): temporary})
+    return value
 
 
 def _precise_anchor_at(

@@ -114,3 +114,18 @@ def test_a_derivative_that_cancels_to_zero_keeps_its_anchor() -> None:
     model = _model("y + exp(x)*(sin(x)**2 + cos(x)**2 - 1)", {})
     found = directional_anchors(model, (Domain("x", -1.0, 1.0), Domain("y", -1.0, 1.0)), {})
     assert found and all(anchor.values[2:] == (0.0, 0.0) for anchor in found)
+
+
+def test_each_scale_is_the_rounding_of_the_formula_the_op_runs() -> None:
+    """log(cosh(x)) near 0: the op's forward is a series there (selection
+    chose it), so the value's scale is a few eps of the value itself, where
+    the stable formula x + softplus(-2x) - log(2) would allow eps of log(2)."""
+    from adgen.select import FormSelector
+
+    model = build_model(
+        parse_expression("log(cosh(x))"), "op", chooser=lambda inputs: FormSelector(inputs, {}, {})
+    )
+    found = directional_anchors(model, (Domain("x", -2.0, 2.0),), {})
+    assert found
+    for anchor in found:
+        assert anchor.scales[0] < 16 * abs(anchor.values[0]), anchor
