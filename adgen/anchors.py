@@ -134,15 +134,12 @@ def _anchors(
     hessian = [[_derivative(g, s) for s in symbols] for g in [f, *gradient]]
     if sum(sympy.count_ops(e) for row in hessian for e in row) > _MAX_OPERATIONS:
         return ()
-    by_name = {d.name: d for d in domains}
+    ordered = _ordered(model, domains)
     found: list[Anchor] = []
     for k in range(len(_FRACTIONS)):
         if len(found) == ANCHOR_COUNT:
             break
-        point = tuple(
-            _inside(by_name[name], _FRACTIONS[(k + i) % len(_FRACTIONS)])
-            for i, name in enumerate(model.inputs)
-        )
+        point = tuple(_inside(d, _FRACTIONS[(k + i) % len(_FRACTIONS)]) for i, d in enumerate(ordered))
         # Binary floats at _DIGITS digits hold each input exactly. (Exact
         # rationals would too, but x**1024**2 of one has millions of digits.)
         exact = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
@@ -206,10 +203,10 @@ def _directional_anchors(
     model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
 ) -> tuple[DirectionalAnchor, ...]:
     ordered = _ordered(model, domains)
-    points = _near_zero_points(ordered)
+    start = tuple(_inside(d, _FRACTIONS[i % len(_FRACTIONS)]) for i, d in enumerate(ordered))
+    points = _near_zero_points(ordered, start)
     settings = [(param_values, points)] if points else []
     if param_values:
-        start = tuple(_inside(d, _FRACTIONS[i % len(_FRACTIONS)]) for i, d in enumerate(ordered))
         settings.append((other_parameters(param_values), points or [start]))
     if not settings:
         return ()
@@ -232,24 +229,23 @@ def _directional_anchors(
 
 
 def _ordered(model: OpModel, domains: tuple[Domain, ...]) -> list[Domain]:
+    """The inputs' intervals, in the inputs' order."""
     by_name = {d.name: d for d in domains}
     return [by_name[name] for name in model.inputs]
 
 
-def _near_zero_points(ordered: list[Domain]) -> list[tuple[float, ...]]:
-    """For each of _NEAR_ZERO, a point whose inputs with 0 in their interval
-    are near 0 (the others at their first anchor's value); none where no
-    interval holds 0."""
+def _near_zero_points(ordered: list[Domain], start: tuple[float, ...]) -> list[tuple[float, ...]]:
+    """For each of _NEAR_ZERO, `start` (the first anchor's point) with its
+    inputs whose interval holds 0 moved near 0, on their side of it; none where
+    no interval holds 0."""
     if not any(d.low <= 0 <= d.high for d in ordered):
         return []
     points = []
     for scale in _NEAR_ZERO:
         point = []
-        for i, d in enumerate(ordered):
-            fraction = _FRACTIONS[i % len(_FRACTIONS)]
-            x = _inside(d, fraction)
+        for i, (d, x) in enumerate(zip(ordered, start)):
             if d.low <= 0 <= d.high:
-                near = math.copysign(float(f"{fraction * scale:.5g}"), x)
+                near = math.copysign(float(f"{_FRACTIONS[i % len(_FRACTIONS)] * scale:.5g}"), x)
                 x = min(max(near, d.low), d.high)
             point.append(x)
         points.append(tuple(point))
@@ -341,8 +337,7 @@ def _precise_anchor_at(
     for (value, rounding), formula in zip(evaluated, bounded):
         if abs(value) > _LARGEST:
             return None
-        # As in _anchor_at: noise far below any float64 rounding is zero.
-        if abs(value) < rounding * sympy.Float(10) ** (8 - digits):
+        if _cancelled(value, rounding, digits):
             value = sympy.S.Zero
         op = _evaluate(formula, at, ours)
         values.append(float(value))
@@ -357,11 +352,18 @@ def _digits_needed(value: sympy.Float, error: sympy.Float, digits: int) -> int:
     precision): those digits are enough."""
     if not error:
         return _DIGITS
-    if digits > _DIGITS and abs(value) < error * sympy.Float(10) ** (8 - digits):
+    if digits > _DIGITS and _cancelled(value, error, digits):
         return digits
     if not value:
         return 2 * digits
     return _DIGITS + max(0, math.ceil(math.log10(float(error / abs(value)))))
+
+
+def _cancelled(value: sympy.Float, rounding: sympy.Float, digits: int) -> bool:
+    """Whether `value`, worked out at `digits` digits, is noise far below any
+    float64 rounding of its terms (`rounding`, in eps): a cancellation such as
+    sin(x)**2 + cos(x)**2 - 1, whose value is 0."""
+    return abs(value) < rounding * sympy.Float(10) ** (8 - digits)
 
 
 def _inside(domain: Domain, fraction: float) -> float:
@@ -402,9 +404,7 @@ def _anchor_at(
         # the condition of the number, which no float64 evaluation escapes.
         conditioning = sum(abs(x * s) for x, (s, _) in zip(point, slopes))
         scales.append(float(rounding + conditioning))
-        # Working at _DIGITS digits, a cancellation such as sin(x)**2 + cos(x)**2 - 1
-        # leaves noise far below any float64 rounding: that is zero.
-        if abs(value) < rounding * sympy.Float(10) ** (8 - _DIGITS):
+        if _cancelled(value, rounding, _DIGITS):
             value = sympy.S.Zero
         values.append(float(value))
     return Anchor(point=point, values=tuple(values), scales=tuple(scales))

@@ -24,7 +24,7 @@ import jinja2
 import sympy
 
 from . import functions, timing
-from .anchors import DirectionalAnchor, anchors, direction, directional_anchors, output_anchors
+from .anchors import Anchor, DirectionalAnchor, anchors, direction, directional_anchors, output_anchors
 from .api import RenderedOp  # defined there: a cache hit returns it too
 from .contract import Product
 from .derive import FunctionSpec, Kernel, OpModel, PartialTables, ProductHelper, Role, reachable
@@ -931,9 +931,7 @@ def _test_context(
     if model.multi_output:
         test_params = _test_param_values(model)
         rows = [
-            f"({o}, {_tuple_literal([repr(v) for v in a.point])}, "
-            f"{_tuple_literal([repr(v) for v in a.values])}, "
-            f"{_tuple_literal([f'{s:.3g}' for s in a.scales])})"
+            _anchor_row(a, str(o))
             for o, found in enumerate(output_anchors(model, domains, test_params))
             for a in found
         ]
@@ -985,12 +983,7 @@ def _test_context(
         "reference_expression": reference,
         "uses_math": "math." in reference,
         "reference_inputs": ", ".join(inputs),
-        "anchors": [
-            f"({_tuple_literal([repr(v) for v in a.point])}, "
-            f"{_tuple_literal([repr(v) for v in a.values])}, "
-            f"{_tuple_literal([f'{s:.3g}' for s in a.scales])})"
-            for a in anchors(model, domains, _test_param_values(model))
-        ],
+        "anchors": [_anchor_row(a) for a in anchors(model, domains, _test_param_values(model))],
         **_directional_context(model, domains),
     }
 
@@ -1451,9 +1444,9 @@ def _directional_context(model: OpModel, domains: tuple[Domain, ...]) -> dict[st
     params = _test_param_values(model)
     if model.multi_output:
         found = output_anchors(model, domains, params, directional_anchors)
-        rows = [_directional_row(a, output=k) for k, of_k in enumerate(found) for a in of_k]
+        rows = [_anchor_row(a, str(k), _params_literal(a)) for k, of_k in enumerate(found) for a in of_k]
     else:
-        rows = [_directional_row(a) for a in directional_anchors(model, domains, params)]
+        rows = [_anchor_row(a, _params_literal(a)) for a in directional_anchors(model, domains, params)]
     return {
         "has_params": bool(model.params),
         "direction": _tuple_literal([repr(v) for v in direction(len(model.inputs))]),
@@ -1461,16 +1454,23 @@ def _directional_context(model: OpModel, domains: tuple[Domain, ...]) -> dict[st
     }
 
 
-def _directional_row(anchor: DirectionalAnchor, output: int | None = None) -> str:
-    """`({"beta": 1.5}, (x,), (h and its derivatives), (scales))`, a row of
-    DIRECTIONAL_ANCHORS; an op of several outputs: the output's index first."""
-    which = "" if output is None else f"{output}, "
-    params = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in anchor.params) + "}"
-    return (
-        f"({which}{params}, {_tuple_literal([repr(v) for v in anchor.point])}, "
-        f"{_tuple_literal([repr(v) for v in anchor.values])}, "
-        f"{_tuple_literal([f'{s:.3g}' for s in anchor.scales])})"
+def _anchor_row(anchor: Anchor | DirectionalAnchor, *leading: str) -> str:
+    """A row of ANCHORS or DIRECTIONAL_ANCHORS: `leading` (the output's index,
+    the parameters), then `((x, y), (values...), (scales...))`."""
+    return "({})".format(
+        ", ".join(
+            [
+                *leading,
+                _tuple_literal([repr(v) for v in anchor.point]),
+                _tuple_literal([repr(v) for v in anchor.values]),
+                _tuple_literal([f"{s:.3g}" for s in anchor.scales]),
+            ]
+        )
     )
+
+
+def _params_literal(anchor: DirectionalAnchor) -> str:
+    return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in anchor.params) + "}"
 
 
 def _math(expr: sympy.Expr) -> str:

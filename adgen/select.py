@@ -384,7 +384,7 @@ class FormSelector:
         for formulas of one input. The coefficients are numbers, which hold at the
         parameters' sampled values only: `_for_every_parameter` replaces them in
         the regime chosen."""
-        variables = [s for s in stable.free_symbols if s.name not in self.scalars]
+        variables = self._inputs(stable)
         if len(variables) != 1:
             return []
         (x,) = variables
@@ -412,10 +412,10 @@ class FormSelector:
         below 1e-3 where none of them falls). Where the formula has parameters,
         also at ten times and a tenth of their values: a threshold right for
         a = 1.5 is past the series' reach for a = 15."""
-        (x,) = [s for s in stable.free_symbols if s.name not in self.scalars]
+        (x,) = self._inputs(stable)
         sampled = self.sample.params
         settings = [sampled]
-        if any(s.name in self.scalars for s in stable.free_symbols):
+        if self._has_parameters(stable):
             settings += [tuple((n, v * scale) for n, v in sampled) for scale in (10.0, 0.1)]
         total = dict.fromkeys(range(len(regimes)), 0.0)
         for params in settings:
@@ -437,12 +437,12 @@ class FormSelector:
         such series, or one that disagrees with the measured fit. The series of
         a derivative is that of the value (smaller), differentiated, where the
         value is a function of the same input alone."""
-        if not any(s.name in self.scalars for s in stable.free_symbols):
+        if not self._has_parameters(stable):
             return regime
         (numeric, condition), (general, _) = regime.formula.args
-        (x,) = [s for s in stable.free_symbols if s.name not in self.scalars]
+        (x,) = self._inputs(stable)
         value, order = derived_from
-        if {s for s in value.free_symbols if s.name not in self.scalars} == {x}:
+        if self._inputs(value) == [x]:
             polynomial = _series_in_parameters(value, x, order)
         else:
             polynomial = _series_in_parameters(stable, x, 0)
@@ -456,6 +456,13 @@ class FormSelector:
                 return None
         formula = sympy.Piecewise((polynomial, condition), (general, True))
         return Measured(formula, regime.origin, regime.float32_errors, regime.float64_errors, regime.cost)
+
+    def _inputs(self, formula: sympy.Expr) -> list[sympy.Symbol]:
+        """The formula's tensor inputs: its symbols that are no parameter."""
+        return [s for s in formula.free_symbols if s.name not in self.scalars]
+
+    def _has_parameters(self, formula: sympy.Expr) -> bool:
+        return any(s.name in self.scalars for s in formula.free_symbols)
 
     def _measure(self, formula, origin, truths, free) -> Measured:
         errors = [
