@@ -49,6 +49,9 @@ class Product:
     # times its factor (∂²f·t_u·grad + ∂²f·u·grad_t: ∂²f·(grad·t_u + grad_t·u));
     # `vectors` then holds the others. Empty: the first vector is vectors[0].
     combined: tuple[sympy.Expr, ...] = ()
+    # The table the helper reads: the op's, or, for one of several outputs, that
+    # output's ("df.u"; "f" in a loop over the outputs).
+    table: str = "df"
 
     def components(self) -> tuple[tuple[sympy.Expr, ...], ...]:
         """Each vector's components as expressions, the first scaled or summed."""
@@ -233,8 +236,9 @@ def factor(
 ) -> tuple[list[sympy.Expr], tuple[Product, ...]]:
     """`outputs` (over Derivative atoms of an abstract f) with the products of
     ∂²f and ∂³f by the kernel's vectors named as helper results, and those
-    products. Terms of any other shape stay as they are. One output only: the
-    kernels of several sum each output's terms apart (derive's blocks)."""
+    products. Terms of any other shape stay as they are. One output's terms
+    only: the kernels of several outputs factor each output's terms apart
+    (derive's blocks)."""
     families = vector_families(arguments, inputs)
     if len(inputs) < 2 or not families:
         return outputs, ()

@@ -640,6 +640,7 @@ class _TableBuilder:
         self.dag_orders: dict[int, bool] = {}  # from_dag, once per order
         self.dag: dag.DagDerivatives | None = None
         self.product_orders: set[int] = set()  # of the helpers some kernel calls
+        self.alike: dict[int, bool] = {}  # like_first, once per output
         # f_xy for single-letter inputs; f_x1_x2 where a name is longer, or
         # where a field would be a keyword (inputs i, f: df.if); "__" where
         # "_" would give two entries one name (inputs a, b, a_b: f_a_b).
@@ -823,18 +824,72 @@ class _TableBuilder:
             scaled = {_symbol(m): scale * _symbol(m) for m in group}
             others = {m: sympy.S.Zero for m in members - set(scaled)}
             # The coefficient of `scale`: the terms of this group (they are linear in it).
-            terms = [_linear_diff(e.xreplace(others).xreplace(scaled), scale) for e in lowered]
-            if all(t == 0 for t in terms):
+            terms = [_linear_diff(e.xreplace(others).xreplace(scaled), scale) for e in outputs]
+            kernel = self.block_kernel(arguments, terms, used)
+            if all(o == 0 for o in kernel.outputs):
                 continue
-            kernel = _kernel(arguments, terms, used)
             used |= {n for n, _ in kernel.temporaries}
-            split.append((guard, group, dataclasses.replace(kernel, partials_order=order)))
+            split.append((guard, group, kernel))
+        order = max([order, *(k.partials_order for _, _, k in split)])
+        split = [(g, m, dataclasses.replace(k, partials_order=order)) for g, m, k in split]
         return dataclasses.replace(base, partials_order=order, blocks=tuple(split))
+
+    def block_kernel(self, arguments: tuple[str, ...], terms: list[sympy.Expr], used: set[str]) -> Kernel:
+        """The kernel of one output's terms (over its Derivative atoms): its
+        products of ∂²f and ∂³f by the kernel's vectors named as results of the
+        helpers, which take that output's table, where that table has the
+        entries of the first output's (polar's x and y; spherical's x and y, not
+        z): the helpers' sums are the first output's."""
+        read = {self.output_of[d.expr.func] for t in terms for d in t.atoms(sympy.Derivative)}
+        output = read.pop() if len(read) == 1 else None
+        products: tuple[contract.Product, ...] = ()
+        if output is not None and self.like_first(output):
+            terms, products = contract.factor(
+                terms, arguments, self.inputs, self.index,
+                lambda index: self.name(index, output) if self.is_entry(index, output) else None,
+                lambda index: self.formula(index, output) != 0,
+                used,
+            )
+            table = f"df.{self.prefixes[output]}"
+            products = tuple(dataclasses.replace(p, table=table) for p in products)
+            self.product_orders |= {p.order for p in products}
+        order = max((p.order for p in products), default=0)
+        lowered = []
+        for term in terms:
+            atoms = {d: self.atom(d) for d in term.atoms(sympy.Derivative)}
+            entries = [d for d in atoms if self.is_entry(self.index(d), self.output_of[d.expr.func])]
+            order = max([order, *(d.derivative_count for d in entries)])
+            lowered.append(_by_entry(term.xreplace(atoms), atoms.values()))
+        # The results keep one name in every output's kernel: a loop over the
+        # outputs (render) reads them by that name.
+        results = {r for p in products for r in p.results}
+        kernel = _kernel(arguments, lowered, used | results)
+        return dataclasses.replace(kernel, partials_order=order, products=products)
+
+    def like_first(self, output: int) -> bool:
+        """Whether the output's ∂²f and ∂³f have their entries and their zeros
+        where the first output's have, and its numbers elsewhere: the helpers'
+        sums (product_helpers: the first output's), over this output's table,
+        are then this output's."""
+        if output not in self.alike:
+            self.alike[output] = all(
+                self.pattern(index, output) == self.pattern(index, 0)
+                for index in self.indices()
+                if len(index) > 1
+            )
+        return self.alike[output]
+
+    def pattern(self, index: tuple[int, ...], output: int) -> sympy.Expr | None:
+        """None for a table entry, else the partial derivative's value (a number,
+        or a formula of the parameters)."""
+        return None if self.is_entry(index, output) else self.formula(index, output)
 
     def product_helpers(self, taken: set[str]) -> tuple[ProductHelper, ...]:
         """The helpers for the products the kernels call: component i of ∂²f·a
         is Σⱼ f_ij·a_j, of ∂³f·a·b Σⱼₖ f_ijk·a_j·b_k, summed over j <= k with
-        a_j·b_k + a_k·b_j together (the table holds f_ijk once)."""
+        a_j·b_k + a_k·b_j together (the table holds f_ijk once). Several
+        outputs: the first output's sums, over the table a kernel passes (of an
+        output like the first: block_kernel)."""
         helpers = []
         n = len(self.inputs)
         for order in sorted(self.product_orders):

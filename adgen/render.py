@@ -120,9 +120,11 @@ def _module_context(
         "uses_broadcast_new": printer.uses_broadcast_new,
         "multi_output": model.multi_output,
         "uses_add": printer.uses_add,
+        "uses_present": printer.uses_present,
         "one_input": len(model.inputs) == 1,
         "uses_stand_in": printer.uses_stand_in,
         "uses_need": printer.uses_need,
+        "has_params": bool(params),
         "uses_none_grads": printer.uses_none_grads,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
         "output_doc": (
@@ -162,6 +164,7 @@ class _ClassPrinter:
         self.uses_math = False
         self.uses_broadcast_new = False
         self.uses_add = False  # several outputs: the sum of the present grads' terms
+        self.uses_present = False  # a loop over the outputs whose grads are present
         self.uses_stand_in = False  # the op saves a zero in place of an unread input
         self.uses_need = False  # a Backward kernel skips the gradients not asked for
         self.uses_none_grads = False  # a Function of several outputs keeps their grads None
@@ -619,7 +622,7 @@ class _ClassPrinter:
         """(loop header or None, guard, members, kernel) of each output's terms.
         Where consecutive outputs' terms are one formula over each output's own
         table and grads (polar's x and y), that formula is written once, in a
-        loop over those outputs: `for grad_t, f in ((grad_x_t, df.x), ...):`.
+        loop over those outputs: `for grad_t, f in _present((grad_x_t, df.x), ...):`.
         Only neighbours are merged: the outputs' terms add up in their order."""
         taken = set(names) | {s.name for _, _, b in blocks for s in _symbols_of(b)}
         taken |= set(self.model.inputs) | set(self.param_names)
@@ -641,7 +644,8 @@ class _ClassPrinter:
                 f"({', '.join(m)}, df.{table})" for (_, m, _), (_, table, _) in zip(run, generic)
             )
             loop_members, _, kernel = generic[0]
-            header = f"for {', '.join(loop_members)}, f in ({rows}):"
+            header = f"for {', '.join(loop_members)}, f in _present({rows}):"
+            self.uses_present = True
             result.append((header, loop_members[0], loop_members, kernel))
         return result
 
@@ -659,7 +663,10 @@ class _ClassPrinter:
         if generic[0] is None or generic[1] is None:
             return False
         (members, _, a), (other_members, _, b) = generic
-        if members != other_members or (set(members) | {"f"}) & taken:
+        # The loop's names for the helpers' results (grad_hess_t_r), where they differ.
+        results = {r for p in a.products for r in p.results}
+        results -= {r for p in first[2].products for r in p.results}
+        if members != other_members or (set(members) | {"f"} | results) & taken:
             return False
         return self.printed(a) == self.printed(b)
 
@@ -673,6 +680,7 @@ class _ClassPrinter:
         tables = self.model.partials
         entries = {e.name: e.field.split(".") for e in tables.entries}
         read = {entries[s.name][0] for s in _symbols_of(block) if s.name in entries}
+        read |= {p.table.removeprefix("df.") for p in block.products}
         if len(read) != 1:
             return None
         (table,) = read
@@ -699,7 +707,9 @@ class _ClassPrinter:
                 (renamed[n], v.xreplace(symbols)) for n, v in block.temporaries
             ),
             outputs=tuple(o.xreplace(symbols) for o in block.outputs),
+            products=tuple(_generic_product(p, renamed, symbols) for p in block.products),
         )
+        generic = _renamed_results(generic, renamed, members)
         return tuple(renamed[m] for m in members), table, generic
 
     def backward_lines(self, spec: FunctionSpec) -> list[str]:
@@ -768,19 +778,19 @@ class _ClassPrinter:
             # Several outputs: each present grad's terms, added where needed.
             results_names = [f"d_{arg}" for arg in spec.tensor_args]
             blocks = [
-                (header, guard, self.printed(block))
+                (header, guard, block, self.printed(block))
                 for header, guard, _, block in self.blocks_once(spec.backward.blocks, results_names)
             ]
             unset = []  # no term without a grad
             for index, arg in enumerate(spec.tensor_args):
-                if results[index] is None and any(p.outputs[index] for _, _, p in blocks):
+                if results[index] is None and any(p.outputs[index] for _, _, _, p in blocks):
                     unset.append(f"d_{arg}")
                     results[index] = f"d_{arg}"
             if unset:
                 groups = _fitting_groups(unset, " = ", len(" = None"))
                 lines += [" = ".join(group) + " = None" for group in groups]
-            for header, guard, printed in blocks:
-                body = list(printed.statements)
+            for header, guard, block, printed in blocks:
+                body, _ = self.masked_products(block, printed, results_names, rename=False)
                 for index, (arg, code) in enumerate(zip(spec.tensor_args, printed.outputs)):
                     if code is not None:
                         body.append(f"d_{arg} = _add(d_{arg}, {code}) if need[{index}] else None")
@@ -833,11 +843,17 @@ class _ClassPrinter:
         args = f"{self.table_args()}, {order}"
         return [f"df = _partials({args})"]
 
-    def printed(self, kernel: Kernel, in_place: bool = False) -> _PrintedKernel:
-        # Table entries print as fields of the helper's result: f_xy -> df.xy.
+    def printed(
+        self, kernel: Kernel, in_place: bool = False, one_table: bool = False
+    ) -> _PrintedKernel:
+        # Table entries print as fields of the helper's result: f_xy -> df.xy;
+        # with `one_table`, as fields of one output's table: u_xy -> df.xy.
+        tables = self.model.partials
         spelled = {
-            sympy.Symbol(e.name, real=True): sympy.Symbol(_code_name(e.name, self.model.partials), real=True)
-            for e in self.model.partials.entries
+            sympy.Symbol(e.name, real=True): sympy.Symbol(
+                "df." + e.field.split(".")[-1] if one_table else _code_name(e.name, tables), real=True
+            )
+            for e in tables.entries
         }
         kernel = dataclasses.replace(
             kernel,
@@ -861,13 +877,14 @@ class _ClassPrinter:
         return printed
 
     def masked_products(
-        self, kernel: Kernel, printed: _PrintedKernel, gradients: list[str]
+        self, kernel: Kernel, printed: _PrintedKernel, gradients: list[str], rename: bool = True
     ) -> tuple[list[str], set[int]]:
         """A backward kernel's statements, where a helper call's results are read
         by gradients only: the call says which results are `needed`, those of a
         gradient needs_input_grad asks for (the others are None, not computed).
-        A result that is a gradient whole, and read by no other, takes its name
-        (`d_x, d_y = _hessian_times(...)`); their positions come back too."""
+        With `rename`, a result that is a gradient whole, and read by no other,
+        takes its name (`d_x, d_y = _hessian_times(...)`); their positions come
+        back too (not in an output's terms, which add up: `_add(d_x, ...)`)."""
         statements = list(printed.statements)
         read_by_temporaries = {s.name for _, value in kernel.temporaries for s in value.free_symbols}
         read_by_outputs = [{s.name for s in output.free_symbols} for output in kernel.outputs]
@@ -879,7 +896,7 @@ class _ClassPrinter:
             for result in product.results:
                 readers = [index for index, read in enumerate(read_by_outputs) if result in read]
                 needed.append(" or ".join(f"need[{r}]" for r in readers) or "False")
-                whole = len(readers) == 1 and printed.outputs[readers[0]] == result
+                whole = rename and len(readers) == 1 and printed.outputs[readers[0]] == result
                 names.append(gradients[readers[0]] if whole else result)
                 direct.update(readers if whole else ())
             statements[position] = self.product_call(product, needed, names)
@@ -895,7 +912,7 @@ class _ClassPrinter:
         components = [torch_code(c, self.scalars) for v in product.components() for c in v]
         params = list(helper.kernel.arguments[len(components) :])
         mask = [_tuple_literal(needed)] if needed else []
-        call = f"{helper.name}(df, {', '.join(components + params + mask)})"
+        call = f"{helper.name}({product.table}, {', '.join(components + params + mask)})"
         return f"{', '.join(names or product.results)} = {call}"
 
     def new_tensor(
@@ -1070,14 +1087,52 @@ def _if_chain(branches: list[tuple[str | None, list[str]]]) -> list[str]:
 
 def _guarded(header: str | None, guard: str, body: list[str]) -> list[str]:
     """`body` where `guard` (an output's grad) is not None; in a loop over the
-    outputs where `header` is given."""
+    outputs where `header` is given (over those whose grad is: `_present`)."""
     if header is None:
         return [f"if {guard} is not None:", *_indent(body)]
-    return [header, f"    if {guard} is None:", "        continue", *_indent(body)]
+    return [header, *_indent(body)]
+
+
+def _generic_product(product: Product, renamed: dict[str, str], symbols: dict) -> Product:
+    """A helper call of one output's terms over the loop's names: its table
+    `f`, its vectors' components and scale renamed."""
+    return dataclasses.replace(
+        product,
+        table="f",
+        vectors=tuple(tuple(renamed.get(c, c) for c in v) for v in product.vectors),
+        scale=renamed.get(product.scale, product.scale) if product.scale else None,
+        combined=tuple(c.xreplace(symbols) for c in product.combined),
+        reads=tuple(frozenset(renamed.get(r, r) for r in reads) for reads in product.reads),
+    )
+
+
+def _renamed_results(kernel: Kernel, renamed: dict[str, str], members: tuple[str, ...]) -> Kernel:
+    """The kernel with its helper calls' results named after the loop's names
+    where they are named after an output's grad (grad_x_hess_t_r -> grad_hess_t_r)."""
+    results = {}
+    for product in kernel.products:
+        for result in product.results:
+            member = max((m for m in members if result.startswith(m + "_")), key=len, default=None)
+            if member is not None:
+                results[result] = renamed[member] + result[len(member) :]
+    if not results:
+        return kernel
+    symbols = {sympy.Symbol(o, real=True): sympy.Symbol(n, real=True) for o, n in results.items()}
+    return dataclasses.replace(
+        kernel,
+        temporaries=tuple((n, v.xreplace(symbols)) for n, v in kernel.temporaries),
+        outputs=tuple(o.xreplace(symbols) for o in kernel.outputs),
+        products=tuple(
+            dataclasses.replace(p, results=tuple(results.get(r, r) for r in p.results))
+            for p in kernel.products
+        ),
+    )
 
 
 def _symbols_of(kernel: Kernel) -> set[sympy.Symbol]:
+    """The names the kernel reads, its helper calls' arguments included."""
     values = [v for _, v in kernel.temporaries] + list(kernel.outputs)
+    values += [c for p in kernel.products for v in p.components() for c in v]
     return {s for v in values for s in v.free_symbols}
 
 
@@ -1167,7 +1222,8 @@ def _with_sum_named(
 
 def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str, object]:
     """A helper for ∂²f·a or ∂³f·a·b: its signature, docstring and lines."""
-    printed = printer.printed(helper.kernel)
+    several = printer.model.multi_output
+    printed = printer.printed(helper.kernel, one_table=several)
     inputs = ", ".join(printer.model.inputs)
     vectors = " and ".join(_vector_name(v, printer.model.inputs) for v in helper.vectors)
     if helper.order == 2:
@@ -1175,6 +1231,9 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
     else:
         summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}"
     summary += f", one component per input ({inputs}), None where not `needed`."
+    if several:
+        tables = ", ".join(f"df.{o}" for o in printer.model.outputs)
+        summary += f" f is one output, `df` its table ({tables})."
     # A component that is zero everywhere is never read (contract.py writes 0).
     returned = _tuple_literal(
         [f"{code} if needed[{i}] else None" if code else "None" for i, code in enumerate(printed.outputs)]

@@ -38,22 +38,30 @@ OPS = [
      lambda x, t: torch.exp(-x**2 / (4 * 0.1 * t)) / torch.sqrt(4 * torch.pi * 0.1 * t)),
     ("softened_coulomb", "q/sqrt(x**2 + y**2 + z**2 + eps**2)", {"q": 1.0, "eps": 0.1},
      lambda x, y, z: 1.0 / torch.sqrt(x**2 + y**2 + z**2 + 0.1**2)),
+    # Several outputs: each output's terms take the helpers over its own table.
+    ("polar", "r*cos(theta), r*sin(theta)", {},
+     lambda r, theta: (r * torch.cos(theta), r * torch.sin(theta))),
 ]
 
 
+def total(outputs) -> torch.Tensor:
+    """The sum of the op's output, or of its outputs where it has several."""
+    return sum(o.sum() for o in outputs) if isinstance(outputs, tuple) else outputs.sum()
+
+
 def second(function, xs: list[torch.Tensor]) -> None:
-    grads = torch.autograd.grad(function(*xs).sum(), xs, create_graph=True)
+    grads = torch.autograd.grad(total(function(*xs)), xs, create_graph=True)
     torch.autograd.grad(sum(g.sum() for g in grads), xs)
 
 
 def third(function, xs: list[torch.Tensor]) -> None:
-    grads = torch.autograd.grad(function(*xs).sum(), xs, create_graph=True)
+    grads = torch.autograd.grad(total(function(*xs)), xs, create_graph=True)
     hessian = torch.autograd.grad(sum(g.sum() for g in grads), xs, create_graph=True)
     torch.autograd.grad(sum(h.sum() for h in hessian), xs)
 
 
 def forward_over_reverse(function, xs: list[torch.Tensor]) -> None:
-    value = lambda *a: function(*a).sum()  # noqa: E731
+    value = lambda *a: total(function(*a))  # noqa: E731
     gradient = lambda *a: torch.func.grad(lambda *b: torch.func.grad(value)(*b).sum())(*a)  # noqa: E731
     plain = tuple(x.detach() for x in xs)
     torch.func.jvp(gradient, plain, tuple(torch.ones_like(x) for x in plain))

@@ -73,6 +73,11 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _present(*rows):
+    """The rows of the outputs whose grad (a row's first item) is not None."""
+    return [row for row in rows if row[0] is not None]
+
+
 def _unneeded_as_zeros(need, results, grads):
     """A Backward kernel's gradients, zeros where its op asked for none (bit
     clear in `need`; dropped there): full tensors, as forward mode writes to them."""
@@ -114,7 +119,7 @@ def _partials(a, c, b, d, order):
 
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
-    saving its tensor arguments (never intermediates) and its float parameters."""
+    saving its tensor arguments (never intermediates)."""
 
     generate_vmap_rule = True
 
@@ -124,8 +129,6 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        # The float parameters (a Backward's `need` bits, an int, serve forward only).
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class _NoneGrads(_Function):
@@ -191,9 +194,7 @@ class ComplexMulBackward(_Function):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(grad_re, grad_im, a, c, b, d)
         df = _partials(a, c, b, d, 1)
         grad_a = grad_c = grad_b = grad_d = None
-        for grad, f in ((grad_re, df.re), (grad_im, df.im)):
-            if grad is None:
-                continue
+        for grad, f in _present((grad_re, df.re), (grad_im, df.im)):
             grad_a = _add(grad_a, f.a * grad) if need & 1 else None
             grad_c = _add(grad_c, f.c * grad) if need & 2 else None
             grad_b = _add(grad_b, f.b * grad) if need & 4 else None

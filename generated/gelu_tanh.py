@@ -115,7 +115,7 @@ def _partials_to_save(x):
 
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
-    saving its tensor arguments (never intermediates) and its float parameters."""
+    saving its tensor arguments (never intermediates)."""
 
     generate_vmap_rule = True
 
@@ -124,7 +124,6 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class GeluTanh(_Function):

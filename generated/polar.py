@@ -69,6 +69,11 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _present(*rows):
+    """The rows of the outputs whose grad (a row's first item) is not None."""
+    return [row for row in rows if row[0] is not None]
+
+
 def _unneeded_as_zeros(need, results, grads):
     """A Backward kernel's gradients, zeros where its op asked for none (bit
     clear in `need`; dropped there): full tensors, as forward mode writes to them."""
@@ -139,9 +144,34 @@ def _partials(r, theta, order):
     )
 
 
+def _hessian_times(df, a_r, a_theta, needed=(True, True)):
+    """∂²f·a: the Hessian times the vector a, one component per input (r, theta), None
+    where not `needed`. f is one output, `df` its table (df.x, df.y)."""
+    return (
+        a_theta * df.r_theta if needed[0] else None,
+        a_r * df.r_theta + a_theta * df.theta_theta if needed[1] else None,
+    )
+
+
+def _third_times(df, a_r, a_theta, b_r, b_theta, needed=(True, True)):
+    """∂³f·a·b: the third derivatives times the vectors a and b, one component per
+    input (r, theta), None where not `needed`. f is one output, `df` its table
+    (df.x, df.y)."""
+    t0 = a_theta * b_theta
+    return (
+        df.r_theta_theta * t0 if needed[0] else None,
+        (
+            df.r_theta_theta * (a_r * b_theta + a_theta * b_r)
+            + df.theta_theta_theta * t0
+            if needed[1]
+            else None
+        ),
+    )
+
+
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
-    saving its tensor arguments (never intermediates) and its float parameters."""
+    saving its tensor arguments (never intermediates)."""
 
     generate_vmap_rule = True
 
@@ -151,8 +181,6 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        # The float parameters (a Backward's `need` bits, an int, serve forward only).
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class _NoneGrads(_Function):
@@ -209,9 +237,7 @@ class PolarBackward(_Function):
         dtype, grad_x, grad_y, r, theta = _opmath(grad_x, grad_y, r, theta)
         df = _partials(r, theta, 1)
         grad_r = grad_theta = None
-        for grad, f in ((grad_x, df.x), (grad_y, df.y)):
-            if grad is None:
-                continue
+        for grad, f in _present((grad_x, df.x), (grad_y, df.y)):
             grad_r = _add(grad_r, f.r * grad) if need & 1 else None
             grad_theta = _add(grad_theta, f.theta * grad) if need & 2 else None
         grad_r, grad_theta = _unneeded_as_zeros(
@@ -227,16 +253,12 @@ class PolarBackward(_Function):
         d_grad_x = df.x.r * gg_r + df.x.theta * gg_theta if need[0] else None
         d_grad_y = df.y.r * gg_r + df.y.theta * gg_theta if need[1] else None
         d_r = d_theta = None
-        for grad, f in ((grad_x, df.x), (grad_y, df.y)):
-            if grad is None:
-                continue
-            t0 = f.r_theta * grad
-            d_r = _add(d_r, gg_theta * t0) if need[2] else None
-            d_theta = (
-                _add(d_theta, f.theta_theta * gg_theta * grad + gg_r * t0)
-                if need[3]
-                else None
+        for grad, f in _present((grad_x, df.x), (grad_y, df.y)):
+            grad_hess_gg_r, grad_hess_gg_theta = _hessian_times(
+                f, gg_r * grad, gg_theta * grad, (need[2], need[3])
             )
+            d_r = _add(d_r, grad_hess_gg_r) if need[2] else None
+            d_theta = _add(d_theta, grad_hess_gg_theta) if need[3] else None
         return _gradients(ctx, dtype, (d_grad_x, d_grad_y, d_r, d_theta))
 
     @staticmethod
@@ -263,15 +285,12 @@ class PolarJvp(_NoneGrads):
         df = _partials(r, theta, 2)
         need = ctx.needs_input_grad
         d_r = d_theta = d_r_t = d_theta_t = None
-        for grad_t, f in ((grad_x_t, df.x), (grad_y_t, df.y)):
-            if grad_t is None:
-                continue
-            d_r = _add(d_r, f.r_theta * grad_t * theta_t) if need[0] else None
-            d_theta = (
-                _add(d_theta, grad_t * (f.r_theta * r_t + f.theta_theta * theta_t))
-                if need[1]
-                else None
+        for grad_t, f in _present((grad_x_t, df.x), (grad_y_t, df.y)):
+            grad_t_hess_t_r, grad_t_hess_t_theta = _hessian_times(
+                f, grad_t * r_t, grad_t * theta_t, (need[0], need[1])
             )
+            d_r = _add(d_r, grad_t_hess_t_r) if need[0] else None
+            d_theta = _add(d_theta, grad_t_hess_t_theta) if need[1] else None
             d_r_t = _add(d_r_t, f.r * grad_t) if need[2] else None
             d_theta_t = _add(d_theta_t, f.theta * grad_t) if need[3] else None
         return _gradients(ctx, dtype, (d_r, d_theta, d_r_t, d_theta_t))
@@ -291,15 +310,14 @@ class PolarBackwardJvp(_Function):
         grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = tensors
         df = _partials(r, theta, 2)
         grad_r_t = grad_theta_t = None
-        for grad, grad_t, f in ((grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)):
-            if grad is None:
-                continue
-            t0 = f.r_theta * grad
-            grad_r_t = _add(grad_r_t, f.r * grad_t + t0 * theta_t)
-            grad_theta_t = _add(
-                grad_theta_t,
-                f.theta * grad_t + f.theta_theta * grad * theta_t + r_t * t0,
+        for grad, grad_t, f in _present(
+            (grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)
+        ):
+            grad_hess_t_r, grad_hess_t_theta = _hessian_times(
+                f, grad * r_t, grad * theta_t
             )
+            grad_r_t = _add(grad_r_t, f.r * grad_t + grad_hess_t_r)
+            grad_theta_t = _add(grad_theta_t, f.theta * grad_t + grad_hess_t_theta)
         return _round(grad_r_t, dtype), _round(grad_theta_t, dtype)
 
     @staticmethod
@@ -324,33 +342,27 @@ class PolarBackwardJvp(_Function):
         d_grad_x_t = df.x.r * gg_r_t + df.x.theta * gg_theta_t if need[4] else None
         d_grad_y_t = df.y.r * gg_r_t + df.y.theta * gg_theta_t if need[5] else None
         d_r = d_theta = d_r_t = d_theta_t = None
-        for grad, grad_t, f in ((grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)):
-            if grad is None:
-                continue
-            t1 = f.r_theta_theta * grad
-            t2 = f.r_theta * grad_t + t1 * theta_t
-            t3 = f.r_theta * grad
-            d_r = _add(d_r, gg_theta_t * t2) if need[2] else None
+        for grad, grad_t, f in _present(
+            (grad_x, grad_x_t, df.x), (grad_y, grad_y_t, df.y)
+        ):
+            hess_gg_t_r, hess_gg_t_theta = _hessian_times(
+                f, gg_r_t, gg_theta_t, (need[2] or need[6], need[3] or need[7])
+            )
+            grad_third_gg_t_t_r, grad_third_gg_t_t_theta = _third_times(
+                f, gg_r_t * grad, gg_theta_t * grad, r_t, theta_t, (need[2], need[3])
+            )
+            d_r = (
+                _add(d_r, grad_t * hess_gg_t_r + grad_third_gg_t_t_r)
+                if need[2]
+                else None
+            )
             d_theta = (
-                _add(
-                    d_theta,
-                    gg_r_t * t2
-                    + gg_theta_t
-                    * (
-                        f.theta_theta * grad_t
-                        + f.theta_theta_theta * grad * theta_t
-                        + r_t * t1
-                    ),
-                )
+                _add(d_theta, grad_t * hess_gg_t_theta + grad_third_gg_t_t_theta)
                 if need[3]
                 else None
             )
-            d_r_t = _add(d_r_t, gg_theta_t * t3) if need[6] else None
-            d_theta_t = (
-                _add(d_theta_t, f.theta_theta * gg_theta_t * grad + gg_r_t * t3)
-                if need[7]
-                else None
-            )
+            d_r_t = _add(d_r_t, grad * hess_gg_t_r) if need[6] else None
+            d_theta_t = _add(d_theta_t, grad * hess_gg_t_theta) if need[7] else None
         return _gradients(
             ctx,
             dtype,
@@ -366,35 +378,24 @@ class PolarBackwardJvp(_Function):
         grad_x, grad_y, r, theta, grad_x_t, grad_y_t, r_t, theta_t = tensors
         df = _partials(r, theta, 3)
         grad_r_t_u = grad_theta_t_u = None
-        for grad, grad_t, grad_u, grad_t_u, f in (
+        for grad, grad_t, grad_u, grad_t_u, f in _present(
             (grad_x, grad_x_t, grad_x_u, grad_x_t_u, df.x),
             (grad_y, grad_y_t, grad_y_u, grad_y_t_u, df.y),
         ):
-            if grad is None:
-                continue
-            t0 = f.r_theta * grad
-            t1 = f.r_theta_theta * grad
-            t2 = f.r_theta * grad_t + t1 * theta_t
+            hess_sum_r, hess_sum_theta = _hessian_times(
+                f,
+                grad * r_t_u + grad_t * r_u + grad_u * r_t,
+                grad * theta_t_u + grad_t * theta_u + grad_u * theta_t,
+            )
+            grad_third_t_u_r, grad_third_t_u_theta = _third_times(
+                f, grad * r_t, grad * theta_t, r_u, theta_u
+            )
             grad_r_t_u = _add(
-                grad_r_t_u,
-                f.r * grad_t_u
-                + f.r_theta * grad_u * theta_t
-                + t0 * theta_t_u
-                + t2 * theta_u,
+                grad_r_t_u, f.r * grad_t_u + grad_third_t_u_r + hess_sum_r
             )
             grad_theta_t_u = _add(
                 grad_theta_t_u,
-                f.theta * grad_t_u
-                + f.theta_theta * grad * theta_t_u
-                + grad_u * (f.r_theta * r_t + f.theta_theta * theta_t)
-                + r_t_u * t0
-                + r_u * t2
-                + theta_u
-                * (
-                    f.theta_theta * grad_t
-                    + f.theta_theta_theta * grad * theta_t
-                    + r_t * t1
-                ),
+                f.theta * grad_t_u + grad_third_t_u_theta + hess_sum_theta,
             )
         return _round(grad_r_t_u, dtype), _round(grad_theta_t_u, dtype)
 
@@ -426,43 +427,33 @@ class PolarJvpJvp(_NoneGrads):
         need = ctx.needs_input_grad
         d_r = d_theta = d_r_t = d_theta_t = d_r_u = d_theta_u = None
         d_r_t_u = d_theta_t_u = None
-        for grad_t_u, f in ((grad_x_t_u, df.x), (grad_y_t_u, df.y)):
-            if grad_t_u is None:
-                continue
-            t0 = f.r_theta_theta * theta_t
-            t1 = f.r_theta * grad_t_u
+        for grad_t_u, f in _present((grad_x_t_u, df.x), (grad_y_t_u, df.y)):
+            grad_t_u_hess_t_u_r, grad_t_u_hess_t_u_theta = _hessian_times(
+                f, grad_t_u * r_t_u, grad_t_u * theta_t_u, (need[0], need[1])
+            )
+            grad_t_u_third_t_u_r, grad_t_u_third_t_u_theta = _third_times(
+                f, grad_t_u * r_t, grad_t_u * theta_t, r_u, theta_u, (need[0], need[1])
+            )
+            grad_t_u_hess_u_r, grad_t_u_hess_u_theta = _hessian_times(
+                f, grad_t_u * r_u, grad_t_u * theta_u, (need[2], need[3])
+            )
+            grad_t_u_hess_t_r, grad_t_u_hess_t_theta = _hessian_times(
+                f, grad_t_u * r_t, grad_t_u * theta_t, (need[4], need[5])
+            )
             d_r = (
-                _add(d_r, grad_t_u * (f.r_theta * theta_t_u + t0 * theta_u))
+                _add(d_r, grad_t_u_hess_t_u_r + grad_t_u_third_t_u_r)
                 if need[0]
                 else None
             )
             d_theta = (
-                _add(
-                    d_theta,
-                    grad_t_u
-                    * (
-                        f.r_theta * r_t_u
-                        + f.theta_theta * theta_t_u
-                        + r_u * t0
-                        + theta_u
-                        * (f.r_theta_theta * r_t + f.theta_theta_theta * theta_t)
-                    ),
-                )
+                _add(d_theta, grad_t_u_hess_t_u_theta + grad_t_u_third_t_u_theta)
                 if need[1]
                 else None
             )
-            d_r_t = _add(d_r_t, t1 * theta_u) if need[2] else None
-            d_theta_t = (
-                _add(d_theta_t, grad_t_u * (f.r_theta * r_u + f.theta_theta * theta_u))
-                if need[3]
-                else None
-            )
-            d_r_u = _add(d_r_u, t1 * theta_t) if need[4] else None
-            d_theta_u = (
-                _add(d_theta_u, grad_t_u * (f.r_theta * r_t + f.theta_theta * theta_t))
-                if need[5]
-                else None
-            )
+            d_r_t = _add(d_r_t, grad_t_u_hess_u_r) if need[2] else None
+            d_theta_t = _add(d_theta_t, grad_t_u_hess_u_theta) if need[3] else None
+            d_r_u = _add(d_r_u, grad_t_u_hess_t_r) if need[4] else None
+            d_theta_u = _add(d_theta_u, grad_t_u_hess_t_theta) if need[5] else None
             d_r_t_u = _add(d_r_t_u, f.r * grad_t_u) if need[6] else None
             d_theta_t_u = _add(d_theta_t_u, f.theta * grad_t_u) if need[7] else None
         return _gradients(

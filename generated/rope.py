@@ -73,6 +73,11 @@ def _add(total, term):
     return term if total is None else total + term
 
 
+def _present(*rows):
+    """The rows of the outputs whose grad (a row's first item) is not None."""
+    return [row for row in rows if row[0] is not None]
+
+
 def _unneeded_as_zeros(need, results, grads):
     """A Backward kernel's gradients, zeros where its op asked for none (bit
     clear in `need`; dropped there): full tensors, as forward mode writes to them."""
@@ -114,7 +119,7 @@ def _partials(x1, x2, c, s, order):
 
 class _Function(torch.autograd.Function):
     """What every Function below shares: a vmap rule from its formulas, and
-    saving its tensor arguments (never intermediates) and its float parameters."""
+    saving its tensor arguments (never intermediates)."""
 
     generate_vmap_rule = True
 
@@ -124,8 +129,6 @@ class _Function(torch.autograd.Function):
         tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-        # The float parameters (a Backward's `need` bits, an int, serve forward only).
-        ctx.params = tuple(a for a in inputs if isinstance(a, float))
 
 
 class _NoneGrads(_Function):
@@ -191,9 +194,7 @@ class RopeBackward(_Function):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(grad_y1, grad_y2, x1, x2, c, s)
         df = _partials(x1, x2, c, s, 1)
         grad_x1 = grad_x2 = grad_c = grad_s = None
-        for grad, f in ((grad_y1, df.y1), (grad_y2, df.y2)):
-            if grad is None:
-                continue
+        for grad, f in _present((grad_y1, df.y1), (grad_y2, df.y2)):
             grad_x1 = _add(grad_x1, f.x1 * grad) if need & 1 else None
             grad_x2 = _add(grad_x2, f.x2 * grad) if need & 2 else None
             grad_c = _add(grad_c, f.c * grad) if need & 4 else None

@@ -5,6 +5,7 @@ corpus of 2-4 outputs, 1-4 inputs, with params and broadcasting."""
 from __future__ import annotations
 
 import inspect
+import re
 import os
 from pathlib import Path
 
@@ -296,10 +297,10 @@ def test_outputs_whose_terms_are_one_formula_are_written_once() -> None:
         "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
     ).module_source
     backward = source[source.index("class SphBackward(") : source.index("class SphJvp(")]
-    assert "for grad, f in ((grad_x, df.x), (grad_y, df.y)):" in backward
+    assert "for grad, f in _present((grad_x, df.x), (grad_y, df.y)):" in backward
     assert "if grad_z is not None:" in backward
     assert "if grad_x is not None:" not in backward and "if grad_y is not None:" not in backward
-    assert backward.count("for grad, f in ((") == 2  # forward and backward
+    assert backward.count("for grad, f in _present((") == 2  # forward and backward
     # Outputs whose terms differ keep a block each (exp(x)*y, x*y**2: the
     # second-order entries differ in sparsity).
     source = adgen.render("exp(x)*y, x*y**2", name="two", outputs=["p", "q"]).module_source
@@ -358,6 +359,48 @@ def test_a_loop_over_outputs_never_shadows_a_name() -> None:
     torch.testing.assert_close(third, -torch.cos(t) - 2 * torch.sin(t))
     source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["u", "v"]).module_source
     for line in source.splitlines():
-        if line.strip().startswith("for ") and " f in (" in line:
+        if line.strip().startswith("for ") and " f in _present(" in line:
             loop_names = line.strip().removeprefix("for ").split(" in ")[0].split(", ")
             assert "grad_u" not in loop_names and "grad_v" not in loop_names
+
+
+def _output_loops(source: str) -> list[str]:
+    """The bodies of the loops over several outputs' grads (`for grad, f in ...`)."""
+    lines = source.splitlines()
+    bodies = []
+    for start, line in enumerate(lines):
+        if line.lstrip().startswith("for grad") and " f in _present(" in line:
+            indent = len(line) - len(line.lstrip())
+            while not lines[start].endswith(":"):  # a header black wrapped
+                start += 1
+            end = start + 1
+            while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+                end += 1
+            bodies.append("\n".join(lines[start + 1 : end]))
+    return bodies
+
+
+def test_outputs_like_the_first_contract_through_the_helpers() -> None:
+    """polar's x and y have their second and third derivatives at the same
+    places: the kernels that add each output's terms take ∂²f·a and ∂³f·a·b
+    from the helpers over that output's table (`_hessian_times(f, ...)`), as
+    the kernels of one output do, not as sums of its entries written out.
+    Spherical z (no ∂²z/∂p², where x and y have one) keeps its terms written
+    out; its x and y still share the helpers. The values: the generated tests."""
+    source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["x", "y"]).module_source
+    assert "\ndef _hessian_times(df, a_r, a_t, needed=(True, True)):" in source
+    assert "\ndef _third_times(df, a_r, a_t, b_r, b_t, needed=(True, True)):" in source
+    loops = _output_loops(source)
+    assert len(loops) == 7  # each kernel whose terms add up per output
+    higher = re.compile(r"\bf\.(rt|tt|rtt|ttt)\b")  # the entries of ∂²f and ∂³f
+    assert not [body for body in loops if higher.search(body)]
+    # Backward's forward is first order; the others contract ∂²f, three of them ∂³f.
+    assert sum("_hessian_times(" in body for body in loops) == 6
+    assert sum("_third_times(" in body for body in loops) == 3
+    source = adgen.render(
+        "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
+    ).module_source
+    assert all("_hessian_times(" in body for body in _output_loops(source)[1:])
+    blocks = source.split("if grad_z is not None:")[1:]
+    assert blocks and all("_hessian_times(" not in block.split("\n\n")[0] for block in blocks)
+    assert re.search(r"df\.z\.tt\b", source)

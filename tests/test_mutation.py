@@ -103,3 +103,5 @@ def test_every_output_of_every_method_of_a_multi_output_op(
     report = mutate_all(tmp_path, name)
     check(report)
     assert report["table_entries"] >= 12  # u_r, u_t, v_r, v_t and their higher orders
+    # ∂²f·a and ∂³f·a·b over either output's table, for its two inputs.
+    assert report["product_results"] == 4
