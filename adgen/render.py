@@ -1409,15 +1409,16 @@ def _printed_lines(lines: list[str]) -> int:
 
 
 def _grouped_unpack(groups: list[list[str]], source: str, exact: bool = True) -> list[str]:
-    """`x, y = tensors[:2]`, a line a group; `exact`: `source` holds no more
-    than the names (the last slice open)."""
+    """`x, y = tensors[:2]`, a line a group (`(z,) = tensors[2:]`: a slice of
+    one is a tuple still); `exact`: `source` holds no more than the names (the
+    last slice open)."""
     lines = []
     start = 0
     total = sum(len(g) for g in groups)
     for group in groups:
         stop = start + len(group)
         end = "" if stop == total and exact else str(stop)
-        lines.append(f"{', '.join(group)} = {source}[{start or ''}:{end}]")
+        lines.append(f"{_unpack(group)} = {source}[{start or ''}:{end}]")
         start = stop
     return lines
 

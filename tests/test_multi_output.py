@@ -5,8 +5,8 @@ corpus of 2-4 outputs, 1-4 inputs, with params and broadcasting."""
 from __future__ import annotations
 
 import inspect
-import re
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -34,9 +34,12 @@ MULTI_CORPUS = [
     ("m_mix4", "a*b + c*d, a*tanh(d), exp(-b*c), a*b*c*d", ("--outputs", "s,t1,e,prod")),
     # Outputs that are an input itself or a constant (their grads pass through or vanish).
     ("m_passthrough", "x*y, y, 2", ("--outputs", "prod,same,two")),
+    # Three outputs of three inputs: BackwardJvp.jvp unpacks 12 tangents in
+    # groups that leave one name alone on the last line.
+    ("m_three_by_three", "x*y*z, x + y + z, sin(x*y)", ()),
 ]
 # The generated tests of these run by default; all with ADGEN_EXHAUSTIVE=1.
-REPRESENTATIVE = {"m_polar", "m_three", "m_scaled", "m_passthrough"}
+REPRESENTATIVE = {"m_polar", "m_three", "m_scaled", "m_passthrough", "m_three_by_three"}
 
 
 @pytest.fixture(scope="module")
