@@ -894,7 +894,9 @@ class _TableBuilder:
         n = len(self.inputs)
         for order in sorted(self.product_orders):
             prefixes = ["a_", "b_"][: order - 1]
-            while any(p + i in self.params for p in prefixes for i in self.inputs):
+            # Not a parameter's, an input's or an entry's name (output a's a_r).
+            reserved = {*self.params, *self.inputs, *self.all_names()}
+            while any(p + i in reserved for p in prefixes for i in self.inputs):
                 prefixes = [p + "_" for p in prefixes]
             vectors = tuple(tuple(p + i for i in self.inputs) for p in prefixes)
             outputs = []

@@ -407,3 +407,25 @@ def test_outputs_like_the_first_contract_through_the_helpers() -> None:
     blocks = source.split("if grad_z is not None:")[1:]
     assert blocks and all("_hessian_times(" not in block.split("\n\n")[0] for block in blocks)
     assert re.search(r"df\.z\.tt\b", source)
+
+
+def test_the_helpers_vectors_are_named_apart_from_the_table_entries() -> None:
+    """Output a's first derivatives are a_r and a_t, the names the helpers'
+    first vector would take: it takes others (a__r), or the helper would read
+    the table in place of its argument."""
+    op = adgen.load("r*cos(t), r*sin(t)", name="ab", outputs=["a", "b"])
+    source = adgen.render("r*cos(t), r*sin(t)", name="ab", outputs=["a", "b"]).module_source
+    assert "\ndef _hessian_times(df, a__r, a__t, needed=(True, True)):" in source
+
+    def composite(r: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return r * torch.cos(t), r * torch.sin(t)
+
+    def hessian(function) -> torch.Tensor:
+        def weighted(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            a, b = function(r, t)
+            return a + 2 * b
+
+        point = (torch.tensor(1.3, dtype=torch.float64), torch.tensor(0.4, dtype=torch.float64))
+        return torch.stack([torch.stack(row) for row in torch.autograd.functional.hessian(weighted, point)])
+
+    torch.testing.assert_close(hessian(op), hessian(composite))
