@@ -139,7 +139,7 @@ def _anchors(
     for k in range(len(_FRACTIONS)):
         if len(found) == ANCHOR_COUNT:
             break
-        point = tuple(_inside(d, _FRACTIONS[(k + i) % len(_FRACTIONS)]) for i, d in enumerate(ordered))
+        point = _point(ordered, k)
         # Binary floats at _DIGITS digits hold each input exactly. (Exact
         # rationals would too, but x**1024**2 of one has millions of digits.)
         exact = {s: sympy.Float(x, _DIGITS) for s, x in zip(symbols, point)}
@@ -203,7 +203,7 @@ def _directional_anchors(
     model: OpModel, domains: tuple[Domain, ...], param_values: dict[str, float]
 ) -> tuple[DirectionalAnchor, ...]:
     ordered = _ordered(model, domains)
-    start = tuple(_inside(d, _FRACTIONS[i % len(_FRACTIONS)]) for i, d in enumerate(ordered))
+    start = _point(ordered, 0)  # the first anchor's
     points = _near_zero_points(ordered, start)
     settings = [(param_values, points)] if points else []
     if param_values:
@@ -232,6 +232,11 @@ def _ordered(model: OpModel, domains: tuple[Domain, ...]) -> list[Domain]:
     """The inputs' intervals, in the inputs' order."""
     by_name = {d.name: d for d in domains}
     return [by_name[name] for name in model.inputs]
+
+
+def _point(ordered: list[Domain], k: int) -> tuple[float, ...]:
+    """The k-th anchor point: input i at fraction k + i of its interval."""
+    return tuple(_inside(d, _FRACTIONS[(k + i) % len(_FRACTIONS)]) for i, d in enumerate(ordered))
 
 
 def _near_zero_points(ordered: list[Domain], start: tuple[float, ...]) -> list[tuple[float, ...]]:

@@ -787,36 +787,14 @@ class _TableBuilder:
         """A kernel over the table entries: outputs with Derivative atoms replaced.
         With `blocks` (guard, members), each group's terms (linear in its members)
         become a kernel of their own and the main kernel keeps the rest."""
-        order = 0
-        products: tuple[contract.Product, ...] = ()
-        if not blocks and not self.multi:
-            # Several outputs sum terms per output whose grad is present: not here.
-            outputs, products = contract.factor(
-                outputs, arguments, self.inputs, self.index,
-                lambda index: self.name(index) if self.is_entry(index) else None,
-                lambda index: self.formula(index) != 0,
-                taken,
-            )
-            self.product_orders |= {p.order for p in products}
-            order = max((p.order for p in products), default=0)
-        lowered = []
-        for output in outputs:
-            atoms = {}  # each Derivative atom -> its entry's name, or its formula
-            for derivative in output.atoms(sympy.Derivative):
-                output_index = self.output_of[derivative.expr.func]
-                if self.is_entry(self.index(derivative), output_index):
-                    order = max(order, derivative.derivative_count)
-                atoms[derivative] = self.atom(derivative)
-            # xreplace rebuilds each changed node as replace() would, without
-            # testing every node of the tree against a predicate.
-            lowered.append(_by_entry(output.xreplace(atoms), atoms.values()))
         if not blocks:
-            results = {r for p in products for r in p.results}
-            kernel = _kernel(arguments, lowered, taken | results)
-            return dataclasses.replace(kernel, partials_order=order, products=products)
+            products: tuple[contract.Product, ...] = ()
+            if not self.multi:  # several outputs: each output's terms apart, in blocks
+                outputs, products = self.factored(outputs, arguments, taken)
+            return self.kernel_of(arguments, outputs, taken, products)
         members = {_symbol(m) for _, group in blocks for m in group}
         # S.Zero, not 0: xreplace returns the replacement itself for a bare symbol.
-        base = _kernel(arguments, [e.xreplace({m: sympy.S.Zero for m in members}) for e in lowered], taken)
+        base = self.kernel_of(arguments, [e.xreplace({m: sympy.S.Zero for m in members}) for e in outputs], taken)
         used = set(taken) | {n for n, _ in base.temporaries}
         split = []
         scale = sympy.Dummy("scale")
@@ -825,45 +803,65 @@ class _TableBuilder:
             others = {m: sympy.S.Zero for m in members - set(scaled)}
             # The coefficient of `scale`: the terms of this group (they are linear in it).
             terms = [_linear_diff(e.xreplace(others).xreplace(scaled), scale) for e in outputs]
-            kernel = self.block_kernel(arguments, terms, used)
+            # One output's terms take the helpers over its table, where that
+            # table has the first output's entries (polar's x and y; spherical's
+            # x and y, not z): the helpers' sums are the first output's.
+            read = {self.output_of[d.expr.func] for t in terms for d in t.atoms(sympy.Derivative)}
+            output = read.pop() if len(read) == 1 else None
+            products = ()
+            if output is not None and self.like_first(output):
+                terms, products = self.factored(terms, arguments, used, output)
+            kernel = self.kernel_of(arguments, terms, used, products)
             if all(o == 0 for o in kernel.outputs):
                 continue
             used |= {n for n, _ in kernel.temporaries}
             split.append((guard, group, kernel))
-        order = max([order, *(k.partials_order for _, _, k in split)])
+        order = max(k.partials_order for k in [base, *(k for _, _, k in split)])
         split = [(g, m, dataclasses.replace(k, partials_order=order)) for g, m, k in split]
         return dataclasses.replace(base, partials_order=order, blocks=tuple(split))
 
-    def block_kernel(self, arguments: tuple[str, ...], terms: list[sympy.Expr], used: set[str]) -> Kernel:
-        """The kernel of one output's terms (over its Derivative atoms): its
-        products of ∂²f and ∂³f by the kernel's vectors named as results of the
-        helpers, which take that output's table, where that table has the
-        entries of the first output's (polar's x and y; spherical's x and y, not
-        z): the helpers' sums are the first output's."""
-        read = {self.output_of[d.expr.func] for t in terms for d in t.atoms(sympy.Derivative)}
-        output = read.pop() if len(read) == 1 else None
-        products: tuple[contract.Product, ...] = ()
-        if output is not None and self.like_first(output):
-            terms, products = contract.factor(
-                terms, arguments, self.inputs, self.index,
-                lambda index: self.name(index, output) if self.is_entry(index, output) else None,
-                lambda index: self.formula(index, output) != 0,
-                used,
-            )
-            table = f"df.{self.prefixes[output]}"
-            products = tuple(dataclasses.replace(p, table=table) for p in products)
-            self.product_orders |= {p.order for p in products}
+    def factored(
+        self, terms: list[sympy.Expr], arguments: tuple[str, ...], taken: set[str], output: int = 0
+    ) -> tuple[list[sympy.Expr], tuple[contract.Product, ...]]:
+        """`terms` with their products of ∂²f and ∂³f by the kernel's vectors
+        named as the helpers' results (contract.factor), over the entries of
+        `output`'s table; the helpers they call recorded."""
+        terms, products = contract.factor(
+            terms, arguments, self.inputs, self.index,
+            lambda index: self.name(index, output) if self.is_entry(index, output) else None,
+            lambda index: self.formula(index, output) != 0,
+            taken,
+        )
+        if self.multi:
+            products = tuple(dataclasses.replace(p, table=f"df.{self.prefixes[output]}") for p in products)
+        self.product_orders |= {p.order for p in products}
+        return terms, products
+
+    def kernel_of(
+        self,
+        arguments: tuple[str, ...],
+        outputs: list[sympy.Expr],
+        taken: set[str],
+        products: tuple[contract.Product, ...] = (),
+    ) -> Kernel:
+        """`outputs` over the table entries (each Derivative atom its entry's
+        name, or its formula), reading the entries up to the highest order they
+        and `products` need; the products' results are names taken (they keep
+        one name in every output's kernel: render's loop over the outputs reads
+        them by it)."""
         order = max((p.order for p in products), default=0)
         lowered = []
-        for term in terms:
-            atoms = {d: self.atom(d) for d in term.atoms(sympy.Derivative)}
-            entries = [d for d in atoms if self.is_entry(self.index(d), self.output_of[d.expr.func])]
-            order = max([order, *(d.derivative_count for d in entries)])
-            lowered.append(_by_entry(term.xreplace(atoms), atoms.values()))
-        # The results keep one name in every output's kernel: a loop over the
-        # outputs (render) reads them by that name.
+        for output in outputs:
+            atoms = {}  # each Derivative atom -> its entry's name, or its formula
+            for derivative in output.atoms(sympy.Derivative):
+                if self.is_entry(self.index(derivative), self.output_of[derivative.expr.func]):
+                    order = max(order, derivative.derivative_count)
+                atoms[derivative] = self.atom(derivative)
+            # xreplace rebuilds each changed node as replace() would, without
+            # testing every node of the tree against a predicate.
+            lowered.append(_by_entry(output.xreplace(atoms), atoms.values()))
         results = {r for p in products for r in p.results}
-        kernel = _kernel(arguments, lowered, used | results)
+        kernel = _kernel(arguments, lowered, taken | results)
         return dataclasses.replace(kernel, partials_order=order, products=products)
 
     def like_first(self, output: int) -> bool:
@@ -889,7 +887,7 @@ class _TableBuilder:
         is Σⱼ f_ij·a_j, of ∂³f·a·b Σⱼₖ f_ijk·a_j·b_k, summed over j <= k with
         a_j·b_k + a_k·b_j together (the table holds f_ijk once). Several
         outputs: the first output's sums, over the table a kernel passes (of an
-        output like the first: block_kernel)."""
+        output like the first: contraction)."""
         helpers = []
         n = len(self.inputs)
         for order in sorted(self.product_orders):

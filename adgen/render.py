@@ -694,6 +694,13 @@ class _ClassPrinter:
             name: f"f.{field}" for name, (output, field) in entries.items() if output == table
         }
         renamed |= {name: new for (name, _), new in zip(block.temporaries, temporaries)}
+        # A helper's result named after the output's grad: grad_x_hess_t_r -> grad_hess_t_r.
+        renamed |= {
+            result: "grad" + result.removeprefix(prefix)
+            for product in block.products
+            for result in product.results
+            if any(result.startswith(m + "_") for m in members)
+        }
         symbols = {
             sympy.Symbol(old, real=True): sympy.Symbol(new, real=True)
             for old, new in renamed.items()
@@ -709,7 +716,6 @@ class _ClassPrinter:
             outputs=tuple(o.xreplace(symbols) for o in block.outputs),
             products=tuple(_generic_product(p, renamed, symbols) for p in block.products),
         )
-        generic = _renamed_results(generic, renamed, members)
         return tuple(renamed[m] for m in members), table, generic
 
     def backward_lines(self, spec: FunctionSpec) -> list[str]:
@@ -1095,37 +1101,15 @@ def _guarded(header: str | None, guard: str, body: list[str]) -> list[str]:
 
 def _generic_product(product: Product, renamed: dict[str, str], symbols: dict) -> Product:
     """A helper call of one output's terms over the loop's names: its table
-    `f`, its vectors' components and scale renamed."""
+    `f`, its vectors' components, scale and results renamed."""
     return dataclasses.replace(
         product,
         table="f",
         vectors=tuple(tuple(renamed.get(c, c) for c in v) for v in product.vectors),
-        scale=renamed.get(product.scale, product.scale) if product.scale else None,
+        scale=renamed.get(product.scale, product.scale),
         combined=tuple(c.xreplace(symbols) for c in product.combined),
+        results=tuple(renamed.get(r, r) for r in product.results),
         reads=tuple(frozenset(renamed.get(r, r) for r in reads) for reads in product.reads),
-    )
-
-
-def _renamed_results(kernel: Kernel, renamed: dict[str, str], members: tuple[str, ...]) -> Kernel:
-    """The kernel with its helper calls' results named after the loop's names
-    where they are named after an output's grad (grad_x_hess_t_r -> grad_hess_t_r)."""
-    results = {}
-    for product in kernel.products:
-        for result in product.results:
-            member = max((m for m in members if result.startswith(m + "_")), key=len, default=None)
-            if member is not None:
-                results[result] = renamed[member] + result[len(member) :]
-    if not results:
-        return kernel
-    symbols = {sympy.Symbol(o, real=True): sympy.Symbol(n, real=True) for o, n in results.items()}
-    return dataclasses.replace(
-        kernel,
-        temporaries=tuple((n, v.xreplace(symbols)) for n, v in kernel.temporaries),
-        outputs=tuple(o.xreplace(symbols) for o in kernel.outputs),
-        products=tuple(
-            dataclasses.replace(p, results=tuple(results.get(r, r) for r in p.results))
-            for p in kernel.products
-        ),
     )
 
 
