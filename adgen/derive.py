@@ -198,7 +198,7 @@ class FunctionSpec:
     # and one output calls its Backward with the tangent as grad.
     jvp_call_args: tuple[str, ...] = ()
     # Grads backward may receive as None (set_materialize_grads(False)): those of
-    # an op's several outputs, never materialised as zeros.
+    # an op's several outputs, not materialised as zeros (_none_for_unused).
     optional_grads: tuple[str, ...] = ()  # ("grad_u", "grad_v")
 
     def grad_names(self) -> tuple[str, ...]:
@@ -243,6 +243,11 @@ class OpModel:
     @property
     def multi_output(self) -> bool:
         return len(self.outputs) > 1
+
+    @property
+    def none_grads(self) -> bool:
+        """Whether a Function receives an unused output's grad as None."""
+        return any(f.optional_grads for f in self.functions)
 
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -340,6 +345,7 @@ def build_model(
     op = _Formula(
         class_name, Role.OP, inputs, output_names if multi else ("out",),
         tuple(tables.abstract), inputs, "_t", (None,) * len(inputs),
+        none_for_unused=multi and _none_for_unused(parsed.outputs, inputs),
     )
     backward = op.vjp_formula(Role.BACKWARD, ("grad",))
     # Several outputs: the backward's results have the grads' shape (one output's
@@ -429,6 +435,20 @@ def build_model(
     )
 
 
+def _none_for_unused(outputs: tuple[sympy.Expr, ...], inputs: tuple[str, ...]) -> bool:
+    """Whether an unused output's grad stays None and the kernels skip its
+    terms. Autograd's zeros there are exact where every output is a polynomial
+    of degree at most 2 in the inputs (a complex product, a rotation): each term
+    a zero grad enters is zero times an affine derivative of the inputs, finite
+    where they are. Any other output may have a derivative that is inf where
+    the used outputs' are finite (sqrt(x) at 0), and 0·inf would make the
+    gradient NaN."""
+    symbols = [_symbol(n) for n in inputs]
+    return not all(
+        o.is_polynomial(*symbols) and sympy.Poly(o, *symbols).total_degree() <= 2 for o in outputs
+    )
+
+
 def _saved_when(
     inputs: tuple[str, ...], gradient: tuple[sympy.Expr, ...], partials: PartialTables
 ) -> tuple[tuple[int, ...] | None, ...]:
@@ -472,6 +492,9 @@ class _Formula:
     # For each argument, the op output whose grad it is or derives from (a
     # tangent of it): None when given, it makes that output's terms vanish.
     groups: tuple[int | None, ...]  # (0, 1, None, None) for (grad_u, grad_v, x, y)
+    # An unused output's grad None, its terms skipped, in the op's family
+    # (_none_for_unused); else autograd's zeros.
+    none_for_unused: bool = False
 
     def vjp_values(self, grads: tuple[str, ...]) -> list[sympy.Expr]:
         """For each argument a: sum over outputs o of grad_o * d(value_o)/da."""
@@ -504,7 +527,7 @@ class _Formula:
         """The Function computing this one's backward (the same tangent naming)."""
         grads = self.grad_names()
         # The op's grads, when it has several outputs, may be None.
-        several = self.role is Role.OP and len(self.outputs) > 1
+        several = self.role is Role.OP and self.none_for_unused
         return _Formula(
             self.family_name(role),
             role,
@@ -514,6 +537,7 @@ class _Formula:
             shape_of,
             self.tangent_suffix,
             (tuple(range(len(grads))) if several else (None,) * len(grads)) + self.groups,
+            self.none_for_unused,
         )
 
     def jvp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
@@ -527,12 +551,13 @@ class _Formula:
             shape_of,
             _NEXT_SUFFIX[self.tangent_suffix],
             self.groups + self.groups,  # a tangent belongs to its argument's group
+            self.none_for_unused,
         )
 
     def optional_grads(self) -> tuple[str, ...]:
         """The grads backward may receive as None: one per output of an op with
         several, and of the Functions computing its outputs' tangents."""
-        several = len(self.outputs) > 1 and self.role in (Role.OP, Role.JVP, Role.JVP_JVP)
+        several = self.none_for_unused and self.role in (Role.OP, Role.JVP, Role.JVP_JVP)
         return self.grad_names() if several else ()
 
     def block_groups(self, extra: tuple[str, ...], extra_groups: tuple[int | None, ...]):

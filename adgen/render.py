@@ -119,6 +119,7 @@ def _module_context(
         "uses_math": printer.uses_math,
         "uses_broadcast_new": printer.uses_broadcast_new,
         "multi_output": model.multi_output,
+        "none_grads": model.none_grads,
         "uses_add": printer.uses_add,
         "uses_present": printer.uses_present,
         "one_input": len(model.inputs) == 1,
@@ -489,7 +490,7 @@ class _ClassPrinter:
         if len(results) == 1:
             return lines + [f"return {_rounded(results[0])}"]
         comment = []
-        if self.need_arg(spec) and not self.model.multi_output:
+        if self.need_arg(spec) and not self.model.none_grads:
             # Zeros: a full tensor still, as forward mode writes to it.
             self.uses_need = True
             grad = spec.tensor_args[0]
@@ -588,7 +589,7 @@ class _ClassPrinter:
     def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
         """A Backward kernel's skipped gradients (None so far) made zeros: where
         the grads of several outputs may be None, by the first one present."""
-        if not self.need_arg(spec) or not self.model.multi_output:
+        if not self.need_arg(spec) or not self.model.none_grads:
             return []
         self.uses_need = True
         grads = _tuple_literal(list(spec.tensor_args)[: len(self.model.outputs)])
@@ -810,15 +811,24 @@ class _ClassPrinter:
 
     def first_order_lines(self, spec: FunctionSpec, results: list[str]) -> list[str]:
         """--save intermediates, a first-order backward: grad times the saved
-        derivatives (several outputs: summed over the outputs whose grad is present)."""
+        derivatives (several outputs: summed over the outputs, or those whose grad
+        is present)."""
         derivatives = iter(self.saved_derivative.values())
         if not self.model.multi_output:
             return [f"{r} = grad * {next(derivatives)}" for r in results]
-        self.uses_add = True
-        lines = [" = ".join(results) + " = None"]
-        for grad in spec.grad_names():
-            terms = [f"{r} = _add({r}, {grad} * {next(derivatives)})" for r in results]
-            lines += [f"if {grad} is not None:", *_indent(terms)]
+        # The derivatives output by output: each output's, input by input.
+        by_output = {grad: [next(derivatives) for _ in results] for grad in spec.grad_names()}
+        if not self.model.none_grads:
+            lines = [
+                f"{r} = " + " + ".join(f"{g} * {d[i]}" for g, d in by_output.items())
+                for i, r in enumerate(results)
+            ]
+        else:
+            self.uses_add = True
+            lines = [" = ".join(results) + " = None"]
+            for grad, of_grad in by_output.items():
+                terms = [f"{r} = _add({r}, {grad} * {d})" for r, d in zip(results, of_grad)]
+                lines += [f"if {grad} is not None:", *_indent(terms)]
         # The sums are in opmath, as the derivatives are: round once.
         return lines + [f"{r} = _round({r}, {x}.dtype)" for r, x in zip(results, self.model.inputs)]
 

@@ -25,15 +25,12 @@ import torch
 def _opmath(*tensors):
     """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
     kernels do ("opmath"): the dtype to round results to (None: no tensor is
-    float16 or bfloat16), then the tensors. An unused output's grad stays None."""
-    reduced = [
-        t is not None and t.dtype in (torch.float16, torch.bfloat16) for t in tensors
-    ]
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
     if not any(reduced):
         return (None, *tensors)
-    present = [t for t in tensors if t is not None]
     # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
-    ranked = [t for t in present if t.dim() > 0] or present
+    ranked = [t for t in tensors if t.dim() > 0] or tensors
     dtype = ranked[0].dtype
     for t in ranked[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
@@ -57,36 +54,6 @@ def _gradients(ctx, dtype, results):
     )
     rest = (None,) * (len(needed) - len(results))
     return (*(_round(r, dtype) for r in summed), *rest)
-
-
-def _zeros_for_none(tangents, like):
-    """Tangents with zeros where None (an input without one: the Functions whose
-    grads may be None do not materialise it)."""
-    return tuple(
-        torch.zeros_like(x) if t is None else t for t, x in zip(tangents, like)
-    )
-
-
-def _add(total, term):
-    """`total + term`, where total None (no term yet) is zero: the sum of the
-    terms of the outputs whose grads are present."""
-    return term if total is None else total + term
-
-
-def _present(*rows):
-    """The rows of the outputs whose grad (a row's first item) is not None."""
-    return [row for row in rows if row[0] is not None]
-
-
-def _unneeded_as_zeros(need, results, grads):
-    """A Backward kernel's gradients, zeros where its op asked for none (bit
-    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
-    like = next((g for g in grads if g is not None), None)
-    if like is None:  # every output's grad None: no gradient at all
-        return results
-    return tuple(
-        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
-    )
 
 
 def _stand_in(x):
@@ -125,20 +92,9 @@ class _Function(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        # None: the grad of an unused output, saved in its place.
-        tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-
-
-class _NoneGrads(_Function):
-    """A Function of the op's several outputs: the grad of an output no loss
-    reads stays None (no zeros made, no terms computed)."""
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
 
 class ComplexMul(_Function):
@@ -163,7 +119,6 @@ class ComplexMul(_Function):
             d if need[0] or need[2] else _stand_in(d),
         )
         ctx.save_for_forward(a, c, b, d)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_re, grad_im):
@@ -182,8 +137,7 @@ class ComplexMul(_Function):
 
     @staticmethod
     def jvp(ctx, a_t, c_t, b_t, d_t):
-        tangents = _zeros_for_none((a_t, c_t, b_t, d_t), ctx.saved_tensors)
-        return ComplexMulJvp.apply(*ctx.saved_tensors, *tangents)
+        return ComplexMulJvp.apply(*ctx.saved_tensors, a_t, c_t, b_t, d_t)
 
 
 class ComplexMulBackward(_Function):
@@ -193,14 +147,26 @@ class ComplexMulBackward(_Function):
     def forward(grad_re, grad_im, a, c, b, d, need):
         dtype, grad_re, grad_im, a, c, b, d = _opmath(grad_re, grad_im, a, c, b, d)
         df = _partials(a, c, b, d, 1)
-        grad_a = grad_c = grad_b = grad_d = None
-        for grad, f in _present((grad_re, df.re), (grad_im, df.im)):
-            grad_a = _add(grad_a, f.a * grad) if need & 1 else None
-            grad_c = _add(grad_c, f.c * grad) if need & 2 else None
-            grad_b = _add(grad_b, f.b * grad) if need & 4 else None
-            grad_d = _add(grad_d, f.d * grad) if need & 8 else None
-        grad_a, grad_c, grad_b, grad_d = _unneeded_as_zeros(
-            need, (grad_a, grad_c, grad_b, grad_d), (grad_re, grad_im)
+        # Not asked for (bit clear): zeros, which the op's backward drops.
+        grad_a = (
+            df.im.a * grad_im + df.re.a * grad_re
+            if need & 1
+            else torch.zeros_like(grad_re)
+        )
+        grad_c = (
+            df.im.c * grad_im + df.re.c * grad_re
+            if need & 2
+            else torch.zeros_like(grad_re)
+        )
+        grad_b = (
+            df.im.b * grad_im + df.re.b * grad_re
+            if need & 4
+            else torch.zeros_like(grad_re)
+        )
+        grad_d = (
+            df.im.d * grad_im + df.re.d * grad_re
+            if need & 8
+            else torch.zeros_like(grad_re)
         )
         return (
             _round(grad_a, dtype),
@@ -224,17 +190,10 @@ class ComplexMulBackward(_Function):
             if need[1]
             else None
         )
-        d_a = d_c = d_b = d_d = None
-        if grad_re is not None:
-            d_a = _add(d_a, gg_c * grad_re) if need[2] else None
-            d_c = _add(d_c, gg_a * grad_re) if need[3] else None
-            d_b = _add(d_b, -gg_d * grad_re) if need[4] else None
-            d_d = _add(d_d, -gg_b * grad_re) if need[5] else None
-        if grad_im is not None:
-            d_a = _add(d_a, gg_d * grad_im) if need[2] else None
-            d_c = _add(d_c, gg_b * grad_im) if need[3] else None
-            d_b = _add(d_b, gg_c * grad_im) if need[4] else None
-            d_d = _add(d_d, gg_a * grad_im) if need[5] else None
+        d_a = gg_c * grad_re + gg_d * grad_im if need[2] else None
+        d_c = gg_a * grad_re + gg_b * grad_im if need[3] else None
+        d_b = gg_c * grad_im - gg_d * grad_re if need[4] else None
+        d_d = gg_a * grad_im - gg_b * grad_re if need[5] else None
         return _gradients(ctx, dtype, (d_grad_re, d_grad_im, d_a, d_c, d_b, d_d))
 
     @staticmethod
@@ -244,7 +203,7 @@ class ComplexMulBackward(_Function):
         )
 
 
-class ComplexMulJvp(_NoneGrads):
+class ComplexMulJvp(_Function):
     """(a, c, b, d, a_t, c_t, b_t, d_t) -> ∂re/∂a·a_t + ∂re/∂c·c_t + ∂re/∂b·b_t + ∂re/∂d·d_t, ∂im/∂a·a_t + ∂im/∂c·c_t + ∂im/∂b·b_t + ∂im/∂d·d_t"""
 
     @staticmethod
@@ -260,33 +219,21 @@ class ComplexMulJvp(_NoneGrads):
         dtype, a, c, b, d, a_t, c_t, b_t, d_t = _opmath(*ctx.saved_tensors)
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
-        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
-        if grad_re_t is not None:
-            d_a = _add(d_a, c_t * grad_re_t) if need[0] else None
-            d_c = _add(d_c, a_t * grad_re_t) if need[1] else None
-            d_b = _add(d_b, -d_t * grad_re_t) if need[2] else None
-            d_d = _add(d_d, -b_t * grad_re_t) if need[3] else None
-            d_a_t = _add(d_a_t, df.re.a * grad_re_t) if need[4] else None
-            d_c_t = _add(d_c_t, df.re.c * grad_re_t) if need[5] else None
-            d_b_t = _add(d_b_t, df.re.b * grad_re_t) if need[6] else None
-            d_d_t = _add(d_d_t, df.re.d * grad_re_t) if need[7] else None
-        if grad_im_t is not None:
-            d_a = _add(d_a, d_t * grad_im_t) if need[0] else None
-            d_c = _add(d_c, b_t * grad_im_t) if need[1] else None
-            d_b = _add(d_b, c_t * grad_im_t) if need[2] else None
-            d_d = _add(d_d, a_t * grad_im_t) if need[3] else None
-            d_a_t = _add(d_a_t, df.im.a * grad_im_t) if need[4] else None
-            d_c_t = _add(d_c_t, df.im.c * grad_im_t) if need[5] else None
-            d_b_t = _add(d_b_t, df.im.b * grad_im_t) if need[6] else None
-            d_d_t = _add(d_d_t, df.im.d * grad_im_t) if need[7] else None
+        d_a = c_t * grad_re_t + d_t * grad_im_t if need[0] else None
+        d_c = a_t * grad_re_t + b_t * grad_im_t if need[1] else None
+        d_b = c_t * grad_im_t - d_t * grad_re_t if need[2] else None
+        d_d = a_t * grad_im_t - b_t * grad_re_t if need[3] else None
+        d_a_t = df.im.a * grad_im_t + df.re.a * grad_re_t if need[4] else None
+        d_c_t = df.im.c * grad_im_t + df.re.c * grad_re_t if need[5] else None
+        d_b_t = df.im.b * grad_im_t + df.re.b * grad_re_t if need[6] else None
+        d_d_t = df.im.d * grad_im_t + df.re.d * grad_re_t if need[7] else None
         return _gradients(ctx, dtype, (d_a, d_c, d_b, d_d, d_a_t, d_c_t, d_b_t, d_d_t))
 
     @staticmethod
     def jvp(ctx, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u):
-        tangents = _zeros_for_none(
-            (a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u), ctx.saved_tensors
+        return ComplexMulJvpJvp.apply(
+            *ctx.saved_tensors, a_u, c_u, b_u, d_u, a_t_u, c_t_u, b_t_u, d_t_u
         )
-        return ComplexMulJvpJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class ComplexMulBackwardJvp(_Function):
@@ -298,17 +245,18 @@ class ComplexMulBackwardJvp(_Function):
         grad_re, grad_im, a, c, b, d = tensors[:6]
         grad_re_t, grad_im_t, a_t, c_t, b_t, d_t = tensors[6:]
         df = _partials(a, c, b, d, 1)
-        grad_a_t = grad_c_t = grad_b_t = grad_d_t = None
-        if grad_re is not None:
-            grad_a_t = _add(grad_a_t, c_t * grad_re + df.re.a * grad_re_t)
-            grad_c_t = _add(grad_c_t, a_t * grad_re + df.re.c * grad_re_t)
-            grad_b_t = _add(grad_b_t, df.re.b * grad_re_t - d_t * grad_re)
-            grad_d_t = _add(grad_d_t, df.re.d * grad_re_t - b_t * grad_re)
-        if grad_im is not None:
-            grad_a_t = _add(grad_a_t, d_t * grad_im + df.im.a * grad_im_t)
-            grad_c_t = _add(grad_c_t, b_t * grad_im + df.im.c * grad_im_t)
-            grad_b_t = _add(grad_b_t, c_t * grad_im + df.im.b * grad_im_t)
-            grad_d_t = _add(grad_d_t, a_t * grad_im + df.im.d * grad_im_t)
+        grad_a_t = (
+            c_t * grad_re + d_t * grad_im + df.im.a * grad_im_t + df.re.a * grad_re_t
+        )
+        grad_c_t = (
+            a_t * grad_re + b_t * grad_im + df.im.c * grad_im_t + df.re.c * grad_re_t
+        )
+        grad_b_t = (
+            c_t * grad_im - d_t * grad_re + df.im.b * grad_im_t + df.re.b * grad_re_t
+        )
+        grad_d_t = (
+            a_t * grad_im - b_t * grad_re + df.im.d * grad_im_t + df.re.d * grad_re_t
+        )
         return (
             _round(grad_a_t, dtype),
             _round(grad_c_t, dtype),
@@ -333,6 +281,10 @@ class ComplexMulBackwardJvp(_Function):
             if need[1]
             else None
         )
+        d_a = gg_c_t * grad_re_t + gg_d_t * grad_im_t if need[2] else None
+        d_c = gg_a_t * grad_re_t + gg_b_t * grad_im_t if need[3] else None
+        d_b = gg_c_t * grad_im_t - gg_d_t * grad_re_t if need[4] else None
+        d_d = gg_a_t * grad_im_t - gg_b_t * grad_re_t if need[5] else None
         d_grad_re_t = (
             df.re.a * gg_a_t + df.re.b * gg_b_t + df.re.c * gg_c_t + df.re.d * gg_d_t
             if need[6]
@@ -343,25 +295,10 @@ class ComplexMulBackwardJvp(_Function):
             if need[7]
             else None
         )
-        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
-        if grad_re is not None:
-            d_a = _add(d_a, gg_c_t * grad_re_t) if need[2] else None
-            d_c = _add(d_c, gg_a_t * grad_re_t) if need[3] else None
-            d_b = _add(d_b, -gg_d_t * grad_re_t) if need[4] else None
-            d_d = _add(d_d, -gg_b_t * grad_re_t) if need[5] else None
-            d_a_t = _add(d_a_t, gg_c_t * grad_re) if need[8] else None
-            d_c_t = _add(d_c_t, gg_a_t * grad_re) if need[9] else None
-            d_b_t = _add(d_b_t, -gg_d_t * grad_re) if need[10] else None
-            d_d_t = _add(d_d_t, -gg_b_t * grad_re) if need[11] else None
-        if grad_im is not None:
-            d_a = _add(d_a, gg_d_t * grad_im_t) if need[2] else None
-            d_c = _add(d_c, gg_b_t * grad_im_t) if need[3] else None
-            d_b = _add(d_b, gg_c_t * grad_im_t) if need[4] else None
-            d_d = _add(d_d, gg_a_t * grad_im_t) if need[5] else None
-            d_a_t = _add(d_a_t, gg_d_t * grad_im) if need[8] else None
-            d_c_t = _add(d_c_t, gg_b_t * grad_im) if need[9] else None
-            d_b_t = _add(d_b_t, gg_c_t * grad_im) if need[10] else None
-            d_d_t = _add(d_d_t, gg_a_t * grad_im) if need[11] else None
+        d_a_t = gg_c_t * grad_re + gg_d_t * grad_im if need[8] else None
+        d_c_t = gg_a_t * grad_re + gg_b_t * grad_im if need[9] else None
+        d_b_t = gg_c_t * grad_im - gg_d_t * grad_re if need[10] else None
+        d_d_t = gg_a_t * grad_im - gg_b_t * grad_re if need[11] else None
         return _gradients(
             ctx,
             dtype,
@@ -377,65 +314,46 @@ class ComplexMulBackwardJvp(_Function):
         grad_re_u, grad_im_u, a_u, c_u, b_u, d_u = tangents[:6]
         grad_re_t_u, grad_im_t_u, a_t_u, c_t_u, b_t_u, d_t_u = tangents[6:]
         df = _partials(a, c, b, d, 1)
-        grad_a_t_u = grad_c_t_u = grad_b_t_u = grad_d_t_u = None
-        if grad_re is not None:
-            grad_a_t_u = _add(
-                grad_a_t_u,
-                c_t * grad_re_u
-                + c_t_u * grad_re
-                + c_u * grad_re_t
-                + df.re.a * grad_re_t_u,
-            )
-            grad_c_t_u = _add(
-                grad_c_t_u,
-                a_t * grad_re_u
-                + a_t_u * grad_re
-                + a_u * grad_re_t
-                + df.re.c * grad_re_t_u,
-            )
-            grad_b_t_u = _add(
-                grad_b_t_u,
-                -d_t * grad_re_u
-                - d_t_u * grad_re
-                - d_u * grad_re_t
-                + df.re.b * grad_re_t_u,
-            )
-            grad_d_t_u = _add(
-                grad_d_t_u,
-                -b_t * grad_re_u
-                - b_t_u * grad_re
-                - b_u * grad_re_t
-                + df.re.d * grad_re_t_u,
-            )
-        if grad_im is not None:
-            grad_a_t_u = _add(
-                grad_a_t_u,
-                d_t * grad_im_u
-                + d_t_u * grad_im
-                + d_u * grad_im_t
-                + df.im.a * grad_im_t_u,
-            )
-            grad_c_t_u = _add(
-                grad_c_t_u,
-                b_t * grad_im_u
-                + b_t_u * grad_im
-                + b_u * grad_im_t
-                + df.im.c * grad_im_t_u,
-            )
-            grad_b_t_u = _add(
-                grad_b_t_u,
-                c_t * grad_im_u
-                + c_t_u * grad_im
-                + c_u * grad_im_t
-                + df.im.b * grad_im_t_u,
-            )
-            grad_d_t_u = _add(
-                grad_d_t_u,
-                a_t * grad_im_u
-                + a_t_u * grad_im
-                + a_u * grad_im_t
-                + df.im.d * grad_im_t_u,
-            )
+        grad_a_t_u = (
+            c_t * grad_re_u
+            + c_t_u * grad_re
+            + c_u * grad_re_t
+            + d_t * grad_im_u
+            + d_t_u * grad_im
+            + d_u * grad_im_t
+            + df.im.a * grad_im_t_u
+            + df.re.a * grad_re_t_u
+        )
+        grad_c_t_u = (
+            a_t * grad_re_u
+            + a_t_u * grad_re
+            + a_u * grad_re_t
+            + b_t * grad_im_u
+            + b_t_u * grad_im
+            + b_u * grad_im_t
+            + df.im.c * grad_im_t_u
+            + df.re.c * grad_re_t_u
+        )
+        grad_b_t_u = (
+            c_t * grad_im_u
+            + c_t_u * grad_im
+            + c_u * grad_im_t
+            - d_t * grad_re_u
+            - d_t_u * grad_re
+            - d_u * grad_re_t
+            + df.im.b * grad_im_t_u
+            + df.re.b * grad_re_t_u
+        )
+        grad_d_t_u = (
+            a_t * grad_im_u
+            + a_t_u * grad_im
+            + a_u * grad_im_t
+            - b_t * grad_re_u
+            - b_t_u * grad_re
+            - b_u * grad_re_t
+            + df.im.d * grad_im_t_u
+            + df.re.d * grad_re_t_u
+        )
         return (
             _round(grad_a_t_u, dtype),
             _round(grad_c_t_u, dtype),
@@ -444,7 +362,7 @@ class ComplexMulBackwardJvp(_Function):
         )
 
 
-class ComplexMulJvpJvp(_NoneGrads):
+class ComplexMulJvpJvp(_Function):
     """the jvp of ComplexMulJvp"""
 
     @staticmethod
@@ -482,42 +400,22 @@ class ComplexMulJvpJvp(_NoneGrads):
         a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
         df = _partials(a, c, b, d, 1)
         need = ctx.needs_input_grad
-        d_a = d_c = d_b = d_d = d_a_t = d_c_t = d_b_t = d_d_t = None
-        d_a_u = d_c_u = d_b_u = d_d_u = d_a_t_u = d_c_t_u = d_b_t_u = d_d_t_u = None
-        if grad_re_t_u is not None:
-            d_a = _add(d_a, c_t_u * grad_re_t_u) if need[0] else None
-            d_c = _add(d_c, a_t_u * grad_re_t_u) if need[1] else None
-            d_b = _add(d_b, -d_t_u * grad_re_t_u) if need[2] else None
-            d_d = _add(d_d, -b_t_u * grad_re_t_u) if need[3] else None
-            d_a_t = _add(d_a_t, c_u * grad_re_t_u) if need[4] else None
-            d_c_t = _add(d_c_t, a_u * grad_re_t_u) if need[5] else None
-            d_b_t = _add(d_b_t, -d_u * grad_re_t_u) if need[6] else None
-            d_d_t = _add(d_d_t, -b_u * grad_re_t_u) if need[7] else None
-            d_a_u = _add(d_a_u, c_t * grad_re_t_u) if need[8] else None
-            d_c_u = _add(d_c_u, a_t * grad_re_t_u) if need[9] else None
-            d_b_u = _add(d_b_u, -d_t * grad_re_t_u) if need[10] else None
-            d_d_u = _add(d_d_u, -b_t * grad_re_t_u) if need[11] else None
-            d_a_t_u = _add(d_a_t_u, df.re.a * grad_re_t_u) if need[12] else None
-            d_c_t_u = _add(d_c_t_u, df.re.c * grad_re_t_u) if need[13] else None
-            d_b_t_u = _add(d_b_t_u, df.re.b * grad_re_t_u) if need[14] else None
-            d_d_t_u = _add(d_d_t_u, df.re.d * grad_re_t_u) if need[15] else None
-        if grad_im_t_u is not None:
-            d_a = _add(d_a, d_t_u * grad_im_t_u) if need[0] else None
-            d_c = _add(d_c, b_t_u * grad_im_t_u) if need[1] else None
-            d_b = _add(d_b, c_t_u * grad_im_t_u) if need[2] else None
-            d_d = _add(d_d, a_t_u * grad_im_t_u) if need[3] else None
-            d_a_t = _add(d_a_t, d_u * grad_im_t_u) if need[4] else None
-            d_c_t = _add(d_c_t, b_u * grad_im_t_u) if need[5] else None
-            d_b_t = _add(d_b_t, c_u * grad_im_t_u) if need[6] else None
-            d_d_t = _add(d_d_t, a_u * grad_im_t_u) if need[7] else None
-            d_a_u = _add(d_a_u, d_t * grad_im_t_u) if need[8] else None
-            d_c_u = _add(d_c_u, b_t * grad_im_t_u) if need[9] else None
-            d_b_u = _add(d_b_u, c_t * grad_im_t_u) if need[10] else None
-            d_d_u = _add(d_d_u, a_t * grad_im_t_u) if need[11] else None
-            d_a_t_u = _add(d_a_t_u, df.im.a * grad_im_t_u) if need[12] else None
-            d_c_t_u = _add(d_c_t_u, df.im.c * grad_im_t_u) if need[13] else None
-            d_b_t_u = _add(d_b_t_u, df.im.b * grad_im_t_u) if need[14] else None
-            d_d_t_u = _add(d_d_t_u, df.im.d * grad_im_t_u) if need[15] else None
+        d_a = c_t_u * grad_re_t_u + d_t_u * grad_im_t_u if need[0] else None
+        d_c = a_t_u * grad_re_t_u + b_t_u * grad_im_t_u if need[1] else None
+        d_b = c_t_u * grad_im_t_u - d_t_u * grad_re_t_u if need[2] else None
+        d_d = a_t_u * grad_im_t_u - b_t_u * grad_re_t_u if need[3] else None
+        d_a_t = c_u * grad_re_t_u + d_u * grad_im_t_u if need[4] else None
+        d_c_t = a_u * grad_re_t_u + b_u * grad_im_t_u if need[5] else None
+        d_b_t = c_u * grad_im_t_u - d_u * grad_re_t_u if need[6] else None
+        d_d_t = a_u * grad_im_t_u - b_u * grad_re_t_u if need[7] else None
+        d_a_u = c_t * grad_re_t_u + d_t * grad_im_t_u if need[8] else None
+        d_c_u = a_t * grad_re_t_u + b_t * grad_im_t_u if need[9] else None
+        d_b_u = c_t * grad_im_t_u - d_t * grad_re_t_u if need[10] else None
+        d_d_u = a_t * grad_im_t_u - b_t * grad_re_t_u if need[11] else None
+        d_a_t_u = df.im.a * grad_im_t_u + df.re.a * grad_re_t_u if need[12] else None
+        d_c_t_u = df.im.c * grad_im_t_u + df.re.c * grad_re_t_u if need[13] else None
+        d_b_t_u = df.im.b * grad_im_t_u + df.re.b * grad_re_t_u if need[14] else None
+        d_d_t_u = df.im.d * grad_im_t_u + df.re.d * grad_re_t_u if need[15] else None
         return _gradients(
             ctx,
             dtype,
@@ -530,7 +428,6 @@ class ComplexMulJvpJvp(_NoneGrads):
         dtype, *tensors = _opmath(*ctx.saved_tensors)
         a, c, b, d, a_t, c_t, b_t, d_t, a_u, c_u, b_u, d_u = tensors[:12]
         a_t_u, c_t_u, b_t_u, d_t_u = tensors[12:]
-        tangents = _zeros_for_none(tangents, ctx.saved_tensors)
         a_v, c_v, b_v, d_v, a_t_v, c_t_v, b_t_v, d_t_v = tangents[:8]
         a_u_v, c_u_v, b_u_v, d_u_v, a_t_u_v, c_t_u_v, b_t_u_v, d_t_u_v = tangents[8:]
         df = _partials(a, c, b, d, 1)

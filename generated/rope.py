@@ -25,15 +25,12 @@ import torch
 def _opmath(*tensors):
     """float16 and bfloat16 computed in float32 and rounded once, as PyTorch's
     kernels do ("opmath"): the dtype to round results to (None: no tensor is
-    float16 or bfloat16), then the tensors. An unused output's grad stays None."""
-    reduced = [
-        t is not None and t.dtype in (torch.float16, torch.bfloat16) for t in tensors
-    ]
+    float16 or bfloat16), then the tensors, those in float32."""
+    reduced = [t.dtype in (torch.float16, torch.bfloat16) for t in tensors]
     if not any(reduced):
         return (None, *tensors)
-    present = [t for t in tensors if t is not None]
     # PyTorch's type promotion: tensors with dimensions outrank 0-dim ones.
-    ranked = [t for t in present if t.dim() > 0] or present
+    ranked = [t for t in tensors if t.dim() > 0] or tensors
     dtype = ranked[0].dtype
     for t in ranked[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
@@ -57,36 +54,6 @@ def _gradients(ctx, dtype, results):
     )
     rest = (None,) * (len(needed) - len(results))
     return (*(_round(r, dtype) for r in summed), *rest)
-
-
-def _zeros_for_none(tangents, like):
-    """Tangents with zeros where None (an input without one: the Functions whose
-    grads may be None do not materialise it)."""
-    return tuple(
-        torch.zeros_like(x) if t is None else t for t, x in zip(tangents, like)
-    )
-
-
-def _add(total, term):
-    """`total + term`, where total None (no term yet) is zero: the sum of the
-    terms of the outputs whose grads are present."""
-    return term if total is None else total + term
-
-
-def _present(*rows):
-    """The rows of the outputs whose grad (a row's first item) is not None."""
-    return [row for row in rows if row[0] is not None]
-
-
-def _unneeded_as_zeros(need, results, grads):
-    """A Backward kernel's gradients, zeros where its op asked for none (bit
-    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
-    like = next((g for g in grads if g is not None), None)
-    if like is None:  # every output's grad None: no gradient at all
-        return results
-    return tuple(
-        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
-    )
 
 
 def _stand_in(x):
@@ -125,20 +92,9 @@ class _Function(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        # None: the grad of an unused output, saved in its place.
-        tensors = [a for a in inputs if a is None or isinstance(a, torch.Tensor)]
+        tensors = [a for a in inputs if isinstance(a, torch.Tensor)]
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
-
-
-class _NoneGrads(_Function):
-    """A Function of the op's several outputs: the grad of an output no loss
-    reads stays None (no zeros made, no terms computed)."""
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _Function.setup_context(ctx, inputs, output)
-        ctx.set_materialize_grads(False)
 
 
 class Rope(_Function):
@@ -163,7 +119,6 @@ class Rope(_Function):
             s if need[0] or need[1] else _stand_in(s),
         )
         ctx.save_for_forward(x1, x2, c, s)
-        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_y1, grad_y2):
@@ -182,8 +137,7 @@ class Rope(_Function):
 
     @staticmethod
     def jvp(ctx, x1_t, x2_t, c_t, s_t):
-        tangents = _zeros_for_none((x1_t, x2_t, c_t, s_t), ctx.saved_tensors)
-        return RopeJvp.apply(*ctx.saved_tensors, *tangents)
+        return RopeJvp.apply(*ctx.saved_tensors, x1_t, x2_t, c_t, s_t)
 
 
 class RopeBackward(_Function):
@@ -193,14 +147,26 @@ class RopeBackward(_Function):
     def forward(grad_y1, grad_y2, x1, x2, c, s, need):
         dtype, grad_y1, grad_y2, x1, x2, c, s = _opmath(grad_y1, grad_y2, x1, x2, c, s)
         df = _partials(x1, x2, c, s, 1)
-        grad_x1 = grad_x2 = grad_c = grad_s = None
-        for grad, f in _present((grad_y1, df.y1), (grad_y2, df.y2)):
-            grad_x1 = _add(grad_x1, f.x1 * grad) if need & 1 else None
-            grad_x2 = _add(grad_x2, f.x2 * grad) if need & 2 else None
-            grad_c = _add(grad_c, f.c * grad) if need & 4 else None
-            grad_s = _add(grad_s, f.s * grad) if need & 8 else None
-        grad_x1, grad_x2, grad_c, grad_s = _unneeded_as_zeros(
-            need, (grad_x1, grad_x2, grad_c, grad_s), (grad_y1, grad_y2)
+        # Not asked for (bit clear): zeros, which the op's backward drops.
+        grad_x1 = (
+            df.y1.x1 * grad_y1 + df.y2.x1 * grad_y2
+            if need & 1
+            else torch.zeros_like(grad_y1)
+        )
+        grad_x2 = (
+            df.y1.x2 * grad_y1 + df.y2.x2 * grad_y2
+            if need & 2
+            else torch.zeros_like(grad_y1)
+        )
+        grad_c = (
+            df.y1.c * grad_y1 + df.y2.c * grad_y2
+            if need & 4
+            else torch.zeros_like(grad_y1)
+        )
+        grad_s = (
+            df.y1.s * grad_y1 + df.y2.s * grad_y2
+            if need & 8
+            else torch.zeros_like(grad_y1)
         )
         return (
             _round(grad_x1, dtype),
@@ -224,17 +190,10 @@ class RopeBackward(_Function):
             if need[1]
             else None
         )
-        d_x1 = d_x2 = d_c = d_s = None
-        if grad_y1 is not None:
-            d_x1 = _add(d_x1, gg_c * grad_y1) if need[2] else None
-            d_x2 = _add(d_x2, -gg_s * grad_y1) if need[3] else None
-            d_c = _add(d_c, gg_x1 * grad_y1) if need[4] else None
-            d_s = _add(d_s, -gg_x2 * grad_y1) if need[5] else None
-        if grad_y2 is not None:
-            d_x1 = _add(d_x1, gg_s * grad_y2) if need[2] else None
-            d_x2 = _add(d_x2, gg_c * grad_y2) if need[3] else None
-            d_c = _add(d_c, gg_x2 * grad_y2) if need[4] else None
-            d_s = _add(d_s, gg_x1 * grad_y2) if need[5] else None
+        d_x1 = gg_c * grad_y1 + gg_s * grad_y2 if need[2] else None
+        d_x2 = gg_c * grad_y2 - gg_s * grad_y1 if need[3] else None
+        d_c = gg_x1 * grad_y1 + gg_x2 * grad_y2 if need[4] else None
+        d_s = gg_x1 * grad_y2 - gg_x2 * grad_y1 if need[5] else None
         return _gradients(ctx, dtype, (d_grad_y1, d_grad_y2, d_x1, d_x2, d_c, d_s))
 
     @staticmethod
@@ -244,7 +203,7 @@ class RopeBackward(_Function):
         )
 
 
-class RopeJvp(_NoneGrads):
+class RopeJvp(_Function):
     """(x1, x2, c, s, x1_t, x2_t, c_t, s_t) -> ∂y1/∂x1·x1_t + ∂y1/∂x2·x2_t + ∂y1/∂c·c_t + ∂y1/∂s·s_t, ∂y2/∂x1·x1_t + ∂y2/∂x2·x2_t + ∂y2/∂c·c_t + ∂y2/∂s·s_t"""
 
     @staticmethod
@@ -260,35 +219,23 @@ class RopeJvp(_NoneGrads):
         dtype, x1, x2, c, s, x1_t, x2_t, c_t, s_t = _opmath(*ctx.saved_tensors)
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
-        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
-        if grad_y1_t is not None:
-            d_x1 = _add(d_x1, c_t * grad_y1_t) if need[0] else None
-            d_x2 = _add(d_x2, -grad_y1_t * s_t) if need[1] else None
-            d_c = _add(d_c, grad_y1_t * x1_t) if need[2] else None
-            d_s = _add(d_s, -grad_y1_t * x2_t) if need[3] else None
-            d_x1_t = _add(d_x1_t, df.y1.x1 * grad_y1_t) if need[4] else None
-            d_x2_t = _add(d_x2_t, df.y1.x2 * grad_y1_t) if need[5] else None
-            d_c_t = _add(d_c_t, df.y1.c * grad_y1_t) if need[6] else None
-            d_s_t = _add(d_s_t, df.y1.s * grad_y1_t) if need[7] else None
-        if grad_y2_t is not None:
-            d_x1 = _add(d_x1, grad_y2_t * s_t) if need[0] else None
-            d_x2 = _add(d_x2, c_t * grad_y2_t) if need[1] else None
-            d_c = _add(d_c, grad_y2_t * x2_t) if need[2] else None
-            d_s = _add(d_s, grad_y2_t * x1_t) if need[3] else None
-            d_x1_t = _add(d_x1_t, df.y2.x1 * grad_y2_t) if need[4] else None
-            d_x2_t = _add(d_x2_t, df.y2.x2 * grad_y2_t) if need[5] else None
-            d_c_t = _add(d_c_t, df.y2.c * grad_y2_t) if need[6] else None
-            d_s_t = _add(d_s_t, df.y2.s * grad_y2_t) if need[7] else None
+        d_x1 = c_t * grad_y1_t + grad_y2_t * s_t if need[0] else None
+        d_x2 = c_t * grad_y2_t - grad_y1_t * s_t if need[1] else None
+        d_c = grad_y1_t * x1_t + grad_y2_t * x2_t if need[2] else None
+        d_s = -grad_y1_t * x2_t + grad_y2_t * x1_t if need[3] else None
+        d_x1_t = df.y1.x1 * grad_y1_t + df.y2.x1 * grad_y2_t if need[4] else None
+        d_x2_t = df.y1.x2 * grad_y1_t + df.y2.x2 * grad_y2_t if need[5] else None
+        d_c_t = df.y1.c * grad_y1_t + df.y2.c * grad_y2_t if need[6] else None
+        d_s_t = df.y1.s * grad_y1_t + df.y2.s * grad_y2_t if need[7] else None
         return _gradients(
             ctx, dtype, (d_x1, d_x2, d_c, d_s, d_x1_t, d_x2_t, d_c_t, d_s_t)
         )
 
     @staticmethod
     def jvp(ctx, x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u):
-        tangents = _zeros_for_none(
-            (x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u), ctx.saved_tensors
+        return RopeJvpJvp.apply(
+            *ctx.saved_tensors, x1_u, x2_u, c_u, s_u, x1_t_u, x2_t_u, c_t_u, s_t_u
         )
-        return RopeJvpJvp.apply(*ctx.saved_tensors, *tangents)
 
 
 class RopeBackwardJvp(_Function):
@@ -300,17 +247,18 @@ class RopeBackwardJvp(_Function):
         grad_y1, grad_y2, x1, x2, c, s = tensors[:6]
         grad_y1_t, grad_y2_t, x1_t, x2_t, c_t, s_t = tensors[6:]
         df = _partials(x1, x2, c, s, 1)
-        grad_x1_t = grad_x2_t = grad_c_t = grad_s_t = None
-        if grad_y1 is not None:
-            grad_x1_t = _add(grad_x1_t, c_t * grad_y1 + df.y1.x1 * grad_y1_t)
-            grad_x2_t = _add(grad_x2_t, df.y1.x2 * grad_y1_t - grad_y1 * s_t)
-            grad_c_t = _add(grad_c_t, df.y1.c * grad_y1_t + grad_y1 * x1_t)
-            grad_s_t = _add(grad_s_t, df.y1.s * grad_y1_t - grad_y1 * x2_t)
-        if grad_y2 is not None:
-            grad_x1_t = _add(grad_x1_t, df.y2.x1 * grad_y2_t + grad_y2 * s_t)
-            grad_x2_t = _add(grad_x2_t, c_t * grad_y2 + df.y2.x2 * grad_y2_t)
-            grad_c_t = _add(grad_c_t, df.y2.c * grad_y2_t + grad_y2 * x2_t)
-            grad_s_t = _add(grad_s_t, df.y2.s * grad_y2_t + grad_y2 * x1_t)
+        grad_x1_t = (
+            c_t * grad_y1 + df.y1.x1 * grad_y1_t + df.y2.x1 * grad_y2_t + grad_y2 * s_t
+        )
+        grad_x2_t = (
+            c_t * grad_y2 + df.y1.x2 * grad_y1_t + df.y2.x2 * grad_y2_t - grad_y1 * s_t
+        )
+        grad_c_t = (
+            df.y1.c * grad_y1_t + df.y2.c * grad_y2_t + grad_y1 * x1_t + grad_y2 * x2_t
+        )
+        grad_s_t = (
+            df.y1.s * grad_y1_t + df.y2.s * grad_y2_t - grad_y1 * x2_t + grad_y2 * x1_t
+        )
         return (
             _round(grad_x1_t, dtype),
             _round(grad_x2_t, dtype),
@@ -335,6 +283,10 @@ class RopeBackwardJvp(_Function):
             if need[1]
             else None
         )
+        d_x1 = gg_c_t * grad_y1_t + gg_s_t * grad_y2_t if need[2] else None
+        d_x2 = gg_c_t * grad_y2_t - gg_s_t * grad_y1_t if need[3] else None
+        d_c = gg_x1_t * grad_y1_t + gg_x2_t * grad_y2_t if need[4] else None
+        d_s = gg_x1_t * grad_y2_t - gg_x2_t * grad_y1_t if need[5] else None
         d_grad_y1_t = (
             df.y1.c * gg_c_t
             + df.y1.s * gg_s_t
@@ -351,25 +303,10 @@ class RopeBackwardJvp(_Function):
             if need[7]
             else None
         )
-        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
-        if grad_y1 is not None:
-            d_x1 = _add(d_x1, gg_c_t * grad_y1_t) if need[2] else None
-            d_x2 = _add(d_x2, -gg_s_t * grad_y1_t) if need[3] else None
-            d_c = _add(d_c, gg_x1_t * grad_y1_t) if need[4] else None
-            d_s = _add(d_s, -gg_x2_t * grad_y1_t) if need[5] else None
-            d_x1_t = _add(d_x1_t, gg_c_t * grad_y1) if need[8] else None
-            d_x2_t = _add(d_x2_t, -gg_s_t * grad_y1) if need[9] else None
-            d_c_t = _add(d_c_t, gg_x1_t * grad_y1) if need[10] else None
-            d_s_t = _add(d_s_t, -gg_x2_t * grad_y1) if need[11] else None
-        if grad_y2 is not None:
-            d_x1 = _add(d_x1, gg_s_t * grad_y2_t) if need[2] else None
-            d_x2 = _add(d_x2, gg_c_t * grad_y2_t) if need[3] else None
-            d_c = _add(d_c, gg_x2_t * grad_y2_t) if need[4] else None
-            d_s = _add(d_s, gg_x1_t * grad_y2_t) if need[5] else None
-            d_x1_t = _add(d_x1_t, gg_s_t * grad_y2) if need[8] else None
-            d_x2_t = _add(d_x2_t, gg_c_t * grad_y2) if need[9] else None
-            d_c_t = _add(d_c_t, gg_x2_t * grad_y2) if need[10] else None
-            d_s_t = _add(d_s_t, gg_x1_t * grad_y2) if need[11] else None
+        d_x1_t = gg_c_t * grad_y1 + gg_s_t * grad_y2 if need[8] else None
+        d_x2_t = gg_c_t * grad_y2 - gg_s_t * grad_y1 if need[9] else None
+        d_c_t = gg_x1_t * grad_y1 + gg_x2_t * grad_y2 if need[10] else None
+        d_s_t = gg_x1_t * grad_y2 - gg_x2_t * grad_y1 if need[11] else None
         return _gradients(
             ctx,
             dtype,
@@ -385,65 +322,46 @@ class RopeBackwardJvp(_Function):
         grad_y1_u, grad_y2_u, x1_u, x2_u, c_u, s_u = tangents[:6]
         grad_y1_t_u, grad_y2_t_u, x1_t_u, x2_t_u, c_t_u, s_t_u = tangents[6:]
         df = _partials(x1, x2, c, s, 1)
-        grad_x1_t_u = grad_x2_t_u = grad_c_t_u = grad_s_t_u = None
-        if grad_y1 is not None:
-            grad_x1_t_u = _add(
-                grad_x1_t_u,
-                c_t * grad_y1_u
-                + c_t_u * grad_y1
-                + c_u * grad_y1_t
-                + df.y1.x1 * grad_y1_t_u,
-            )
-            grad_x2_t_u = _add(
-                grad_x2_t_u,
-                df.y1.x2 * grad_y1_t_u
-                - grad_y1 * s_t_u
-                - grad_y1_t * s_u
-                - grad_y1_u * s_t,
-            )
-            grad_c_t_u = _add(
-                grad_c_t_u,
-                df.y1.c * grad_y1_t_u
-                + grad_y1 * x1_t_u
-                + grad_y1_t * x1_u
-                + grad_y1_u * x1_t,
-            )
-            grad_s_t_u = _add(
-                grad_s_t_u,
-                df.y1.s * grad_y1_t_u
-                - grad_y1 * x2_t_u
-                - grad_y1_t * x2_u
-                - grad_y1_u * x2_t,
-            )
-        if grad_y2 is not None:
-            grad_x1_t_u = _add(
-                grad_x1_t_u,
-                df.y2.x1 * grad_y2_t_u
-                + grad_y2 * s_t_u
-                + grad_y2_t * s_u
-                + grad_y2_u * s_t,
-            )
-            grad_x2_t_u = _add(
-                grad_x2_t_u,
-                c_t * grad_y2_u
-                + c_t_u * grad_y2
-                + c_u * grad_y2_t
-                + df.y2.x2 * grad_y2_t_u,
-            )
-            grad_c_t_u = _add(
-                grad_c_t_u,
-                df.y2.c * grad_y2_t_u
-                + grad_y2 * x2_t_u
-                + grad_y2_t * x2_u
-                + grad_y2_u * x2_t,
-            )
-            grad_s_t_u = _add(
-                grad_s_t_u,
-                df.y2.s * grad_y2_t_u
-                + grad_y2 * x1_t_u
-                + grad_y2_t * x1_u
-                + grad_y2_u * x1_t,
-            )
+        grad_x1_t_u = (
+            c_t * grad_y1_u
+            + c_t_u * grad_y1
+            + c_u * grad_y1_t
+            + df.y1.x1 * grad_y1_t_u
+            + df.y2.x1 * grad_y2_t_u
+            + grad_y2 * s_t_u
+            + grad_y2_t * s_u
+            + grad_y2_u * s_t
+        )
+        grad_x2_t_u = (
+            c_t * grad_y2_u
+            + c_t_u * grad_y2
+            + c_u * grad_y2_t
+            + df.y1.x2 * grad_y1_t_u
+            + df.y2.x2 * grad_y2_t_u
+            - grad_y1 * s_t_u
+            - grad_y1_t * s_u
+            - grad_y1_u * s_t
+        )
+        grad_c_t_u = (
+            df.y1.c * grad_y1_t_u
+            + df.y2.c * grad_y2_t_u
+            + grad_y1 * x1_t_u
+            + grad_y1_t * x1_u
+            + grad_y1_u * x1_t
+            + grad_y2 * x2_t_u
+            + grad_y2_t * x2_u
+            + grad_y2_u * x2_t
+        )
+        grad_s_t_u = (
+            df.y1.s * grad_y1_t_u
+            + df.y2.s * grad_y2_t_u
+            - grad_y1 * x2_t_u
+            - grad_y1_t * x2_u
+            - grad_y1_u * x2_t
+            + grad_y2 * x1_t_u
+            + grad_y2_t * x1_u
+            + grad_y2_u * x1_t
+        )
         return (
             _round(grad_x1_t_u, dtype),
             _round(grad_x2_t_u, dtype),
@@ -452,7 +370,7 @@ class RopeBackwardJvp(_Function):
         )
 
 
-class RopeJvpJvp(_NoneGrads):
+class RopeJvpJvp(_Function):
     """the jvp of RopeJvp"""
 
     @staticmethod
@@ -490,42 +408,22 @@ class RopeJvpJvp(_NoneGrads):
         x1_t_u, x2_t_u, c_t_u, s_t_u = tensors[12:]
         df = _partials(x1, x2, c, s, 1)
         need = ctx.needs_input_grad
-        d_x1 = d_x2 = d_c = d_s = d_x1_t = d_x2_t = d_c_t = d_s_t = None
-        d_x1_u = d_x2_u = d_c_u = d_s_u = d_x1_t_u = d_x2_t_u = d_c_t_u = d_s_t_u = None
-        if grad_y1_t_u is not None:
-            d_x1 = _add(d_x1, c_t_u * grad_y1_t_u) if need[0] else None
-            d_x2 = _add(d_x2, -grad_y1_t_u * s_t_u) if need[1] else None
-            d_c = _add(d_c, grad_y1_t_u * x1_t_u) if need[2] else None
-            d_s = _add(d_s, -grad_y1_t_u * x2_t_u) if need[3] else None
-            d_x1_t = _add(d_x1_t, c_u * grad_y1_t_u) if need[4] else None
-            d_x2_t = _add(d_x2_t, -grad_y1_t_u * s_u) if need[5] else None
-            d_c_t = _add(d_c_t, grad_y1_t_u * x1_u) if need[6] else None
-            d_s_t = _add(d_s_t, -grad_y1_t_u * x2_u) if need[7] else None
-            d_x1_u = _add(d_x1_u, c_t * grad_y1_t_u) if need[8] else None
-            d_x2_u = _add(d_x2_u, -grad_y1_t_u * s_t) if need[9] else None
-            d_c_u = _add(d_c_u, grad_y1_t_u * x1_t) if need[10] else None
-            d_s_u = _add(d_s_u, -grad_y1_t_u * x2_t) if need[11] else None
-            d_x1_t_u = _add(d_x1_t_u, df.y1.x1 * grad_y1_t_u) if need[12] else None
-            d_x2_t_u = _add(d_x2_t_u, df.y1.x2 * grad_y1_t_u) if need[13] else None
-            d_c_t_u = _add(d_c_t_u, df.y1.c * grad_y1_t_u) if need[14] else None
-            d_s_t_u = _add(d_s_t_u, df.y1.s * grad_y1_t_u) if need[15] else None
-        if grad_y2_t_u is not None:
-            d_x1 = _add(d_x1, grad_y2_t_u * s_t_u) if need[0] else None
-            d_x2 = _add(d_x2, c_t_u * grad_y2_t_u) if need[1] else None
-            d_c = _add(d_c, grad_y2_t_u * x2_t_u) if need[2] else None
-            d_s = _add(d_s, grad_y2_t_u * x1_t_u) if need[3] else None
-            d_x1_t = _add(d_x1_t, grad_y2_t_u * s_u) if need[4] else None
-            d_x2_t = _add(d_x2_t, c_u * grad_y2_t_u) if need[5] else None
-            d_c_t = _add(d_c_t, grad_y2_t_u * x2_u) if need[6] else None
-            d_s_t = _add(d_s_t, grad_y2_t_u * x1_u) if need[7] else None
-            d_x1_u = _add(d_x1_u, grad_y2_t_u * s_t) if need[8] else None
-            d_x2_u = _add(d_x2_u, c_t * grad_y2_t_u) if need[9] else None
-            d_c_u = _add(d_c_u, grad_y2_t_u * x2_t) if need[10] else None
-            d_s_u = _add(d_s_u, grad_y2_t_u * x1_t) if need[11] else None
-            d_x1_t_u = _add(d_x1_t_u, df.y2.x1 * grad_y2_t_u) if need[12] else None
-            d_x2_t_u = _add(d_x2_t_u, df.y2.x2 * grad_y2_t_u) if need[13] else None
-            d_c_t_u = _add(d_c_t_u, df.y2.c * grad_y2_t_u) if need[14] else None
-            d_s_t_u = _add(d_s_t_u, df.y2.s * grad_y2_t_u) if need[15] else None
+        d_x1 = c_t_u * grad_y1_t_u + grad_y2_t_u * s_t_u if need[0] else None
+        d_x2 = c_t_u * grad_y2_t_u - grad_y1_t_u * s_t_u if need[1] else None
+        d_c = grad_y1_t_u * x1_t_u + grad_y2_t_u * x2_t_u if need[2] else None
+        d_s = -grad_y1_t_u * x2_t_u + grad_y2_t_u * x1_t_u if need[3] else None
+        d_x1_t = c_u * grad_y1_t_u + grad_y2_t_u * s_u if need[4] else None
+        d_x2_t = c_u * grad_y2_t_u - grad_y1_t_u * s_u if need[5] else None
+        d_c_t = grad_y1_t_u * x1_u + grad_y2_t_u * x2_u if need[6] else None
+        d_s_t = -grad_y1_t_u * x2_u + grad_y2_t_u * x1_u if need[7] else None
+        d_x1_u = c_t * grad_y1_t_u + grad_y2_t_u * s_t if need[8] else None
+        d_x2_u = c_t * grad_y2_t_u - grad_y1_t_u * s_t if need[9] else None
+        d_c_u = grad_y1_t_u * x1_t + grad_y2_t_u * x2_t if need[10] else None
+        d_s_u = -grad_y1_t_u * x2_t + grad_y2_t_u * x1_t if need[11] else None
+        d_x1_t_u = df.y1.x1 * grad_y1_t_u + df.y2.x1 * grad_y2_t_u if need[12] else None
+        d_x2_t_u = df.y1.x2 * grad_y1_t_u + df.y2.x2 * grad_y2_t_u if need[13] else None
+        d_c_t_u = df.y1.c * grad_y1_t_u + df.y2.c * grad_y2_t_u if need[14] else None
+        d_s_t_u = df.y1.s * grad_y1_t_u + df.y2.s * grad_y2_t_u if need[15] else None
         return _gradients(
             ctx,
             dtype,
@@ -538,7 +436,6 @@ class RopeJvpJvp(_NoneGrads):
         dtype, *tensors = _opmath(*ctx.saved_tensors)
         x1, x2, c, s, x1_t, x2_t, c_t, s_t, x1_u, x2_u, c_u, s_u = tensors[:12]
         x1_t_u, x2_t_u, c_t_u, s_t_u = tensors[12:]
-        tangents = _zeros_for_none(tangents, ctx.saved_tensors)
         x1_v, x2_v, c_v, s_v, x1_t_v, x2_t_v, c_t_v, s_t_v = tangents[:8]
         x1_u_v, x2_u_v, c_u_v, s_u_v = tangents[8:12]
         x1_t_u_v, x2_t_u_v, c_t_u_v, s_t_u_v = tangents[12:]

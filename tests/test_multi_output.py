@@ -128,6 +128,39 @@ def test_backward_with_one_output_used_gets_none(multi_dir: Path) -> None:
     torch.testing.assert_close(gr, torch.sin(t.detach()))
 
 
+def test_outputs_of_degree_two_take_autograds_zeros_for_an_unused_output(multi_dir: Path) -> None:
+    """An op whose outputs are polynomials of degree at most 2 in its inputs
+    (the complex product) takes autograd's zeros for an unused output's grad:
+    the module handles no None grad and its kernels sum the outputs' terms
+    directly. Any other op keeps that grad None and skips its terms, since zero
+    times an unused output's inf derivative would make the gradient NaN."""
+    path = multi_dir / "m_complex_mul.py"
+    source = path.read_text()
+    for none_handling in ("_NoneGrads", "set_materialize_grads", "_present(", "_add(", "_zeros_for_none("):
+        assert none_handling not in source, none_handling
+    module = load_module(path)
+    seen = []
+    original = module.MComplexMulBackward.forward
+
+    def spy(*args):
+        seen.append(tuple(grad is None for grad in args[:2]))
+        return original(*args)
+
+    module.MComplexMulBackward.forward = staticmethod(spy)
+    a, c, b, d = (torch.rand(3, dtype=torch.float64, requires_grad=True) for _ in range(4))
+    _, imaginary = module.m_complex_mul(a, c, b, d)
+    got = torch.autograd.grad(imaginary.sum(), (a, c, b, d))
+    assert seen == [(False, False)]
+    for gradient, expected in zip(got, (d, b, c, a)):  # of a*d + b*c
+        torch.testing.assert_close(gradient, expected.detach())
+    op = adgen.load("sqrt(x), x*y", name="root_prod", outputs=["root", "prod"])
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    y = torch.full((2,), 3.0, dtype=torch.float64)
+    _, product = op(x, y)
+    (grad_x,) = torch.autograd.grad(product.sum(), x)  # sqrt's derivative is inf at 0
+    torch.testing.assert_close(grad_x, y)
+
+
 @pytest.mark.parametrize("expression", ["x, y", "(y, x)", "x, 1", "sin(x), y"])
 def test_bare_inputs_and_constants_as_outputs_emit_without_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], expression: str
@@ -214,8 +247,8 @@ def _all_none_paths(function, inputs: list[torch.Tensor]) -> list[list[torch.Ten
 
 @pytest.mark.parametrize(
     "name, shapes",
-    [("m_polar", [(3,), (3,)]), ("m_rope", [(2, 3), (2, 3), (3,), (1, 3)])],
-    ids=["polar", "rope-broadcasting"],
+    [("m_polar", [(3,), (3,)]), ("m_spherical", [(2, 3), (3,), (1, 3)])],
+    ids=["polar", "spherical-broadcasting"],
 )
 def test_every_grad_none_at_once(multi_dir: Path, name: str, shapes: list[tuple[int, ...]]) -> None:
     """Every output's grad None at once (the outputs, or their derivatives, feed
