@@ -9,7 +9,8 @@ Columns, each the emitted op's time over the eager composite's (autograd of
 the same formula in torch ops), then, with --baseline, over the op as the other
 checkout emits it:
   2nd     grad of grad (create_graph, then a second grad)
-  3rd     the gradient of that again: reverse mode to third order
+  3rd     the gradient of that again: reverse mode to third order (`-` for an
+          op of degree 2, whose third derivatives are zero)
   fwd3    torch.func.jvp of grad of grad, all by the first input: forward mode
           over two levels of reverse, where needs_input_grad asks for one input
 """
@@ -41,6 +42,10 @@ OPS = [
     # Several outputs: each output's terms take the helpers over its own table.
     ("polar", "r*cos(theta), r*sin(theta)", {},
      lambda r, theta: (r * torch.cos(theta), r * torch.sin(theta))),
+    # Outputs of degree 2: autograd's zeros for an unused grad, the outputs'
+    # terms summed directly.
+    ("complex_mul", "a*c - b*d, a*d + b*c", {},
+     lambda a, c, b, d: (a * c - b * d, a * d + b * c)),
 ]
 
 
@@ -58,6 +63,14 @@ def third(function, xs: list[torch.Tensor]) -> None:
     grads = torch.autograd.grad(total(function(*xs)), xs, create_graph=True)
     hessian = torch.autograd.grad(sum(g.sum() for g in grads), xs, create_graph=True)
     torch.autograd.grad(sum(h.sum() for h in hessian), xs)
+
+
+def has_third(function, xs: list[torch.Tensor]) -> bool:
+    """Whether the op's third derivatives are not all zero (an op of degree 2
+    has a constant Hessian: nothing to time)."""
+    grads = torch.autograd.grad(total(function(*xs)), xs, create_graph=True)
+    hessian = torch.autograd.grad(sum(g.sum() for g in grads), xs, create_graph=True)
+    return any(h.requires_grad for h in hessian)
 
 
 def forward_over_reverse(function, xs: list[torch.Tensor]) -> None:
@@ -125,6 +138,10 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for run in kinds.values():
+                    if run is third and not has_third(composite, xs):
+                        line += f" {'-':>6}"
+                        against_baseline += f" {'-':>6}"
+                        continue
                     time_of = medians(candidates, run, xs, args.repeat)
                     line += f" {time_of['emitted'] / time_of['composite']:>6.2f}"
                     if args.baseline:
