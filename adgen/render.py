@@ -973,6 +973,8 @@ def _test_context(
             "name": model.name,
             "output_list": ", ".join(model.outputs),
             "output_count": len(model.outputs),
+            # What the op's backward receives for an unused output's grad.
+            "unused_grad": "None" if model.none_grads else "zero",
             "multi_input": len(inputs) > 1,
             "module_path": repr(module_path),
             "module_alias": f"adgen_generated_{model.name}",

@@ -5,7 +5,7 @@
 
 Values and first, second and third derivatives of every output are compared
 with autograd through the same expressions written in plain torch ops, with
-every output's grad and with only some outputs used (the others' grads None),
+every output's grad and with only some outputs used (the others' grads zero),
 then checked with gradcheck and gradgradcheck. Set ADGEN_TEST_DEVICE=cuda to
 run them on a GPU.
 """
@@ -149,7 +149,7 @@ op = _load_module("rope.py")
 
 OUTPUTS = 2  # y1, y2
 # Which outputs' grads a test passes: all of them, then each alone (the op's
-# backward then receives None for the others).
+# backward then receives autograd's zeros for the others).
 USED = [tuple(range(OUTPUTS))] + [(o,) for o in range(OUTPUTS)]
 
 
@@ -260,9 +260,9 @@ def test_derivatives_match_autograd_of_the_expression(order, used):
 
 
 @pytest.mark.parametrize("used", USED[1:], ids=str)
-def test_backward_of_one_output_gets_no_zeros(used):
-    """Only one output used: its backward runs with the others' grads None
-    (no materialised zeros) and equals the reference's."""
+def test_backward_of_one_output_used(used):
+    """Only one output used: its backward runs with the others' grads
+    zero and equals the reference's."""
     inputs = make_inputs(SHAPES)
     (output,) = [apply_op(*inputs)[o] for o in used]
     grad_output = random_like([output], seed=3)[0]
