@@ -526,7 +526,7 @@ class _Formula:
     def vjp_formula(self, role: Role, shape_of: tuple[str, ...]) -> _Formula:
         """The Function computing this one's backward (the same tangent naming)."""
         grads = self.grad_names()
-        # The op's grads, when it has several outputs, may be None.
+        # The op's grads, when it has several outputs, may be None (_none_for_unused).
         several = self.role is Role.OP and self.none_for_unused
         return _Formula(
             self.family_name(role),

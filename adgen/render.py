@@ -973,8 +973,9 @@ def _test_context(
             "name": model.name,
             "output_list": ", ".join(model.outputs),
             "output_count": len(model.outputs),
-            # What the op's backward receives for an unused output's grad.
-            "unused_grad": "None" if model.none_grads else "zero",
+            # Whether the op's backward receives an unused output's grad as None
+            # (else autograd's zeros).
+            "none_grads": model.none_grads,
             "multi_input": len(inputs) > 1,
             "module_path": repr(module_path),
             "module_alias": f"adgen_generated_{model.name}",
