@@ -440,9 +440,9 @@ def _none_for_unused(outputs: tuple[sympy.Expr, ...], inputs: tuple[str, ...]) -
     terms. Autograd's zeros there are exact where every output is a polynomial
     of degree at most 2 in the inputs (a complex product, a rotation): each term
     a zero grad enters is zero times an affine derivative of the inputs, finite
-    where they are, short of overflow. Any other output may have a derivative that is inf where
-    the used outputs' are finite (sqrt(x) at 0), and 0·inf would make the
-    gradient NaN."""
+    where they are, short of overflow. Any other output may have a derivative
+    that is inf where the used outputs' are finite (sqrt(x) at 0), and 0·inf
+    would make the gradient NaN."""
     symbols = [_symbol(n) for n in inputs]
     return not all(
         o.is_polynomial(*symbols) and sympy.Poly(o, *symbols).total_degree() <= 2 for o in outputs
