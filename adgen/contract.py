@@ -50,8 +50,9 @@ class Product:
     # `vectors` then holds the others. Empty: the first vector is vectors[0].
     combined: tuple[sympy.Expr, ...] = ()
     # The table the helper reads: the op's, or, for one of several outputs, that
-    # output's ("df.u"; "f" in a loop over the outputs).
-    table: str = "df"
+    # output's ("df.u"; "f" in a loop over the outputs). None where every ∂ᵏf is
+    # a number or a formula of the parameters (x*y + y*z): the helper has them.
+    table: str | None = "df"
 
     def components(self) -> tuple[tuple[sympy.Expr, ...], ...]:
         """Each vector's components as expressions, the first scaled or summed."""
@@ -129,7 +130,7 @@ class _Factoring:
             results = self.result_names((*([scale] if scale else []), _RESULT_PREFIX[order], *labels))
             vectors = tuple(self.families[label] for label in labels)
             reads = self.reads(order, vectors, scale)
-            self.products[key] = Product(order, vectors, tuple(results), reads, scale)
+            self.products[key] = Product(order, vectors, tuple(results), reads, scale, table=self.table(order))
         return self.products[key]
 
     def result_names(self, words: tuple[str, ...]) -> list[str]:
@@ -157,7 +158,7 @@ class _Factoring:
                 for j in range(len(self.inputs))
             )
             reads = self.reads(2, (tuple(c.free_symbols for c in combined),), None)
-            self.products[key] = Product(2, (), tuple(results), reads, None, combined)
+            self.products[key] = Product(2, (), tuple(results), reads, None, combined, self.table(2))
         return self.products[key]
 
     def reads(self, order: int, vectors, scale: str | None) -> tuple[frozenset[str], ...]:
@@ -187,6 +188,10 @@ class _Factoring:
             self.entries_of[order] = any(self.entry(index) for index in indices)
         return self.entries_of[order]
 
+    def table(self, order: int) -> str | None:
+        """The table a product of this order reads: none where ∂ᵏf has no entries."""
+        return "df" if self.has_entries(order) else None
+
     def symbol(self, product: Product, i: int) -> sympy.Expr:
         """Result i of `product`, or 0 where every entry of its sum is (then it
         reads nothing: `reads` holds a vector's component for each nonzero one)."""
@@ -199,7 +204,9 @@ class _Factoring:
         ∂ᵏf times k - 1 vectors at one input, or times k vectors."""
         if order not in HELPERS or len(labels) + len(free) != order or len(free) > 1:
             return False
-        return self.has_entries(order)  # else every ∂ᵏf is a number: no table to pass
+        # A table of zeros (x*y + y*z's ∂³f) has no products to take.
+        indices = itertools.combinations_with_replacement(range(len(self.inputs)), order)
+        return any(self.nonzero(index) for index in indices)
 
     def replacement(self, order: int, labels: tuple[str, ...], free: tuple[int, ...]) -> sympy.Expr:
         """The group's terms as helper results: ∂ᵏf·a·b at input `free`, or, with

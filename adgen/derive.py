@@ -71,6 +71,9 @@ class ProductHelper:
     # Hessian's "pairs" are single inputs), and each component's entries, by pair.
     pairs: tuple[tuple[str, sympy.Expr], ...] = ()
     rows: tuple[tuple[str, ...], ...] = ()
+    # False where every ∂ᵏf is a number or a formula of the parameters: the
+    # helper takes no table (contract.Product.table None).
+    reads_table: bool = True
 
 
 @dataclass(frozen=True)
@@ -858,7 +861,9 @@ class _TableBuilder:
             taken,
         )
         if self.multi:
-            products = tuple(dataclasses.replace(p, table=f"df.{self.prefixes[output]}") for p in products)
+            products = tuple(
+                dataclasses.replace(p, table=f"df.{self.prefixes[output]}") if p.table else p for p in products
+            )
         self.product_orders |= {p.order for p in products}
         return terms, products
 
@@ -874,7 +879,7 @@ class _TableBuilder:
         and `products` need; the products' results are names taken (they keep
         one name in every output's kernel: render's loop over the outputs reads
         them by it)."""
-        order = max((p.order for p in products), default=0)
+        order = max((p.order for p in products if p.table), default=0)
         lowered = []
         for output in outputs:
             atoms = {}  # each Derivative atom -> its entry's name, or its formula
@@ -956,6 +961,7 @@ class _TableBuilder:
                     contract.HELPERS[order], order, vectors, kernel,
                     pairs=tuple(zip(labels, spreads)) if dense else (),
                     rows=tuple(rows) if dense else (),
+                    reads_table=any(rows),
                 )
             )
         return tuple(helpers)
@@ -1264,13 +1270,15 @@ def _outer_hold_dropped(expr: sympy.Expr) -> sympy.Expr:
 
 def _evaluate_constants(expr: sympy.Expr) -> sympy.Expr:
     """sqrt(2)/sqrt(pi) -> 0.797...: one literal, not a temporary of its own
-    (where evalf gives a finite number; else the constant as it is)."""
+    (where evalf gives a finite number; else the constant as it is). A float
+    one (the user's 0.5 times a 2) is an exact one: no factor 1.0 is left."""
 
     def literal(constant: sympy.Expr) -> sympy.Expr:
         value = constant.evalf(20)
         return sympy.Float(value, 17) if value.is_Number and value.is_finite else constant
 
-    return expr.replace(lambda e: e.is_number and not e.is_Atom and e.is_real is True, literal)
+    expr = expr.replace(lambda e: e.is_number and not e.is_Atom and e.is_real is True, literal)
+    return expr.xreplace({f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0})
 
 
 def _resolve_inputs(

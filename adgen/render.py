@@ -681,7 +681,7 @@ class _ClassPrinter:
         tables = self.model.partials
         entries = {e.name: e.field.split(".") for e in tables.entries}
         read = {entries[s.name][0] for s in _symbols_of(block) if s.name in entries}
-        read |= {p.table.removeprefix("df.") for p in block.products}
+        read |= {p.table.removeprefix("df.") for p in block.products if p.table}
         if len(read) != 1:
             return None
         (table,) = read
@@ -928,7 +928,8 @@ class _ClassPrinter:
         components = [torch_code(c, self.scalars) for v in product.components() for c in v]
         params = list(helper.kernel.arguments[len(components) :])
         mask = [_tuple_literal(needed)] if needed else []
-        call = f"{helper.name}({product.table}, {', '.join(components + params + mask)})"
+        table = [product.table] if product.table else []
+        call = f"{helper.name}({', '.join(table + components + params + mask)})"
         return f"{', '.join(names or product.results)} = {call}"
 
     def new_tensor(
@@ -1228,7 +1229,7 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
     else:
         summary = f"∂³f·{vectors.replace(' and ', '·')}: the third derivatives times the vectors {vectors}"
     summary += f", one component per input ({inputs}), None where not `needed`."
-    if several:
+    if several and helper.reads_table:
         tables = ", ".join(f"df.{o}" for o in printer.model.outputs)
         summary += f" f is one output, `df` its table ({tables})."
     # A component that is zero everywhere is never read (contract.py writes 0).
@@ -1243,7 +1244,7 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
         lines = _rows(helper, printer) or lines
     return {
         "name": helper.name,
-        "args": ", ".join(list(helper.kernel.arguments) + [f"needed={all_needed}"]),
+        "args": ", ".join(["df"] * helper.reads_table + list(helper.kernel.arguments) + [f"needed={all_needed}"]),
         "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
         "lines": lines,
     }
@@ -1532,7 +1533,10 @@ def _params_literal(anchor: DirectionalAnchor) -> str:
 
 def _math(expr: sympy.Expr) -> str:
     # The mathematics: the order of operations (held) shows in the code below.
-    return _docstring_safe(sympy.sstr(functions.unheld(expr)))
+    # A float one (the user's 0.5 times a 2) reads as 1: k*x, not 1.0*k*x.
+    expr = functions.unheld(expr)
+    ones = {f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0}
+    return _docstring_safe(sympy.sstr(expr.xreplace(ones)))
 
 
 def _math_signature(model: OpModel) -> str:

@@ -216,3 +216,38 @@ def test_a_dense_third_derivative_helper_is_one_row_function_over_the_pairs() ->
             for k in range(3)
         )
         torch.testing.assert_close(components[i], expected)
+
+
+def test_second_derivatives_that_are_numbers_get_a_helper_without_a_table() -> None:
+    """x*y + y*z + k*z*x: every ∂²f is a number or the parameter, every ∂³f is 0.
+    The Hessian's products are one helper taking no table (the entries are in
+    it), written once rather than in each kernel; there is no ∂³f helper."""
+    import torch
+
+    text = "x*y + y*z + k*z*x"
+    module_source = adgen.render(text, name="quad", params={"k": 0.5}).module_source
+    assert "\ndef _hessian_times(a_x, a_y, a_z, k, needed=(True, True, True)):" in module_source
+    assert "_third_times" not in module_source
+    backward = module_source[module_source.index("class QuadBackward(") :]
+    backward = backward[: backward.index("\nclass ")]
+    assert re.search(r"_hessian_times\(\s*gg_x \* grad, gg_y \* grad, gg_z \* grad, k,", backward)
+    assert "_partials(x, y, z, 2)" not in module_source  # the helper needs no table
+
+    op = adgen.load(text, name="quad", params={"k": 0.5})
+    generator = torch.Generator().manual_seed(0)
+    x, y, z, v_x, v_y, v_z = torch.randn(6, 4, dtype=torch.float64, generator=generator)
+    inputs = [t.clone().requires_grad_() for t in (x, y, z)]
+    grads = torch.autograd.grad(op(*inputs).sum(), inputs, create_graph=True)
+    direction = (v_x, v_y, v_z)
+    hessian_v = torch.autograd.grad(sum((g * v).sum() for g, v in zip(grads, direction)), inputs)
+    expected = (v_y + 0.5 * v_z, v_x + v_z, 0.5 * v_x + v_y)  # [[0, 1, k], [1, 0, 1], [k, 1, 0]]·v
+    for got, want in zip(hessian_v, expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_a_float_one_is_no_factor() -> None:
+    """0.5*k*(x - y)**2: sympy's 2*0.5 is the float 1.0, an exact one. Neither
+    the code nor the docstring multiplies by it."""
+    module_source = adgen.render("0.5*k*(x - y)**2", name="bond", params={"k": 2.0}).module_source
+    assert "∂f/∂x = k*(x - y)" in module_source
+    assert not re.search(r"(?<![\d.])1\.0 ?\*|\* ?1\.0(?![\d])", module_source)

@@ -67,6 +67,9 @@ EXPRESSIONS = [
     "logaddexp(x, 2*y)",
     "xlogy(x, y) + erfc(x)*relu(y)",
     "where(x > 0.5, log1p(x), expm1(x))*alpha",
+    # Second derivatives that are numbers or parameters; third ones that are numbers.
+    "x*y + y*z + alpha*z*x",
+    "x*y*z + x**2*y",
 ]
 
 
