@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections
 import dataclasses
 import functools
 import itertools
@@ -511,12 +512,13 @@ class _ClassPrinter:
         names: list[str],
         in_place: bool,
     ) -> list[str] | None:
-        """A kernel's results, one per output of the op, where each is one formula
-        over its own output's table (polar's jvps: `f.r * r_t + f.theta * theta_t`
-        for f in df.x, df.y): that formula once, in a loop over the tables, after
-        the temporaries no table enters (`written`: the kernel as printed
-        whole). None where the outputs' formulas differ (another sparsity, other
-        constants) or a result must be made a new tensor."""
+        """A kernel's results, one per output of the op, where several are one
+        formula over their own output's table (polar's jvps: `f.r * r_t + f.theta
+        * theta_t` for f in df.x, df.y): that formula once, in a loop over those
+        tables, after the temporaries no table enters (`written`: the kernel as
+        printed whole); the other outputs (another sparsity, other constants, a
+        result made a new tensor: spherical coordinates' z) written out after
+        it. None where no two outputs share a formula."""
         outputs = self.model.outputs
         if (
             not self.model.multi_output
@@ -538,53 +540,75 @@ class _ClassPrinter:
                 *(tables_of.get(r, set()) for r in read)
             )
         shared = [(n, v) for n, v in kernel.temporaries if not tables_of[str(n)]]
-        generics: list[Kernel] = []
+        owns, generics = [], []  # by output: its temporaries that read a table; its formula over f
         for output, expr in zip(outputs, kernel.outputs):
             read = reachable(
                 {s.name for s in expr.free_symbols},
                 lambda n: {s.name for s in values[n].free_symbols} if n in values else (),
             )
             own = [(n, v) for n, v in kernel.temporaries if str(n) in read and tables_of[str(n)]]
-            if {entries[r][0] for r in read if r in entries} != {output}:
-                return None
-            if self.needs_broadcast(expr, kernel, spec.output_shape_of):
-                return None
-            first = generics[0].temporaries if generics else own
-            if len(own) != len(first):
-                return None
+            owns.append(own)
+            if {entries[r][0] for r in read if r in entries} != {output} or self.needs_broadcast(
+                expr, kernel, spec.output_shape_of
+            ):
+                generics.append(None)  # reads another output's table, or is made a new tensor
+                continue
             renamed = {n: f"f.{field}" for n, (table, field) in entries.items() if table == output}
+            # Its temporaries numbered as the first output's of the same count.
+            first = next((o for o, g in zip(owns, generics) if g and len(o) == len(own)), own)
             renamed |= {str(n): str(m) for (n, _), (m, _) in zip(own, first)}
             symbols = {
                 sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in renamed.items()
             }
-            generics.append(
-                Kernel(
-                    # The shared temporaries and the table are read, never written.
-                    arguments=kernel.arguments
-                    + tuple(str(n) for n, _ in shared)
-                    + tuple(v for k, v in renamed.items() if k in entries),
-                    temporaries=tuple((renamed[str(n)], v.xreplace(symbols)) for n, v in own),
-                    outputs=(expr.xreplace(symbols),),
-                    partials_order=kernel.partials_order,
-                )
+            generic = Kernel(
+                # The shared temporaries and the table are read, never written.
+                arguments=kernel.arguments
+                + tuple(str(n) for n, _ in shared)
+                + tuple(v for k, v in renamed.items() if k in entries),
+                temporaries=tuple((renamed[str(n)], v.xreplace(symbols)) for n, v in own),
+                outputs=(expr.xreplace(symbols),),
+                partials_order=kernel.partials_order,
             )
-        printed = [self.printed(g, in_place) for g in generics]
-        if any(p != printed[0] for p in printed[1:]):
+            generics.append(self.printed(generic, in_place))
+        # The outputs that share the formula most outputs have.
+        counts = collections.Counter(g for g in generics if g is not None)
+        formula, count = max(counts.items(), key=lambda item: item[1], default=(None, 0))
+        looped = [i for i, g in enumerate(generics) if g == formula]
+        rest = [i for i in range(len(outputs)) if i not in looped]
+        if count < 2 or any(  # a written-out output reading a looped one's temporary
+            str(n) in {str(m) for i in looped for m, _ in owns[i]} for j in rest for n, _ in owns[j]
+        ):
             return None
-        if not written.statements and all(
+        if not rest and not written.statements and all(
             len(f"{name} = {code}") <= _LINE_ROOM for name, code in zip(names, written.outputs)
         ):
             return None  # a line an output: as short as the loop
         before = self.printed(dataclasses.replace(kernel, temporaries=tuple(shared), outputs=()))
-        rows = ", ".join(f"df.{o}" for o in outputs)
-        body = [*printed[0].statements, f"results.append({printed[0].outputs[0]})"]
-        return [
+        rows = ", ".join(f"df.{outputs[i]}" for i in looped)
+        body = [*formula.statements, f"results.append({formula.outputs[0]})"]
+        lines = [
             *before.statements,
             "results = []",
             f"for f in ({rows}):  # one formula, over each output's table",
             *_indent(body),
-            "return tuple(_round(result, dtype) for result in results)",
         ]
+        if not rest:
+            return lines + ["return tuple(_round(result, dtype) for result in results)"]
+        lines.append(f"{', '.join(names[i] for i in looped)} = results")
+        # The others together, each temporary they read once, in the kernel's order.
+        read_by_rest = {str(n) for j in rest for n, _ in owns[j]}
+        temporaries = tuple((n, v) for n, v in kernel.temporaries if str(n) in read_by_rest)
+        arguments = kernel.arguments + tuple(str(n) for n, _ in shared)
+        others = self.printed(
+            dataclasses.replace(
+                kernel, arguments=arguments, temporaries=temporaries, outputs=tuple(kernel.outputs[j] for j in rest)
+            ),
+            in_place,
+        )
+        lines += others.statements
+        for j, code in zip(rest, others.outputs):
+            lines.append(f"{names[j]} = {self.new_tensor(code, kernel.outputs[j], kernel, spec.output_shape_of)}")
+        return lines + [f"return {', '.join(map(_rounded, names))}"]
 
     def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
         """A Backward kernel's skipped gradients (None so far) made zeros: where

@@ -348,9 +348,10 @@ def test_outputs_whose_terms_are_one_formula_are_written_once() -> None:
 def test_results_one_formula_per_output_are_written_once() -> None:
     """The jvps of polar (r cos t, r sin t) give x's and y's results by one
     formula over each output's own table: a loop over (df.x, df.y), not the
-    formula twice; a third output that differs (spherical z) keeps each
-    output's formula written out. The values: the generated tests' jacfwd of
-    jacfwd of jacfwd (run in test_generated_tests_pass)."""
+    formula twice. Where a third output differs (spherical z: no p, another
+    sparsity), x and y still share the loop and z's formula is written out
+    after it. The values: the generated tests' jacfwd of jacfwd of jacfwd (run
+    in test_generated_tests_pass)."""
     source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["x", "y"]).module_source
     jvp_jvp = source[source.index("class PolJvpJvp(") : source.index("class _PolForCompile(")]
     loop = "for f in (df.x, df.y):  # one formula, over each output's table"
@@ -360,7 +361,11 @@ def test_results_one_formula_per_output_are_written_once() -> None:
     source = adgen.render(
         "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
     ).module_source
-    assert "for f in (" not in source and "df.z.tt * " in source
+    jvp_jvp = source[source.index("class SphJvpJvp(") : source.index("class _SphForCompile(")]
+    loop = "for f in (df.x, df.y):  # one formula, over each output's table"
+    assert jvp_jvp.count(loop) == 2  # its forward and its jvp
+    assert "x_t_u, y_t_u = results" in jvp_jvp and "x_t_u_v, y_t_u_v = results" in jvp_jvp
+    assert "df.x." not in jvp_jvp and "df.y." not in jvp_jvp and "df.z.tt * " in jvp_jvp
 
 
 def test_functions_of_several_outputs_share_one_setup_context() -> None:
