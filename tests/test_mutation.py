@@ -33,6 +33,8 @@ OPS = [
     ("wave", "x*exp(-alpha*x**2)*cos(y)", ("--param", "alpha=0.5")),
     WHERE_VOCABULARY_PARAM,
     ("hypot_xlogy", "hypot(x, y) + xlogy(y, z)", ("--domain", "y=0.5:2")),
+    # ∂²f numbers and a parameter: a Hessian helper that takes no table.
+    ("quadratic", "x*y + y*z + k*z*x", ("--param", "k=0.5")),
 ]
 SAVES = ["inputs", "intermediates"]
 
