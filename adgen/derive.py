@@ -26,7 +26,7 @@ import sympy
 
 from . import contract, dag
 from .errors import InputError
-from .functions import guarded, held, hold, printed_fraction, sigmoid
+from .functions import guarded, held, hold, math_text, printed_fraction, sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -390,14 +390,14 @@ def build_model(
         )
         summaries = {
             op.class_name: f"{signature} = "
-            + ", ".join(f"{o}: {sympy.sstr(e)}" for o, e in zip(output_names, exprs)),
+            + ", ".join(f"{o}: {math_text(e)}" for o, e in zip(output_names, exprs)),
             backward.class_name: f"({', '.join(backward.args)}) -> {backward_summary}",
             op.family_name(Role.JVP): f"({', '.join(jvp_args)}) -> {jvp_summary}",
         }
     else:
         summaries = {
             op.class_name: f"{name}({', '.join(inputs)}{_params_suffix(param_names)}) = "
-            f"{sympy.sstr(f)}",
+            f"{math_text(f)}",
             backward.class_name: f"({', '.join(backward.args)}) -> "
             + ", ".join(f"grad·∂f/∂{n}" for n in inputs)
             + (f"; also {class_name}'s jvp, with {inputs[0]}_t as grad" if len(inputs) == 1 else ""),

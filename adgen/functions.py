@@ -212,6 +212,14 @@ def unheld(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, held), lambda e: e.args[0])
 
 
+def math_text(expr: sympy.Expr) -> str:
+    """`expr` written as mathematics for docstrings: held order dropped, and a
+    float one (the user's 0.5 times a 2) read as 1 (k*x, not 1.0*k*x)."""
+    expr = unheld(expr)
+    ones = {f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0}
+    return sympy.sstr(expr.xreplace(ones))
+
+
 def hold(expr: sympy.Expr) -> sympy.Expr:
     """`expr` as an operation of its own where sympy could merge it into another
     (atoms, numbers, calls and what is already held need no holding)."""

@@ -1557,10 +1557,7 @@ def _params_literal(anchor: DirectionalAnchor) -> str:
 
 def _math(expr: sympy.Expr) -> str:
     # The mathematics: the order of operations (held) shows in the code below.
-    # A float one (the user's 0.5 times a 2) reads as 1: k*x, not 1.0*k*x.
-    expr = functions.unheld(expr)
-    ones = {f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0}
-    return _docstring_safe(sympy.sstr(expr.xreplace(ones)))
+    return _docstring_safe(functions.math_text(expr))
 
 
 def _math_signature(model: OpModel) -> str:

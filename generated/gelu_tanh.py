@@ -127,7 +127,7 @@ class _Function(torch.autograd.Function):
 
 
 class GeluTanh(_Function):
-    """gelu_tanh(x) = 1.0*x*sigmoid(2*sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))"""
+    """gelu_tanh(x) = x*sigmoid(2*sqrt(2)*(0.044715*x**3 + x)/sqrt(pi))"""
 
     @staticmethod
     def forward(x):
