@@ -611,13 +611,14 @@ class _ClassPrinter:
         return lines + [f"return {', '.join(map(_rounded, names))}"]
 
     def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
-        """A Backward kernel's skipped gradients (None so far) made zeros: where
-        the grads of several outputs may be None, by the first one present."""
+        """A Backward kernel's gradients that are None so far (skipped, or with no
+        term from the outputs whose grads are present) made zeros: where the
+        grads of several outputs may be None, by the first one present."""
         if not self.need_arg(spec) or not self.model.none_grads:
             return []
         self.uses_need = True
         grads = _tuple_literal(list(spec.tensor_args)[: len(self.model.outputs)])
-        return [f"{_unpack(names)} = _unneeded_as_zeros(need, {_tuple_literal(names)}, {grads})"]
+        return [f"{_unpack(names)} = _none_as_zeros({_tuple_literal(names)}, {grads})"]
 
     def block_lines(self, spec: FunctionSpec, kernel: Kernel, names: list[str], in_place: bool) -> list[str]:
         """Results that sum one term per output whose grad is present: each

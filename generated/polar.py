@@ -74,15 +74,15 @@ def _present(*rows):
     return [row for row in rows if row[0] is not None]
 
 
-def _unneeded_as_zeros(need, results, grads):
-    """A Backward kernel's gradients, zeros where its op asked for none (bit
-    clear in `need`; dropped there): full tensors, as forward mode writes to them."""
+def _none_as_zeros(results, grads):
+    """A Backward kernel's gradients, zeros where they are None: not asked for
+    (the op's backward drops them), or of an input that no output whose grad
+    is present depends on. Full tensors, as forward mode and the next backward
+    read them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
-    return tuple(
-        r if need >> i & 1 else torch.zeros_like(like) for i, r in enumerate(results)
-    )
+    return tuple(torch.zeros_like(like) if r is None else r for r in results)
 
 
 def _stand_in(x):
@@ -240,9 +240,7 @@ class PolarBackward(_Function):
         for grad, f in _present((grad_x, df.x), (grad_y, df.y)):
             grad_r = _add(grad_r, f.r * grad) if need & 1 else None
             grad_theta = _add(grad_theta, f.theta * grad) if need & 2 else None
-        grad_r, grad_theta = _unneeded_as_zeros(
-            need, (grad_r, grad_theta), (grad_x, grad_y)
-        )
+        grad_r, grad_theta = _none_as_zeros((grad_r, grad_theta), (grad_x, grad_y))
         return _round(grad_r, dtype), _round(grad_theta, dtype)
 
     @staticmethod

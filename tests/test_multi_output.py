@@ -37,9 +37,11 @@ MULTI_CORPUS = [
     # Three outputs of three inputs: BackwardJvp.jvp unpacks 12 tangents in
     # groups that leave one name alone on the last line.
     ("m_three_by_three", "x*y*z, x + y + z, sin(x*y)", ()),
+    # An input (h) that some outputs (x, y) do not depend on.
+    ("m_cylindrical", "r*cos(t), r*sin(t), h*r", ("--outputs", "x,y,z")),
 ]
 # The generated tests of these run by default; all with ADGEN_EXHAUSTIVE=1.
-REPRESENTATIVE = {"m_polar", "m_three", "m_scaled", "m_passthrough", "m_three_by_three"}
+REPRESENTATIVE = {"m_polar", "m_three", "m_scaled", "m_passthrough", "m_three_by_three", "m_cylindrical"}
 
 
 @pytest.fixture(scope="module")
@@ -467,3 +469,27 @@ def test_the_helpers_vectors_are_named_apart_from_the_table_entries() -> None:
         return torch.stack([torch.stack(row) for row in torch.autograd.functional.hessian(weighted, point)])
 
     torch.testing.assert_close(hessian(op), hessian(composite))
+
+
+def test_second_derivatives_where_the_outputs_used_do_not_depend_on_an_input() -> None:
+    """Cylindrical coordinates with only x = r cos t used: no output whose grad
+    is present depends on h, so the backward has no term for h. It returns
+    zeros there (not None), and the double backward, which reads the grad of
+    that gradient, equals autograd's through the plain formula."""
+    op = adgen.load("r*cos(t), r*sin(t), h*r", name="cyl", outputs=["x", "y", "z"])
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(3, 4, dtype=torch.float64, generator=generator) + 0.5
+    direction = torch.randn(3, 4, dtype=torch.float64, generator=generator)
+
+    def hessian_times_direction(x_of):
+        inputs = [v.clone().requires_grad_() for v in values]
+        grads = torch.autograd.grad(x_of(*inputs).sum(), inputs, create_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(v) if g is None else g for g, v in zip(grads, inputs)]
+        dotted = sum((g * v).sum() for g, v in zip(grads, direction))
+        found = torch.autograd.grad(dotted, inputs, allow_unused=True)
+        return [torch.zeros_like(v) if g is None else g for g, v in zip(found, inputs)]
+
+    got = hessian_times_direction(lambda r, t, h: op(r, t, h)[0])
+    expected = hessian_times_direction(lambda r, t, h: r * torch.cos(t) + 0 * h)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
