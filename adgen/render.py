@@ -126,6 +126,7 @@ def _module_context(
         "one_input": len(model.inputs) == 1,
         "uses_stand_in": printer.uses_stand_in,
         "uses_need": printer.uses_need,
+        "uses_none_as_zeros": printer.uses_none_as_zeros,
         "has_params": bool(params),
         "uses_none_grads": printer.uses_none_grads,
         "return_type": "tuple[torch.Tensor, ...]" if model.multi_output else "torch.Tensor",
@@ -169,6 +170,7 @@ class _ClassPrinter:
         self.uses_present = False  # a loop over the outputs whose grads are present
         self.uses_stand_in = False  # the op saves a zero in place of an unread input
         self.uses_need = False  # a Backward kernel skips the gradients not asked for
+        self.uses_none_as_zeros = False  # results None so far made zeros (several outputs)
         self.uses_none_grads = False  # a Function of several outputs keeps their grads None
         # The table entries the Backward keeps under create_graph (model.saved_partials);
         # none under --fuse, whose compiled kernels take a fixed list of arguments.
@@ -500,7 +502,7 @@ class _ClassPrinter:
         elif self.need_arg(spec):
             results = [f"{r} if need & {1 << i} else None" for i, r in enumerate(results)]
         assignments = comment + [f"{n} = {r}" for n, r in zip(names, results)]
-        return lines + assignments + self.need_lines(spec, names) + [
+        return lines + assignments + self.none_as_zeros_lines(spec, names, summed=False) + [
             f"return {', '.join(map(_rounded, names))}"
         ]
 
@@ -610,13 +612,17 @@ class _ClassPrinter:
             lines.append(f"{names[j]} = {self.new_tensor(code, kernel.outputs[j], kernel, spec.output_shape_of)}")
         return lines + [f"return {', '.join(map(_rounded, names))}"]
 
-    def need_lines(self, spec: FunctionSpec, names: list[str]) -> list[str]:
-        """A Backward kernel's gradients that are None so far (skipped, or with no
-        term from the outputs whose grads are present) made zeros: where the
-        grads of several outputs may be None, by the first one present."""
-        if not self.need_arg(spec) or not self.model.none_grads:
+    def none_as_zeros_lines(self, spec: FunctionSpec, names: list[str], summed: bool) -> list[str]:
+        """Results that are None so far made zeros, where the grads of several
+        outputs may be None (by the first one present): a Backward's gradients
+        not asked for, and (`summed`: sums over the outputs whose grads are
+        present, where some output has no term for some result) those no such
+        output has a term for. A Function's outputs are full tensors: forward
+        mode writes to them, the next backward reads them."""
+        if not self.model.none_grads or not (summed or self.need_arg(spec)):
             return []
-        self.uses_need = True
+        self.uses_need |= bool(self.need_arg(spec))
+        self.uses_none_as_zeros = True
         grads = _tuple_literal(list(spec.tensor_args)[: len(self.model.outputs)])
         return [f"{_unpack(names)} = _none_as_zeros({_tuple_literal(names)}, {grads})"]
 
@@ -627,9 +633,11 @@ class _ClassPrinter:
             raise AssertionError("a kernel of new tensors has terms without a grad")
         self.uses_add = True
         lines = [" = ".join(names) + " = None"]
+        every_output_has_a_term = True  # for every result: else one may stay None
         for header, guard, members, block in self.blocks_once(kernel.blocks, names):
             printed = self.printed(block, in_place)
             body = list(printed.statements)
+            every_output_has_a_term &= None not in printed.outputs
             for name, code, expr in zip(names, printed.outputs, block.outputs):
                 if code is None:
                     continue
@@ -640,7 +648,8 @@ class _ClassPrinter:
                     term += f" if need & {1 << names.index(name)} else None"
                 body.append(f"{name} = {term}")
             lines += _guarded(header, guard, body)
-        return lines + self.need_lines(spec, names) + [f"return {', '.join(map(_rounded, names))}"]
+        zeros = self.none_as_zeros_lines(spec, names, summed=not every_output_has_a_term)
+        return lines + zeros + [f"return {', '.join(map(_rounded, names))}"]
 
     def blocks_once(
         self, blocks: tuple[tuple[str, tuple[str, ...], Kernel], ...], names: list[str]

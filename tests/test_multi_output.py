@@ -5,6 +5,7 @@ corpus of 2-4 outputs, 1-4 inputs, with params and broadcasting."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import re
 from pathlib import Path
@@ -493,3 +494,43 @@ def test_second_derivatives_where_the_outputs_used_do_not_depend_on_an_input() -
     expected = hessian_times_direction(lambda r, t, h: r * torch.cos(t) + 0 * h)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize(
+    "expression, outputs, reference",
+    [
+        ("r*cos(t), r*sin(t), h*r", ["x", "y", "z"], lambda r, t, h: (r * torch.cos(t), r * torch.sin(t), h * r)),
+        ("sqrt(x), x*y", ["root", "prod"], lambda x, y: (torch.sqrt(x), x * y)),
+    ],
+    ids=["cylindrical", "sqrt-product"],
+)
+def test_every_mix_of_three_modes_with_one_output_used(expression, outputs, reference) -> None:
+    """Outputs that do not depend on every input (x = r cos t has no h), one
+    used at a time: the third directional derivative, by each of the eight
+    nestings of forward (jvp) and reverse (grad) mode, equals the same nesting
+    through the plain formulas. A Function whose results sum the present
+    outputs' terms returns zeros, not None, for an input none of them reads
+    (forward mode writes a tangent to it; the next backward reads its grad)."""
+    op = adgen.load(expression, name="partial", outputs=outputs)
+    arity = len(inspect.signature(reference).parameters)
+    generator = torch.Generator().manual_seed(2)
+    point = tuple(torch.rand(3, dtype=torch.float64, generator=generator) + 0.5 for _ in range(arity))
+    direction = tuple(torch.randn(3, dtype=torch.float64, generator=generator) for _ in range(arity))
+
+    def nested(function, output, modes):
+        level = lambda *a: function(*a)[output].sum()  # noqa: E731
+        for mode in modes:
+            if mode == "forward":
+                level = (lambda h: lambda *a: torch.func.jvp(h, a, direction)[1])(level)
+            else:
+                level = (
+                    lambda h: lambda *a: sum(
+                        (g * v).sum() for g, v in zip(torch.func.grad(h, argnums=tuple(range(arity)))(*a), direction)
+                    )
+                )(level)
+        return level(*point)
+
+    for output in range(len(outputs)):
+        for modes in itertools.product(("forward", "reverse"), repeat=3):
+            got = nested(op, output, modes)
+            torch.testing.assert_close(got, nested(reference, output, modes), msg=f"{outputs[output]} {modes}")
