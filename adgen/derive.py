@@ -26,7 +26,7 @@ import sympy
 
 from . import contract, dag
 from .errors import InputError
-from .functions import guarded, held, hold, math_text, printed_fraction, sigmoid
+from .functions import exact_ones, guarded, held, hold, math_text, printed_fraction, sigmoid
 from .parse import ParsedExpression
 from .stable import guard_branches, stabilize
 
@@ -1270,15 +1270,14 @@ def _outer_hold_dropped(expr: sympy.Expr) -> sympy.Expr:
 
 def _evaluate_constants(expr: sympy.Expr) -> sympy.Expr:
     """sqrt(2)/sqrt(pi) -> 0.797...: one literal, not a temporary of its own
-    (where evalf gives a finite number; else the constant as it is). A float
-    one (the user's 0.5 times a 2) is an exact one: no factor 1.0 is left."""
+    (where evalf gives a finite number; else the constant as it is); float
+    ones exact (no factor 1.0 left)."""
 
     def literal(constant: sympy.Expr) -> sympy.Expr:
         value = constant.evalf(20)
         return sympy.Float(value, 17) if value.is_Number and value.is_finite else constant
 
-    expr = expr.replace(lambda e: e.is_number and not e.is_Atom and e.is_real is True, literal)
-    return expr.xreplace({f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0})
+    return exact_ones(expr.replace(lambda e: e.is_number and not e.is_Atom and e.is_real is True, literal))
 
 
 def _resolve_inputs(

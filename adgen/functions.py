@@ -212,12 +212,16 @@ def unheld(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, held), lambda e: e.args[0])
 
 
+def exact_ones(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` with each float one (the user's 0.5 times a 2) an exact one, so
+    that no factor 1.0 is left: k*x, not 1.0*k*x (multiplying by 1 is exact)."""
+    return expr.xreplace({f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0})
+
+
 def math_text(expr: sympy.Expr) -> str:
-    """`expr` written as mathematics for docstrings: held order dropped, and a
-    float one (the user's 0.5 times a 2) read as 1 (k*x, not 1.0*k*x)."""
-    expr = unheld(expr)
-    ones = {f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if abs(float(f)) == 1.0}
-    return sympy.sstr(expr.xreplace(ones))
+    """`expr` written as mathematics for docstrings: held order dropped, float
+    ones exact."""
+    return sympy.sstr(exact_ones(unheld(expr)))
 
 
 def hold(expr: sympy.Expr) -> sympy.Expr:

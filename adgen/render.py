@@ -549,6 +549,8 @@ class _ClassPrinter:
                 lambda n: {s.name for s in values[n].free_symbols} if n in values else (),
             )
             own = [(n, v) for n, v in kernel.temporaries if str(n) in read and tables_of[str(n)]]
+            # Its temporaries are named as the first such output's of the same count.
+            first = next((o for o, g in zip(owns, generics) if g is not None and len(o) == len(own)), own)
             owns.append(own)
             if {entries[r][0] for r in read if r in entries} != {output} or self.needs_broadcast(
                 expr, kernel, spec.output_shape_of
@@ -556,8 +558,6 @@ class _ClassPrinter:
                 generics.append(None)  # reads another output's table, or is made a new tensor
                 continue
             renamed = {n: f"f.{field}" for n, (table, field) in entries.items() if table == output}
-            # Its temporaries numbered as the first output's of the same count.
-            first = next((o for o, g in zip(owns, generics) if g and len(o) == len(own)), own)
             renamed |= {str(n): str(m) for (n, _), (m, _) in zip(own, first)}
             symbols = {
                 sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in renamed.items()
@@ -577,10 +577,9 @@ class _ClassPrinter:
         formula, count = max(counts.items(), key=lambda item: item[1], default=(None, 0))
         looped = [i for i, g in enumerate(generics) if g == formula]
         rest = [i for i in range(len(outputs)) if i not in looped]
-        if count < 2 or any(  # a written-out output reading a looped one's temporary
-            str(n) in {str(m) for i in looped for m, _ in owns[i]} for j in rest for n, _ in owns[j]
-        ):
-            return None
+        looped_temporaries = {str(n) for i in looped for n, _ in owns[i]}
+        if count < 2 or any(str(n) in looped_temporaries for j in rest for n, _ in owns[j]):
+            return None  # (a written-out output reading a looped one's temporary)
         if not rest and not written.statements and all(
             len(f"{name} = {code}") <= _LINE_ROOM for name, code in zip(names, written.outputs)
         ):
@@ -1278,7 +1277,9 @@ def _product_helper(helper: ProductHelper, printer: "_ClassPrinter") -> dict[str
         lines = _rows(helper, printer) or lines
     return {
         "name": helper.name,
-        "args": ", ".join(["df"] * helper.reads_table + list(helper.kernel.arguments) + [f"needed={all_needed}"]),
+        "args": ", ".join(
+            (["df"] if helper.reads_table else []) + list(helper.kernel.arguments) + [f"needed={all_needed}"]
+        ),
         "summary": "\n    ".join(textwrap.wrap(summary, width=80, break_on_hyphens=False)),
         "lines": lines,
     }

@@ -75,10 +75,10 @@ def _present(*rows):
 
 
 def _none_as_zeros(results, grads):
-    """A Backward kernel's gradients, zeros where they are None: not asked for
-    (the op's backward drops them), or of an input that no output whose grad
-    is present depends on. Full tensors, as forward mode and the next backward
-    read them."""
+    """A kernel's results (a Backward's gradients, or their tangents), zeros
+    where they are None: not asked for (the op's backward drops them), or with
+    no term from an output whose grad is present. Full tensors, as forward mode
+    and the next backward read them."""
     like = next((g for g in grads if g is not None), None)
     if like is None:  # every output's grad None: no gradient at all
         return results
