@@ -518,9 +518,9 @@ class _ClassPrinter:
         formula over their own output's table (polar's jvps: `f.r * r_t + f.theta
         * theta_t` for f in df.x, df.y): that formula once, in a loop over those
         tables, after the temporaries no table enters (`written`: the kernel as
-        printed whole); the other outputs (another sparsity, other constants, a
-        result made a new tensor: spherical coordinates' z) written out after
-        it. None where no two outputs share a formula."""
+        printed whole); the other outputs (another sparsity, other constants:
+        spherical coordinates' z) written out after it. None where no two
+        outputs share a formula."""
         outputs = self.model.outputs
         if (
             not self.model.multi_output
@@ -552,10 +552,8 @@ class _ClassPrinter:
             # Its temporaries are named as the first such output's of the same count.
             first = next((o for o, g in zip(owns, generics) if g is not None and len(o) == len(own)), own)
             owns.append(own)
-            if {entries[r][0] for r in read if r in entries} != {output} or self.needs_broadcast(
-                expr, kernel, spec.output_shape_of
-            ):
-                generics.append(None)  # reads another output's table, or is made a new tensor
+            if {entries[r][0] for r in read if r in entries} != {output}:
+                generics.append(None)  # it reads another output's table: written out
                 continue
             renamed = {n: f"f.{field}" for n, (table, field) in entries.items() if table == output}
             renamed |= {str(n): str(m) for (n, _), (m, _) in zip(own, first)}
@@ -571,7 +569,10 @@ class _ClassPrinter:
                 outputs=(expr.xreplace(symbols),),
                 partials_order=kernel.partials_order,
             )
-            generics.append(self.printed(generic, in_place))
+            printed = self.printed(generic, in_place)
+            # Made a new tensor where it lacks an input (polar's outputs, in a cylinder's h).
+            result = self.new_tensor(printed.outputs[0], expr, kernel, spec.output_shape_of)
+            generics.append(_PrintedKernel(printed.statements, (result,)))
         # The outputs that share the formula most outputs have.
         counts = collections.Counter(g for g in generics if g is not None)
         formula, count = max(counts.items(), key=lambda item: item[1], default=(None, 0))

@@ -353,7 +353,7 @@ def test_results_one_formula_per_output_are_written_once() -> None:
     formula over each output's own table: a loop over (df.x, df.y), not the
     formula twice. Where a third output differs (spherical z: no p, another
     sparsity), x and y still share the loop and z's formula is written out
-    after it. The values: the generated tests' jacfwd of jacfwd of jacfwd (run
+    after it; so also where the looped results lack an input (cylindrical x, y). The values: the generated tests' jacfwd of jacfwd of jacfwd (run
     in test_generated_tests_pass)."""
     source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["x", "y"]).module_source
     jvp_jvp = source[source.index("class PolJvpJvp(") : source.index("class _PolForCompile(")]
@@ -369,6 +369,12 @@ def test_results_one_formula_per_output_are_written_once() -> None:
     assert jvp_jvp.count(loop) == 2  # its forward and its jvp
     assert "x_t_u, y_t_u = results" in jvp_jvp and "x_t_u_v, y_t_u_v = results" in jvp_jvp
     assert "df.x." not in jvp_jvp and "df.y." not in jvp_jvp and "df.z.tt * " in jvp_jvp
+    # Cylindrical coordinates: x and y lack h, so each result is made a tensor of
+    # the full shape; that is part of the one formula, inside the loop.
+    source = adgen.render("r*cos(t), r*sin(t), h*r", name="cyl", outputs=["x", "y", "z"]).module_source
+    jvp_jvp = source[source.index("class CylJvpJvp(") : source.index("class _CylForCompile(")]
+    assert jvp_jvp.count(loop) == 2 and "df.x." not in jvp_jvp and "df.y." not in jvp_jvp
+    assert re.search(r"results\.append\(\s*_broadcast_new\(", jvp_jvp)
 
 
 def test_functions_of_several_outputs_share_one_setup_context() -> None:
