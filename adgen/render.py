@@ -570,7 +570,8 @@ class _ClassPrinter:
                 partials_order=kernel.partials_order,
             )
             printed = self.printed(generic, in_place)
-            # Made a new tensor where it lacks an input (polar's outputs, in a cylinder's h).
+            # A result lacking an input (cylindrical x and y have no h) is made a
+            # tensor of the full shape: part of the formula, inside the loop.
             result = self.new_tensor(printed.outputs[0], expr, kernel, spec.output_shape_of)
             generics.append(_PrintedKernel(printed.statements, (result,)))
         # The outputs that share the formula most outputs have.
