@@ -353,8 +353,9 @@ def test_results_one_formula_per_output_are_written_once() -> None:
     formula over each output's own table: a loop over (df.x, df.y), not the
     formula twice. Where a third output differs (spherical z: no p, another
     sparsity), x and y still share the loop and z's formula is written out
-    after it; so also where the looped results lack an input (cylindrical x, y). The values: the generated tests' jacfwd of jacfwd of jacfwd (run
-    in test_generated_tests_pass)."""
+    after it; so also where the looped results lack an input (cylindrical x,
+    y). The values: the generated tests' jacfwd of jacfwd of jacfwd (run in
+    test_generated_tests_pass)."""
     source = adgen.render("r*cos(t), r*sin(t)", name="pol", outputs=["x", "y"]).module_source
     jvp_jvp = source[source.index("class PolJvpJvp(") : source.index("class _PolForCompile(")]
     loop = "for f in (df.x, df.y):  # one formula, over each output's table"
@@ -365,7 +366,6 @@ def test_results_one_formula_per_output_are_written_once() -> None:
         "r*sin(t)*cos(p), r*sin(t)*sin(p), r*cos(t)", name="sph", outputs=["x", "y", "z"]
     ).module_source
     jvp_jvp = source[source.index("class SphJvpJvp(") : source.index("class _SphForCompile(")]
-    loop = "for f in (df.x, df.y):  # one formula, over each output's table"
     assert jvp_jvp.count(loop) == 2  # its forward and its jvp
     assert "x_t_u, y_t_u = results" in jvp_jvp and "x_t_u_v, y_t_u_v = results" in jvp_jvp
     assert "df.x." not in jvp_jvp and "df.y." not in jvp_jvp and "df.z.tt * " in jvp_jvp
